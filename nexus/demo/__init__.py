@@ -1,0 +1,1 @@
+"""Deterministic demo data: a realistic product event stream for demos, tests and benchmarks."""

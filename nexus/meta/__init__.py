@@ -1,0 +1,1 @@
+"""Metadata records (projects, keys; later dashboards, cohorts, ...), all on one table pattern."""

@@ -1,0 +1,95 @@
+"""API keys: random secrets shown once, stored as SHA-256 hashes, each scoped to one project.
+
+Scopes: `write` sends events only (safe to ship in a web page), `read` runs analyses and queries,
+`admin` does everything. Keys carry 240 random bits, so a fast hash suffices: there is nothing to
+brute-force that a slow hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timezone
+from typing import Literal, get_args
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.errors import InvalidRequest, NotFound
+from nexus.meta import records
+
+TABLE = "api_keys"
+Scope = Literal["write", "read", "admin"]
+SCOPES: tuple[str, ...] = get_args(Scope)
+_PREFIX = "nx_"
+_KEY_ID_LENGTH = len(_PREFIX) + 8
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    project_id: int
+    key_id: str
+    key_hash: str
+    scope: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: Scope) -> bool:
+        return self.active and (self.scope == scope or self.scope == "admin")
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create(client: Client, project_id: int, scope: str, name: str = "") -> tuple[ApiKey, str]:
+    """A new key for the project; returns the record and the secret, which is not stored anywhere."""
+    if scope not in SCOPES:
+        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    secret = _PREFIX + secrets.token_urlsafe(30)
+    key = ApiKey(
+        project_id=project_id,
+        key_id=secret[:_KEY_ID_LENGTH],
+        key_hash=hash_key(secret),
+        scope=scope,
+        name=name,
+        created_at=datetime.now(timezone.utc),
+        revoked_at=None,
+    )
+    records.save(client, TABLE, key)
+    return key, secret
+
+
+def list_keys(client: Client, project_id: int | None = None) -> list[ApiKey]:
+    if project_id is None:
+        return records.select(client, TABLE, ApiKey)
+    return records.select(client, TABLE, ApiKey, "project_id = {p:UInt32}", {"p": project_id})
+
+
+def revoke(client: Client, key_id: str) -> ApiKey:
+    """Mark the key revoked (the row stays, for the record); revoking twice is harmless."""
+    found = records.select(client, TABLE, ApiKey, "key_id = {k:String}", {"k": key_id})
+    if not found:
+        raise NotFound(f"no API key {key_id!r}: list them with `nexus key list`")
+    key = found[0]
+    if key.revoked_at is None:
+        key = msgspec.structs.replace(key, revoked_at=datetime.now(timezone.utc))
+        records.save(client, TABLE, key)
+    return key
+
+
+def authenticate(client: Client, secret: str) -> ApiKey | None:
+    """The active key whose secret this is, or None."""
+    if not secret.startswith(_PREFIX) or len(secret) <= _KEY_ID_LENGTH:
+        return None
+    found = records.select(client, TABLE, ApiKey, "key_id = {k:String}", {"k": secret[:_KEY_ID_LENGTH]})
+    digest = hash_key(secret)
+    for key in found:
+        if key.active and hmac.compare_digest(key.key_hash, digest):
+            return key
+    return None

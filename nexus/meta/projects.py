@@ -1,0 +1,60 @@
+"""Projects: the tenants. Every row of every other table belongs to one project."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.errors import InvalidRequest, NotFound
+from nexus.meta import records
+
+TABLE = "projects"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+
+
+class Project(msgspec.Struct, frozen=True):
+    project_id: int
+    name: str
+    timezone: str
+    created_at: datetime
+
+
+def create(client: Client, name: str, timezone_name: str = "UTC") -> Project:
+    """A new project with the next free number. Names are unique; the time zone must be an IANA name."""
+    if not _NAME.match(name):
+        raise InvalidRequest(
+            f"project name {name!r} must be 1-64 letters, digits, spaces, '_', '.' or '-', starting with a "
+            f"letter or digit"
+        )
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequest(f"unknown time zone {timezone_name!r}: use an IANA name such as Europe/Berlin") from None
+    existing = list_all(client)
+    if any(p.name == name for p in existing):
+        raise InvalidRequest(f"a project named {name!r} already exists")
+    # Project creation is a rare admin action; numbering by max+1 keeps ids small and readable.
+    project_id = max((p.project_id for p in existing), default=0) + 1
+    project = Project(project_id, name, timezone_name, datetime.now(timezone.utc))
+    records.save(client, TABLE, project)
+    return project
+
+
+def list_all(client: Client) -> list[Project]:
+    return records.select(client, TABLE, Project)
+
+
+def get(client: Client, reference: str | int) -> Project:
+    """The project with this number or name."""
+    text = str(reference).strip()
+    if text.isdigit():
+        found = records.select(client, TABLE, Project, "project_id = {id:UInt32}", {"id": int(text)})
+    else:
+        found = records.select(client, TABLE, Project, "name = {name:String}", {"name": text})
+    if not found:
+        raise NotFound(f"no project {text!r}: list them with `nexus project list`")
+    return found[0]
