@@ -55,11 +55,11 @@ def parse_url(url: str) -> StoreAddress:
         address = StoreAddress("chdb", database, path=str(Path(path).expanduser().resolve()))
     elif parts.scheme in ("http", "https"):
         if not parts.hostname:
-            raise InvalidConfig(f"NEXUS_CLICKHOUSE_URL {_redact(url)!r} names no host")
+            raise InvalidConfig(f"NEXUS_CLICKHOUSE_URL {redact_url(url)!r} names no host")
         try:
             port = parts.port or (8443 if parts.scheme == "https" else 8123)
         except ValueError:
-            raise InvalidConfig(f"NEXUS_CLICKHOUSE_URL {_redact(url)!r} has an invalid port") from None
+            raise InvalidConfig(f"NEXUS_CLICKHOUSE_URL {redact_url(url)!r} has an invalid port") from None
         address = StoreAddress(
             "http",
             parts.path.strip("/") or DEFAULT_DATABASE,
@@ -71,7 +71,7 @@ def parse_url(url: str) -> StoreAddress:
         )
     else:
         raise InvalidConfig(
-            f"NEXUS_CLICKHOUSE_URL must start with chdb:// or http(s)://, not {_redact(url)!r}"
+            f"NEXUS_CLICKHOUSE_URL must start with chdb:// or http(s)://, not {redact_url(url)!r}"
         )
     if not _DATABASE_NAME.match(address.database):
         raise InvalidConfig(f"database name {address.database!r} must match {_DATABASE_NAME.pattern}")
@@ -99,7 +99,7 @@ def connect(address: StoreAddress) -> Client:
 def describe_error(error: BaseException) -> str:
     """The first meaningful line of a driver error, without stack traces or version trailers."""
     text = str(error).strip()
-    text = text.split("Stack trace", 1)[0]
+    text = text.split("Stack trace", 1)[0].split(". Expected one of:", 1)[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     message = " ".join(lines)[:500] if lines else type(error).__name__
     if "No space left on device" in message or "NOT_ENOUGH_SPACE" in message:
@@ -144,5 +144,5 @@ def _os_reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

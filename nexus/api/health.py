@@ -1,0 +1,37 @@
+"""Liveness (the process answers) and readiness (ClickHouse and Redis answer too)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from nexus.store.client import describe_error
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}
+
+
+@get("/health/live", sync_to_thread=False)
+def live() -> Health:
+    return Health("ok")
+
+
+@get("/health/ready", sync_to_thread=True)
+def ready(state: State) -> Response[Health]:
+    runtime = state.runtime
+    checks = {}
+    try:
+        runtime.clickhouse.query("SELECT 1")
+        checks["clickhouse"] = "ok"
+    except Exception as e:  # any failure means not ready; the reason is reported, not raised
+        checks["clickhouse"] = describe_error(e)
+    try:
+        runtime.redis.client.ping()
+        checks["redis"] = "ok"
+    except Exception as e:
+        checks["redis"] = str(e) or type(e).__name__
+    ok = all(v == "ok" for v in checks.values())
+    return Response(Health("ok" if ok else "unavailable", checks), status_code=200 if ok else 503)

@@ -1,0 +1,1 @@
+"""File writers (CSV, NDJSON/JSON, Parquet, Arrow) that take results, not connections."""

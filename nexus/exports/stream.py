@@ -1,0 +1,59 @@
+"""Writes a stream of Arrow record batches to a binary sink as CSV, JSON, Parquet or Arrow IPC.
+
+Batches are written as they arrive, so a result of any size passes through in bounded memory.
+Extension types (ClickHouse JSON arrives as `arrow.json`) are written as their plain storage type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import BinaryIO, Literal
+
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
+
+StreamFormat = Literal["csv", "json", "parquet", "arrow"]
+
+
+def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat, sink: BinaryIO) -> int:
+    """Write every batch in `output_format`; returns the number of rows written."""
+    writer = None
+    rows = 0
+    first = True
+    for raw in batches:
+        batch = _plain(raw)
+        if writer is None:
+            writer = _open(output_format, batch.schema, sink)
+        if output_format == "json":
+            for row in batch.to_pylist():
+                sink.write(b"[" if first else b",\n")
+                sink.write(msgspec.json.encode(row))
+                first = False
+        else:
+            writer.write(batch)
+        rows += batch.num_rows
+    if output_format == "json":
+        sink.write(b"[]\n" if first else b"]\n")
+    elif writer is not None:
+        writer.close()
+    return rows
+
+
+def _open(output_format: StreamFormat, schema: pa.Schema, sink: BinaryIO):
+    if output_format == "csv":
+        return pa_csv.CSVWriter(sink, schema)
+    if output_format == "parquet":
+        return pq.ParquetWriter(sink, schema)
+    if output_format == "arrow":
+        return pa_ipc.new_stream(sink, schema)
+    return sink  # json writes rows itself
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(isinstance(f.type, pa.BaseExtensionType) for f in batch.schema):
+        return batch
+    columns = [c.storage if isinstance(c.type, pa.BaseExtensionType) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)

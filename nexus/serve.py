@@ -1,0 +1,66 @@
+"""Runs the Nexus HTTP service: open the runtime, optionally seed demo data, serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from nexus.api.app import create_app
+from nexus.demo.load import load as load_demo
+from nexus.errors import InvalidConfig
+from nexus.meta import keys, projects
+from nexus.runtime import open_runtime
+from nexus.settings import Settings
+
+DEMO_PROJECT = "demo"
+
+
+def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None] = print,
+          demo_progress: Callable[[int, int], None] | None = None) -> None:
+    """Serve the API on settings.host:port. With demo_events, an empty store first gets a demo project."""
+    listener = _listen(settings.host, settings.port)
+    with open_runtime(settings) as runtime:
+        if demo_events and not projects.list_all(runtime.clickhouse):
+            project = projects.create(runtime.clickhouse, DEMO_PROJECT)
+            say(f"Loading {demo_events:,} demo events into project {project.name!r} (id {project.project_id})")
+            load_demo(runtime.clickhouse, project.project_id, demo_events,
+                      progress=(lambda n: demo_progress(n, demo_events)) if demo_progress else lambda n: None)
+            for scope in ("write", "read"):
+                _, secret = keys.create(runtime.clickhouse, project.project_id, scope, name=f"demo {scope} key")
+                say(f"Demo {scope} key (shown once): {secret}")
+        host, port = listener.getsockname()[:2]
+        base = f"http://{host}:{port}"
+        say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
+        config = uvicorn.Config(create_app(runtime), log_level=settings.log_level, lifespan="on", access_log=False)
+        with _signals_stop_cleanly():
+            uvicorn.Server(config).run(sockets=[listener])
+    say("Nexus stopped")
+
+
+@contextmanager
+def _signals_stop_cleanly() -> Iterator[None]:
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the process before
+    Redis and ClickHouse are closed; once uvicorn has stopped, those signals have done their work."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as e:
+        listener.close()
+        raise InvalidConfig(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    listener.set_inheritable(True)
+    return listener
