@@ -6,6 +6,7 @@ kept for NEXUS_LOG_LEVEL=debug.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -49,6 +50,11 @@ def _settings() -> settings_module.Settings:
     global _DEBUG
     value = settings_module.load()
     _DEBUG = value.log_level == "debug"
+    logging.basicConfig(level=value.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if not _DEBUG:
+        # The driver logs each failure it raises; we report the raised error once, in one line.
+        for driver in ("clickhouse_connect", "urllib3"):
+            logging.getLogger(driver).setLevel(logging.CRITICAL)
     return value
 
 

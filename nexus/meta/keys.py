@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal, get_args
 
 import msgspec
@@ -58,7 +58,7 @@ def create(client: Client, project_id: int, scope: str, name: str = "") -> tuple
         key_hash=hash_key(secret),
         scope=scope,
         name=name,
-        created_at=datetime.now(timezone.utc),
+        created_at=records.now(),
         revoked_at=None,
     )
     records.save(client, TABLE, key)
@@ -78,7 +78,7 @@ def revoke(client: Client, key_id: str) -> ApiKey:
         raise NotFound(f"no API key {key_id!r}: list them with `nexus key list`")
     key = found[0]
     if key.revoked_at is None:
-        key = msgspec.structs.replace(key, revoked_at=datetime.now(timezone.utc))
+        key = msgspec.structs.replace(key, revoked_at=records.now())
         records.save(client, TABLE, key)
     return key
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -39,7 +39,7 @@ def create(client: Client, name: str, timezone_name: str = "UTC") -> Project:
         raise InvalidRequest(f"a project named {name!r} already exists")
     # Project creation is a rare admin action; numbering by max+1 keeps ids small and readable.
     project_id = max((p.project_id for p in existing), default=0) + 1
-    project = Project(project_id, name, timezone_name, datetime.now(timezone.utc))
+    project = Project(project_id, name, timezone_name, records.now())
     records.save(client, TABLE, project)
     return project
 

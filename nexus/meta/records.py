@@ -7,12 +7,19 @@ and FINAL applies that rule at read time, so readers never depend on merges havi
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import msgspec
 from clickhouse_connect.driver.client import Client
 
 R = TypeVar("R", bound=msgspec.Struct)
+
+
+def now() -> datetime:
+    """The current UTC time at the millisecond precision timestamps are stored with."""
+    moment = datetime.now(timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def next_version() -> int:

@@ -83,7 +83,7 @@ def connect(address: StoreAddress) -> Client:
     try:
         if address.engine == "chdb":
             _lock_data_dir(Path(address.path))
-            return clickhouse_connect.get_client(dsn=f"chdb://{address.path}")
+            return clickhouse_connect.get_client(dsn=f"chdb://{address.path}", tz_mode="aware")
         return clickhouse_connect.get_client(
             host=address.host,
             port=address.port,
@@ -91,6 +91,7 @@ def connect(address: StoreAddress) -> Client:
             password=address.password,
             secure=address.secure,
             connect_timeout=5,
+            tz_mode="aware",
         )
     except ClickHouseError as e:
         raise StorageUnavailable(f"cannot open {address.describe()}: {describe_error(e)}") from None
@@ -102,6 +103,8 @@ def describe_error(error: BaseException) -> str:
     text = text.split("Stack trace", 1)[0].split(". Expected one of:", 1)[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     message = " ".join(lines)[:500] if lines else type(error).__name__
+    if socket_error := re.search(r"\[Errno -?\d+\] ([^'\")(]+)", message):
+        return socket_error[1].strip()  # the driver wraps socket errors in pages of retry detail
     if "No space left on device" in message or "NOT_ENOUGH_SPACE" in message:
         return f"the disk is full ({message})"
     return message

@@ -1,0 +1,105 @@
+"""Migrations: fresh apply, re-apply is a no-op, changed or unknown history refused, failures not recorded."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nexus.errors import MigrationError
+from nexus.store import migrations
+from nexus.store.client import connect, parse_url
+from nexus.store.sql import sql_dir
+
+
+@pytest.fixture
+def scratch(engine_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """A fresh database and a private copy of sql/ that a test may edit."""
+    copy = tmp_path / "sql"
+    shutil.copytree(sql_dir(), copy)
+    monkeypatch.setattr(migrations, "sql_dir", lambda: copy)
+    address = parse_url(f"chdb://{engine_dir}?database=m_{request.node.name[:40]}")
+    client = connect(address)
+    client.command(f"DROP DATABASE IF EXISTS `{address.database}`")
+    migrations.use_database(client, address.database)
+    return client, copy / "migrations"
+
+
+def tables(client) -> set[str]:
+    return {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
+
+
+def test_fresh_database_gets_every_migration_in_order(scratch):
+    client, folder = scratch
+    applied = migrations.migrate(client)
+    assert [m.file_name for m in applied] == sorted(p.name for p in folder.glob("*.sql"))
+    assert {"events", "persons", "identities", "events_hourly", "events_daily", "sessions", "projects",
+            "api_keys", "schema_migrations"} <= tables(client)
+    recorded = migrations.applied(client)
+    assert [(r.version, r.checksum) for r in recorded] == [(m.version, m.checksum) for m in applied]
+
+
+def test_reapplying_is_a_no_op(scratch):
+    client, _ = scratch
+    migrations.migrate(client)
+    before = client.query("SELECT count() FROM schema_migrations").result_rows
+    assert migrations.migrate(client) == []
+    assert client.query("SELECT count() FROM schema_migrations").result_rows == before
+
+
+def test_a_changed_applied_migration_is_refused_before_anything_runs(scratch):
+    client, folder = scratch
+    migrations.migrate(client)
+    # Given an applied file edited afterwards, and a new migration waiting behind it
+    first = folder / "001_events.sql"
+    first.write_text(first.read_text() + "\n-- edited\n")
+    (folder / "005_extra.sql").write_text("CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n")
+    with pytest.raises(MigrationError, match="001_events.sql was changed after it was applied"):
+        migrations.migrate(client)
+    assert "extra" not in tables(client)
+
+
+def test_a_store_migrated_by_a_newer_nexus_is_refused(scratch):
+    client, folder = scratch
+    (folder / "005_extra.sql").write_text("CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n")
+    migrations.migrate(client)
+    (folder / "005_extra.sql").unlink()
+    with pytest.raises(MigrationError, match="newer version"):
+        migrations.migrate(client)
+
+
+def test_a_failing_migration_is_not_recorded_and_completes_once_fixed(scratch):
+    client, folder = scratch
+    migrations.migrate(client)
+    broken = folder / "005_extra.sql"
+    broken.write_text(
+        "CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n"
+        "CREATE TABLE IF NOT EXISTS extra2 (project_id UInt32) ENGINE = NoSuchEngine;\n"
+    )
+    with pytest.raises(MigrationError, match="005_extra.sql failed at statement 2"):
+        migrations.migrate(client)
+    assert 5 not in {r.version for r in migrations.applied(client)}
+    broken.write_text(broken.read_text().replace("NoSuchEngine", "MergeTree ORDER BY project_id"))
+    assert [m.version for m in migrations.migrate(client)] == [5]
+    assert {"extra", "extra2"} <= tables(client)
+
+
+def test_files_out_of_sequence_or_misnamed_are_refused(scratch):
+    client, folder = scratch
+    (folder / "007_gap.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match="out of sequence"):
+        migrations.migrate(client)
+    (folder / "007_gap.sql").rename(folder / "five.sql")
+    with pytest.raises(MigrationError, match="not named NNN_name.sql"):
+        migrations.migrate(client)
+
+
+def test_statements_split_on_line_ending_semicolons_only():
+    migration = migrations.Migration(1, "x", "-- a comment; not a split\nSELECT ';'\n;\nSELECT 2;\n-- trailing\n")
+    assert migration.statements() == ["-- a comment; not a split\nSELECT ';'", "SELECT 2"]
+
+
+def test_schema_sql_is_what_the_migrations_produce(client):
+    """sql/schema.sql is generated (nexus migrate --dump-schema sql/schema.sql); it must not drift."""
+    assert migrations.dump_schema(client) == (sql_dir() / "schema.sql").read_text()
