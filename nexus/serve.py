@@ -32,20 +32,26 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
             for scope in ("write", "read"):
                 _, secret = keys.create(runtime.clickhouse, project.project_id, scope, name=f"demo {scope} key")
                 say(f"Demo {scope} key (shown once): {secret}")
-        host, port = listener.getsockname()[:2]
-        base = f"http://{host}:{port}"
-        say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
-        config = uvicorn.Config(create_app(runtime), log_level=settings.log_level, lifespan="on", access_log=False)
-        with _signals_stop_cleanly():
-            uvicorn.Server(config).run(sockets=[listener])
+        server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level=settings.log_level,
+                                               lifespan="on", access_log=False))
+        with _stop_on_signals(server):
+            host, port = listener.getsockname()[:2]
+            base = f"http://{host}:{port}"
+            say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
+            server.run(sockets=[listener])
     say("Nexus stopped")
 
 
 @contextmanager
-def _signals_stop_cleanly() -> Iterator[None]:
-    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the process before
-    Redis and ClickHouse are closed; once uvicorn has stopped, those signals have done their work."""
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
+    """SIGTERM/SIGINT ask the server to stop gracefully, whenever they arrive: before uvicorn installs
+    its own handlers, while it runs, and after (uvicorn re-raises them once stopped, which would otherwise
+    kill the process before Redis and ClickHouse are closed)."""
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
@@ -62,5 +68,5 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as e:
         listener.close()
         raise InvalidConfig(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    listener.set_inheritable(True)
+    listener.listen(2048)  # connections queue from now on, even before uvicorn accepts them
     return listener

@@ -1,0 +1,87 @@
+"""Where an IP address is: country (ISO 3166-1 alpha-2), region and city, from GeoIP2Fast's bundled data.
+
+The data is the `geoip2fast-ipv6.dat.gz` file that ships inside the `geoip2fast` wheel: MaxMind
+GeoLite2-Country (IPv4 and IPv6) converted by GeoIP2Fast, so lookups need no network and no account.
+It knows countries only — GeoIP2Fast's city files are separate downloads, not in the wheel — so
+`region` and `city` are "" for now; the fields exist so the events schema need not change when a
+city database is configured. The data is as old as the installed wheel (1.2.2: GeoLite2 of
+2024-06-18); newer wheels bring newer data.
+
+Private, loopback, link-local, shared (CGNAT), documentation and other non-global addresses, invalid
+strings and addresses the data does not cover give `EMPTY`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any
+
+import msgspec
+
+from nexus.ingest.enrich.ip import parse as parse_ip
+
+# IPv4 and IPv6 in one file: ~0.1 s and ~50 MB of memory to load, once per process.
+_DATA_FILE = "geoip2fast-ipv6.dat.gz"
+
+
+class Geo(msgspec.Struct, frozen=True, gc=False):
+    # gc=False: only strings inside, so the cycle collector need never scan them.
+    country: str
+    region: str
+    city: str
+
+
+EMPTY = Geo(country="", region="", city="")
+_by_country: dict[str, Geo] = {}
+# "--": GeoIP2Fast's answer for reserved and unknown networks. "EU": GeoLite2 knows only the
+# continent of some networks, and "EU" is the European Union's reserved code, not a country.
+# Kosovo's XK is kept: not ISO-assigned, but the code everyone (CLDR, MaxMind, the EU) uses.
+_NOT_COUNTRIES = frozenset({"--", "EU"})
+
+_database: Any = None
+_database_lock = threading.Lock()
+
+
+def _load() -> Any:
+    """The process's one GeoIP2Fast database, loaded on first use."""
+    global _database
+    if _database is None:
+        with _database_lock:
+            if _database is None:
+                _database = _open()
+    return _database
+
+
+def _open() -> Any:
+    # Importing geoip2fast sets PYTHONWARNINGS and PYTHONIOENCODING in os.environ, which every
+    # subprocess we start later would inherit; put them back as they were.
+    saved = {name: os.environ.get(name) for name in ("PYTHONWARNINGS", "PYTHONIOENCODING")}
+    from geoip2fast import geoip2fast as library
+
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    # Loading calls get_mem_usage() twice, which forks `ps` only to print a figure we never show;
+    # forking from a threaded server is a cost and a hazard we do not need.
+    library.get_mem_usage = lambda: 0.0
+    # GeoIP2Fast keeps its tables in module globals, so a second instance with another file would
+    # silently replace this one's data: there is exactly one per process, here.
+    return library.GeoIP2Fast(geoip2fast_data_file=_DATA_FILE)
+
+
+@functools.lru_cache(maxsize=65536)
+def lookup(ip: str) -> Geo:
+    """The location of `ip` (IPv4 or IPv6), or `EMPTY` when it is not a public, known address."""
+    address = parse_ip(ip)
+    if address is None or not address.is_global:
+        return EMPTY
+    result = _load().lookup(str(address))
+    country = result.country_code
+    if len(country) != 2 or country in _NOT_COUNTRIES or result.is_private:
+        return EMPTY
+    # One Geo per country rather than one per cached IP: ~250 objects instead of 65,536.
+    return _by_country.setdefault(country, Geo(country=country, region="", city=""))

@@ -1,0 +1,101 @@
+"""The `nexus` command as a person uses it: projects, keys, demo data and SQL in every format."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import run_nexus
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("cli")
+    assert run_nexus("project", "create", "shop", data_dir=directory).returncode == 0
+    loaded = run_nexus("demo", "--events", "3000", "--project", "shop", "--seed", "5", data_dir=directory)
+    assert loaded.returncode == 0 and "stored 3,000 demo events in project 'shop' (id 1)" in loaded.stdout
+    return directory
+
+
+def test_version(tmp_path: Path):
+    result = run_nexus("version", data_dir=tmp_path)
+    assert result.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\S+\n", result.stdout)
+
+
+def test_key_create_prints_the_key_alone_on_stdout_and_lists_only_its_id(data_dir: Path):
+    created = run_nexus("key", "create", "--project", "shop", "--scope", "write", "--name", "site", data_dir=data_dir)
+    assert created.returncode == 0
+    assert re.fullmatch(r"nx_[A-Za-z0-9_-]{40}\n", created.stdout), created.stdout
+    secret = created.stdout.strip()
+    listed = run_nexus("key", "list", "--project", "shop", data_dir=data_dir)
+    assert secret[:11] in listed.stdout and secret not in listed.stdout and "write" in listed.stdout
+    revoked = run_nexus("key", "revoke", secret[:11], data_dir=data_dir)
+    assert revoked.returncode == 0 and f"revoked key {secret[:11]}" in revoked.stdout
+    row = next(line for line in run_nexus("key", "list", data_dir=data_dir).stdout.splitlines() if secret[:11] in line)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\S*\s*$", row), row  # revoked_at is filled
+
+
+def test_sql_prints_a_readable_table(data_dir: Path):
+    result = run_nexus("sql", "SELECT event, count() AS n FROM events GROUP BY event ORDER BY event", data_dir=data_dir)
+    assert result.returncode == 0
+    assert re.search(r"page_view\s+│\s+\d+", result.stdout)
+    assert "(10 rows)" in result.stderr
+
+
+@pytest.mark.parametrize("output_format", ["csv", "json", "parquet", "arrow"])
+def test_sql_writes_every_format_readably(data_dir: Path, tmp_path: Path, output_format: str):
+    target = tmp_path / f"out.{output_format}"
+    query = "SELECT message_id, ts, event, properties FROM events ORDER BY message_id"
+    result = run_nexus("sql", query, "--format", output_format, "--output", str(target), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    if output_format == "csv":
+        frame = pd.read_csv(target)
+    elif output_format == "json":
+        frame = pd.DataFrame(json.loads(target.read_text()))
+    elif output_format == "parquet":
+        frame = pq.read_table(target).to_pandas()
+    else:
+        frame = ipc.open_stream(io.BytesIO(target.read_bytes())).read_all().to_pandas()
+    assert len(frame) == 3000 and list(frame.columns) == ["message_id", "ts", "event", "properties"]
+    assert frame["message_id"].is_unique
+
+
+def test_csv_goes_to_stdout_without_output(data_dir: Path):
+    result = run_nexus("sql", "SELECT 1 AS one, 'a,b' AS two", "--format", "csv", data_dir=data_dir)
+    assert result.stdout == '"one","two"\n1,"a,b"\n'
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("key", "create", "--project", "nope", "--scope", "read"), "no project 'nope'"),
+        (("project", "create", "shop"), "a project named 'shop' already exists"),
+        (("key", "revoke", "nx_unknown"), "no API key 'nx_unknown'"),
+        (("sql", "SELEC 1"), "Syntax error"),
+        (("sql", "SELECT * FROM no_such_table"), "Unknown table"),
+        (("demo", "--events", "10", "--project", "shop"), "already has 3000 events"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(data_dir: Path, args: tuple[str, ...], message: str):
+    result = run_nexus(*args, data_dir=data_dir)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("args", [("key", "create", "--project", "shop", "--scope", "root"), ("demo", "--events", "0")])
+def test_bad_options_are_usage_errors_not_tracebacks(data_dir: Path, args: tuple[str, ...]):
+    result = run_nexus(*args, data_dir=data_dir)
+    assert result.returncode == 2 and "Invalid value" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_settings_are_one_line(tmp_path: Path):
+    result = run_nexus("migrate", data_dir=tmp_path, env={"NEXUS_PORT": "http"})
+    assert result.returncode == 1 and result.stderr.strip() == "error: NEXUS_PORT must be a port number 1-65535, not 'http'"

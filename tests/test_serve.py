@@ -1,0 +1,109 @@
+"""`nexus serve` end to end: demo data on an empty store, health over HTTP, clean stop, data kept."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import run_nexus
+
+
+class Server:
+    def __init__(self, data_dir: Path, *args: str):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+        env.update(NEXUS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen([sys.executable, "-m", "nexus", "serve", "--port", "0", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"server exited: {self.process.wait()} {self.process.stderr.read()}")
+            self.lines.append(line)
+            if match := re.match(r"Nexus is serving (http://\S+)", line):
+                self.url = match[1]
+                return
+        raise AssertionError("server did not start in time")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.process.send_signal(sig)
+        out, _ = self.process.communicate(timeout=60)
+        return self.process.returncode, out
+
+
+def redis_servers_under(data_dir: Path) -> list[str]:
+    """Pids of live redis-server processes whose command line names this data dir."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
+            state = (cmdline.parent / "stat").read_text().split(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        if "redis-server" in text and str(data_dir) in text and state != "Z":
+            found.append(cmdline.parent.name)
+    return found
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def test_serve_loads_demo_answers_health_and_stops_cleanly(data_dir: Path):
+    server = Server(data_dir, "--demo", "2000")
+    try:
+        assert any("Loading 2,000 demo events into project 'demo'" in line for line in server.lines)
+        assert sum("key (shown once): nx_" in line for line in server.lines) == 2
+        assert httpx.get(f"{server.url}/health/live").json() == {"status": "ok", "checks": {}}
+        ready = httpx.get(f"{server.url}/health/ready")
+        assert ready.status_code == 200 and ready.json() == {"status": "ok", "checks": {"clickhouse": "ok", "redis": "ok"}}
+        missing = httpx.get(f"{server.url}/nope")
+        assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+        # While it runs, the embedded store belongs to it
+        held = run_nexus("sql", "SELECT 1", data_dir=data_dir)
+        assert held.returncode == 1 and f"in use by process {server.process.pid}" in held.stderr
+        assert len(redis_servers_under(data_dir)) == 1
+    finally:
+        code, out = server.stop()
+    assert code == 0 and "Nexus stopped" in out
+    assert redis_servers_under(data_dir) == []
+    # The data survives the restart, and a second start loads no more demo data
+    again = Server(data_dir, "--demo", "2000")
+    assert not any("Loading" in line for line in again.lines)
+    assert again.stop()[0] == 0
+    counted = run_nexus("sql", "SELECT count() FROM events", "--format", "csv", data_dir=data_dir)
+    assert counted.stdout.splitlines()[1] == "2000"
+
+
+def test_a_killed_server_takes_its_redis_with_it_and_the_store_reopens(data_dir: Path):
+    server = Server(data_dir)
+    assert redis_servers_under(data_dir)
+    server.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while redis_servers_under(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert redis_servers_under(data_dir) == []
+    restarted = Server(data_dir)
+    assert httpx.get(f"{restarted.url}/health/ready").status_code == 200
+    assert restarted.stop()[0] == 0
+
+
+def test_a_taken_port_is_one_line(data_dir: Path):
+    server = Server(data_dir)
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        result = run_nexus("serve", "--port", port, data_dir=data_dir.parent / "other")
+        assert result.returncode == 1
+        assert re.fullmatch(rf"error: cannot listen on 127.0.0.1:{port}: .*\n", result.stderr), result.stderr
+    finally:
+        server.stop()
