@@ -15,9 +15,11 @@ from typing import Any
 
 import click
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus import __version__, settings as settings_module
 from nexus.errors import NexusError
+from nexus.store.client import describe_error
 
 _DEBUG = False
 
@@ -36,6 +38,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except NexusError as e:
             _fail(str(e))
+        except ClickHouseError as e:
+            _fail(f"ClickHouse: {describe_error(e)}")
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as e:

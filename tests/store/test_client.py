@@ -94,3 +94,18 @@ def test_a_held_data_dir_names_its_holder(tmp_path: Path):
         time.sleep(0.2)
         result = run_nexus("sql", "SELECT 41 + 1", data_dir=tmp_path)
     assert "42" in result.stdout
+
+
+def test_a_full_disk_is_one_line(tmp_path: Path):
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(tiny)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        assert run_nexus("migrate", data_dir=tiny).returncode == 0
+        line = one_line_error(run_nexus("demo", "--events", "100000", data_dir=tiny))
+        assert "the disk is full" in line
+        # The store still opens and answers afterwards
+        assert run_nexus("sql", "SELECT count() FROM projects", "--format", "csv", data_dir=tiny).returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)])

@@ -6,7 +6,7 @@ Modes, per project:
 - `hash`: a keyed BLAKE2b digest (16 bytes, hex) of the address bytes, so equal addresses still match
   within one salt but cannot be read back; rotate the salt to unlink periods. Salts longer than
   BLAKE2b's 64-byte key limit are first hashed down to 64 bytes.
-- `full`: the address itself, in canonical text (lower-case, compressed IPv6).
+- `full`: the address itself, in canonical text (lower-case, compressed IPv6, mapped IPv4 unwrapped).
 - `none`: nothing is stored.
 
 An IPv4 address that reached us as IPv4-mapped IPv6 (`::ffff:203.0.113.77`, what dual-stack sockets
@@ -24,6 +24,10 @@ from typing import Literal
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Mode = Literal["truncate", "hash", "full", "none"]
 
+_MODES = frozenset({"truncate", "hash", "full", "none"})
+# The longest address text, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", is 45 characters; the
+# margin admits a zone ("%eth0"). Anything longer is not an address, and must not fill a cache.
+MAX_LENGTH = 64
 _V4_KEEP = 0xFFFF_FF00  # /24
 _V6_KEEP = ((1 << 48) - 1) << 80  # /48
 _BLAKE2B_MAX_KEY = 64
@@ -44,20 +48,29 @@ def parse(ip: str) -> Address | None:
     return address
 
 
+def anonymize(ip: str, mode: Mode, salt: bytes = b"") -> str:
+    """`ip` as the project's IP mode stores it; "" for an invalid IP or mode `none`."""
+    if mode not in _MODES:
+        raise ValueError(f"IP mode must be truncate, hash, full or none, not {mode!r}")
+    if mode == "none" or len(ip) > MAX_LENGTH:
+        return ""
+    return _anonymize(ip, mode, salt)
+
+
+def cache_clear() -> None:
+    """Forget every anonymised address (for benchmarks and tests of the cold path)."""
+    _anonymize.cache_clear()
+
+
 # Cached because a busy client sends many events from one address, and parsing plus hashing costs
 # several microseconds — more than the rest of the event's enrichment.
 @functools.lru_cache(maxsize=65536)
-def anonymize(ip: str, mode: Mode, salt: bytes = b"") -> str:
-    """`ip` as the project's IP mode stores it; "" for an invalid IP or mode `none`."""
-    if mode == "none":
-        return ""
-    if mode not in ("truncate", "hash", "full"):
-        raise ValueError(f"IP mode must be truncate, hash, full or none, not {mode!r}")
+def _anonymize(ip: str, mode: Mode, salt: bytes) -> str:
     address = parse(ip)
     if address is None:
         return ""
     if mode == "full":
-        return str(ipaddress.ip_address(ip.strip()))
+        return str(address)
     if mode == "hash":
         key = salt if len(salt) <= _BLAKE2B_MAX_KEY else hashlib.blake2b(salt).digest()
         return hashlib.blake2b(address.packed, key=key, digest_size=16).hexdigest()
