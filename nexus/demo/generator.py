@@ -34,12 +34,12 @@ PLANS = [("free", 0.6), ("pro", 0.3), ("team", 0.1)]
 PRICES = {"free": 19.0, "pro": 49.0, "team": 199.0}
 COUNTRIES = [("US", 30), ("GB", 10), ("DE", 10), ("FR", 7), ("IN", 12), ("BR", 8), ("CA", 6), ("JP", 5),
              ("ES", 5), ("NL", 4), ("AU", 3)]
-# (browser, os, device_type, weight): one per visitor.
+# (browser, os, device_type, weight): one per visitor, named as ingest's user-agent parsing names them.
 PLATFORMS = [("Chrome", "Windows", "desktop", 30), ("Chrome", "Mac OS X", "desktop", 12),
              ("Safari", "Mac OS X", "desktop", 8), ("Firefox", "Windows", "desktop", 5),
              ("Firefox", "Linux", "desktop", 3), ("Edge", "Windows", "desktop", 7),
-             ("Mobile Safari", "iOS", "mobile", 17), ("Chrome Mobile", "Android", "mobile", 14),
-             ("Mobile Safari", "iOS", "tablet", 4)]
+             ("Safari", "iOS", "mobile", 17), ("Chrome", "Android", "mobile", 14),
+             ("Safari", "iOS", "tablet", 4), ("Samsung Internet", "Android", "mobile", 3)]
 # (utm_source, utm_medium, referrer domain, referrer class, weight); "" = direct.
 CHANNELS = [("google", "cpc", "www.google.com", "search", 25), ("", "", "www.google.com", "search", 15),
             ("facebook", "social", "www.facebook.com", "social", 12), ("twitter", "social", "t.co", "social", 6),

@@ -1,4 +1,4 @@
-"""Ingest enrichment: geo from IP, device from user agent, campaign and referrer class from URLs, IP anonymisation.
+"""Ingest enrichment: geo from IP, device from user agent, campaign and referrer from URLs, IP anonymisation.
 
 Countries come from the GeoLite2 data bundled in the installed geoip2fast wheel; the addresses below
 sit in large, long-held allocations (Google DNS, Deutsche Telekom's 91.0.0.0/10, the University of
@@ -184,7 +184,7 @@ def test_bots(agent: str, device: Device) -> None:
 @pytest.mark.parametrize("agent", ["", "   "])
 def test_empty_user_agent_is_empty_device(agent: str) -> None:
     assert useragent.parse(agent) == useragent.EMPTY
-    assert useragent.EMPTY == Device("", "", "", "", "", False)
+    assert Device("", "", "", "", "", False) == useragent.EMPTY
 
 
 def test_parsed_agents_are_cached_and_long_ones_capped() -> None:
@@ -319,7 +319,9 @@ def test_invalid_addresses_are_not_stored(address: str, mode: ip.Mode) -> None:
 
 def test_hash_is_keyed_blake2b_of_the_address_bytes() -> None:
     v4 = hashlib.blake2b(bytes([203, 0, 113, 77]), key=b"salt", digest_size=16).hexdigest()
-    v6 = hashlib.blake2b(bytes.fromhex("20010db8" + "00" * 11 + "01"), key=b"salt", digest_size=16).hexdigest()
+    v6 = hashlib.blake2b(
+        bytes.fromhex("20010db8" + "00" * 11 + "01"), key=b"salt", digest_size=16
+    ).hexdigest()
     assert ip.anonymize("203.0.113.77", "hash", b"salt") == v4
     assert ip.anonymize("::ffff:203.0.113.77", "hash", b"salt") == v4
     assert ip.anonymize("2001:db8::1", "hash", b"salt") == v6

@@ -5,7 +5,11 @@ GeoLite2-Country (IPv4 and IPv6) converted by GeoIP2Fast, so lookups need no net
 It knows countries only — GeoIP2Fast's city files are separate downloads, not in the wheel — so
 `region` and `city` are "" for now; the fields exist so the events schema need not change when a
 city database is configured. The data is as old as the installed wheel (1.2.2: GeoLite2 of
-2024-06-18); newer wheels bring newer data.
+2024-06-18); only a newer wheel brings newer data.
+
+The code is MIT, but the data is MaxMind's, under the GeoLite2 EULA (which builds on CC BY-SA 4.0):
+it asks for attribution ("This product includes GeoLite2 data created by MaxMind, available from
+https://www.maxmind.com"), for data kept up to date, and forbids locating specific people with it.
 
 Private, loopback, link-local, shared (CGNAT), documentation and other non-global addresses, invalid
 strings and addresses the data does not cover give `EMPTY`.
