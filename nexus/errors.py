@@ -17,6 +17,22 @@ class NotFound(NexusError):
     """A named thing (project, key, migration) does not exist."""
 
 
+class Unauthorized(NexusError):
+    """No API key, or one that does not exist or was revoked."""
+
+
+class TooLarge(InvalidRequest):
+    """A body or an event is over its size limit."""
+
+
+class RateLimited(NexusError):
+    """The caller sent more requests than its limit allows; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Forbidden(NexusError):
     """The caller's key does not allow this."""
 

@@ -1,14 +1,20 @@
-"""The clients one Nexus process holds: ClickHouse and Redis, opened at start and closed at stop."""
+"""The clients and services one Nexus process holds, opened at start and closed at stop: ClickHouse,
+Redis, and the ingest writer (which gets a ClickHouse client of its own, so inserts never wait behind
+queries on a shared connection)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus import redis_server
+from nexus.ingest.dedup import Dedup
+from nexus.ingest.service import Ingestor
+from nexus.ingest.writer import GroupCommitWriter
 from nexus.settings import Settings
 from nexus.store.database import open_database
 
@@ -17,20 +23,31 @@ class Runtime(msgspec.Struct):
     settings: Settings
     clickhouse: Client
     redis: redis_server.RedisHandle
+    ingestor: Ingestor
 
 
 @contextmanager
 def open_runtime(settings: Settings) -> Iterator[Runtime]:
-    """Open ClickHouse (migrated) and Redis (embedded unless NEXUS_REDIS_URL is set); close both after."""
-    clickhouse = open_database(settings.clickhouse_url)
-    try:
+    """Open ClickHouse (migrated), Redis (embedded unless NEXUS_REDIS_URL is set) and the writer;
+    on exit, drain the writer, then close everything in reverse order."""
+    with ExitStack() as stack:
+        clickhouse = open_database(settings.clickhouse_url)
+        stack.callback(clickhouse.close)
+        writer_client = open_database(settings.clickhouse_url, migrate=False)
+        stack.callback(writer_client.close)
         if settings.redis_url:
             redis = redis_server.connect(settings.redis_url)
         else:
             redis = redis_server.start_embedded(settings.data_dir)
-        try:
-            yield Runtime(settings, clickhouse, redis)
-        finally:
-            redis.close()
-    finally:
-        clickhouse.close()
+        stack.callback(redis.close)
+        writer = GroupCommitWriter(writer_client, Dedup(redis.client, settings.dedup_hours),
+                                   max_rows=settings.writer_max_rows, max_delay_ms=settings.writer_max_delay_ms)
+        writer.start()
+        stack.callback(writer.stop)
+        yield Runtime(settings, clickhouse, redis, Ingestor(writer, redis.client, settings, _ip_salt(redis)))
+
+
+def _ip_salt(redis: redis_server.RedisHandle) -> bytes:
+    """One secret per installation for NEXUS_IP_MODE=hash, shared by every process through Redis."""
+    redis.client.set("nexus:ip_salt", secrets.token_hex(16), nx=True)
+    return redis.client.get("nexus:ip_salt")

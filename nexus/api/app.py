@@ -8,16 +8,27 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
 from nexus import __version__
-from nexus.api import health
-from nexus.errors import Forbidden, InvalidRequest, NexusError, NotFound, StorageUnavailable
+from nexus.api import health, ingest
+from nexus.api.context import ApiContext
+from nexus.errors import (Forbidden, InvalidRequest, NexusError, NotFound, QueryFailed, RateLimited,
+                          StorageUnavailable, TooLarge, Unauthorized)
 from nexus.runtime import Runtime
 
-_STATUS = {InvalidRequest: 400, Forbidden: 403, NotFound: 404, StorageUnavailable: 503}
+# First match wins: subclasses before their parents.
+_STATUS = {TooLarge: 413, InvalidRequest: 400, QueryFailed: 400, Unauthorized: 401, Forbidden: 403,
+           NotFound: 404, RateLimited: 429, StorageUnavailable: 503}
 
 
 def _nexus_error(_: Request, error: NexusError) -> Response:
     status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
-    return Response({"error": str(error)}, status_code=status)
+    headers = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Basic realm="nexus"'
+    elif isinstance(error, StorageUnavailable):
+        headers["Retry-After"] = "5"
+    return Response({"error": str(error)}, status_code=status, headers=headers)
 
 
 def _http_error(_: Request, error: HTTPException) -> Response:
@@ -31,10 +42,13 @@ def _unexpected_error(_: Request, error: Exception) -> Response:
 
 def create_app(runtime: Runtime) -> Litestar:
     app = Litestar(
-        route_handlers=[health.live, health.ready],
+        route_handlers=[health.live, health.ready, *ingest.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
+        # Each route reads its body within its own limit (see api.body); this is only the outer bound.
+        request_max_body_size=max(runtime.settings.max_import_bytes, runtime.settings.max_request_bytes),
     )
     app.state.runtime = runtime
+    app.state.api = ApiContext(runtime)
     app.state.version = __version__
     return app

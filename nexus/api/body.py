@@ -1,0 +1,41 @@
+"""Reading request bodies within limits: the size as sent and, for gzip, the size once decoded."""
+
+from __future__ import annotations
+
+import zlib
+
+from litestar import Request
+
+from nexus.errors import InvalidRequest, TooLarge
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, gunzipped when Content-Encoding says gzip; TooLarge past `limit` bytes either way."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body is {declared} bytes, over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return gunzip(body, limit)
+    if encoding not in ("", "identity"):
+        raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported: send gzip or nothing")
+    return body
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Decode gzip without ever holding more than `limit` decoded bytes (a zip bomb stops here)."""
+    decoder = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        decoded = decoder.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise InvalidRequest(f"the body is not valid gzip: {e}") from None
+    if len(decoded) > limit or decoder.unconsumed_tail:
+        raise TooLarge(f"the decoded request body is over the limit of {limit} bytes")
+    return decoded

@@ -1,0 +1,136 @@
+"""Segment-compatible tracking endpoints: /v1/batch and the single calls, receipts and ingest metrics.
+
+Handlers read the body within its limit, then do the rest off the event loop: decode, authenticate,
+rate-limit, and hand the messages to the ingest service, which answers once they are stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from nexus.api.body import read_body
+from nexus.api.context import ApiContext
+from nexus.errors import InvalidRequest, TooLarge
+from nexus.ingest import metrics
+from nexus.ingest.dedup import stored_message_ids
+from nexus.ingest.pipeline import Source
+from nexus.ingest.service import IngestResult
+from nexus.ingest.wire import BatchEnvelope, Message, Rejection, decode_message, rejection_from
+
+MAX_RECEIPTS = 10_000
+
+
+class Receipts(msgspec.Struct, rename="camel"):
+    message_ids: list[str]
+
+
+class ReceiptsAnswer(msgspec.Struct):
+    stored: list[str]
+    missing: list[str]
+
+
+@post("/v1/batch")
+async def batch(request: Request, state: State) -> Response:
+    api: ApiContext = state.api
+    body = await read_body(request, api.settings.max_request_bytes)
+    return await anyio.to_thread.run_sync(_batch, api, request, body)
+
+
+def _batch(api: ApiContext, request: Request, body: bytes) -> Response:
+    envelope = _decode(body, BatchEnvelope)
+    key = api.authorize(request, "write", envelope.write_key)
+    if not envelope.batch:
+        raise InvalidRequest("the batch is empty")
+    limit = api.settings.max_event_bytes
+    messages: list[Message | Rejection] = [
+        Rejection(i, "", f"event is {len(raw)} bytes, over the limit of {limit}") if len(raw) > limit
+        else decode_message(raw, i)
+        for i, raw in enumerate(envelope.batch)
+    ]
+    source = Source(key.project_id, _now(), _client_ip(request), envelope.sent_at, envelope.context)
+    return ingest_response(api.ingestor.ingest(messages, source), len(messages))
+
+
+def _single(call: str):
+    @post(f"/v1/{call}", name=f"segment_{call}")
+    async def handler(request: Request, state: State) -> Response:
+        api: ApiContext = state.api
+        body = await read_body(request, api.settings.max_request_bytes)
+        if len(body) > api.settings.max_event_bytes:
+            raise TooLarge(f"the event is {len(body)} bytes, over the limit of {api.settings.max_event_bytes}")
+        return await anyio.to_thread.run_sync(_one, api, request, body, call)
+
+    return handler
+
+
+def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Response:
+    fields = _decode(body, dict[str, Any])
+    key = api.authorize(request, "write", fields.get("writeKey") if isinstance(fields.get("writeKey"), str) else None)
+    fields["type"] = call
+    message = decode_message(msgspec.json.encode(fields), 0)
+    source = Source(key.project_id, _now(), _client_ip(request))
+    return ingest_response(api.ingestor.ingest([message], source), 1)
+
+
+track, identify, page, screen, group, alias = (_single(c) for c in ("track", "identify", "page", "screen", "group", "alias"))
+
+
+@post("/v1/receipts")
+async def receipts(request: Request, state: State) -> ReceiptsAnswer:
+    api: ApiContext = state.api
+    body = await read_body(request, api.settings.max_request_bytes)
+    return await anyio.to_thread.run_sync(_receipts, api, request, body)
+
+
+def _receipts(api: ApiContext, request: Request, body: bytes) -> ReceiptsAnswer:
+    key = api.authorize(request, "write")
+    asked = _decode(body, Receipts).message_ids
+    if len(asked) > MAX_RECEIPTS:
+        raise InvalidRequest(f"ask about at most {MAX_RECEIPTS} messageIds at once, not {len(asked)}")
+    stored = stored_message_ids(api.runtime.clickhouse, key.project_id, sorted(set(asked)))
+    return ReceiptsAnswer(stored=[m for m in asked if m in stored], missing=[m for m in asked if m not in stored])
+
+
+@get("/v1/ingest/metrics", sync_to_thread=True)
+def ingest_metrics(request: Request, state: State) -> metrics.IngestMetrics:
+    api: ApiContext = state.api
+    key = api.authorize(request, "read")
+    return metrics.read(api.runtime.redis.client, key.project_id)
+
+
+def ingest_response(result: IngestResult, sent: int) -> Response:
+    """200 {"success": true} when every event is stored (or was already); else 400 with each rejection."""
+    if not result.rejections:
+        return Response({"success": True, "stored": result.stored, "duplicates": result.duplicates}, status_code=200)
+    return Response(
+        {"success": False, "stored": result.stored, "duplicates": result.duplicates,
+         "rejected": len(result.rejections), "errors": [msgspec.to_builtins(r) for r in result.rejections]},
+        status_code=400,
+    )
+
+
+def _decode(body: bytes, kind: Any) -> Any:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as e:
+        rejection = rejection_from(0, e)
+        raise InvalidRequest(f"{rejection.field or 'body'}: {rejection.reason}") from None
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"malformed JSON: {e}") from None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics]

@@ -1,0 +1,349 @@
+"""Reads bulk import files (NDJSON, gzipped NDJSON, Parquet, Arrow IPC) into chunks of Segment messages.
+
+Files are read as streams, so memory is bounded by the chunk size (NDJSON), the Parquet row group, or
+the Arrow record batch slice — never by the file. Each item of a chunk is a `Message` or a `Rejection`
+whose index is the item's 0-based line (NDJSON, blank lines counted) or row (Parquet, Arrow) in the
+file, so a caller can report "line 1234: field: reason" and store every other event.
+
+Columnar files hold one message per row, columns named as Segment's fields (`userId`) or in snake case
+(`user_id`); `properties`, `traits`, `context` and `integrations` may be struct, map or JSON-text
+columns. A file without a `type` column, or a row whose type is null, is a `track` call. Naive
+timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import pyarrow as pa
+import pyarrow.ipc
+import pyarrow.parquet as pq
+
+from nexus.errors import InvalidRequest
+from nexus.ingest.wire import Message, Rejection, decode_message, rejection_from
+
+Format = Literal["ndjson", "arrow", "parquet"]
+FORMATS: tuple[Format, ...] = ("ndjson", "arrow", "parquet")
+
+Item = Message | Rejection
+
+_SNIFF_BYTES = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_ARROW_FILE_MAGIC = b"ARROW1"
+_ARROW_CONTINUATION = b"\xff\xff\xff\xff"
+_PARQUET_MAGIC = b"PAR1"
+_BOM = b"\xef\xbb\xbf"
+
+_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Message))
+_TIME_FIELDS = frozenset({"timestamp", "originalTimestamp", "sentAt"})
+_ID_FIELDS = frozenset({"userId", "anonymousId", "groupId", "previousId", "messageId"})
+_OBJECT_FIELDS = frozenset({"properties", "traits", "context", "integrations"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = pa.timestamp("us")
+
+
+def detect_format(path: Path) -> Format:
+    """The file's format, from its first bytes; gzip-compressed NDJSON is "ndjson"."""
+    head = _head(path)
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_ARROW_FILE_MAGIC):
+        return "arrow"
+    # An IPC stream opens with the continuation marker and the (non-empty) schema message's length.
+    if head.startswith(_ARROW_CONTINUATION) and int.from_bytes(head[4:8], "little", signed=True) > 0:
+        return "arrow"
+    if head.startswith(_GZIP_MAGIC):
+        if _plausible_ndjson(_gunzipped_head(path)):
+            return "ndjson"
+        raise InvalidRequest("the file is gzip-compressed, but what it holds is not NDJSON "
+                             "(one JSON object per line); only NDJSON may be gzip-compressed")
+    if _plausible_ndjson(head):
+        return "ndjson"
+    raise InvalidRequest(_unknown_format(head))
+
+
+def read_messages(
+    path: Path, fmt: str | None = None, chunk_size: int = 10_000, max_event_bytes: int = 32 * 1024,
+) -> Iterator[list[Message | Rejection]]:
+    """Chunks of at most `chunk_size` messages or rejections, in file order; only the last is shorter.
+
+    The format is detected (and an unreadable file refused) now, before the first chunk is asked for;
+    a file found corrupt later raises `InvalidRequest` after the chunks read so far.
+    `max_event_bytes` bounds one NDJSON line, which is never read whole when longer.
+    """
+    if chunk_size < 1:
+        raise InvalidRequest(f"chunk size must be at least 1, not {chunk_size}")
+    if fmt is None:
+        fmt = detect_format(path)
+    if fmt == "ndjson":
+        return _ndjson_chunks(path, chunk_size, max_event_bytes)
+    if fmt == "parquet":
+        return _rechunk(_parquet_pieces(path, chunk_size), chunk_size)
+    if fmt == "arrow":
+        return _rechunk(_arrow_pieces(path, chunk_size), chunk_size)
+    raise InvalidRequest(f"unknown import format {fmt!r}: expected one of {', '.join(FORMATS)}")
+
+
+# --- format detection ---------------------------------------------------------------------------------
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except OSError as e:
+        raise InvalidRequest(f"cannot read the import file: {e.strerror or e}") from None
+
+
+def _gunzipped_head(path: Path) -> bytes:
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InvalidRequest(f"the file looks gzip-compressed but cannot be decompressed: {e}") from None
+
+
+def _plausible_ndjson(head: bytes) -> bool:
+    """NDJSON of messages opens with an object; an empty or all-blank file is NDJSON with no lines."""
+    text = head.removeprefix(_BOM).lstrip()
+    return not text or text.startswith(b"{")
+
+
+def _unknown_format(head: bytes) -> str:
+    text = head.removeprefix(_BOM).lstrip()
+    if text.startswith(b"["):
+        return ("the file is a JSON array; import reads NDJSON, one JSON object per line "
+                "(convert with: jq -c '.[]' FILE)")
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "the file is zstd-compressed; only gzip compression is supported (for NDJSON)"
+    if head.startswith(b"PK\x03\x04"):
+        return "the file is a zip archive; extract it and import the NDJSON, Parquet or Arrow file inside"
+    return (f"the file is not NDJSON, gzip-compressed NDJSON, Parquet or Arrow IPC "
+            f"(it starts with {head[:8]!r})")
+
+
+# --- NDJSON -------------------------------------------------------------------------------------------
+
+def _ndjson_chunks(path: Path, chunk_size: int, max_event_bytes: int) -> Iterator[list[Item]]:
+    compressed = _head(path).startswith(_GZIP_MAGIC)
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
+            yield from _ndjson_lines(f, chunk_size, max_event_bytes)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InvalidRequest(f"cannot read the NDJSON file: {e}") from None
+
+
+def _ndjson_lines(f: Any, chunk_size: int, max_event_bytes: int) -> Iterator[list[Item]]:
+    # readline(limit) keeps a runaway line (a file with no newlines) from being read into memory whole:
+    # a read that fills the limit without a newline is over it, and its rest is skipped, not kept.
+    limit = max_event_bytes + 2  # room for "\r\n"
+    chunk: list[Item] = []
+    index = 0
+    while line := f.readline(limit):
+        if len(line) == limit and not line.endswith(b"\n"):
+            size = len(line) + _skip_line(f)
+            chunk.append(Rejection(index, "", f"event is {size} bytes, over the limit of {max_event_bytes}"))
+        else:
+            if index == 0:
+                line = line.removeprefix(_BOM)
+            event = line.rstrip(b"\r\n")
+            if not event or event.isspace():
+                index += 1
+                continue
+            if len(event) > max_event_bytes:
+                chunk.append(Rejection(index, "", f"event is {len(event)} bytes, over the limit of {max_event_bytes}"))
+            else:
+                chunk.append(decode_message(event, index))
+        index += 1
+        if len(chunk) == chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _skip_line(f: Any) -> int:
+    """Reads past the rest of the current line; returns its length without the line ending."""
+    skipped = 0
+    while piece := f.readline(1 << 20):
+        if piece.endswith(b"\n"):
+            return skipped + len(piece.rstrip(b"\r\n"))
+        skipped += len(piece)
+    return skipped
+
+
+# --- Parquet and Arrow IPC ----------------------------------------------------------------------------
+
+def _parquet_pieces(path: Path, chunk_size: int) -> Iterator[list[Item]]:
+    try:
+        with pq.ParquetFile(path) as parquet:
+            columns = _columns(parquet.schema_arrow)
+            # Only the Segment columns are read: Parquet skips the others' pages entirely.
+            start = 0
+            for batch in parquet.iter_batches(batch_size=chunk_size, columns=list(columns)):
+                yield _messages(batch, columns, start)
+                start += batch.num_rows
+    except (pa.ArrowException, OSError) as e:
+        raise InvalidRequest(f"cannot read the Parquet file: {e}") from None
+
+
+def _arrow_pieces(path: Path, chunk_size: int) -> Iterator[list[Item]]:
+    try:
+        # Memory-mapped, batches are views of the file: a large batch costs only the slice converted.
+        with pa.memory_map(str(path)) as source:
+            is_file = source.read(len(_ARROW_FILE_MAGIC)) == _ARROW_FILE_MAGIC
+            source.seek(0)
+            if is_file:
+                reader = pa.ipc.open_file(source)
+                batches: Iterator[pa.RecordBatch] = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            else:
+                reader = pa.ipc.open_stream(source)
+                batches = iter(reader)
+            columns = _columns(reader.schema)
+            start = 0
+            for batch in batches:
+                for offset in range(0, batch.num_rows, chunk_size):
+                    piece = batch.slice(offset, chunk_size)
+                    yield _messages(piece, columns, start)
+                    start += piece.num_rows
+    except (pa.ArrowException, OSError) as e:
+        raise InvalidRequest(f"cannot read the Arrow IPC file: {e}") from None
+
+
+def _rechunk(pieces: Iterator[list[Item]], chunk_size: int) -> Iterator[list[Item]]:
+    """Regroups pieces of any size (Parquet row groups end where they will) into chunks of chunk_size."""
+    chunk: list[Item] = []
+    for piece in pieces:
+        chunk.extend(piece)
+        while len(chunk) >= chunk_size:
+            yield chunk[:chunk_size]
+            chunk = chunk[chunk_size:]
+    if chunk:
+        yield chunk
+
+
+def _columns(schema: pa.Schema) -> dict[str, str]:
+    """File column → Message field (camelCase); a Segment name wins over its snake_case spelling."""
+    columns = {name: name for name in schema.names if name in _FIELDS}
+    for name in schema.names:
+        field = _camel(name)
+        if name not in columns and field in _FIELDS and field not in columns.values():
+            columns[name] = field
+    if not columns:
+        raise InvalidRequest(f"the file has no Segment message columns (it has {', '.join(schema.names) or 'none'}); "
+                             "expected some of type, event, userId, anonymousId, timestamp, properties, ...")
+    return columns
+
+
+def _messages(batch: pa.RecordBatch, columns: dict[str, str], start: int) -> list[Item]:
+    # Column-wise to_pylist, then one msgspec.convert per row: per-value Arrow access is ~10x slower.
+    failed: dict[int, Rejection] = {}
+    fields = list(columns.values())
+    values = [_values(batch.column(name), field, start, failed) for name, field in columns.items()]
+    if "type" not in fields:
+        fields.append("type")
+        values.append(repeat("track"))
+    convert = msgspec.convert
+    items: list[Item] = []
+    for index, row in enumerate(zip(*values), start):
+        if failed and index in failed:
+            items.append(failed[index])
+            continue
+        try:
+            items.append(convert(dict(zip(fields, row)), Message))
+        except msgspec.ValidationError as e:
+            items.append(rejection_from(index, e))
+    return items
+
+
+def _values(array: pa.Array, field: str, start: int, failed: dict[int, Rejection]) -> list[Any]:
+    """One column as Python values msgspec can convert into the Message field."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    kind = array.type
+    if field == "type":
+        return [call if call is not None else "track" for call in array.to_pylist()]
+    if field in _TIME_FIELDS and (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+        return _utc_datetimes(array)
+    if field in _ID_FIELDS and pa.types.is_floating(kind):
+        # pandas stores an integer id column with gaps as float64; whole numbers are ids again.
+        try:
+            return array.cast(pa.int64()).to_pylist()
+        except pa.ArrowInvalid:
+            return array.to_pylist()
+    if field in _OBJECT_FIELDS:
+        return _objects(array, field, start, failed)
+    return array.to_pylist()
+
+
+def _utc_datetimes(array: pa.Array) -> list[datetime | None]:
+    # Arrow stores every timestamp as UTC since the epoch (a time zone is only display metadata), so the
+    # integer is exact for any unit and zone; tz-aware to_pylist would be ~5x slower than this.
+    if not pa.types.is_timestamp(array.type) or array.type.unit != "us":
+        array = array.cast(_MICROSECOND if not pa.types.is_timestamp(array.type)
+                           else pa.timestamp("us", array.type.tz), safe=False)
+    epoch, step = _EPOCH, timedelta
+    return [None if us is None else epoch + step(microseconds=us) for us in array.cast(pa.int64()).to_pylist()]
+
+
+def _objects(array: pa.Array, field: str, start: int, failed: dict[int, Rejection]) -> list[Any]:
+    kind = array.type
+    if pa.types.is_struct(kind):
+        if field == "context":
+            return _camel_struct(array).to_pylist()
+        # A struct column has every key in every row: null is how it spells "this row has no such key".
+        return [None if d is None else {k: v for k, v in d.items() if v is not None} for d in array.to_pylist()]
+    if pa.types.is_map(kind):
+        keys_are_text = pa.types.is_string(kind.key_type) or pa.types.is_large_string(kind.key_type)
+        return [None if pairs is None else {k if keys_are_text else str(k): v for k, v in pairs}
+                for pairs in array.to_pylist()]
+    if _is_text(kind):
+        return _json_objects(array.to_pylist(), field, start, failed)
+    return array.to_pylist()
+
+
+def _json_objects(texts: list[str | bytes | None], field: str, start: int,
+                  failed: dict[int, Rejection]) -> list[Any]:
+    decode = msgspec.json.decode
+    values: list[Any] = []
+    for index, text in enumerate(texts, start):
+        if text is None or not text.strip():
+            values.append(None)
+            continue
+        try:
+            values.append(decode(text))
+        except msgspec.DecodeError as e:
+            failed.setdefault(index, Rejection(index, field, f"malformed JSON: {e}"))
+            values.append(None)
+    return values
+
+
+def _camel_struct(array: pa.StructArray) -> pa.Array:
+    """context's fields renamed to Segment's camelCase (user_agent → userAgent), one level deep."""
+    names = [field.name for field in array.type]
+    renamed = [_camel(name) for name in names]
+    if renamed == names:
+        return array
+    children = [array.field(i) for i in range(len(names))]
+    return pa.StructArray.from_arrays(children, names=renamed, mask=array.is_null())
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    checks: list[Callable[[pa.DataType], bool]] = [
+        pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary,
+    ]
+    for name in ("is_string_view", "is_binary_view"):  # pyarrow >= 16
+        if hasattr(pa.types, name):
+            checks.append(getattr(pa.types, name))
+    return any(check(kind) for check in checks)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)

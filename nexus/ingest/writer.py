@@ -1,0 +1,144 @@
+"""The group-commit writer: merges concurrent requests' events into large ClickHouse inserts.
+
+ClickHouse wants few, large inserts (thousands of rows, about one a second per table), while SDKs send
+many small batches. Requests hand their rows to one writer thread and wait; the writer takes everything
+queued (up to NEXUS_WRITER_MAX_ROWS, waiting at most NEXUS_WRITER_MAX_DELAY_MS for more), and for the
+whole block: drops messageIds already stored (dedup), applies identify/alias links, inserts the events,
+marks them stored, and only then answers every request in the block. An answered request's events are in
+ClickHouse; an unanswered one can be resent and is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.errors import StorageUnavailable
+from nexus.ingest.columns import events_table
+from nexus.ingest.dedup import Dedup
+from nexus.ingest.identity import IdentityResolver, Link
+from nexus.store.client import describe_error
+
+log = logging.getLogger("nexus.ingest.writer")
+
+
+class WriteResult(msgspec.Struct, frozen=True):
+    stored: int
+    duplicates: int
+
+
+class _Pending(msgspec.Struct):
+    rows: list[dict[str, Any]]
+    links: list[tuple[int, Link]]  # (row index, link): applied only if that row is new
+    future: Future
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    def __init__(self, clickhouse: Client, dedup: Dedup, *, max_rows: int, max_delay_ms: int):
+        self.clickhouse = clickhouse
+        self.dedup = dedup
+        self.identity = IdentityResolver()
+        self.max_rows = max_rows
+        self.max_delay = max_delay_ms / 1000
+        # What waits in memory is bounded in rows, not requests: submit blocks while two blocks wait.
+        self._queued_rows = 0
+        self._room = threading.Condition()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="nexus-writer", daemon=True)
+        self.inserts = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def submit(self, rows: list[dict[str, Any]], links: list[tuple[int, Link]] | None = None) -> Future:
+        """Queue rows for the next block; the future resolves to a WriteResult once they are stored."""
+        future: Future = Future()
+        if not rows:
+            future.set_result(WriteResult(0, 0))
+            return future
+        with self._room:
+            if not self._room.wait_for(lambda: self._queued_rows < 2 * self.max_rows, timeout=30):
+                raise StorageUnavailable("the event writer is saturated; retry shortly")
+            self._queued_rows += len(rows)
+        self._queue.put(_Pending(rows, links or [], future))
+        return future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            block, size = [first], len(first.rows)
+            deadline = time.monotonic() + self.max_delay
+            while size < self.max_rows:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                block.append(item)
+                size += len(item.rows)
+            with self._room:
+                self._queued_rows -= size
+                self._room.notify_all()
+            self._commit(block)
+
+    def _commit(self, block: list[_Pending]) -> None:
+        keys, seen, new_rows, counts = [], set(), [], []
+        for pending in block:
+            request_keys = []
+            for row in pending.rows:
+                k = (row["project_id"], row["message_id"])
+                request_keys.append(k if k not in seen else None)  # repeats inside the block: duplicates
+                seen.add(k)
+            keys.append(request_keys)
+        flat = [k for request_keys in keys for k in request_keys if k is not None]
+        claimed: list[tuple[int, str]] = []
+        try:
+            fresh = dict(zip(flat, self.dedup.claim(self.clickhouse, flat)))
+            claimed = [k for k, new in fresh.items() if new]
+            links = []
+            for pending, request_keys in zip(block, keys):
+                stored = 0
+                for row, k in zip(pending.rows, request_keys):
+                    if k is not None and fresh[k]:
+                        new_rows.append(row)
+                        stored += 1
+                new_indexes = {i for i, k in enumerate(request_keys) if k is not None and fresh[k]}
+                links.extend(link for i, link in pending.links if i in new_indexes)
+                counts.append(WriteResult(stored, len(pending.rows) - stored))
+            self.identity.apply(self.clickhouse, links)
+            if new_rows:
+                self.clickhouse.insert_arrow("events", events_table(new_rows))
+                self.inserts += 1
+            self.dedup.commit(claimed)
+        except Exception as e:  # every request in the block learns the reason; SDKs retry on 503
+            log.error("writing %d events failed: %s", len(new_rows), e)
+            try:
+                self.dedup.release(claimed)
+            except Exception:  # Redis down too: the keys stay pending and are checked on retry
+                log.exception("releasing dedup claims failed")
+            error = StorageUnavailable(f"events were not stored: {describe_error(e)}")
+            for pending in block:
+                pending.future.set_exception(error)
+            return
+        for pending, result in zip(block, counts):
+            pending.future.set_result(result)
