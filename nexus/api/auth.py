@@ -23,7 +23,7 @@ def secret_from_headers(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic" and value:
         try:
-            user, _, _password = base64.b64decode(value.strip()).decode().partition(":")
+            user, _, _password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthorized("the Authorization header is not valid HTTP Basic") from None
         return user or None

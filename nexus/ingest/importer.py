@@ -242,21 +242,28 @@ def _columns(schema: pa.Schema) -> dict[str, str]:
 
 
 def _messages(batch: pa.RecordBatch, columns: dict[str, str], start: int) -> list[Item]:
-    # Column-wise to_pylist, then one msgspec.convert per row: per-value Arrow access is ~10x slower.
+    # Column-wise to_pylist, then msgspec.convert on plain dicts: per-value Arrow access is ~10x slower.
     failed: dict[int, Rejection] = {}
     fields = list(columns.values())
     values = [_values(batch.column(name), field, start, failed) for name, field in columns.items()]
     if "type" not in fields:
         fields.append("type")
         values.append(repeat("track"))
-    convert = msgspec.convert
+    rows = [dict(zip(fields, row)) for row in zip(*values)]
+    if not failed:
+        # One convert call for the whole piece is ~2x faster than one per row; a piece with a bad row
+        # is converted again row by row, so every other row is kept and the bad one says why.
+        try:
+            return msgspec.convert(rows, list[Message])
+        except msgspec.ValidationError:
+            pass
     items: list[Item] = []
-    for index, row in enumerate(zip(*values), start):
-        if failed and index in failed:
+    for index, row in enumerate(rows, start):
+        if index in failed:
             items.append(failed[index])
             continue
         try:
-            items.append(convert(dict(zip(fields, row)), Message))
+            items.append(msgspec.convert(row, Message))
         except msgspec.ValidationError as e:
             items.append(rejection_from(index, e))
     return items

@@ -14,7 +14,8 @@ Bodies (`decode_body`):
 - Every stage is capped at `max_bytes` of output, so a gzip bomb stops after `max_bytes + 1` bytes.
 - Shapes: one event; `{"api_key", "batch": [...], "sent_at"}`; a bare list of events. The write key is
   the batch's `api_key`/`token`, else the events' `token`/`$token`/`api_key`/`properties.token`, which
-  must then agree (the API authenticates a request, not an event).
+  must then agree (the API authenticates a request, not an event). The send time is the batch's
+  `sent_at`, else posthog-js's `?_=<ms>`; an unreadable one is ignored, as PostHog does.
 
 Mapping (`to_messages`):
 - `$pageview` → page (name: `$pathname`, else the URL's path, else the title); `$screen` → screen
@@ -23,7 +24,7 @@ Mapping (`to_messages`):
   (previousId = distinct_id, userId = `properties.alias`, as both posthog-js and posthog-python send it);
   `$groupidentify` → group (groupId = `$group_key`, traits = `$group_set`); `$snapshot` (session replay)
   is rejected; anything else → track under its own name.
-- Ids: distinct_id is a userId unless the event says it is anonymous. posthog-js and the mobile SDKs
+- Ids: distinct_id is a userId unless the event says it is anonymous. posthog-js and posthog-react-native
   say so with `$is_identified`; older ones only by a distinct_id equal to their `$device_id`. Server SDKs
   send neither, and name users they know, so their ids are userIds: had they been anonymousIds, a
   backend event for "user_42" would be a different person from the browser's identified "user_42".
@@ -32,7 +33,7 @@ Mapping (`to_messages`):
 - Time: `timestamp` (ISO 8601, UTC when it has no offset) as the client's clock; else `offset` ms before
   the batch's `sent_at` (or `now` without one). With `sentAt` set, the pipeline's Segment-style skew
   correction turns this into PostHog's `received - offset`.
-- Context comes from `$` properties (the table `_CONTEXT` below); properties are kept whole, mapped ones
+- Context comes from `$` properties (see `_context`); properties are kept whole, mapped ones
   included, because PostHog users filter on `$current_url` and `$browser`. Dropped: `token` (the write
   key), `distinct_id` (it is the message's id), `$performance_raw` (a huge pre-2023 posthog-js timing
   dump that nothing reads), and what became traits, ids or groupId.
@@ -302,7 +303,7 @@ def _timestamp(event: dict[str, Any], sent_at: datetime | None, now: datetime) -
     if value is not None:
         at = _parse_time(value)
         if at is None:
-            raise _Bad("timestamp", f"invalid ISO 8601 timestamp: {value!r}")
+            raise _Bad("timestamp", f"invalid ISO 8601 timestamp: {value!r:.80}")
         return at
     if offset is None:
         return None
@@ -391,5 +392,5 @@ def _uuid(value: Any) -> str | None:
     try:
         uuid.UUID(value)
     except (TypeError, ValueError, AttributeError):
-        raise _Bad("uuid", f"uuid must be a UUID, got {value!r}") from None
+        raise _Bad("uuid", f"uuid must be a UUID, got {value!r:.80}") from None
     return value
