@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from litestar import Request
 
 from nexus.api.auth import KeyCache, secret_from_headers
@@ -23,3 +25,11 @@ class ApiContext:
         key = self.keys.authenticate(secret_from_headers(request) or body_key, scope)
         self.limiter.check(key.key_id)
         return key
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""

@@ -6,7 +6,6 @@ rate-limit, and hand the messages to the ingest service, which answers once they
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio.to_thread
@@ -15,7 +14,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from nexus.api.body import read_body
-from nexus.api.context import ApiContext
+from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest import metrics
 from nexus.ingest.dedup import stored_message_ids
@@ -53,7 +52,7 @@ def _batch(api: ApiContext, request: Request, body: bytes) -> Response:
         else decode_message(raw, i)
         for i, raw in enumerate(envelope.batch)
     ]
-    source = Source(key.project_id, _now(), _client_ip(request), envelope.sent_at, envelope.context)
+    source = Source(key.project_id, now_utc(), client_ip(request), envelope.sent_at, envelope.context)
     return ingest_response(api.ingestor.ingest(messages, source), len(messages))
 
 
@@ -74,7 +73,7 @@ def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Response:
     key = api.authorize(request, "write", fields.get("writeKey") if isinstance(fields.get("writeKey"), str) else None)
     fields["type"] = call
     message = decode_message(msgspec.json.encode(fields), 0)
-    source = Source(key.project_id, _now(), _client_ip(request))
+    source = Source(key.project_id, now_utc(), client_ip(request))
     return ingest_response(api.ingestor.ingest([message], source), 1)
 
 
@@ -123,14 +122,6 @@ def _decode(body: bytes, kind: Any) -> Any:
         raise InvalidRequest(f"{rejection.field or 'body'}: {rejection.reason}") from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"malformed JSON: {e}") from None
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics]

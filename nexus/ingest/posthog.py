@@ -52,7 +52,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from nexus.errors import InvalidRequest
+from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest.wire import Campaign, Context, Library, Message, Page, Rejection
 
 # PostHog's own cap for a batch, decoded.
@@ -76,7 +76,7 @@ class PostHogBodyError(InvalidRequest):
         self.reason = reason
 
 
-class PostHogBodyTooLarge(PostHogBodyError):
+class PostHogBodyTooLarge(PostHogBodyError, TooLarge):
     """The decoded body would exceed `max_bytes` (HTTP 413 rather than 400)."""
 
 
