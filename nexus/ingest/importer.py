@@ -304,8 +304,11 @@ def _objects(array: pa.Array, field: str, start: int, failed: dict[int, Rejectio
     if pa.types.is_struct(kind):
         if field == "context":
             return _camel_struct(array).to_pylist()
+        objects = array.to_pylist()
+        if not any(array.field(i).null_count for i in range(kind.num_fields)):
+            return objects
         # A struct column has every key in every row: null is how it spells "this row has no such key".
-        return [None if d is None else {k: v for k, v in d.items() if v is not None} for d in array.to_pylist()]
+        return [None if d is None else {k: v for k, v in d.items() if v is not None} for d in objects]
     if pa.types.is_map(kind):
         keys_are_text = pa.types.is_string(kind.key_type) or pa.types.is_large_string(kind.key_type)
         return [None if pairs is None else {k if keys_are_text else str(k): v for k, v in pairs}
