@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from itertools import repeat
 from pathlib import Path
@@ -171,7 +171,7 @@ def _ndjson_lines(f: Any, chunk_size: int, max_event_bytes: int) -> Iterator[lis
 def _skip_line(f: Any) -> int:
     """Reads past the rest of the current line; returns its length without the line ending."""
     skipped = 0
-    while piece := f.readline(1 << 20):
+    while piece := f.readline(64 * 1024):
         if piece.endswith(b"\n"):
             return skipped + len(piece.rstrip(b"\r\n"))
         skipped += len(piece)
@@ -245,7 +245,8 @@ def _messages(batch: pa.RecordBatch, columns: dict[str, str], start: int) -> lis
     # Column-wise to_pylist, then msgspec.convert on plain dicts: per-value Arrow access is ~10x slower.
     failed: dict[int, Rejection] = {}
     fields = list(columns.values())
-    values = [_values(batch.column(name), field, start, failed) for name, field in columns.items()]
+    values: list[Iterable[Any]] = [_values(batch.column(name), field, start, failed)
+                                   for name, field in columns.items()]
     if "type" not in fields:
         fields.append("type")
         values.append(repeat("track"))

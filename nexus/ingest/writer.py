@@ -2,7 +2,10 @@
 
 ClickHouse wants few, large inserts (thousands of rows, about one a second per table), while SDKs send
 many small batches. Requests hand their rows to one writer thread and wait; the writer takes everything
-queued (up to NEXUS_WRITER_MAX_ROWS, waiting at most NEXUS_WRITER_MAX_DELAY_MS for more), and for the
+queued, and keeps taking while more arrives: it stops at NEXUS_WRITER_MAX_ROWS rows, after
+NEXUS_WRITER_MAX_DELAY_MS, or once nothing new came for IDLE_GAP (every sender is waiting on this block,
+so waiting longer only adds latency). While a block is being inserted the next one fills up, so under
+load blocks grow by themselves. For the
 whole block: drops messageIds already stored (dedup), applies identify/alias links, inserts the events,
 marks them stored, and only then answers every request in the block. An answered request's events are in
 ClickHouse; an unanswered one can be resent and is stored exactly once.
@@ -27,6 +30,8 @@ from nexus.ingest.identity import IdentityResolver, Link
 from nexus.store.client import describe_error
 
 log = logging.getLogger("nexus.ingest.writer")
+
+IDLE_GAP = 0.005  # seconds without a new request after which the block is complete
 
 
 class WriteResult(msgspec.Struct, frozen=True):
@@ -88,7 +93,7 @@ class GroupCommitWriter:
             deadline = time.monotonic() + self.max_delay
             while size < self.max_rows:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get(timeout=max(0.0, min(IDLE_GAP, deadline - time.monotonic())))
                 except queue.Empty:
                     break
                 if item is _STOP:

@@ -104,7 +104,7 @@ def test_ndjson_oversize_lines_are_rejected_with_their_size(tmp_path: Path) -> N
 
     result = items(path, max_event_bytes=200)
 
-    assert result[0] == track("fits", "u1", properties={"pad": "x" * 131})
+    assert result[0] == track("fits", "u1", properties={"pad": "x" * 123})
     assert len(line_of(200, "fits")) == 200
     assert result[1:] == [
         Rejection(1, "", "event is 201 bytes, over the limit of 200"),
@@ -306,8 +306,11 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 # --- chunking and memory ------------------------------------------------------------------------------
 
 def events_table(rows: int) -> pa.Table:
-    return pa.table({"event": [f"e{i}" for i in range(rows)], "userId": [None if i == 13 else f"u{i}" for i in range(rows)],
-                     "properties": [json.dumps({"i": i}) if i != 17 else "{" for i in range(rows)]})
+    return pa.table({
+        "event": [f"e{i}" for i in range(rows)],
+        "userId": [None if i == 13 else f"u{i}" for i in range(rows)],
+        "properties": [json.dumps({"i": i}) if i != 17 else "{" for i in range(rows)],
+    })
 
 
 def assert_chunked(chunks: list[list[Message | Rejection]], rows: int) -> None:

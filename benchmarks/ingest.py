@@ -1,0 +1,165 @@
+"""Ingestion throughput end to end, next to the engine's own ceiling, in one run.
+
+Starts `nexus serve` on a fresh data dir, sends realistic Segment batches (about 400 bytes an event,
+500 events a request) from several client processes, with gzip on and off, and reports events/s and the
+server's peak RSS. Then, in this process on another chDB dir, inserts the same rows into the same
+events table with clickhouse-connect's insert_arrow: the raw ceiling the server is compared with.
+
+Run: python benchmarks/ingest.py [--events N] [--clients C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BATCH = 500
+AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.{v} Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{v} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+]
+EVENTS = ["page", "Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Signed Up"]
+
+
+def template(seed: int) -> bytes:
+    """One request body; REQNUMBER is replaced per request so every messageId is unique."""
+    rng = random.Random(seed)
+    now = datetime.now(timezone.utc).isoformat()
+    batch = []
+    for i in range(BATCH):
+        kind = rng.choice(EVENTS)
+        user = f"user-{rng.randrange(100_000)}"
+        event = {
+            "type": "page" if kind == "page" else "track",
+            "messageId": f"REQNUMBER-{i:03d}",
+            "anonymousId": f"anon-{rng.randrange(200_000)}",
+            "userId": user if rng.random() < 0.6 else None,
+            "timestamp": now,
+            "context": {
+                "ip": f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                "userAgent": rng.choice(AGENTS).format(v=rng.randrange(100, 125)),
+                "page": {"url": f"https://shop.example.com/p/{rng.randrange(500)}?utm_source={rng.choice(['google', 'newsletter', 'x'])}",
+                         "referrer": rng.choice(["https://www.google.com/", "", "https://t.co/abc"])},
+                "library": {"name": "analytics.js", "version": "5.2.0"},
+            },
+            "properties": {"sku": f"SKU-{rng.randrange(5000)}", "price": round(rng.uniform(5, 200), 2), "currency": "USD"},
+        }
+        if kind != "page":
+            event["event"] = kind
+        batch.append({k: v for k, v in event.items() if v is not None})
+    return json.dumps({"batch": batch, "sentAt": now}).encode()
+
+
+def client(args: tuple) -> int:
+    host, port, key, first, count, compress, client_id = args
+    body = template(client_id)
+    connection = http.client.HTTPConnection(host, port, timeout=120)
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + key}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    sent = 0
+    for n in range(first, first + count):
+        payload = body.replace(b"REQNUMBER", b"c%d-r%09d" % (client_id, n))
+        if compress:
+            payload = gzip.compress(payload, compresslevel=1)
+        connection.request("POST", "/v1/batch", body=payload, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"server answered {response.status}")
+        sent += BATCH
+    return sent
+
+
+def rss_peak_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status)[1]) / 1024
+
+
+def run_server_phase(events: int, clients: int, compress: bool, data_dir: Path) -> tuple[float, float]:
+    env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"}
+    nexus = [sys.executable, "-m", "nexus"]
+    subprocess.run([*nexus, "project", "create", "bench"], env=env, check=True, capture_output=True)
+    key = subprocess.run([*nexus, "key", "create", "--project", "bench", "--scope", "write"], env=env,
+                         check=True, capture_output=True, text=True).stdout.strip()
+    server = subprocess.Popen([*nexus, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True)
+    url = re.search(r"(http://\S+)", server.stdout.readline())[1]
+    host, port = url.removeprefix("http://").split(":")
+    requests = events // BATCH
+    share = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+    jobs = [(host, int(port), key, sum(share[:i]), share[i], compress, i) for i in range(clients)]
+    started = time.perf_counter()
+    with multiprocessing.Pool(clients) as pool:
+        sent = sum(pool.map(client, jobs))
+    elapsed = time.perf_counter() - started
+    peak = rss_peak_mb(server.pid)
+    server.terminate()
+    server.wait()
+    stored = subprocess.run([*nexus, "sql", "SELECT count() FROM events", "--format", "csv"], env=env,
+                            capture_output=True, text=True).stdout.splitlines()[1]
+    assert int(stored) == sent, f"stored {stored} of {sent}"
+    return sent / elapsed, peak
+
+
+def ceiling(events: int) -> float:
+    """insert_arrow of the same rows, as the server builds them, into the same table."""
+    from nexus.ingest.columns import events_table
+    from nexus.ingest.pipeline import Rules, Source, process
+    from nexus.ingest.wire import BatchEnvelope, decode_message
+    from nexus.store.database import open_database
+
+    import msgspec
+
+    client = open_database(f"chdb://{tempfile.mkdtemp(prefix='nexus-ceiling-')}/clickhouse")
+    envelope = msgspec.json.decode(template(0).replace(b"REQNUMBER", b"x"), type=BatchEnvelope)
+    messages = [decode_message(raw, i) for i, raw in enumerate(envelope.batch)]
+    rows = process(messages, Source(1, datetime.now(timezone.utc), "", envelope.sent_at), Rules()).rows
+    block = 100_000
+    tables = []
+    for start in range(0, block, len(rows)):
+        tables.extend({**r, "message_id": f"{start}-{r['message_id']}"} for r in rows)
+    table = events_table(tables[:block])
+    started = time.perf_counter()
+    inserted = 0
+    while inserted < events:
+        client.insert_arrow("events", table)
+        inserted += table.num_rows
+    return inserted / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    raw = ceiling(args.events)
+    results = []
+    for compress in (False, True):
+        with tempfile.TemporaryDirectory(prefix="nexus-ingest-bench-") as directory:
+            rate, peak = run_server_phase(args.events, args.clients, compress, Path(directory))
+        results.append(("gzip" if compress else "plain JSON", rate, peak))
+    print(f"{args.events:,} events per run, {BATCH} per request, {args.clients} clients, {os.cpu_count()} cores")
+    print(f"| {'path':<44} | {'events/s':>10} | {'vs ceiling':>10} | {'server peak RSS':>15} |")
+    print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|{'-' * 17}|")
+    print(f"| {'ceiling: insert_arrow of the same rows':<44} | {raw:>10,.0f} | {1:>10.2f} | {'':>15} |")
+    for name, rate, peak in results:
+        print(f"| {'HTTP /v1/batch, enriched, dedup, ' + name:<44} | {rate:>10,.0f} | {rate / raw:>10.2f} | {peak:>12,.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
