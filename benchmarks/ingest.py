@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,8 +67,17 @@ def template(seed: int) -> bytes:
 
 
 def client(args: tuple) -> int:
-    host, port, key, first, count, compress, client_id = args
-    body = template(client_id)
+    """One client process: `connections` threads, each a keep-alive connection sending its share."""
+    host, port, key, first, count, compress, client_id, connections = args
+    share = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
+    with ThreadPoolExecutor(connections) as pool:
+        starts = [first + sum(share[:i]) for i in range(connections)]
+        return sum(pool.map(lambda i: connection_loop(host, port, key, starts[i], share[i], compress,
+                                                       client_id * 1000 + i), range(connections)))
+
+
+def connection_loop(host: str, port: int, key: str, first: int, count: int, compress: bool, client_id: int) -> int:
+    body = template(client_id % 64)
     connection = http.client.HTTPConnection(host, port, timeout=120)
     headers = {"Content-Type": "application/json", "Authorization": "Bearer " + key}
     if compress:
@@ -91,7 +101,7 @@ def rss_peak_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+)", status)[1]) / 1024
 
 
-def run_server_phase(events: int, clients: int, compress: bool, data_dir: Path) -> tuple[float, float]:
+def run_server_phase(events: int, clients: int, connections: int, compress: bool, data_dir: Path) -> tuple[float, float]:
     env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"}
     nexus = [sys.executable, "-m", "nexus"]
     subprocess.run([*nexus, "project", "create", "bench"], env=env, check=True, capture_output=True)
@@ -102,7 +112,7 @@ def run_server_phase(events: int, clients: int, compress: bool, data_dir: Path) 
     host, port = url.removeprefix("http://").split(":")
     requests = events // BATCH
     share = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
-    jobs = [(host, int(port), key, sum(share[:i]), share[i], compress, i) for i in range(clients)]
+    jobs = [(host, int(port), key, sum(share[:i]), share[i], compress, i, connections) for i in range(clients)]
     started = time.perf_counter()
     with multiprocessing.Pool(clients) as pool:
         sent = sum(pool.map(client, jobs))
@@ -128,12 +138,11 @@ def ceiling(events: int) -> float:
     client = open_database(f"chdb://{tempfile.mkdtemp(prefix='nexus-ceiling-')}/clickhouse")
     envelope = msgspec.json.decode(template(0).replace(b"REQNUMBER", b"x"), type=BatchEnvelope)
     messages = [decode_message(raw, i) for i, raw in enumerate(envelope.batch)]
-    rows = process(messages, Source(1, datetime.now(timezone.utc), "", envelope.sent_at), Rules()).rows
-    block = 100_000
-    tables = []
-    for start in range(0, block, len(rows)):
-        tables.extend({**r, "message_id": f"{start}-{r['message_id']}"} for r in rows)
-    table = events_table(tables[:block])
+    columns = process(messages, Source(1, datetime.now(timezone.utc), "", envelope.sent_at), Rules()).columns
+    copies = 200  # 100,000-row blocks, as the writer's default NEXUS_WRITER_MAX_ROWS
+    block = {name: values * copies for name, values in columns.items()}
+    block["message_id"] = [f"{i}-{m}" for i, m in enumerate(block["message_id"])]
+    table = events_table(block)
     started = time.perf_counter()
     inserted = 0
     while inserted < events:
@@ -145,15 +154,17 @@ def ceiling(events: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections per client process")
     args = parser.parse_args()
     raw = ceiling(args.events)
     results = []
     for compress in (False, True):
         with tempfile.TemporaryDirectory(prefix="nexus-ingest-bench-") as directory:
-            rate, peak = run_server_phase(args.events, args.clients, compress, Path(directory))
+            rate, peak = run_server_phase(args.events, args.clients, args.connections, compress, Path(directory))
         results.append(("gzip" if compress else "plain JSON", rate, peak))
-    print(f"{args.events:,} events per run, {BATCH} per request, {args.clients} clients, {os.cpu_count()} cores")
+    print(f"{args.events:,} events per run, {BATCH} per request, {args.clients} client processes x "
+          f"{args.connections} connections, {os.cpu_count()} cores")
     print(f"| {'path':<44} | {'events/s':>10} | {'vs ceiling':>10} | {'server peak RSS':>15} |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|{'-' * 17}|")
     print(f"| {'ceiling: insert_arrow of the same rows':<44} | {raw:>10,.0f} | {1:>10.2f} | {'':>15} |")

@@ -6,6 +6,7 @@ rate-limit, and hand the messages to the ingest service, which answers once they
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio.to_thread
@@ -19,7 +20,7 @@ from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest import metrics
 from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.pipeline import Source
-from nexus.ingest.service import IngestResult
+from nexus.ingest.service import IngestResult, Submitted
 from nexus.ingest.wire import BatchEnvelope, Message, Rejection, decode_message, rejection_from
 
 MAX_RECEIPTS = 10_000
@@ -38,10 +39,17 @@ class ReceiptsAnswer(msgspec.Struct):
 async def batch(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
-    return await anyio.to_thread.run_sync(_batch, api, request, body)
+    return await complete(api, await anyio.to_thread.run_sync(_batch, api, request, body))
 
 
-def _batch(api: ApiContext, request: Request, body: bytes) -> Response:
+async def complete(api: ApiContext, submitted: Submitted) -> Response:
+    """Wait for the writer without holding a worker thread, then answer for every message."""
+    await asyncio.wrap_future(submitted.stored)
+    result = await anyio.to_thread.run_sync(api.ingestor.finish, submitted)
+    return ingest_response(result)
+
+
+def _batch(api: ApiContext, request: Request, body: bytes) -> Submitted:
     envelope = _decode(body, BatchEnvelope)
     key = api.authorize(request, "write", envelope.write_key)
     if not envelope.batch:
@@ -53,7 +61,7 @@ def _batch(api: ApiContext, request: Request, body: bytes) -> Response:
         for i, raw in enumerate(envelope.batch)
     ]
     source = Source(key.project_id, now_utc(), client_ip(request), envelope.sent_at, envelope.context)
-    return ingest_response(api.ingestor.ingest(messages, source), len(messages))
+    return api.ingestor.submit(messages, source)
 
 
 def _single(call: str):
@@ -63,18 +71,17 @@ def _single(call: str):
         body = await read_body(request, api.settings.max_request_bytes)
         if len(body) > api.settings.max_event_bytes:
             raise TooLarge(f"the event is {len(body)} bytes, over the limit of {api.settings.max_event_bytes}")
-        return await anyio.to_thread.run_sync(_one, api, request, body, call)
+        return await complete(api, await anyio.to_thread.run_sync(_one, api, request, body, call))
 
     return handler
 
 
-def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Response:
+def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Submitted:
     fields = _decode(body, dict[str, Any])
     key = api.authorize(request, "write", fields.get("writeKey") if isinstance(fields.get("writeKey"), str) else None)
     fields["type"] = call
     message = decode_message(msgspec.json.encode(fields), 0)
-    source = Source(key.project_id, now_utc(), client_ip(request))
-    return ingest_response(api.ingestor.ingest([message], source), 1)
+    return api.ingestor.submit([message], Source(key.project_id, now_utc(), client_ip(request)))
 
 
 track, identify, page, screen, group, alias = (_single(c) for c in ("track", "identify", "page", "screen", "group", "alias"))
@@ -103,7 +110,7 @@ def ingest_metrics(request: Request, state: State) -> metrics.IngestMetrics:
     return metrics.read(api.runtime.redis.client, key.project_id)
 
 
-def ingest_response(result: IngestResult, sent: int) -> Response:
+def ingest_response(result: IngestResult) -> Response:
     """200 {"success": true} when every event is stored (or was already); else 400 with each rejection."""
     if not result.rejections:
         return Response({"success": True, "stored": result.stored, "duplicates": result.duplicates}, status_code=200)

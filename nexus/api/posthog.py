@@ -12,10 +12,11 @@ from litestar.datastructures import State
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
-from nexus.api.ingest import ingest_response
+from nexus.api.ingest import complete
 from nexus.errors import InvalidRequest
 from nexus.ingest import posthog
 from nexus.ingest.pipeline import Source
+from nexus.ingest.service import Submitted
 
 PATHS = ["/batch", "/capture", "/e", "/i/v0/e", "/track"]
 
@@ -24,10 +25,13 @@ PATHS = ["/batch", "/capture", "/e", "/i/v0/e", "/track"]
 async def capture(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
-    return await anyio.to_thread.run_sync(_capture, api, request, body)
+    response = await complete(api, await anyio.to_thread.run_sync(_capture, api, request, body))
+    if response.status_code == 200:
+        response.content = {"status": 1, **response.content}  # what posthog SDKs look for
+    return response
 
 
-def _capture(api: ApiContext, request: Request, body: bytes) -> Response:
+def _capture(api: ApiContext, request: Request, body: bytes) -> Submitted:
     received = now_utc()
     payload = posthog.decode_body(body, request.headers.get("content-type", ""), "", dict(request.query_params),
                                   max_bytes=api.settings.max_request_bytes)
@@ -35,8 +39,4 @@ def _capture(api: ApiContext, request: Request, body: bytes) -> Response:
     messages = posthog.to_messages(payload, received)
     if not messages:
         raise InvalidRequest("the request holds no events")
-    source = Source(key.project_id, received, client_ip(request), payload.sent_at)
-    response = ingest_response(api.ingestor.ingest(messages, source), len(messages))
-    if response.status_code == 200:
-        response.content = {"status": 1, **response.content}  # what posthog SDKs look for
-    return response
+    return api.ingestor.submit(messages, Source(key.project_id, received, client_ip(request), payload.sent_at))

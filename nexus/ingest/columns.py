@@ -1,4 +1,4 @@
-"""Event rows → an Arrow table with the events table's column types, ready for insert_arrow."""
+"""Event columns (one Python list per events-table column) → an Arrow table for insert_arrow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
-_TS = pa.timestamp("ms", tz="UTC")
+_TS = pa.timestamp("ms", tz="UTC")  # times travel as integer milliseconds
 
 EVENT_SCHEMA = pa.schema([
     ("project_id", pa.uint32()), ("ts", _TS), ("event", pa.string()), ("type", pa.string()),
@@ -21,11 +21,19 @@ EVENT_SCHEMA = pa.schema([
     ("ip", pa.string()), ("properties", pa.string()), ("sent_at", _TS), ("received_at", _TS),
     ("skew_ms", pa.int64()),
 ])
+COLUMNS = EVENT_SCHEMA.names
 
 
-def events_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """One Arrow table from row dicts that carry every EVENT_SCHEMA column."""
-    return pa.table(
-        [pa.array([row[field.name] for row in rows], field.type) for field in EVENT_SCHEMA],
-        schema=EVENT_SCHEMA,
-    )
+def events_table(columns: dict[str, list[Any]]) -> pa.Table:
+    """One Arrow table from columns that carry every EVENT_SCHEMA column, all of one length."""
+    return pa.table([pa.array(columns[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
+
+
+def concat(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+    if len(parts) == 1:
+        return parts[0]
+    return {name: [v for part in parts for v in part[name]] for name in COLUMNS}
+
+
+def select(columns: dict[str, list[Any]], keep: list[int]) -> dict[str, list[Any]]:
+    return {name: [values[i] for i in keep] for name, values in columns.items()}

@@ -29,7 +29,9 @@ class Claim(IntEnum):
 
 
 def key(project_id: int, message_id: str) -> str:
-    if len(message_id) > _LONG_ID:
+    """The Redis key of a message; ids that are long or hold control characters (newlines separate
+    keys on the way to Redis) are keyed by their hash."""
+    if len(message_id) > _LONG_ID or not message_id.isprintable():
         message_id = "#" + hashlib.blake2b(message_id.encode(), digest_size=16).hexdigest()
     return f"d:{project_id}:{message_id}"
 
@@ -48,7 +50,7 @@ class Dedup:
         if not keys:
             return []
         names = [key(p, m) for p, m in keys]
-        states = [Claim(s) for s in self._claim(args=[self.ttl, self.epoch, *names])]
+        states = [Claim(int(s)) for s in self._claim(args=[self.ttl, self.epoch, "\n".join(names)]).decode()]
         uncertain = [i for i, s in enumerate(states) if s is Claim.UNCERTAIN]
         if not uncertain:
             return [s is Claim.NEW for s in states]
@@ -72,13 +74,11 @@ class Dedup:
     def release(self, keys: list[tuple[int, str]]) -> None:
         """Give up claims whose insert failed, so a retry is stored."""
         if keys:
-            self._release(args=[self.epoch, *(key(p, m) for p, m in keys)])
+            self._release(args=[self.epoch, "\n".join(key(p, m) for p, m in keys)])
 
     def _set_all(self, names: list[str], value: str) -> None:
-        for start in range(0, len(names), 50_000):
-            chunk = names[start:start + 50_000]
-            if chunk:
-                self._set(args=[self.ttl, value, *chunk])
+        if names:
+            self._set(args=[self.ttl, value, "\n".join(names)])
 
 
 def stored_message_ids(clickhouse: Client, project_id: int, message_ids: list[str]) -> set[str]:

@@ -42,9 +42,9 @@ def record(client: redis.Redis, project_id: int, received: int, processed: Proce
     for step, seconds in processed.step_seconds.items():
         pipe.hincrbyfloat(f"ingest:{project_id}:steps", step, seconds)
     skew: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # events, sum |skew|, max |skew|, flagged
-    for event in processed.accepted:
-        entry = skew[event.library or "(unknown)"]
-        magnitude = abs(event.skew_ms)
+    for library, correction in zip(processed.columns.get("library", ()), processed.columns.get("skew_ms", ())):
+        entry = skew[library or "(unknown)"]
+        magnitude = abs(correction)
         entry[0] += 1
         entry[1] += magnitude
         entry[2] = max(entry[2], magnitude)

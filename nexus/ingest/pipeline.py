@@ -1,7 +1,9 @@
-"""Turns decoded Segment messages into event rows through a named list of steps.
+"""Turns decoded Segment messages into event columns through a named list of steps.
 
-Each step walks the whole batch, enriching each event or dropping it with a typed reason; the time
-each step takes is measured per batch (per event would cost more than most steps do). The steps:
+Each step walks the whole batch, filling columns (one Python list per events-table column) or
+dropping messages with a typed reason; the time each step takes is measured per batch. Working column
+by column keeps the per-event cost to a few list comprehensions over C-level calls, which is what lets
+one core prepare well over 100k events a second. The steps:
 validate → put_time → put_page → put_network → put_device → put_row.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 import msgspec
 
 from nexus.ingest.enrich import geo, ip, urls, useragent
-from nexus.ingest.wire import Message, Rejection, as_text
+from nexus.ingest.wire import Context, Message, Rejection, as_text
 
 EVENT_NAMES = {"page": "page_view", "screen": "screen_view", "identify": "identify", "group": "group",
                "alias": "alias"}
@@ -30,24 +32,9 @@ class Rules(msgspec.Struct, frozen=True):
 
     max_future: timedelta = timedelta(hours=1)
     max_past: timedelta | None = timedelta(days=365)  # None: any time after EPOCH_FLOOR (imports)
-    skew_flag: timedelta = timedelta(minutes=1)
     ip_mode: ip.Mode = "truncate"
     ip_salt: bytes = b""
     max_event_bytes: int = 32_768
-
-
-class Event:
-    """One message on its way through the steps; `row` fills up, `rejection` ends its journey."""
-
-    __slots__ = ("index", "message", "row", "rejection", "skew_ms", "library")
-
-    def __init__(self, index: int, message: Message):
-        self.index = index
-        self.message = message
-        self.row: dict[str, Any] = {}
-        self.rejection: Rejection | None = None
-        self.skew_ms = 0
-        self.library = ""
 
 
 class Source(msgspec.Struct, frozen=True):
@@ -57,160 +44,171 @@ class Source(msgspec.Struct, frozen=True):
     received_at: datetime
     client_ip: str = ""
     sent_at: datetime | None = None  # batch-level sentAt
-    context: Any = None  # batch-level Context
+    context: Context | None = None  # batch-level context
+
+
+class Batch:
+    """Messages still accepted, their positions in the request, the columns built so far, and the
+    rejections so far. Column i of every list belongs to messages[i]."""
+
+    __slots__ = ("messages", "indexes", "columns", "rejections", "contexts")
+
+    def __init__(self, messages: list[Message], indexes: list[int]):
+        self.messages = messages
+        self.indexes = indexes
+        self.columns: dict[str, list[Any]] = {}
+        self.rejections: list[Rejection] = []
+        self.contexts: list[Context | None] = []
+
+    def reject(self, rejected: dict[int, tuple[str, str]]) -> None:
+        """Drop the messages at these positions (position → (field, reason)) from everything."""
+        if not rejected:
+            return
+        self.rejections.extend(Rejection(self.indexes[i], field, reason) for i, (field, reason) in rejected.items())
+        keep = [i for i in range(len(self.messages)) if i not in rejected]
+        self.messages = [self.messages[i] for i in keep]
+        self.indexes = [self.indexes[i] for i in keep]
+        self.contexts = [self.contexts[i] for i in keep] if self.contexts else []
+        self.columns = {name: [values[i] for i in keep] for name, values in self.columns.items()}
 
 
 class Processed(msgspec.Struct):
-    rows: list[dict[str, Any]]
-    accepted: list[Event]
+    columns: dict[str, list[Any]]  # events-table columns of the accepted messages
+    messages: list[Message]  # the accepted messages, in column order
     rejections: list[Rejection]
     step_seconds: dict[str, float]
 
+    @property
+    def count(self) -> int:
+        return len(self.messages)
 
-def process(messages: list[Message | Rejection], source: Source, rules: Rules) -> Processed:
+
+def process(items: list[Message | Rejection], source: Source, rules: Rules) -> Processed:
     """Run every step over the batch; rejected messages keep their index and reason."""
-    events, rejections = [], []
-    for index, item in enumerate(messages):
-        if isinstance(item, Rejection):
-            rejections.append(item)
-        else:
-            events.append(Event(index, item))
+    batch = Batch([m for m in items if not isinstance(m, Rejection)],
+                  [i for i, m in enumerate(items) if not isinstance(m, Rejection)])
+    batch.rejections = [m for m in items if isinstance(m, Rejection)]
     timings = {}
     for name, step in STEPS:
         started = time.perf_counter()
-        step(events, source, rules)
+        step(batch, source, rules)
         timings[name] = time.perf_counter() - started
-        rejections.extend(e.rejection for e in events if e.rejection is not None)
-        events = [e for e in events if e.rejection is None]
-    rejections.sort(key=lambda r: r.index)
-    return Processed([e.row for e in events], events, rejections, timings)
+    batch.rejections.sort(key=lambda r: r.index)
+    return Processed(batch.columns, batch.messages, batch.rejections, timings)
 
 
-def validate(events: list[Event], source: Source, rules: Rules) -> None:
-    for e in events:
-        m = e.message
+def validate(batch: Batch, source: Source, rules: Rules) -> None:
+    rejected = {}
+    for i, m in enumerate(batch.messages):
         if m.type == "alias":
             if not as_text(m.previous_id) or not as_text(m.user_id):
-                e.rejection = Rejection(e.index, "previousId", "alias calls need previousId and userId")
-                continue
-        elif not as_text(m.user_id) and not as_text(m.anonymous_id):
-            e.rejection = Rejection(e.index, "userId", "userId or anonymousId is required")
+                rejected[i] = ("previousId", "alias calls need previousId and userId")
             continue
-        if m.type == "track" and not m.event:
-            e.rejection = Rejection(e.index, "event", "track calls need an event name")
+        if not as_text(m.user_id) and not as_text(m.anonymous_id):
+            rejected[i] = ("userId", "userId or anonymousId is required")
+        elif m.type == "track" and not m.event:
+            rejected[i] = ("event", "track calls need an event name")
         elif m.type == "group" and not as_text(m.group_id):
-            e.rejection = Rejection(e.index, "groupId", "group calls need a groupId")
+            rejected[i] = ("groupId", "group calls need a groupId")
         elif m.event is not None and len(m.event) > MAX_EVENT_NAME:
-            e.rejection = Rejection(e.index, "event", f"event names are at most {MAX_EVENT_NAME} characters")
+            rejected[i] = ("event", f"event names are at most {MAX_EVENT_NAME} characters")
+    batch.reject(rejected)
+    batch.contexts = [m.context or source.context for m in batch.messages]
 
 
-def put_time(events: list[Event], source: Source, rules: Rules) -> None:
+def put_time(batch: Batch, source: Source, rules: Rules) -> None:
     """ts = (timestamp or originalTimestamp) + (receivedAt − sentAt), as Segment corrects clock skew."""
-    received = source.received_at
-    latest = received + rules.max_future
-    earliest = max(received - rules.max_past, EPOCH_FLOOR) if rules.max_past else EPOCH_FLOOR
-    for e in events:
-        m = e.message
-        happened = _utc(m.timestamp or m.original_timestamp)
-        sent = _utc(m.sent_at or source.sent_at)
+    received = _ms(source.received_at)
+    latest = received + int(rules.max_future / _MS)
+    floor = _ms(max(source.received_at - rules.max_past, EPOCH_FLOOR) if rules.max_past else EPOCH_FLOOR)
+    batch_sent = _ms(source.sent_at) if source.sent_at else None
+    ts, sent_at, skew, rejected = [], [], [], {}
+    for i, m in enumerate(batch.messages):
+        happened = m.timestamp or m.original_timestamp
+        sent = _ms(m.sent_at) if m.sent_at else batch_sent
         if happened is None:
-            ts = received
-        elif sent is not None:
-            skew = received - sent
-            ts = happened + skew
-            e.skew_ms = int(skew / timedelta(milliseconds=1))
+            moment, correction = received, 0
         else:
-            ts = happened
-        if ts > latest:
-            e.rejection = Rejection(e.index, "timestamp", f"{ts.isoformat()} is more than "
-                                    f"{int(rules.max_future.total_seconds())} s in the future (after clock-skew correction)")
-        elif ts < earliest:
-            e.rejection = Rejection(e.index, "timestamp", f"{ts.isoformat()} is before the earliest accepted "
-                                    f"time {earliest.isoformat()}")
-        else:
-            e.row["ts"] = ts
-            e.row["sent_at"] = sent
-            e.row["skew_ms"] = e.skew_ms
+            correction = received - sent if sent is not None else 0
+            moment = _ms(happened) + correction
+        if moment > latest:
+            rejected[i] = ("timestamp", f"{_iso(moment)} is more than {int(rules.max_future.total_seconds())} s "
+                                        f"in the future (after clock-skew correction)")
+        elif moment < floor:
+            rejected[i] = ("timestamp", f"{_iso(moment)} is before the earliest accepted time {_iso(floor)}")
+        ts.append(moment)
+        sent_at.append(sent)
+        skew.append(correction)
+    batch.columns.update(ts=ts, sent_at=sent_at, skew_ms=skew)
+    batch.reject(rejected)
 
 
-def put_page(events: list[Event], source: Source, rules: Rules) -> None:
+def put_page(batch: Batch, source: Source, rules: Rules) -> None:
     """URL parts, referrer class and campaign: from context.page / context.campaign, else the URL."""
-    for e in events:
-        m = e.message
-        context = m.context or source.context
-        page = context.page if context is not None else None
-        props = m.properties or {}
-        url = (page.url if page else None) or _text(props.get("url"))
-        referrer = (page.referrer if page else None) or _text(props.get("referrer"))
-        host, path = urls.split_url(url) if url else ("", "")
-        if page and page.path:
-            path = page.path
-        elif not path:
-            path = _text(props.get("path"))
-        ref = urls.classify_referrer(referrer, host) if referrer else _DIRECT
-        sent = context.campaign if context is not None else None
-        if sent is not None and (sent.source or sent.medium or sent.name):
-            campaign = (sent.source or "", sent.medium or "", sent.name or "", sent.term or "", sent.content or "")
-        else:
-            c = urls.campaign_from_url(url) if url else _NO_CAMPAIGN
-            campaign = (c.utm_source, c.utm_medium, c.utm_campaign, c.utm_term, c.utm_content)
-        referrer_class = ref.referrer_class
-        if campaign[1].lower() == "email" and referrer_class in ("direct", "other"):
-            referrer_class = "email"
-        row = e.row
-        row["url"], row["host"], row["path"] = url, host, path
-        row["referrer"], row["referrer_domain"], row["referrer_class"] = referrer, ref.domain, referrer_class
-        (row["utm_source"], row["utm_medium"], row["utm_campaign"], row["utm_term"],
-         row["utm_content"]) = campaign
+    pages = [c.page if c is not None else None for c in batch.contexts]
+    props = [m.properties or _EMPTY for m in batch.messages]
+    url = [(p.url if p is not None and p.url else _text(q.get("url"))) for p, q in zip(pages, props)]
+    referrer = [(p.referrer if p is not None and p.referrer else _text(q.get("referrer"))) for p, q in zip(pages, props)]
+    parts = [urls.split_url(u) if u else _NO_PARTS for u in url]
+    host = [h for h, _ in parts]
+    path = [(p.path if p is not None and p.path else (part[1] or _text(q.get("path"))))
+            for p, part, q in zip(pages, parts, props)]
+    ref = [urls.classify_referrer(r, h) if r else _DIRECT for r, h in zip(referrer, host)]
+    campaigns = [_campaign(c, u) for c, u in zip(batch.contexts, url)]
+    medium = [c.utm_medium for c in campaigns]
+    batch.columns.update(
+        url=url, host=host, path=path, referrer=referrer, referrer_domain=[r.domain for r in ref],
+        referrer_class=[("email" if m.lower() == "email" and r.referrer_class in ("direct", "other") else r.referrer_class)
+                        for r, m in zip(ref, medium)],
+        utm_source=[c.utm_source for c in campaigns], utm_medium=medium,
+        utm_campaign=[c.utm_campaign for c in campaigns], utm_term=[c.utm_term for c in campaigns],
+        utm_content=[c.utm_content for c in campaigns],
+    )
 
 
-def put_network(events: list[Event], source: Source, rules: Rules) -> None:
+def put_network(batch: Batch, source: Source, rules: Rules) -> None:
     """Geo from the client IP (context.ip, else the request's address); the IP stored as configured."""
-    for e in events:
-        context = e.message.context or source.context
-        address = (context.ip if context is not None else None) or source.client_ip
-        place = geo.lookup(address) if address else _NOWHERE
-        row = e.row
-        row["country"], row["region"], row["city"] = place.country, place.region, place.city
-        row["ip"] = ip.anonymize(address, rules.ip_mode, rules.ip_salt) if address else ""
+    address = [(c.ip if c is not None and c.ip else source.client_ip) for c in batch.contexts]
+    places = [geo.lookup(a) if a else _NOWHERE for a in address]
+    mode, salt = rules.ip_mode, rules.ip_salt
+    batch.columns.update(
+        country=[p.country for p in places], region=[p.region for p in places], city=[p.city for p in places],
+        ip=[ip.anonymize(a, mode, salt) if a else "" for a in address],
+    )
 
 
-def put_device(events: list[Event], source: Source, rules: Rules) -> None:
+def put_device(batch: Batch, source: Source, rules: Rules) -> None:
     """Browser, OS and device type from the user agent; bots are kept, with device_type 'bot'."""
-    for e in events:
-        context = e.message.context or source.context
-        agent = context.user_agent if context is not None else None
-        device = useragent.parse(agent) if agent else _NO_DEVICE
-        library = context.library if context is not None else None
-        row = e.row
-        row["browser"], row["browser_version"] = device.browser, device.browser_version
-        row["os"], row["os_version"], row["device_type"] = device.os, device.os_version, device.device_type
-        row["library"] = e.library = (library.name or "") if library else ""
-        row["library_version"] = (library.version or "") if library else ""
-        session = context.session_id if context is not None else None
-        row["session_id"] = as_text(session)
+    devices = [useragent.parse(c.user_agent) if c is not None and c.user_agent else _NO_DEVICE for c in batch.contexts]
+    libraries = [c.library if c is not None else None for c in batch.contexts]
+    batch.columns.update(
+        browser=[d.browser for d in devices], browser_version=[d.browser_version for d in devices],
+        os=[d.os for d in devices], os_version=[d.os_version for d in devices],
+        device_type=[d.device_type for d in devices],
+        library=[(lib.name or "") if lib is not None else "" for lib in libraries],
+        library_version=[(lib.version or "") if lib is not None else "" for lib in libraries],
+        session_id=[as_text(c.session_id) if c is not None else "" for c in batch.contexts],
+    )
 
 
-def put_row(events: list[Event], source: Source, rules: Rules) -> None:
-    """Ids, names and properties; events over the size limit are rejected here, once encoded."""
-    for e in events:
-        m = e.message
-        user_id, anonymous_id = as_text(m.user_id), as_text(m.anonymous_id)
-        properties = _properties(m)
-        encoded = _json.encode(properties).decode() if properties else "{}"
-        if len(encoded) > rules.max_event_bytes:
-            e.rejection = Rejection(e.index, "properties", f"event properties are {len(encoded)} bytes, over the "
-                                    f"limit of {rules.max_event_bytes}")
-            continue
-        row = e.row
-        row["project_id"] = source.project_id
-        row["event"] = m.event if m.type == "track" else EVENT_NAMES[m.type]
-        row["type"] = m.type
-        row["message_id"] = as_text(m.message_id) or uuid.uuid4().hex
-        row["distinct_id"] = user_id or anonymous_id
-        row["anonymous_id"], row["user_id"] = anonymous_id, user_id
-        row["properties"] = encoded
-        row["received_at"] = source.received_at
+def put_row(batch: Batch, source: Source, rules: Rules) -> None:
+    """Ids, names and properties; events whose properties exceed the size limit are rejected here."""
+    messages = batch.messages
+    encoded = [_json.encode(p).decode() if (p := _properties(m)) else "{}" for m in messages]
+    limit = rules.max_event_bytes
+    user_id = [as_text(m.user_id) for m in messages]
+    anonymous_id = [as_text(m.anonymous_id) for m in messages]
+    batch.columns.update(
+        project_id=[source.project_id] * len(messages),
+        event=[m.event if m.type == "track" else EVENT_NAMES[m.type] for m in messages],
+        type=[m.type for m in messages],
+        message_id=[as_text(m.message_id) or uuid.uuid4().hex for m in messages],
+        distinct_id=[u or a for u, a in zip(user_id, anonymous_id)],
+        user_id=user_id, anonymous_id=anonymous_id, properties=encoded,
+        received_at=[_ms(source.received_at)] * len(messages),
+    )
+    batch.reject({i: ("properties", f"event properties are {len(e)} bytes, over the limit of {limit}")
+                  for i, e in enumerate(encoded) if len(e) > limit})
 
 
 def _properties(m: Message) -> dict[str, Any] | None:
@@ -227,22 +225,39 @@ def _properties(m: Message) -> dict[str, Any] | None:
     return {"previous_id": as_text(m.previous_id)}
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=timezone.utc)  # naive times are taken as UTC
+def _campaign(context: Context | None, url: str) -> urls.Campaign:
+    sent = context.campaign if context is not None else None
+    if sent is not None and (sent.source or sent.medium or sent.name):
+        return urls.Campaign(sent.source or "", sent.medium or "", sent.name or "", sent.term or "", sent.content or "")
+    return urls.campaign_from_url(url) if url else _NO_CAMPAIGN
+
+
+_MS = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    """Milliseconds since the epoch; naive times are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+_EMPTY: dict[str, Any] = {}
+_NO_PARTS = ("", "")
 _DIRECT = urls.Referrer("", "direct")
 _NO_CAMPAIGN = urls.Campaign("", "", "", "", "")
 _NOWHERE = geo.Geo("", "", "")
 _NO_DEVICE = useragent.Device("", "", "", "", "", False)
 
-STEPS: list[tuple[str, Callable[[list[Event], Source, Rules], None]]] = [
+STEPS: list[tuple[str, Callable[[Batch, Source, Rules], None]]] = [
     ("validate", validate),
     ("put_time", put_time),
     ("put_page", put_page),

@@ -16,7 +16,7 @@ CallType = Literal["track", "page", "screen", "identify", "group", "alias"]
 Id = str | int | None
 
 
-class Page(msgspec.Struct, omit_defaults=True):
+class Page(msgspec.Struct, omit_defaults=True, gc=False):
     url: str | None = None
     path: str | None = None
     referrer: str | None = None
@@ -24,7 +24,7 @@ class Page(msgspec.Struct, omit_defaults=True):
     search: str | None = None
 
 
-class Campaign(msgspec.Struct, omit_defaults=True):
+class Campaign(msgspec.Struct, omit_defaults=True, gc=False):
     source: str | None = None
     medium: str | None = None
     name: str | None = None
@@ -32,12 +32,12 @@ class Campaign(msgspec.Struct, omit_defaults=True):
     content: str | None = None
 
 
-class Library(msgspec.Struct, omit_defaults=True):
+class Library(msgspec.Struct, omit_defaults=True, gc=False):
     name: str | None = None
     version: str | None = None
 
 
-class Context(msgspec.Struct, rename="camel", omit_defaults=True):
+class Context(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
     ip: str | None = None
     user_agent: str | None = None
     page: Page | None = None
@@ -52,7 +52,7 @@ class Context(msgspec.Struct, rename="camel", omit_defaults=True):
     referrer: dict[str, Any] | None = None
 
 
-class Message(msgspec.Struct, rename="camel", omit_defaults=True):
+class Message(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
     type: CallType
     event: str | None = None
     name: str | None = None

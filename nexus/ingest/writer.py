@@ -24,7 +24,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.errors import StorageUnavailable
-from nexus.ingest.columns import events_table
+from nexus.ingest.columns import concat, events_table, select
 from nexus.ingest.dedup import Dedup
 from nexus.ingest.identity import IdentityResolver, Link
 from nexus.store.client import describe_error
@@ -40,8 +40,9 @@ class WriteResult(msgspec.Struct, frozen=True):
 
 
 class _Pending(msgspec.Struct):
-    rows: list[dict[str, Any]]
-    links: list[tuple[int, Link]]  # (row index, link): applied only if that row is new
+    columns: dict[str, list[Any]]
+    size: int
+    links: list[tuple[int, Link]]  # (position, link): applied only if that event is new
     future: Future
 
 
@@ -60,7 +61,6 @@ class GroupCommitWriter:
         self._room = threading.Condition()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="nexus-writer", daemon=True)
-        self.inserts = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -70,17 +70,18 @@ class GroupCommitWriter:
         self._queue.put(_STOP)
         self._thread.join()
 
-    def submit(self, rows: list[dict[str, Any]], links: list[tuple[int, Link]] | None = None) -> Future:
-        """Queue rows for the next block; the future resolves to a WriteResult once they are stored."""
+    def submit(self, columns: dict[str, list[Any]], links: list[tuple[int, Link]] | None = None) -> Future:
+        """Queue events for the next block; the future resolves to a WriteResult once they are stored."""
         future: Future = Future()
-        if not rows:
+        size = len(columns.get("message_id", ()))
+        if not size:
             future.set_result(WriteResult(0, 0))
             return future
         with self._room:
             if not self._room.wait_for(lambda: self._queued_rows < 2 * self.max_rows, timeout=30):
                 raise StorageUnavailable("the event writer is saturated; retry shortly")
-            self._queued_rows += len(rows)
-        self._queue.put(_Pending(rows, links or [], future))
+            self._queued_rows += size
+        self._queue.put(_Pending(columns, size, links or [], future))
         return future
 
     def _run(self) -> None:
@@ -89,7 +90,7 @@ class GroupCommitWriter:
             first = self._queue.get()
             if first is _STOP:
                 return
-            block, size = [first], len(first.rows)
+            block, size = [first], first.size
             deadline = time.monotonic() + self.max_delay
             while size < self.max_rows:
                 try:
@@ -100,43 +101,38 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 block.append(item)
-                size += len(item.rows)
+                size += item.size
             with self._room:
                 self._queued_rows -= size
                 self._room.notify_all()
             self._commit(block)
 
     def _commit(self, block: list[_Pending]) -> None:
-        keys, seen, new_rows, counts = [], set(), [], []
-        for pending in block:
-            request_keys = []
-            for row in pending.rows:
-                k = (row["project_id"], row["message_id"])
-                request_keys.append(k if k not in seen else None)  # repeats inside the block: duplicates
-                seen.add(k)
-            keys.append(request_keys)
-        flat = [k for request_keys in keys for k in request_keys if k is not None]
+        columns = concat([p.columns for p in block])
+        keys = list(zip(columns["project_id"], columns["message_id"]))
+        first_seen: dict[tuple[int, str], int] = {}
+        for position, k in enumerate(keys):
+            first_seen.setdefault(k, position)  # a repeat inside the block is a duplicate
+        unique = list(first_seen)
         claimed: list[tuple[int, str]] = []
         try:
-            fresh = dict(zip(flat, self.dedup.claim(self.clickhouse, flat)))
-            claimed = [k for k, new in fresh.items() if new]
-            links = []
-            for pending, request_keys in zip(block, keys):
-                stored = 0
-                for row, k in zip(pending.rows, request_keys):
-                    if k is not None and fresh[k]:
-                        new_rows.append(row)
-                        stored += 1
-                new_indexes = {i for i, k in enumerate(request_keys) if k is not None and fresh[k]}
-                links.extend(link for i, link in pending.links if i in new_indexes)
-                counts.append(WriteResult(stored, len(pending.rows) - stored))
+            new = {k for k, fresh in zip(unique, self.dedup.claim(self.clickhouse, unique)) if fresh}
+            claimed = list(new)
+            keep = [p for k, p in first_seen.items() if k in new]
+            keep.sort()
+            kept = set(keep)
+            counts, links, offset = [], [], 0
+            for pending in block:
+                stored = sum(1 for p in range(offset, offset + pending.size) if p in kept)
+                counts.append(WriteResult(stored, pending.size - stored))
+                links.extend(link for p, link in pending.links if offset + p in kept)
+                offset += pending.size
             self.identity.apply(self.clickhouse, links)
-            if new_rows:
-                self.clickhouse.insert_arrow("events", events_table(new_rows))
-                self.inserts += 1
+            if keep:
+                self.clickhouse.insert_arrow("events", events_table(columns if len(keep) == len(keys) else select(columns, keep)))
             self.dedup.commit(claimed)
         except Exception as e:  # every request in the block learns the reason; SDKs retry on 503
-            log.error("writing %d events failed: %s", len(new_rows), e)
+            log.error("writing %d events failed: %s", len(keys), e)
             try:
                 self.dedup.release(claimed)
             except Exception:  # Redis down too: the keys stay pending and are checked on retry

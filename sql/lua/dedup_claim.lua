@@ -1,15 +1,17 @@
--- Claim message keys for one writer: ARGV = ttl seconds, writer epoch, key...
--- Per key: 0 = new (now marked pending by this writer), 1 = already stored, 2 = pending by some writer
--- that may have died after inserting: the caller must check ClickHouse.
+-- Claim message keys for one writer. ARGV = ttl seconds, writer epoch, keys joined by newlines.
+-- Returns one digit per key: 0 = new (now pending under this writer), 1 = already stored,
+-- 2 = pending under some writer that may have died after inserting: the caller asks ClickHouse.
+-- Keys travel as one string, not one argument each: packing and parsing 100k arguments costs the
+-- client more than Redis spends on the keys.
 local ttl, mark = ARGV[1], 'p:' .. ARGV[2]
 local out = {}
-for i = 3, #ARGV do
-  if redis.call('SET', ARGV[i], mark, 'NX', 'EX', ttl) then
-    out[#out + 1] = 0
-  elseif redis.call('GET', ARGV[i]) == 's' then
-    out[#out + 1] = 1
+for name in string.gmatch(ARGV[3], '[^\n]+') do
+  if redis.call('SET', name, mark, 'NX', 'EX', ttl) then
+    out[#out + 1] = '0'
+  elseif redis.call('GET', name) == 's' then
+    out[#out + 1] = '1'
   else
-    out[#out + 1] = 2
+    out[#out + 1] = '2'
   end
 end
-return out
+return table.concat(out)

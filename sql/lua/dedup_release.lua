@@ -1,8 +1,8 @@
--- Forget keys this writer claimed but could not store: ARGV = writer epoch, key...
+-- Forget keys this writer claimed but could not store. ARGV = writer epoch, keys joined by newlines.
 local mark, n = 'p:' .. ARGV[1], 0
-for i = 2, #ARGV do
-  if redis.call('GET', ARGV[i]) == mark then
-    redis.call('DEL', ARGV[i])
+for name in string.gmatch(ARGV[2], '[^\n]+') do
+  if redis.call('GET', name) == mark then
+    redis.call('DEL', name)
     n = n + 1
   end
 end

@@ -1,5 +1,8 @@
--- Set message keys to one state: ARGV = ttl seconds, value ('s' stored, or 'p:<epoch>' pending), key...
-for i = 3, #ARGV do
-  redis.call('SET', ARGV[i], ARGV[2], 'EX', ARGV[1])
+-- Set message keys to one state. ARGV = ttl seconds, value ('s' stored, 'p:<epoch>' pending),
+-- keys joined by newlines.
+local n = 0
+for name in string.gmatch(ARGV[3], '[^\n]+') do
+  redis.call('SET', name, ARGV[2], 'EX', ARGV[1])
+  n = n + 1
 end
-return #ARGV - 2
+return n

@@ -8,11 +8,12 @@ from nexus.ingest.columns import EVENT_SCHEMA, events_table
 from nexus.ingest.dedup import Dedup, key
 
 
-def row(project_id: int, message_id: str) -> dict:
-    now = datetime.now(timezone.utc)
-    base = {f: "" for f in EVENT_SCHEMA.names}
-    return {**base, "project_id": project_id, "message_id": message_id, "ts": now, "received_at": now,
-            "sent_at": None, "skew_ms": 0, "properties": "{}"}
+def rows(project_id: int, message_ids: list[str]) -> dict:
+    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    n = len(message_ids)
+    columns = {f: [""] * n for f in EVENT_SCHEMA.names}
+    return {**columns, "project_id": [project_id] * n, "message_id": message_ids, "ts": [now] * n,
+            "received_at": [now] * n, "sent_at": [None] * n, "skew_ms": [0] * n, "properties": ["{}"] * n}
 
 
 def test_new_ids_are_claimed_once_and_stored_ids_are_duplicates(client, redis):
@@ -27,7 +28,7 @@ def test_a_dead_writers_claims_are_settled_by_clickhouse(client, redis):
     # Given a writer that claimed three ids, inserted two of them, and died before marking them stored
     dead = Dedup(redis.client, 24)
     assert dead.claim(client, [(7, "x"), (7, "y"), (7, "z")]) == [True, True, True]
-    client.insert_arrow("events", events_table([row(7, "x"), row(7, "y")]))
+    client.insert_arrow("events", events_table(rows(7, ["x", "y"])))
     # When another writer sees the same ids again (the SDK resent the batch)
     alive = Dedup(redis.client, 24)
     # Then the inserted ones are duplicates, the lost one is new and now claimed by the live writer
