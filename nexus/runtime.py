@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus import redis_server
 from nexus.ingest.dedup import Dedup
+from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.settings import Settings
@@ -40,11 +41,16 @@ def open_runtime(settings: Settings) -> Iterator[Runtime]:
         else:
             redis = redis_server.start_embedded(settings.data_dir)
         stack.callback(redis.close)
-        writer = GroupCommitWriter(writer_client, Dedup(redis.client, settings.dedup_hours),
-                                   max_rows=settings.writer_max_rows, max_delay_ms=settings.writer_max_delay_ms)
+        writer = GroupCommitWriter(writer_client, max_rows=settings.writer_max_rows,
+                                   max_delay_ms=settings.writer_max_delay_ms)
         writer.start()
         stack.callback(writer.stop)
-        yield Runtime(settings, clickhouse, redis, Ingestor(writer, redis.client, settings, _ip_salt(redis)))
+        recorder = MetricsRecorder(redis.client, settings.skew_flag_seconds * 1000)
+        recorder.start()
+        stack.callback(recorder.stop)
+        dedup = Dedup(redis.client, settings.dedup_hours)
+        yield Runtime(settings, clickhouse, redis,
+                      Ingestor(writer, dedup, clickhouse, recorder, settings, _ip_salt(redis)))
 
 
 def _ip_salt(redis: redis_server.RedisHandle) -> bytes:

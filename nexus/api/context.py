@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import anyio
 from litestar import Request
 
 from nexus.api.auth import KeyCache, secret_from_headers
@@ -19,6 +20,8 @@ class ApiContext:
         self.ingestor = runtime.ingestor
         self.keys = KeyCache(runtime.clickhouse)
         self.limiter = RateLimiter(runtime.redis.client, runtime.settings.rate_limit)
+        # Decoding and enriching hold the GIL: more threads than cores only add switching.
+        self.cpu = anyio.CapacityLimiter(2)
 
     def authorize(self, request: Request, scope: Scope, body_key: str | None = None) -> ApiKey:
         """The caller's key (from headers, else the body), allowed `scope` and within its rate limit."""

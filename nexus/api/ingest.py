@@ -39,7 +39,7 @@ class ReceiptsAnswer(msgspec.Struct):
 async def batch(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
-    return await complete(api, await anyio.to_thread.run_sync(_batch, api, request, body))
+    return await complete(api, await anyio.to_thread.run_sync(_batch, api, request, body, limiter=api.cpu))
 
 
 async def complete(api: ApiContext, submitted: Submitted) -> Response:
@@ -71,7 +71,7 @@ def _single(call: str):
         body = await read_body(request, api.settings.max_request_bytes)
         if len(body) > api.settings.max_event_bytes:
             raise TooLarge(f"the event is {len(body)} bytes, over the limit of {api.settings.max_event_bytes}")
-        return await complete(api, await anyio.to_thread.run_sync(_one, api, request, body, call))
+        return await complete(api, await anyio.to_thread.run_sync(_one, api, request, body, call, limiter=api.cpu))
 
     return handler
 
@@ -107,6 +107,7 @@ def _receipts(api: ApiContext, request: Request, body: bytes) -> ReceiptsAnswer:
 def ingest_metrics(request: Request, state: State) -> metrics.IngestMetrics:
     api: ApiContext = state.api
     key = api.authorize(request, "read")
+    api.ingestor.metrics.flush()  # this process's latest counts too
     return metrics.read(api.runtime.redis.client, key.project_id)
 
 

@@ -25,7 +25,7 @@ PATHS = ["/batch", "/capture", "/e", "/i/v0/e", "/track"]
 async def capture(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
-    response = await complete(api, await anyio.to_thread.run_sync(_capture, api, request, body))
+    response = await complete(api, await anyio.to_thread.run_sync(_capture, api, request, body, limiter=api.cpu))
     if response.status_code == 200:
         response.content = {"status": 1, **response.content}  # what posthog SDKs look for
     return response

@@ -29,11 +29,5 @@ def events_table(columns: dict[str, list[Any]]) -> pa.Table:
     return pa.table([pa.array(columns[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
 
 
-def concat(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
-    if len(parts) == 1:
-        return parts[0]
-    return {name: [v for part in parts for v in part[name]] for name in COLUMNS}
-
-
 def select(columns: dict[str, list[Any]], keep: list[int]) -> dict[str, list[Any]]:
     return {name: [values[i] for i in keep] for name, values in columns.items()}

@@ -1,10 +1,12 @@
 """Exactly-once storage of messageIds: a Redis key per (project, messageId) with a two-phase state.
 
-A writer claims new keys as pending under its epoch (a random id per process) before inserting, and
+A process claims new keys as pending under its epoch (a random id per process) before inserting, and
 marks them stored after ClickHouse acknowledged the insert. A key found pending under another epoch
-means a writer died between the two: whether its insert landed is settled by asking ClickHouse, the
-source of truth. So a batch resent after a crash at any moment is stored exactly once. Keys expire
-after the dedup window (NEXUS_DEDUP_HOURS).
+means a process died between the two: whether its insert landed is settled by asking ClickHouse, the
+source of truth. So a batch resent after a crash at any moment is stored exactly once. A key pending
+under this process's own epoch is being inserted right now by a concurrent request: a duplicate (if
+that insert fails, its request is answered 503 and its SDK resends it). Keys expire after the dedup
+window (NEXUS_DEDUP_HOURS).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Claim(IntEnum):
     NEW = 0
     STORED = 1
     UNCERTAIN = 2
+    IN_FLIGHT = 3
 
 
 def key(project_id: int, message_id: str) -> str:

@@ -6,12 +6,14 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 
 import msgspec
-import redis
+from clickhouse_connect.driver.client import Client
 
 from nexus.ingest import metrics, pipeline
 from nexus.ingest.identity import Link
 from nexus.ingest.wire import Message, Rejection, as_text
-from nexus.ingest.writer import GroupCommitWriter, WriteResult
+from nexus.ingest.columns import events_table, select
+from nexus.ingest.dedup import Dedup
+from nexus.ingest.writer import GroupCommitWriter
 from nexus.settings import Settings
 
 
@@ -21,6 +23,7 @@ class Submitted(msgspec.Struct):
     source: pipeline.Source
     sent: int
     processed: pipeline.Processed
+    claimed: list[tuple[int, str]]  # (project, messageId) of the events this request is storing
     stored: Future
 
 
@@ -29,16 +32,17 @@ class IngestResult(msgspec.Struct):
     duplicates: int
     rejections: list[Rejection]
 
-    @property
-    def accepted(self) -> int:
-        return self.stored + self.duplicates
-
 
 class Ingestor:
-    def __init__(self, writer: GroupCommitWriter, redis_client: redis.Redis, settings: Settings, ip_salt: bytes):
+    """Process → deduplicate → hand to the writer → mark stored. Dedup and Arrow conversion happen in
+    the request's own thread, so the one writer thread only inserts."""
+
+    def __init__(self, writer: GroupCommitWriter, dedup: Dedup, clickhouse: Client,
+                 recorder: metrics.MetricsRecorder, settings: Settings, ip_salt: bytes):
         self.writer = writer
-        self.redis = redis_client
-        self.skew_flag_ms = settings.skew_flag_seconds * 1000
+        self.dedup = dedup
+        self.clickhouse = clickhouse
+        self.metrics = recorder
         self.live_rules = pipeline.Rules(
             max_future=timedelta(seconds=settings.max_future_seconds),
             max_past=timedelta(days=settings.max_past_days),
@@ -48,18 +52,37 @@ class Ingestor:
         self.import_rules = msgspec.structs.replace(self.live_rules, max_past=None)
 
     def submit(self, messages: list[Message | Rejection], source: pipeline.Source, *, backfill: bool = False) -> Submitted:
-        """Process `messages` and queue the valid ones for the writer, without waiting for it."""
+        """Process `messages` and queue the new ones for the writer, without waiting for it."""
         processed = pipeline.process(messages, source, self.import_rules if backfill else self.live_rules)
-        links = [(i, link) for i, (m, ts) in enumerate(zip(processed.messages, processed.columns.get("ts", ())))
-                 if (link := _link(m, ts, source.project_id)) is not None]
-        return Submitted(source, len(messages), processed, self.writer.submit(processed.columns, links))
+        columns = processed.columns
+        first: dict[tuple[int, str], int] = {}
+        for position, k in enumerate(zip(columns.get("project_id", ()), columns.get("message_id", ()))):
+            first.setdefault(k, position)  # a repeat inside the batch is a duplicate
+        unique = list(first)
+        claimed = [k for k, new in zip(unique, self.dedup.claim(self.clickhouse, unique)) if new]
+        keep = sorted(first[k] for k in claimed)
+        links = [link for p in keep if (link := _link(processed.messages[p], columns["ts"][p], source.project_id))]
+        table = events_table(columns if len(keep) == processed.count else select(columns, keep))
+        try:
+            stored = self.writer.submit(table, links)
+        except Exception:
+            self.dedup.release(claimed)
+            raise
+        return Submitted(source, len(messages), processed, claimed, stored)
 
     def finish(self, submitted: Submitted) -> IngestResult:
-        """Once `submitted.stored` is done: count it in the metrics and say what happened to each message."""
-        result: WriteResult = submitted.stored.result()
-        metrics.record(self.redis, submitted.source.project_id, submitted.sent, submitted.processed, result.stored,
-                       result.duplicates, self.skew_flag_ms)
-        return IngestResult(result.stored, result.duplicates, submitted.processed.rejections)
+        """Once `submitted.stored` is done: mark its events stored (or free them to be resent after a
+        failure), count them, and say what happened to each message."""
+        try:
+            submitted.stored.result()
+        except Exception:
+            self.dedup.release(submitted.claimed)
+            raise
+        self.dedup.commit(submitted.claimed)
+        stored = len(submitted.claimed)
+        duplicates = submitted.processed.count - stored
+        self.metrics.add(submitted.source.project_id, submitted.sent, submitted.processed, stored, duplicates)
+        return IngestResult(stored, duplicates, submitted.processed.rejections)
 
     def ingest(self, messages: list[Message | Rejection], source: pipeline.Source, *, backfill: bool = False) -> IngestResult:
         """Store what is valid in `messages`, waiting for the writer; counts and a reason per message not stored."""
