@@ -167,6 +167,34 @@ def demo(events: int, project_ref: str | None, seed: int) -> None:
     click.echo(f"stored {stored:,} demo events in project {project.name!r} (id {project.project_id})")
 
 
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "project_ref", required=True, help="Project name or id.")
+@click.option("--format", "file_format", type=click.Choice(["ndjson", "arrow", "parquet"]),
+              help="File format (detected from the content when not given).")
+@reports_errors
+def import_command(file: Path, project_ref: str, file_format: str | None) -> None:
+    """Back-fill events from an NDJSON (optionally gzipped), Arrow IPC or Parquet file of Segment-shaped
+    events; exits 1 if any event was rejected (each is listed with its line or row)."""
+    from nexus.ingest.backfill import import_file
+    from nexus.meta import projects
+    from nexus.runtime import open_runtime
+
+    with open_runtime(_settings()) as runtime:
+        project_id = projects.get(runtime.clickhouse, project_ref).project_id
+        with _progress(f"Importing {file.name}", total=None) as advance:
+            summary = import_file(runtime.ingestor, file, project_id, file_format,
+                                  max_event_bytes=runtime.settings.max_event_bytes,
+                                  progress=lambda n: advance(n, 0))
+    for error in summary.errors:
+        where = f"{file.name}:{error.index + 1}"  # line (NDJSON) or row (Arrow, Parquet), from 1
+        click.echo(f"{where}: {error.field}: {error.reason}" if error.field else f"{where}: {error.reason}", err=True)
+    click.echo(f"read {summary.events:,} events: {summary.stored:,} stored, {summary.duplicates:,} already "
+               f"stored, {summary.rejected:,} rejected")
+    if summary.rejected:
+        sys.exit(1)
+
+
 @main.group()
 def project() -> None:
     """Create and list projects."""
@@ -297,9 +325,10 @@ class _progress:
         self.task = None
 
         def advance(n: int, total: int) -> None:
+            """Move by n; a total of 0 means unknown (the bar then counts without an end)."""
             if self.task is None:
                 self.progress.start()
-                self.task = self.progress.add_task(self.description, total=total)
+                self.task = self.progress.add_task(self.description, total=total or None)
             self.progress.advance(self.task, n)
             if self.progress.tasks[0].finished:
                 self.progress.stop()

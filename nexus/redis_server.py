@@ -43,11 +43,19 @@ class RedisHandle(msgspec.Struct):
                 self.process.wait()
 
 
-def connect(url: str) -> RedisHandle:
-    """A client for a Redis server, checked with PING."""
+def connect(url: str, loading_timeout: float = 60) -> RedisHandle:
+    """A client for a Redis server, checked with PING (waiting while it loads its data after a start)."""
+    deadline = time.monotonic() + loading_timeout
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=5)
-        client.ping()
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
     except (redis.RedisError, ValueError) as e:
         raise StorageUnavailable(f"cannot reach Redis at {redact_url(url)}: {e}") from None
     return RedisHandle(client, url)

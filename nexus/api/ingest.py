@@ -7,17 +7,21 @@ rate-limit, and hand the messages to the ingest service, which answers once they
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromQuery
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest import metrics
+from nexus.ingest.backfill import import_file
 from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import IngestResult, Submitted
@@ -133,3 +137,29 @@ def _decode(body: bytes, kind: Any) -> Any:
 
 
 ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics]
+
+
+@post("/v1/import")
+async def import_events(request: Request, state: State, format: FromQuery[str | None] = None) -> Response:
+    """Back-fill a file of events (NDJSON, Arrow IPC or Parquet; the format is detected unless given).
+    The upload is spooled to disk, never held in memory; needs an admin key."""
+    api: ApiContext = state.api
+    key = await anyio.to_thread.run_sync(api.authorize, request, "admin")
+    spool = api.settings.data_dir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=spool, suffix=".upload") as upload:
+        size, limit = 0, api.settings.max_import_bytes
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the upload is over the limit of {limit} bytes")
+            upload.write(chunk)
+        upload.flush()
+        summary = await anyio.to_thread.run_sync(
+            lambda: import_file(api.ingestor, Path(upload.name), key.project_id, format,
+                                max_event_bytes=api.settings.max_event_bytes))
+    body = {"success": summary.rejected == 0, **msgspec.to_builtins(summary)}
+    return Response(body, status_code=200 if summary.rejected == 0 else 400)
+
+
+ROUTES.append(import_events)
