@@ -1,21 +1,23 @@
-"""Exactly-once storage of messageIds: a Redis key per (project, messageId) with a two-phase state.
+"""Exactly-once storage of messageIds: a Redis key per (project, messageId), claimed before the insert.
 
-A process claims new keys as pending under its epoch (a random id per process) before inserting, and
-marks them stored after ClickHouse acknowledged the insert. A key found pending under another epoch
-means a process died between the two: whether its insert landed is settled by asking ClickHouse, the
-source of truth. So a batch resent after a crash at any moment is stored exactly once. A key pending
-under this process's own epoch is being inserted right now by a concurrent request: a duplicate (if
-that insert fails, its request is answered 503 and its SDK resends it). Keys expire after the dedup
-window (NEXUS_DEDUP_HOURS).
+A request claims its new keys under a mark naming this process (its epoch, random per start) and the
+request; once ClickHouse has the request's events, one commit key per request says they are stored. A
+key whose request never committed, under another epoch, means a process died between claim and commit:
+whether its insert landed is settled by asking ClickHouse, the source of truth. A key claimed by a
+request of this same process that has not committed yet is in flight right now: a duplicate (should
+that insert fail, its own request is answered 503 and its SDK resends it). So a batch resent after a
+crash at any moment is stored exactly once. Keys expire after the dedup window (NEXUS_DEDUP_HOURS).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from collections import defaultdict
 from enum import IntEnum
 
+import msgspec
 import redis
 from clickhouse_connect.driver.client import Client
 
@@ -24,11 +26,19 @@ from nexus.store.sql import load
 _LONG_ID = 64  # longer messageIds are keyed by their hash, to bound Redis memory
 
 
-class Claim(IntEnum):
+class State(IntEnum):
     NEW = 0
     STORED = 1
     UNCERTAIN = 2
     IN_FLIGHT = 3
+
+
+class Claim(msgspec.Struct):
+    """What one request claimed: commit it once stored, release it if the insert failed."""
+
+    mark: str
+    keys: list[tuple[int, str]]
+    fresh: list[bool]  # per key asked: True when it is new and now this request's
 
 
 def key(project_id: int, message_id: str) -> str:
@@ -44,40 +54,38 @@ class Dedup:
         self.redis = client
         self.ttl = window_hours * 3600
         self.epoch = uuid.uuid4().hex[:12]
+        self._requests = itertools.count()
         self._claim = client.register_script(load("lua/dedup_claim.lua"))
         self._set = client.register_script(load("lua/dedup_set.lua"))
         self._release = client.register_script(load("lua/dedup_release.lua"))
 
-    def claim(self, clickhouse: Client, keys: list[tuple[int, str]]) -> list[bool]:
-        """For each (project, messageId): True when it is new and now claimed, False when already stored."""
+    def claim(self, clickhouse: Client, keys: list[tuple[int, str]]) -> Claim:
+        """Claim the keys that are new, for one request."""
+        request = str(next(self._requests))
+        mark = f"p:{self.epoch}:{request}"
         if not keys:
-            return []
+            return Claim(mark, [], [])
         names = [key(p, m) for p, m in keys]
-        states = [Claim(int(s)) for s in self._claim(args=[self.ttl, self.epoch, "\n".join(names)]).decode()]
-        uncertain = [i for i, s in enumerate(states) if s is Claim.UNCERTAIN]
-        if not uncertain:
-            return [s is Claim.NEW for s in states]
-        stored = _stored_in_clickhouse(clickhouse, [keys[i] for i in uncertain])
-        taken_over, settled = [], []
-        for i in uncertain:
-            if keys[i] in stored:
-                states[i] = Claim.STORED
-                settled.append(names[i])
-            else:
-                states[i] = Claim.NEW
-                taken_over.append(names[i])
-        self._set_all(settled, "s")
-        self._set_all(taken_over, f"p:{self.epoch}")
-        return [s is Claim.NEW for s in states]
+        states = [State(int(s)) for s in self._claim(args=[self.ttl, self.epoch, request, "\n".join(names)]).decode()]
+        uncertain = [i for i, s in enumerate(states) if s is State.UNCERTAIN]
+        if uncertain:
+            stored = _stored_in_clickhouse(clickhouse, [keys[i] for i in uncertain])
+            for i in uncertain:
+                states[i] = State.STORED if keys[i] in stored else State.NEW
+            self._set_all([names[i] for i in uncertain if states[i] is State.STORED], "s")
+            self._set_all([names[i] for i in uncertain if states[i] is State.NEW], mark)
+        fresh = [s is State.NEW for s in states]
+        return Claim(mark, [k for k, new in zip(keys, fresh) if new], fresh)
 
-    def commit(self, keys: list[tuple[int, str]]) -> None:
-        """Mark claimed keys stored: ClickHouse has them."""
-        self._set_all([key(p, m) for p, m in keys], "s")
+    def commit(self, claim: Claim) -> None:
+        """The claim's events are in ClickHouse."""
+        if claim.keys:
+            self.redis.set("c:" + claim.mark[2:], 1, ex=self.ttl)
 
-    def release(self, keys: list[tuple[int, str]]) -> None:
-        """Give up claims whose insert failed, so a retry is stored."""
-        if keys:
-            self._release(args=[self.epoch, "\n".join(key(p, m) for p, m in keys)])
+    def release(self, claim: Claim) -> None:
+        """Give up a claim whose insert failed, so a retry is stored."""
+        if claim.keys:
+            self._release(args=[claim.mark, "\n".join(key(p, m) for p, m in claim.keys)])
 
     def _set_all(self, names: list[str], value: str) -> None:
         if names:

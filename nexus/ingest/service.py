@@ -12,7 +12,7 @@ from nexus.ingest import metrics, pipeline
 from nexus.ingest.identity import Link
 from nexus.ingest.wire import Message, Rejection, as_text
 from nexus.ingest.columns import events_table, select
-from nexus.ingest.dedup import Dedup
+from nexus.ingest.dedup import Claim, Dedup
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.settings import Settings
 
@@ -23,7 +23,7 @@ class Submitted(msgspec.Struct):
     source: pipeline.Source
     sent: int
     processed: pipeline.Processed
-    claimed: list[tuple[int, str]]  # (project, messageId) of the events this request is storing
+    claim: Claim  # the events this request is storing
     stored: Future
 
 
@@ -58,17 +58,16 @@ class Ingestor:
         first: dict[tuple[int, str], int] = {}
         for position, k in enumerate(zip(columns.get("project_id", ()), columns.get("message_id", ()))):
             first.setdefault(k, position)  # a repeat inside the batch is a duplicate
-        unique = list(first)
-        claimed = [k for k, new in zip(unique, self.dedup.claim(self.clickhouse, unique)) if new]
-        keep = sorted(first[k] for k in claimed)
+        claim = self.dedup.claim(self.clickhouse, list(first))
+        keep = sorted(first[k] for k in claim.keys)
         links = [link for p in keep if (link := _link(processed.messages[p], columns["ts"][p], source.project_id))]
         table = events_table(columns if len(keep) == processed.count else select(columns, keep))
         try:
             stored = self.writer.submit(table, links)
         except Exception:
-            self.dedup.release(claimed)
+            self.dedup.release(claim)
             raise
-        return Submitted(source, len(messages), processed, claimed, stored)
+        return Submitted(source, len(messages), processed, claim, stored)
 
     def finish(self, submitted: Submitted) -> IngestResult:
         """Once `submitted.stored` is done: mark its events stored (or free them to be resent after a
@@ -76,10 +75,10 @@ class Ingestor:
         try:
             submitted.stored.result()
         except Exception:
-            self.dedup.release(submitted.claimed)
+            self.dedup.release(submitted.claim)
             raise
-        self.dedup.commit(submitted.claimed)
-        stored = len(submitted.claimed)
+        self.dedup.commit(submitted.claim)
+        stored = len(submitted.claim.keys)
         duplicates = submitted.processed.count - stored
         self.metrics.add(submitted.source.project_id, submitted.sent, submitted.processed, stored, duplicates)
         return IngestResult(stored, duplicates, submitted.processed.rejections)

@@ -1,4 +1,4 @@
--- Set message keys to one state. ARGV = ttl seconds, value ('s' stored, 'p:<epoch>' pending),
+-- Set message keys to one value. ARGV = ttl seconds, value ('s' stored, or a request's claim mark),
 -- keys joined by newlines.
 local n = 0
 for name in string.gmatch(ARGV[3], '[^\n]+') do
