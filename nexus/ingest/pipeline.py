@@ -169,7 +169,7 @@ def put_page(batch: Batch, source: Source, rules: Rules) -> None:
 def put_network(batch: Batch, source: Source, rules: Rules) -> None:
     """Geo from the client IP (context.ip, else the request's address); the IP stored as configured."""
     address = [(c.ip if c is not None and c.ip else source.client_ip) for c in batch.contexts]
-    places = [geo.lookup(a) if a else _NOWHERE for a in address]
+    places = [geo.lookup(a) if a else geo.EMPTY for a in address]
     mode, salt = rules.ip_mode, rules.ip_salt
     batch.columns.update(
         country=[p.country for p in places], region=[p.region for p in places], city=[p.city for p in places],
@@ -179,7 +179,7 @@ def put_network(batch: Batch, source: Source, rules: Rules) -> None:
 
 def put_device(batch: Batch, source: Source, rules: Rules) -> None:
     """Browser, OS and device type from the user agent; bots are kept, with device_type 'bot'."""
-    devices = [useragent.parse(c.user_agent) if c is not None and c.user_agent else _NO_DEVICE for c in batch.contexts]
+    devices = [useragent.parse(c.user_agent) if c is not None and c.user_agent else useragent.EMPTY for c in batch.contexts]
     libraries = [c.library if c is not None else None for c in batch.contexts]
     batch.columns.update(
         browser=[d.browser for d in devices], browser_version=[d.browser_version for d in devices],
@@ -254,8 +254,6 @@ _EMPTY: dict[str, Any] = {}
 _NO_PARTS = ("", "")
 _DIRECT = urls.Referrer("", "direct")
 _NO_CAMPAIGN = urls.Campaign("", "", "", "", "")
-_NOWHERE = geo.Geo("", "", "")
-_NO_DEVICE = useragent.Device("", "", "", "", "", False)
 
 STEPS: list[tuple[str, Callable[[Batch, Source, Rules], None]]] = [
     ("validate", validate),

@@ -78,7 +78,7 @@ def test_geo_database_loads_once_across_threads_and_leaves_the_environment_alone
         databases, results = [], []
         def work():
             results.append(geo.lookup("8.8.8.8").country)
-            databases.append(id(geo._load()))
+            databases.append(id(geo._database.get()))
         threads = [threading.Thread(target=work) for _ in range(16)]
         for thread in threads: thread.start()
         for thread in threads: thread.join()

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from typing import Any
 
 import msgspec
 
 from nexus.ingest.enrich.ip import MAX_LENGTH
+from nexus.ingest.enrich.lazy import Lazy
 from nexus.ingest.enrich.ip import parse as parse_ip
 
 # IPv4 and IPv6 in one file: ~0.1 s and ~50 MB of memory to load, once per process.
@@ -45,20 +45,6 @@ _by_country: dict[str, Geo] = {}
 # Kosovo's XK is kept: not ISO-assigned, but the code everyone (CLDR, MaxMind, the EU) uses.
 _NOT_COUNTRIES = frozenset({"--", "EU"})
 
-_database: Any = None
-_database_lock = threading.Lock()
-
-
-def _load() -> Any:
-    """The process's one GeoIP2Fast database, loaded on first use."""
-    global _database
-    if _database is None:
-        with _database_lock:
-            if _database is None:
-                _database = _open()
-    return _database
-
-
 def _open() -> Any:
     # Importing geoip2fast sets PYTHONWARNINGS and PYTHONIOENCODING in os.environ, which every
     # subprocess we start later would inherit; put them back as they were.
@@ -76,6 +62,9 @@ def _open() -> Any:
     # GeoIP2Fast keeps its tables in module globals, so a second instance with another file would
     # silently replace this one's data: there is exactly one per process, here.
     return library.GeoIP2Fast(geoip2fast_data_file=_DATA_FILE)
+
+
+_database: Lazy[Any] = Lazy(_open)  # the process's one GeoIP2Fast database, loaded on first use
 
 
 def lookup(ip: str) -> Geo:
@@ -96,7 +85,7 @@ def _lookup(ip: str) -> Geo:
     address = parse_ip(ip)
     if address is None or not address.is_global:
         return EMPTY
-    result = _load().lookup(str(address))
+    result = _database.get().lookup(str(address))
     country = result.country_code
     if len(country) != 2 or country in _NOT_COUNTRIES or result.is_private:
         return EMPTY

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from typing import Any
 
 import msgspec
 from ua_parser import Domain
+
+from nexus.ingest.enrich.lazy import Lazy
 
 # uap-core's patterns look at the start of the agent; capping also bounds what one cache entry holds.
 _MAX_LENGTH = 512
@@ -71,20 +72,6 @@ class Device(msgspec.Struct, frozen=True, gc=False):
 
 EMPTY = Device(browser="", browser_version="", os="", os_version="", device_type="", is_bot=False)
 
-_resolver: Any = None
-_resolver_lock = threading.Lock()
-
-
-def _load() -> Any:
-    """The process's one ua-parser resolver, built on first use (~0.1 s for the pure-Python one)."""
-    global _resolver
-    if _resolver is None:
-        with _resolver_lock:
-            if _resolver is None:
-                _resolver = _build()
-    return _resolver
-
-
 def _build() -> Any:
     from ua_parser import load_builtins, load_lazy_builtins
 
@@ -96,6 +83,9 @@ def _build() -> Any:
         return basic.Resolver(load_builtins())
     # The Rust matcher compiles the pattern text itself, so Python-side compilation is skipped.
     return regex.Resolver(load_lazy_builtins())
+
+
+_resolver: Lazy[Any] = Lazy(_build)  # the process's one resolver, built on first use
 
 
 def parse(user_agent: str) -> Device:
@@ -114,7 +104,7 @@ def cache_clear() -> None:
 def _parse(user_agent: str) -> Device:
     if not user_agent.strip():
         return EMPTY
-    result = _load()(user_agent, Domain.ALL)
+    result = _resolver.get()(user_agent, Domain.ALL)
     agent, system, device = result.user_agent, result.os, result.device
     lowered = user_agent.lower()
     os_name = system.family if system is not None and system.family != "Other" else ""

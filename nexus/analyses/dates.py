@@ -1,0 +1,201 @@
+"""Date ranges and time buckets in a request's time zone, DST-correct on both sides of the query.
+
+A range is half-open `[start, end)` in UTC instants, resolved from local calendar terms:
+- relative `-N<unit>` (unit h, d, w, m, y): the N units ending with the current one, which is included —
+  `-7d` is today and the 6 days before it, from local midnight to the next local midnight; `-24h` is the
+  current hour and the 23 before it;
+- keywords `today`, `yesterday`, `this_week`, `last_week` (weeks start on Monday), `this_month`,
+  `last_month`, `this_year`;
+- absolute: an ISO date `2026-10-01` (a local day: as `date_to` it is included, through its end) or an
+  ISO date-time `2026-10-01T10:00[:00][+02:00]` (local unless it carries an offset; as `date_to` exclusive).
+`date_to` defaults to the natural end of `date_from` (the end of the current unit for relative ranges,
+of the named period for keywords, of the day for a date, now for a date-time).
+
+Buckets start where ClickHouse's `toStartOfHour/Day(ts, tz)`, `toMonday(ts, tz)` and
+`toStartOfMonth(ts, tz)` put them; both the SQL and `bucket_starts` key a bucket by the Unix time of
+its start, so a 23- or 25-hour DST day is one bucket.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from nexus.errors import InvalidRequest
+
+Interval = Literal["minute", "hour", "day", "week", "month"]
+MAX_BUCKETS = 20_000
+
+_RELATIVE = re.compile(r"^-(\d{1,4})([hdwmy])$")
+_KEYWORDS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month", "this_year")
+_UNIT = {"h": "hour", "d": "day", "w": "week", "m": "month", "y": "year"}
+
+
+class DateRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    date_from: str = "-7d"
+    date_to: str | None = None
+
+
+class Span(msgspec.Struct, frozen=True):
+    """A resolved range: UTC instants, `end` exclusive."""
+
+    start: datetime
+    end: datetime
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin") from None
+
+
+def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:
+    zi = zone(tz)
+    local_now = now.astimezone(zi)
+    start, natural_end = _point(date_range.date_from, zi, local_now)
+    if date_range.date_to is None:
+        end = natural_end
+    else:
+        _, end = _point(date_range.date_to, zi, local_now, as_end=True)
+    if end <= start:
+        raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is empty")
+    return Span(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+
+
+def previous(span: Span, tz: str) -> Span:
+    """The period just before `span`, as long: in local calendar days when `span` spans whole local days
+    (so a comparison across a DST change still compares day with day), else in exact duration."""
+    zi = zone(tz)
+    start, end = span.start.astimezone(zi), span.end.astimezone(zi)
+    if _is_midnight(start) and _is_midnight(end):
+        days = (end.date() - start.date()).days
+        return Span(_local_midnight(start.date() - timedelta(days=days), zi).astimezone(timezone.utc), span.start)
+    return Span(span.start - (span.end - span.start), span.start)
+
+
+def bucket_sql(interval: Interval, column: str, tz_placeholder: str) -> str:
+    """SQL for the Unix time (UInt32) of the start of the local bucket holding `column`."""
+    inner = {
+        "minute": f"toStartOfMinute({column})",
+        "hour": f"toStartOfHour({column}, {tz_placeholder})",
+        "day": f"toStartOfDay({column}, {tz_placeholder})",
+        # toMonday/toStartOfMonth give a Date; back to the DateTime of that local midnight.
+        "week": f"toDateTime(toMonday({column}, {tz_placeholder}), {tz_placeholder})",
+        "month": f"toDateTime(toStartOfMonth({column}, {tz_placeholder}), {tz_placeholder})",
+    }[interval]
+    return f"toUnixTimestamp({inner})"
+
+
+def bucket_starts(span: Span, interval: Interval, tz: str) -> list[datetime]:
+    """Every bucket overlapping `span`, as aware local datetimes of their starts, in order."""
+    zi = zone(tz)
+    starts: list[datetime] = []
+    current = floor(span.start, interval, zi)
+    while current < span.end:
+        starts.append(current)
+        if len(starts) > MAX_BUCKETS:
+            raise InvalidRequest(f"more than {MAX_BUCKETS} {interval} buckets: use a longer interval")
+        current = _next(current, interval, zi)
+    return starts
+
+
+def floor(moment: datetime, interval: Interval, zi: ZoneInfo) -> datetime:
+    local = moment.astimezone(zi)
+    if interval == "minute":
+        return local.replace(second=0, microsecond=0)
+    if interval == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    day = local.date()
+    if interval == "week":
+        day -= timedelta(days=day.weekday())
+    elif interval == "month":
+        day = day.replace(day=1)
+    return _local_midnight(day, zi)
+
+
+def key(moment: datetime) -> int:
+    """How SQL results name a bucket: the Unix time of its start."""
+    return int(moment.timestamp())
+
+
+def _next(current: datetime, interval: Interval, zi: ZoneInfo) -> datetime:
+    if interval in ("minute", "hour"):
+        step = timedelta(minutes=1) if interval == "minute" else timedelta(hours=1)
+        # Step in UTC (a repeated local hour at a DST change is a bucket of its own), then re-floor.
+        return floor((current.astimezone(timezone.utc) + step), interval, zi)
+    day = current.date()
+    if interval == "day":
+        return _local_midnight(day + timedelta(days=1), zi)
+    if interval == "week":
+        return _local_midnight(day + timedelta(days=7), zi)
+    return _local_midnight(_add_months(day, 1), zi)
+
+
+def _point(text: str, zi: ZoneInfo, now: datetime, as_end: bool = False) -> tuple[datetime, datetime]:
+    """(start, natural end) of a range term, as aware local datetimes; `as_end` reads it as a `date_to`."""
+    text = text.strip()
+    if match := _RELATIVE.match(text):
+        count, unit = int(match[1]), _UNIT[match[2]]
+        if count < 1:
+            raise InvalidRequest(f"relative date {text!r} must count at least one {unit}")
+        current = _unit_start(now, unit, zi)
+        return _shift(current, unit, -(count - 1), zi), _shift(current, unit, 1, zi)
+    if text in _KEYWORDS:
+        return _keyword(text, now, zi)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return _local_midnight(day, zi), _local_midnight(day + timedelta(days=1), zi)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"cannot read date {text!r}: use -7d, -24h, -3m, today, this_month, 2026-10-01 or 2026-10-01T10:00"
+        ) from None
+    moment = moment.replace(tzinfo=zi) if moment.tzinfo is None else moment.astimezone(zi)
+    return moment, moment if as_end else now
+
+
+def _keyword(word: str, now: datetime, zi: ZoneInfo) -> tuple[datetime, datetime]:
+    unit = {"today": "day", "yesterday": "day", "this_week": "week", "last_week": "week",
+            "this_month": "month", "last_month": "month", "this_year": "year"}[word]
+    current = _unit_start(now, unit, zi)
+    if word in ("yesterday", "last_week", "last_month"):
+        return _shift(current, unit, -1, zi), current
+    return current, _shift(current, unit, 1, zi)
+
+
+def _unit_start(now: datetime, unit: str, zi: ZoneInfo) -> datetime:
+    if unit == "year":
+        return _local_midnight(now.date().replace(month=1, day=1), zi)
+    return floor(now, unit, zi)  # type: ignore[arg-type]
+
+
+def _shift(start: datetime, unit: str, count: int, zi: ZoneInfo) -> datetime:
+    if unit == "hour":
+        return (start.astimezone(timezone.utc) + timedelta(hours=count)).astimezone(zi)
+    day = start.date()
+    if unit in ("day", "week"):
+        day += timedelta(days=count * (7 if unit == "week" else 1))
+    else:
+        day = _add_months(day, count * (12 if unit == "year" else 1))
+    return _local_midnight(day, zi)
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _local_midnight(day: date, zi: ZoneInfo) -> datetime:
+    # Through UTC and back, so the offset is the one in force at that instant (fold-safe).
+    naive = datetime.combine(day, time())
+    return naive.replace(tzinfo=zi).astimezone(timezone.utc).astimezone(zi)
+
+
+def _is_midnight(moment: datetime) -> bool:
+    return moment.time() == time()

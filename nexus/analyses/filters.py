@@ -1,0 +1,121 @@
+"""The filter vocabulary shared by every analysis: conditions on a property, combined with all/any.
+
+Semantics, the same everywhere: a missing property equals nothing (so `neq`, `not_contains`,
+`not_regex`, `not_in` and `is_not_set` are true for it); a numeric value (`gt`, `lt`, or `eq`/`in` given
+numbers) compares the property read as a number, and a property that is not a number matches no numeric
+comparison; `contains` is case-insensitive; `regex` is RE2 (ClickHouse `match`). Booleans compare as
+the text 'true'/'false', the way JSON booleans read as strings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+from nexus.analyses.properties import Property, Source
+from nexus.analyses.query import Params
+from nexus.errors import InvalidRequest
+
+Operator = Literal["eq", "neq", "contains", "not_contains", "regex", "not_regex", "gt", "gte", "lt", "lte",
+                   "is_set", "is_not_set", "in", "not_in"]
+Scalar = Union[str, bool, int, float]
+
+_NEGATIONS = {"neq": "eq", "not_contains": "contains", "not_regex": "regex", "not_in": "in", "is_not_set": "is_set"}
+_COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+MAX_DEPTH = 4
+
+
+class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One condition: `key` (a property, or a typed column when source='column') `op` `value`."""
+
+    key: str
+    op: Operator = "eq"
+    value: Scalar | list[Scalar] | None = None
+    source: Source = "event"
+
+    def __post_init__(self) -> None:
+        Property(self.key, self.source)  # validates the name
+        if self.op in ("is_set", "is_not_set"):
+            return
+        if self.op in ("in", "not_in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise InvalidRequest(f"filter {self.key!r} {self.op} needs a non-empty list of values")
+            if len({_kind(v) for v in self.value}) > 1:
+                raise InvalidRequest(f"filter {self.key!r} {self.op}: the values must be all text or all numbers")
+        elif self.value is None or isinstance(self.value, list):
+            raise InvalidRequest(f"filter {self.key!r} {self.op} needs a single value")
+        elif self.op in _COMPARISONS and _kind(self.value) != "number":
+            raise InvalidRequest(f"filter {self.key!r} {self.op} needs a number")
+
+    @property
+    def property(self) -> Property:
+        return Property(self.key, self.source)
+
+
+class FilterGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Filters and nested groups, all of which (`match='all'`) or any of which (`'any'`) must hold."""
+
+    filters: list[Filter] = []
+    groups: list[FilterGroup] = []
+    match: Literal["all", "any"] = "all"
+
+    def __post_init__(self) -> None:
+        if _depth(self) > MAX_DEPTH:
+            raise InvalidRequest(f"filter groups nest at most {MAX_DEPTH} deep")
+
+    def leaves(self) -> list[Filter]:
+        return [*self.filters, *(leaf for group in self.groups for leaf in group.leaves())]
+
+    @property
+    def needs_person(self) -> bool:
+        return any(f.property.needs_person for f in self.leaves())
+
+
+def where(*filters: Filter, match: Literal["all", "any"] = "all") -> FilterGroup:
+    return FilterGroup(list(filters), match=match)
+
+
+def compile_group(group: FilterGroup | None, params: Params, table: str = "e") -> str:
+    """A boolean SQL expression for the group ('1' when empty); values become bound parameters."""
+    if group is None:
+        return "1"
+    parts = [compile_filter(f, params, table) for f in group.filters]
+    parts += [compile_group(g, params, table) for g in group.groups]
+    if not parts:
+        return "1"
+    joiner = " AND " if group.match == "all" else " OR "
+    return "(" + joiner.join(parts) + ")"
+
+
+def compile_filter(item: Filter, params: Params, table: str = "e") -> str:
+    prop = item.property
+    if item.op in _NEGATIONS:
+        positive = compile_filter(msgspec.structs.replace(item, op=_NEGATIONS[item.op]), params, table)
+        return f"NOT {positive}"
+    if item.op == "is_set":
+        return f"({prop.is_set(table)})"
+    if item.op in _COMPARISONS:
+        return f"ifNull({prop.number(table)} {_COMPARISONS[item.op]} {params.add(float(item.value), 'Float64')}, 0)"
+    if item.op == "contains":
+        return f"(positionCaseInsensitiveUTF8({prop.text(table)}, {params.add(str(item.value), 'String')}) > 0)"
+    if item.op == "regex":
+        return f"match({prop.text(table)}, {params.add(str(item.value), 'String')})"
+    values = item.value if item.op == "in" else [item.value]
+    if _kind(values[0]) == "number":
+        bound = params.add([float(v) for v in values], "Array(Float64)")
+        return f"ifNull(has({bound}, {prop.number(table)}), 0)"
+    bound = params.add([_text(v) for v in values], "Array(String)")
+    return f"has({bound}, {prop.text(table)})"
+
+
+def _kind(value: Scalar) -> str:
+    return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else "text"
+
+
+def _text(value: Scalar) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _depth(group: FilterGroup) -> int:
+    return 1 + max((_depth(g) for g in group.groups), default=0)

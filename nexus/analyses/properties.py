@@ -1,0 +1,69 @@
+"""What a filter or breakdown may name: a typed column of `events`, an event property or a person property.
+
+Names are checked against a strict pattern and then quoted, so no request text is ever SQL syntax; values
+never pass through here (they are bound parameters, see `filters`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+from nexus.errors import InvalidRequest
+
+Source = Literal["event", "person", "column"]
+
+PROPERTY_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.-]{0,99}$")
+
+# Typed columns an analysis may filter or break down by (ids and the IP are deliberately absent).
+COLUMNS = frozenset({
+    "event", "type", "distinct_id", "user_id", "anonymous_id", "session_id", "url", "host", "path", "referrer",
+    "referrer_domain", "referrer_class", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "country", "region", "city", "browser", "browser_version", "os", "os_version", "device_type", "library",
+    "library_version",
+})
+
+# The alias under which queries join person traits (see persons.PERSON_PROPERTIES_JOIN).
+PERSON_PROPERTIES = "pp.person_properties"
+
+
+class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A named value of an event: `source` says where it lives."""
+
+    key: str
+    source: Source = "event"
+
+    def __post_init__(self) -> None:
+        if self.source == "column":
+            if self.key not in COLUMNS:
+                raise InvalidRequest(f"unknown column {self.key!r}: use one of {', '.join(sorted(COLUMNS))}")
+        elif not PROPERTY_NAME.match(self.key):
+            raise InvalidRequest(f"property name {self.key!r} must match {PROPERTY_NAME.pattern}")
+
+    def expression(self, table: str = "e") -> str:
+        """The raw value: a String column, or a JSON subcolumn (Dynamic, NULL when absent)."""
+        if self.source == "column":
+            return f"{table}.{self.key}" if table else self.key
+        # The pattern admits no backtick, so quoting the whole dotted name is safe; ClickHouse reads
+        # `a.b` as the nested path a → b, the way the JSON type stores {"a": {"b": ...}} and {"a.b": ...}.
+        base = PERSON_PROPERTIES if self.source == "person" else f"{table}.properties"
+        return f"{base}.`{self.key}`"
+
+    def text(self, table: str = "e") -> str:
+        """The value as a String: '' when absent (toString of a NULL JSON path is '')."""
+        return self.expression(table) if self.source == "column" else f"toString({self.expression(table)})"
+
+    def number(self, table: str = "e") -> str:
+        """The value as Nullable(Float64): NULL when absent or not numeric."""
+        return f"toFloat64OrNull({self.text(table)})"
+
+    def is_set(self, table: str = "e") -> str:
+        if self.source == "column":
+            return f"{self.expression(table)} != ''"
+        return f"{self.expression(table)} IS NOT NULL"
+
+    @property
+    def needs_person(self) -> bool:
+        return self.source == "person"

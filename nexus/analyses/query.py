@@ -1,0 +1,39 @@
+"""A built query — SQL text with `{name:Type}` placeholders and the values bound to them — and running it."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from clickhouse_connect.driver.client import Client
+
+from nexus.store.query import rows
+
+PROJECT = "{project_id:UInt32}"
+
+
+class Query(NamedTuple):
+    """What `explain()` hands back: unpacks as `(sql, params)`."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+class Params:
+    """Collects bound parameters for one query; every request value reaches ClickHouse through here."""
+
+    def __init__(self, project_id: int):
+        self.values: dict[str, Any] = {"project_id": project_id}
+
+    def add(self, value: Any, ch_type: str) -> str:
+        """A fresh placeholder bound to `value`; `ch_type` is a constant chosen by the caller, never input."""
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{ch_type}}}"
+
+    def query(self, sql: str) -> Query:
+        return Query(sql, dict(self.values))
+
+
+def fetch(client: Client, query: Query) -> list[tuple]:
+    """All rows of a (small, aggregated) result; engine errors become QueryFailed."""
+    return rows(client, query.sql, query.params)[1]
