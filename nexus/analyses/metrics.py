@@ -20,13 +20,16 @@ class Metric(msgspec.Struct, frozen=True):
     argument: str  # a column of the per-event row the analysis builds: person, distinct_id, session, value, value0
     parameters: str = ""
     needs_property: bool = False
-    rollup: str | None = None  # state expression over events_hourly / events_daily columns, finished by `merge`
+    # State expression over events_hourly / events_daily columns, and the function whose -Merge finishes it.
+    rollup: str | None = None
+    rollup_function: str = ""
 
     def state(self) -> str:
         return f"{self.function}State{self.parameters}({self.argument})"
 
-    def merge(self, column: str) -> str:
-        return f"{self.function}Merge{self.parameters}({column})"
+    def merge(self, column: str, rollup: bool = False) -> str:
+        function = (self.rollup_function or self.function) if rollup else self.function
+        return f"{function}Merge{self.parameters}({column})"
 
 
 def _quantile(name: str, level: str) -> Metric:
@@ -36,7 +39,8 @@ def _quantile(name: str, level: str) -> Metric:
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in [
-    Metric("events", "number of events (count(): exact)", "count", "", rollup="sumState(events)"),
+    Metric("events", "number of events (count(): exact)", "count", "", rollup="sumState(events)",
+           rollup_function="sum"),
     Metric("persons", "unique persons after identity resolution (uniq: approximate above ~65k per bucket)",
            "uniq", "person"),
     Metric("persons_exact", "unique persons after identity resolution (uniqExact: exact)", "uniqExact", "person"),

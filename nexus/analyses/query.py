@@ -9,6 +9,7 @@ from clickhouse_connect.driver.client import Client
 from nexus.store.query import rows
 
 PROJECT = "{project_id:UInt32}"
+UTC_TIME = "DateTime64(3, 'UTC')"  # the type of events.ts, for bound instants
 
 
 class Query(NamedTuple):

@@ -355,3 +355,52 @@ def test_rollups_equal_raw_after_retries(server, http):
     revenue = server.runtime.clickhouse.query(
         "SELECT sum(revenue) FROM events_daily WHERE project_id = {p:UInt32}", parameters={"p": project_id}).result_rows
     assert revenue == [(sum(range(300)),)]
+
+
+FULL_CALLS = {
+    "page": {"name": "Pricing", "category": "Docs", "properties": {"title": "Pricing", "url": FULL_CONTEXT["page"]["url"]}},
+    "screen": {"name": "Settings", "properties": {"variant": "b"}},
+    "identify": {"traits": {"email": "full@example.com", "plan": "team", "address": {"city": "Berlin"}}},
+    "group": {"groupId": "acme-inc", "traits": {"name": "Acme", "employees": 120}},
+    "alias": {"previousId": "anon-full"},
+}
+
+
+@pytest.mark.parametrize("call", sorted(FULL_CALLS))
+def test_a_full_message_of_each_call_type_keeps_every_part(server, http, shop, call):
+    project_id, secrets = shop
+    message_id = mid()
+    message = {"type": call, "userId": "user-full", "anonymousId": "anon-full", "messageId": message_id,
+               "context": FULL_CONTEXT, "integrations": {"All": False}, "timestamp": "2026-11-28T08:00:00Z",
+               "originalTimestamp": "2026-11-28T07:59:58Z", **FULL_CALLS[call]}
+    if call == "alias":
+        message.pop("anonymousId")
+    answer = http.post("/v1/batch", json={"batch": [message], "sentAt": datetime.now(timezone.utc).isoformat()},
+                       headers=basic(secrets["write"]))
+    assert answer.status_code == 200, answer.text
+    [row] = stored(server, project_id, "message_id = {m:String}", m=message_id)
+    assert (row["type"], row["user_id"], row["country"], row["browser"], row["library"]) == (
+        call, "user-full", "US", "Chrome", "analytics.js")
+    assert (row["host"], row["utm_campaign"], row["referrer_class"]) == ("shop.example.com", "nov", "search")
+    assert abs(row["ts"] - datetime(2026, 11, 28, 8, tzinfo=timezone.utc)) < timedelta(seconds=5)
+    props = json.loads(row["props"])
+    expected = {"page": {"title": "Pricing", "url": FULL_CONTEXT["page"]["url"], "name": "Pricing", "category": "Docs"},
+                "screen": {"variant": "b", "name": "Settings"},
+                "identify": FULL_CALLS["identify"]["traits"],
+                "group": {"name": "Acme", "employees": 120, "group_id": "acme-inc"},
+                "alias": {"previous_id": "anon-full"}}[call]
+    assert props == expected
+
+
+def test_ingest_metrics_count_what_happened(server, http):
+    _, secrets = server.project_with_keys("metered")
+    batch = [{"type": "track", "event": "M", "anonymousId": "m", "messageId": "m1"},
+             {"type": "track", "event": "M", "anonymousId": "m", "messageId": "m1"},
+             {"type": "track", "anonymousId": "m"}]
+    http.post("/v1/batch", json={"batch": batch}, headers=basic(secrets["write"]))
+    metrics = http.get("/v1/ingest/metrics", headers=basic(secrets["read"])).json()
+    assert (metrics["received"], metrics["stored"], metrics["duplicates"], metrics["rejected"]) == (3, 1, 1, 1)
+    assert metrics["rejected_by_field"] == {"event": 1}
+    assert set(metrics["step_seconds"]) == {"validate", "put_time", "put_page", "put_network", "put_device", "put_row"}
+    write_only = http.get("/v1/ingest/metrics", headers=basic(secrets["write"]))
+    assert write_only.status_code == 403

@@ -1,0 +1,49 @@
+"""Breakdowns: split a result by the values of a property or typed column, keeping the top N plus "other".
+
+Values are ranked by a weight the analysis chooses (events for trends, entering persons for funnels),
+ties by value; every value outside the top N is merged into one row labelled `OTHER`. A missing
+property is the value '' (its own row). Ranking runs over the already-aggregated per-value rows with
+window functions, so the events are read once.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from nexus.analyses.properties import Property, Source
+from nexus.analyses.query import Params
+from nexus.errors import InvalidRequest
+
+OTHER = "$other"
+MAX_LIMIT = 100
+
+
+class Breakdown(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    key: str
+    source: Source = "event"
+    limit: int = 10
+
+    def __post_init__(self) -> None:
+        Property(self.key, self.source)
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise InvalidRequest(f"breakdown limit must be 1..{MAX_LIMIT}")
+
+    @property
+    def property(self) -> Property:
+        return Property(self.key, self.source)
+
+    def expression(self, table: str = "e") -> str:
+        return self.property.text(table)
+
+
+def ranked(inner: str, breakdown: Breakdown | None, params: Params) -> str:
+    """`inner` (rows with `bd` and `weight`) plus a `label` column: bd when in the top N, else OTHER."""
+    if breakdown is None:
+        return f"SELECT *, '' AS label FROM ({inner})"
+    limit = params.add(breakdown.limit, "UInt32")
+    other = params.add(OTHER, "String")
+    return (
+        f"SELECT *, if(bd_weight > 0 AND bd_rank <= {limit}, bd, {other}) AS label FROM (\n"
+        f"  SELECT *, dense_rank() OVER (ORDER BY bd_weight DESC, bd) AS bd_rank FROM (\n"
+        f"    SELECT *, sum(weight) OVER (PARTITION BY bd) AS bd_weight FROM ({inner})))"
+    )

@@ -1,0 +1,200 @@
+"""Trends: a metric of the events matching each series, per time bucket, optionally broken down and
+compared with the previous period.
+
+Definition. For each series, the events of the project in `[start, end)` of the date range, of the
+series' event (any event when none is named), passing the request's and the series' filters; grouped
+by local bucket of `interval` in the request's time zone (default: the project's); each bucket's value
+is the series' catalogue metric (`metrics.CATALOGUE`) over its events. Empty buckets are 0 for counts
+and sums, None for averages, extremes and quantiles. `total` is the metric over the whole range (a
+distinct count of the range, not a sum of buckets). With `breakdown`, one line per value among the top
+`limit` by number of events in the range plus one for `breakdown.OTHER`; with `compare`, the same lines
+for the period just before (`dates.previous`), with those same top values.
+
+Source. Answered from `events_hourly`/`events_daily` when the question allows it (see
+`trends_rollup`), else from raw events; `source` forces one ("rollup" fails when it cannot apply).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.analyses import dates, persons, trends_rollup
+from nexus.analyses.breakdown import OTHER, Breakdown, ranked
+from nexus.analyses.dates import DateRange, Interval, Span
+from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.metrics import metric
+from nexus.analyses.properties import Property
+from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
+from nexus.analyses.scope import Scope, scope_of
+from nexus.errors import InvalidRequest
+
+MAX_SERIES = 10
+
+
+class Series(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    event: str | None = None
+    metric: str = "events"
+    property: str | None = None  # the numeric event property of sum/avg/min/max/median/p90/p95/p99
+    where: FilterGroup | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        chosen = metric(self.metric)
+        if chosen.needs_property != (self.property is not None):
+            raise InvalidRequest(f"metric {self.metric!r} {'needs' if chosen.needs_property else 'takes no'} property")
+        if self.property is not None:
+            Property(self.property)
+
+
+class TrendsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    series: list[Series]
+    date_range: DateRange = DateRange()
+    interval: Interval = "day"
+    timezone: str | None = None
+    where: FilterGroup | None = None
+    breakdown: Breakdown | None = None
+    compare: bool = False
+    source: Literal["auto", "events", "rollup"] = "auto"
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.series) <= MAX_SERIES:
+            raise InvalidRequest(f"a trend has 1 to {MAX_SERIES} series")
+
+
+class TrendLine(msgspec.Struct, frozen=True):
+    series: int
+    label: str
+    breakdown: str | None
+    values: list[float | None]
+    total: float | None
+
+
+class TrendsResult(msgspec.Struct, frozen=True):
+    interval: Interval
+    timezone: str
+    date_from: datetime
+    date_to: datetime
+    source: str  # the table read: events, events_hourly or events_daily
+    buckets: list[datetime]
+    lines: list[TrendLine]
+    previous_buckets: list[datetime] | None = None
+    previous: list[TrendLine] | None = None
+
+
+def run(client: Client, project_id: int, request: TrendsRequest, *, now: datetime | None = None) -> TrendsResult:
+    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    spans = _spans(scope, request)
+    source = _source(request, spans, scope.timezone)
+    rows = fetch(client, _query(scope, request, spans, source))
+    current = _lines(request, rows, True, dates.bucket_starts(spans[0], request.interval, scope.timezone))
+    result = TrendsResult(request.interval, scope.timezone, scope.span.start, scope.span.end, source,
+                          dates.bucket_starts(spans[0], request.interval, scope.timezone), current)
+    if request.compare:
+        buckets = dates.bucket_starts(spans[1], request.interval, scope.timezone)
+        result = msgspec.structs.replace(result, previous_buckets=buckets,
+                                         previous=_lines(request, rows, False, buckets))
+    return result
+
+
+def explain(client: Client, project_id: int, request: TrendsRequest, *, now: datetime | None = None) -> Query:
+    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    spans = _spans(scope, request)
+    return _query(scope, request, spans, _source(request, spans, scope.timezone))
+
+
+def _spans(scope: Scope, request: TrendsRequest) -> list[Span]:
+    spans = [scope.span]
+    if request.compare:
+        spans.append(dates.previous(scope.span, scope.timezone))
+    for span in spans:
+        dates.bucket_starts(span, request.interval, scope.timezone)  # refuses too many buckets up front
+    return spans
+
+
+def _source(request: TrendsRequest, spans: list[Span], tz: str) -> str:
+    table = None if request.source == "events" else trends_rollup.choose(request, spans, tz)
+    if request.source == "rollup" and table is None:
+        raise InvalidRequest("this trend cannot be answered from the rollups (see docs/metrics.md: Trends)")
+    return table or "events"
+
+
+def _query(scope: Scope, request: TrendsRequest, spans: list[Span], source: str) -> Query:
+    params = Params(scope.project_id)
+    parts = []
+    for index, series in enumerate(request.series):
+        chosen = metric(series.metric)
+        if source == "events":
+            inner = _raw_inner(series, request, spans, scope.timezone, params)
+        else:
+            inner = trends_rollup.inner_sql(source, series, request, spans, scope.timezone, params)
+        # States merged per (period, label, bucket) and per (period, label): the second set is the total.
+        parts.append(
+            f"SELECT {index} AS series, current, label, bucket, grouping(bucket) AS is_total, "
+            f"toFloat64({chosen.merge('m', rollup=source != 'events')}) AS value\n"
+            f"FROM ({ranked(inner, request.breakdown, params)})\n"
+            f"GROUP BY GROUPING SETS ((current, label, bucket), (current, label))"
+        )
+    return params.query("\nUNION ALL\n".join(parts))
+
+
+def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: str, params: Params) -> str:
+    chosen = metric(series.metric)
+    groups = [g for g in (request.where, series.where) if g is not None]
+    person_properties = any(g.needs_person for g in groups) or bool(
+        request.breakdown and request.breakdown.property.needs_person)
+    # Resolve persons only when the metric counts them: the identities join is the costliest part.
+    joins = persons.joins(person=chosen.argument == "person", person_properties=person_properties)
+    value = Property(series.property).number() if series.property else "CAST(NULL AS Nullable(Float64))"
+    ranges = " OR ".join(
+        f"(e.ts >= {params.add(s.start, UTC_TIME)} AND e.ts < {params.add(s.end, UTC_TIME)})"
+        for s in spans
+    )
+    event = "1" if series.event is None else f"e.event = {params.add(series.event, 'String')}"
+    bucket = dates.bucket_sql(request.interval, "e.ts", params.add(tz, "String"))
+    bd = request.breakdown.expression() if request.breakdown else "''"
+    return (
+        f"SELECT current, bd, bucket, {chosen.state()} AS m, if(current, count(), 0) AS weight FROM (\n"
+        f"  SELECT e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
+        f" {bd} AS bd, {persons.PERSON if 'ids' in joins else 'e.distinct_id'} AS person,"
+        f" e.distinct_id AS distinct_id, nullIf(e.session_id, '') AS session, {value} AS value,"
+        f" ifNull(value, 0) AS value0\n"
+        f"  FROM events AS e\n{joins}\n"
+        f"  WHERE e.project_id = {PROJECT} AND ({ranges}) AND {event}\n"
+        f"    AND {compile_group(request.where, params)} AND {compile_group(series.where, params)})\n"
+        f"GROUP BY current, bd, bucket"
+    )
+
+
+def _lines(request: TrendsRequest, rows: list[tuple], current: bool, buckets: list[datetime]) -> list[TrendLine]:
+    position = {dates.key(b): i for i, b in enumerate(buckets)}
+    lines: dict[tuple[int, str], dict] = {}
+    if request.breakdown is None:  # a line per series even when no event matched
+        for index in range(len(request.series)):
+            lines[(index, "")] = {"values": [None] * len(buckets), "total": None}
+    for series, is_current, label, bucket, is_total, value in rows:
+        if bool(is_current) != current:
+            continue
+        line = lines.setdefault((series, label), {"values": [None] * len(buckets), "total": None})
+        value = None if value != value else value  # NaN (avg of nothing) reads as no value
+        if is_total:
+            line["total"] = value
+        else:
+            line["values"][position[bucket]] = value
+    result = []
+    for (series, label), line in sorted(lines.items(), key=lambda item: _order(item, request)):
+        spec = request.series[series]
+        zero = 0.0 if metric(spec.metric).function in ("count", "uniq", "uniqExact", "sum") else None
+        values = [zero if v is None else v for v in line["values"]]
+        result.append(TrendLine(series, spec.label or spec.event or "all events",
+                                label if request.breakdown else None, values,
+                                zero if line["total"] is None else line["total"]))
+    return result
+
+
+def _order(item: tuple[tuple[int, str], dict], request: TrendsRequest) -> tuple:
+    (series, label), line = item
+    return (series, label == OTHER, -(line["total"] or 0), label)
