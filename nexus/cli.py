@@ -267,26 +267,99 @@ def key_revoke(key_id: str) -> None:
     click.echo(f"revoked key {revoked.key_id} of project {revoked.project_id}")
 
 
+@key.command("limits")
+@click.argument("key_id")
+@click.option("--max-seconds", type=click.IntRange(min=0), help="Longest run time of a query (0: none).")
+@click.option("--max-memory-bytes", type=click.IntRange(min=0))
+@click.option("--max-rows-to-read", type=click.IntRange(min=0))
+@click.option("--max-result-rows", type=click.IntRange(min=0))
+@click.option("--max-result-bytes", type=click.IntRange(min=0))
+@click.option("--max-json-rows", type=click.IntRange(min=0))
+@reports_errors
+def key_limits(key_id: str, **overrides: int | None) -> None:
+    """Set a key's ad-hoc SQL limits; a limit not given goes back to the NEXUS_QUERY_* default."""
+    from nexus.errors import NotFound
+    from nexus.meta import keys
+    from nexus.query import limits
+
+    client = _database()
+    found = [k for k in keys.list_keys(client) if k.key_id == key_id]
+    if not found:
+        raise NotFound(f"no API key {key_id!r}: list them with `nexus key list`")
+    limits.set_for_key(client, found[0].project_id, key_id, **overrides)
+    chosen = ", ".join(f"{name}={value}" for name, value in overrides.items() if value is not None) or "defaults"
+    click.echo(f"query limits of key {key_id}: {chosen}")
+
+
 @main.command()
 @click.argument("query")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "parquet", "arrow"]),
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "ndjson", "parquet", "arrow"]),
               default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A value for a {NAME:Type} placeholder.")
+@click.option("--max-rows", type=click.IntRange(min=1), help="Return at most this many rows.")
+@click.option("--url", help="Query a running Nexus at this URL, in the API's read-only sandbox.")
+@click.option("--key", help="A read key of the project to query (with --url).")
 @reports_errors
-def sql(query: str, output_format: str, output: Path | None) -> None:
-    """Run a ClickHouse SQL query on the store (the embedded one must not be held by a running server)."""
-    from nexus.exports.stream import write_batches
-    from nexus.store import query as store_query
-
+def sql(query: str, output_format: str, output: Path | None, params: tuple[str, ...], max_rows: int | None,
+        url: str | None, key: str | None) -> None:
+    """Run ClickHouse SQL: on the embedded store directly (all projects, no sandbox; the store must not
+    be held by a running server), or with --url/--key through a server's /v1/query sandbox."""
     if output_format in ("parquet", "arrow") and output is None and sys.stdout.isatty():
         _fail(f"{output_format} output is binary: use --output FILE or redirect stdout")
-    client = _database()
-    if output_format == "table" and output is None:
-        _print_table(*store_query.rows(client, query))
-        return
-    with store_query.arrow_batches(client, query) as batches:
+    values = _params(params)
+    if url:
+        from nexus.query import remote
+
+        if not key:
+            _fail("--url needs --key: a read key of the project to query")
+        if output_format == "table":
+            _print_table(*remote.fetch_rows(url, key, query, values, max_rows))
+            return
         with output.open("wb") if output else _stdout_binary() as sink:
-            write_batches(batches, output_format, sink)
+            remote.stream_remote(url, key, query, values, output_format, sink, max_rows)
+        return
+    from nexus.exports.stream import write_batches
+    from nexus.query.session import open_session
+    from nexus.store import query as store_query
+    from nexus.store.client import parse_url
+
+    settings = _settings()
+    client = _database(settings.clickhouse_url)
+    if output_format == "table" and output is None:
+        columns, rows = store_query.rows(client, query, values)
+        _print_table(columns, rows[:max_rows] if max_rows else rows)
+        return
+    # The embedded engine streams through a session of its own: clickhouse-connect's chDB backend would
+    # gather the whole result first.
+    session = open_session(parse_url(settings.clickhouse_url), client, [])
+    try:
+        with output.open("wb") if output else _stdout_binary() as sink:
+            write_batches(_first_rows(session.batches(query, values), max_rows), output_format, sink)
+    finally:
+        session.close()
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            _fail(f"--param takes NAME=VALUE, not {pair!r}")
+        values[name] = value
+    return values
+
+
+def _first_rows(batches, limit: int | None):
+    """The batches, cut after `limit` rows."""
+    left = limit
+    for batch in batches:
+        if left is not None:
+            if left <= 0:
+                return
+            batch = batch.slice(0, left)
+            left -= batch.num_rows
+        yield batch
 
 
 def _stdout_binary():

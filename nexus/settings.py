@@ -43,6 +43,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_DEDUP_HOURS", "48", "A messageId seen within this many hours is stored once (at least 24)."),
     Setting("NEXUS_WRITER_MAX_ROWS", "100000", "Group-commit writer: most events per ClickHouse insert."),
     Setting("NEXUS_WRITER_MAX_DELAY_MS", "200", "Group-commit writer: longest wait to fill a block before inserting."),
+    Setting("NEXUS_QUERY_MAX_SECONDS", "60", "Ad-hoc SQL: longest run time of a query, in seconds (0: none)."),
+    Setting("NEXUS_QUERY_MAX_MEMORY_BYTES", "1000000000", "Ad-hoc SQL: most memory a query may use."),
+    Setting("NEXUS_QUERY_MAX_ROWS_TO_READ", "1000000000", "Ad-hoc SQL: most rows a query may read from tables."),
+    Setting("NEXUS_QUERY_MAX_RESULT_ROWS", "100000000", "Ad-hoc SQL: most rows of a streamed result (arrow, parquet, csv, ndjson)."),
+    Setting("NEXUS_QUERY_MAX_RESULT_BYTES", "20000000000", "Ad-hoc SQL: most uncompressed bytes of a result."),
+    Setting("NEXUS_QUERY_MAX_JSON_ROWS", "100000", "Ad-hoc SQL: most rows of a JSON answer, which is built whole before it is sent."),
+    Setting("NEXUS_QUERY_MAX_CONCURRENT", "4", "Ad-hoc SQL queries running at once per process; more wait up to 10 s, then get 429."),
 )
 
 IP_MODES = ("truncate", "hash", "full", "none")
@@ -66,6 +73,13 @@ class Settings(msgspec.Struct, frozen=True):
     dedup_hours: int = 48
     writer_max_rows: int = 100_000
     writer_max_delay_ms: int = 200
+    query_max_seconds: int = 60
+    query_max_memory_bytes: int = 1_000_000_000
+    query_max_rows_to_read: int = 1_000_000_000
+    query_max_result_rows: int = 100_000_000
+    query_max_result_bytes: int = 20_000_000_000
+    query_max_json_rows: int = 100_000
+    query_max_concurrent: int = 4
 
 
 def load(environ: dict[str, str] | None = None) -> Settings:
@@ -99,6 +113,13 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         dedup_hours=_integer(value, "NEXUS_DEDUP_HOURS", 24),
         writer_max_rows=_integer(value, "NEXUS_WRITER_MAX_ROWS", 1),
         writer_max_delay_ms=_integer(value, "NEXUS_WRITER_MAX_DELAY_MS", 0),
+        query_max_seconds=_integer(value, "NEXUS_QUERY_MAX_SECONDS", 0),
+        query_max_memory_bytes=_integer(value, "NEXUS_QUERY_MAX_MEMORY_BYTES", 0),
+        query_max_rows_to_read=_integer(value, "NEXUS_QUERY_MAX_ROWS_TO_READ", 0),
+        query_max_result_rows=_integer(value, "NEXUS_QUERY_MAX_RESULT_ROWS", 0),
+        query_max_result_bytes=_integer(value, "NEXUS_QUERY_MAX_RESULT_BYTES", 0),
+        query_max_json_rows=_integer(value, "NEXUS_QUERY_MAX_JSON_ROWS", 1),
+        query_max_concurrent=_integer(value, "NEXUS_QUERY_MAX_CONCURRENT", 1),
     )
 
 

@@ -65,15 +65,15 @@ COMMENT 'Every stored event, one row each; ids as sent (resolve persons through 
 
 CREATE TABLE events_daily
 (
-    `project_id` UInt32,
+    `project_id` UInt32 COMMENT 'Project the events belong to',
     `day` Date COMMENT 'UTC day',
-    `event` LowCardinality(String),
-    `country` LowCardinality(String),
-    `browser` LowCardinality(String),
-    `os` LowCardinality(String),
-    `device_type` LowCardinality(String),
-    `referrer_class` LowCardinality(String),
-    `utm_source` LowCardinality(String),
+    `event` LowCardinality(String) COMMENT 'Event name',
+    `country` LowCardinality(String) COMMENT 'ISO 3166-1 alpha-2 country from the IP',
+    `browser` LowCardinality(String) COMMENT 'Browser family from the user agent',
+    `os` LowCardinality(String) COMMENT 'Operating system family',
+    `device_type` LowCardinality(String) COMMENT 'desktop, mobile, tablet or bot',
+    `referrer_class` LowCardinality(String) COMMENT 'search, social, email, direct or other',
+    `utm_source` LowCardinality(String) COMMENT 'Campaign source',
     `events` SimpleAggregateFunction(sum, UInt64) COMMENT 'Number of events',
     `distinct_ids` AggregateFunction(uniq, String) COMMENT 'uniq() of distinct_id: read with uniqMerge',
     `revenue` SimpleAggregateFunction(sum, Float64) COMMENT 'Sum of numeric properties.revenue'
@@ -126,9 +126,9 @@ GROUP BY
 
 CREATE TABLE events_hourly
 (
-    `project_id` UInt32,
+    `project_id` UInt32 COMMENT 'Project the events belong to',
     `hour` DateTime('UTC') COMMENT 'Start of the UTC hour',
-    `event` LowCardinality(String),
+    `event` LowCardinality(String) COMMENT 'Event name',
     `events` SimpleAggregateFunction(sum, UInt64) COMMENT 'Number of events',
     `distinct_ids` AggregateFunction(uniq, String) COMMENT 'uniq() of distinct_id: read with uniqMerge',
     `revenue` SimpleAggregateFunction(sum, Float64) COMMENT 'Sum of numeric properties.revenue'
@@ -193,14 +193,53 @@ CREATE TABLE projects
     `project_id` UInt32 COMMENT 'Project number, used in every other table',
     `name` String COMMENT 'Unique project name',
     `timezone` String DEFAULT 'UTC' COMMENT 'Time zone analyses bucket by unless a request says otherwise',
-    `created_at` DateTime64(3, 'UTC'),
-    `version` UInt64,
-    `is_deleted` UInt8 DEFAULT 0
+    `created_at` DateTime64(3, 'UTC') COMMENT 'When the project was created',
+    `version` UInt64 COMMENT 'Row version: the highest wins',
+    `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the project was deleted'
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
 ORDER BY project_id
 SETTINGS index_granularity = 8192
 COMMENT 'Projects (tenants); read with FINAL';
+
+CREATE TABLE query_limits
+(
+    `project_id` UInt32 COMMENT 'Project of the key',
+    `key_id` String COMMENT 'API key the limits apply to',
+    `max_seconds` Nullable(UInt32) COMMENT 'Longest run time of a query (0: none)',
+    `max_memory_bytes` Nullable(UInt64) COMMENT 'Most memory a query may use (0: none)',
+    `max_rows_to_read` Nullable(UInt64) COMMENT 'Most rows a query may read from tables (0: none)',
+    `max_result_rows` Nullable(UInt64) COMMENT 'Most rows a streamed result may have (0: none)',
+    `max_result_bytes` Nullable(UInt64) COMMENT 'Most uncompressed bytes a result may have (0: none)',
+    `max_json_rows` Nullable(UInt64) COMMENT 'Most rows a JSON answer may have (0: none)',
+    `updated_at` DateTime64(3, 'UTC') COMMENT 'When the limits were last set',
+    `version` UInt64 COMMENT 'Row version: the highest wins',
+    `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the limits were removed'
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+ORDER BY (project_id, key_id)
+SETTINGS index_granularity = 8192
+COMMENT 'Ad-hoc SQL limits per API key, over the installation defaults; read with FINAL';
+
+CREATE TABLE saved_queries
+(
+    `project_id` UInt32 COMMENT 'Project the query belongs to (and runs in)',
+    `query_id` String COMMENT 'Public id of the query (q_ + 12 characters)',
+    `name` String COMMENT 'Unique name within the project',
+    `description` String COMMENT 'What the query answers',
+    `sql` String COMMENT 'ClickHouse SELECT, with {name:Type} parameters',
+    `parameters` String COMMENT 'JSON array of the parameters the SQL declares: [{"name", "type"}]',
+    `default_params` String COMMENT 'JSON object of parameter values used when a run does not give them',
+    `created_by` String COMMENT 'Id of the API key that saved the query',
+    `created_at` DateTime64(3, 'UTC') COMMENT 'When the query was first saved',
+    `updated_at` DateTime64(3, 'UTC') COMMENT 'When the query was last changed',
+    `version` UInt64 COMMENT 'Row version: the highest wins',
+    `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the query was deleted'
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+ORDER BY (project_id, query_id)
+SETTINGS index_granularity = 8192
+COMMENT 'Saved ad-hoc SQL queries, runnable by id with parameters (dashboard tiles, export sources); read with FINAL';
 
 CREATE TABLE schema_migrations
 (
@@ -216,8 +255,8 @@ COMMENT 'Schema migrations applied to this database, with the checksum of each f
 
 CREATE TABLE sessions
 (
-    `project_id` UInt32,
-    `session_id` String,
+    `project_id` UInt32 COMMENT 'Project the session belongs to',
+    `session_id` String COMMENT 'Session id as sent with the events',
     `distinct_id` SimpleAggregateFunction(any, String) COMMENT 'Id the session\'s events were sent with',
     `started_at` SimpleAggregateFunction(min, DateTime64(3, 'UTC')) COMMENT 'First event',
     `ended_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Last event',
@@ -227,9 +266,9 @@ CREATE TABLE sessions
     `exit_url` AggregateFunction(argMax, String, DateTime64(3, 'UTC')) COMMENT 'URL of the last page view: argMaxMerge',
     `utm_source` SimpleAggregateFunction(any, LowCardinality(String)) COMMENT 'Campaign source of the session',
     `referrer_domain` SimpleAggregateFunction(any, String) COMMENT 'Referrer of the session',
-    `country` SimpleAggregateFunction(any, LowCardinality(String)),
-    `device_type` SimpleAggregateFunction(any, LowCardinality(String)),
-    `browser` SimpleAggregateFunction(any, LowCardinality(String))
+    `country` SimpleAggregateFunction(any, LowCardinality(String)) COMMENT 'Country of the session\'s first event (any)',
+    `device_type` SimpleAggregateFunction(any, LowCardinality(String)) COMMENT 'Device type of the session (any of its events)',
+    `browser` SimpleAggregateFunction(any, LowCardinality(String)) COMMENT 'Browser family of the session (any of its events)'
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (project_id, session_id)

@@ -74,7 +74,7 @@ def previous(span: Span, tz: str) -> Span:
     start, end = span.start.astimezone(zi), span.end.astimezone(zi)
     if _is_midnight(start) and _is_midnight(end):
         days = (end.date() - start.date()).days
-        return Span(_local_midnight(start.date() - timedelta(days=days), zi).astimezone(timezone.utc), span.start)
+        return Span(local_midnight(start.date() - timedelta(days=days), zi).astimezone(timezone.utc), span.start)
     return Span(span.start - (span.end - span.start), span.start)
 
 
@@ -115,7 +115,7 @@ def floor(moment: datetime, interval: Interval, zi: ZoneInfo) -> datetime:
         day -= timedelta(days=day.weekday())
     elif interval == "month":
         day = day.replace(day=1)
-    return _local_midnight(day, zi)
+    return local_midnight(day, zi)
 
 
 def key(moment: datetime) -> int:
@@ -130,10 +130,10 @@ def _next(current: datetime, interval: Interval, zi: ZoneInfo) -> datetime:
         return floor((current.astimezone(timezone.utc) + step), interval, zi)
     day = current.date()
     if interval == "day":
-        return _local_midnight(day + timedelta(days=1), zi)
+        return local_midnight(day + timedelta(days=1), zi)
     if interval == "week":
-        return _local_midnight(day + timedelta(days=7), zi)
-    return _local_midnight(_add_months(day, 1), zi)
+        return local_midnight(day + timedelta(days=7), zi)
+    return local_midnight(add_months(day, 1), zi)
 
 
 def _point(text: str, zi: ZoneInfo, now: datetime, as_end: bool = False) -> tuple[datetime, datetime]:
@@ -150,7 +150,7 @@ def _point(text: str, zi: ZoneInfo, now: datetime, as_end: bool = False) -> tupl
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return _local_midnight(day, zi), _local_midnight(day + timedelta(days=1), zi)
+            return local_midnight(day, zi), local_midnight(day + timedelta(days=1), zi)
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRequest(
@@ -171,7 +171,7 @@ def _keyword(word: str, now: datetime, zi: ZoneInfo) -> tuple[datetime, datetime
 
 def _unit_start(now: datetime, unit: str, zi: ZoneInfo) -> datetime:
     if unit == "year":
-        return _local_midnight(now.date().replace(month=1, day=1), zi)
+        return local_midnight(now.date().replace(month=1, day=1), zi)
     return floor(now, unit, zi)  # type: ignore[arg-type]
 
 
@@ -182,16 +182,16 @@ def _shift(start: datetime, unit: str, count: int, zi: ZoneInfo) -> datetime:
     if unit in ("day", "week"):
         day += timedelta(days=count * (7 if unit == "week" else 1))
     else:
-        day = _add_months(day, count * (12 if unit == "year" else 1))
-    return _local_midnight(day, zi)
+        day = add_months(day, count * (12 if unit == "year" else 1))
+    return local_midnight(day, zi)
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
 
 
-def _local_midnight(day: date, zi: ZoneInfo) -> datetime:
+def local_midnight(day: date, zi: ZoneInfo) -> datetime:
     # Through UTC and back, so the offset is the one in force at that instant (fold-safe).
     naive = datetime.combine(day, time())
     return naive.replace(tzinfo=zi).astimezone(timezone.utc).astimezone(zi)

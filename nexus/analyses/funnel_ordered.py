@@ -1,17 +1,17 @@
 """Ordered funnels (the default): steps in order, other events in between allowed, within the window.
 
 The depth a person reaches is windowFunnel's default mode (`tests/analyses/test_funnels.py` checks it
-against `windowFunnel` on demo data), except that one event cannot count as two steps; the chain
-evaluated is `funnel_chain`'s, which also yields the step times windowFunnel cannot.
+against `windowFunnel` on demo data), except that one event cannot count as two steps; the machine is
+`funnel_chain`'s, which also yields the step times and entry event windowFunnel cannot.
 """
 
 from __future__ import annotations
 
-from nexus.analyses.funnel_chain import best_chain as _best_chain
+from nexus.analyses.funnel_chain import chain_layers
 
 # Only events matching a step matter: the scan reads just those.
 SCANS_ALL_EVENTS = False
 
 
-def best_chain(steps: int, window: str) -> str:
-    return _best_chain(steps, window, strict=False)
+def layers(steps: int, window: str) -> list[list[str]]:
+    return chain_layers(steps, window, strict=False)

@@ -8,11 +8,11 @@ at the first intervening event), a broken chain does not prevent a later, unbrok
 
 from __future__ import annotations
 
-from nexus.analyses.funnel_chain import best_chain as _best_chain
+from nexus.analyses.funnel_chain import chain_layers
 
 # Intervening events break chains, so every event of the person in the window is read.
 SCANS_ALL_EVENTS = True
 
 
-def best_chain(steps: int, window: str) -> str:
-    return _best_chain(steps, window, strict=True)
+def layers(steps: int, window: str) -> list[list[str]]:
+    return chain_layers(steps, window, strict=True)

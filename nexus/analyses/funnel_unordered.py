@@ -14,15 +14,17 @@ from nexus.analyses.funnel_chain import IN_RANGE_BIT
 SCANS_ALL_EVENTS = False
 
 
-def best_chain(steps: int, window: str) -> str:
-    """SQL for `[entry_row, t_first, t_second, …]` of the best entry (`[0]`: never entered)."""
-    # From entry i: the events at or after it within the window (the array is sorted by time).
-    within = f"arrayFilter(x -> x.1 - evs[i].1 <= {window}, arraySlice(evs, i))"
-    firsts = f"arrayMap(s -> arrayFirst(x -> bitTest(x.2, s), {within}).1, arrayFilter(s -> arrayExists(x -> bitTest(x.2, s), {within}), range({steps})))"
-    chains = (
-        f"arrayMap(i -> arrayConcat([toInt64(i)], arraySort({firsts})), "
-        f"arrayFilter(i -> bitTest(evs[i].2, {IN_RANGE_BIT}) AND bitAnd(evs[i].2, {(1 << steps) - 1}) != 0, "
-        f"arrayEnumerate(evs)))"
-    )
-    return (f"arrayFirst(c -> length(c) = arrayMax(arrayMap(d -> length(d), candidates)), "
-            f"arrayPushBack({chains}, [0]::Array(Int64)) AS candidates)")
+def layers(steps: int, window: str) -> list[list[str]]:
+    """SELECT items, layer by layer (see `funnel_chain.chain_layers`), ending with `depth`, `times`, `entry`."""
+    # Time of the next step-s event at or after each event (-1: none), by one reverse fill per step.
+    nexts = [f"arrayReverseFill((v, x) -> bitTest(x, {s}), arrayMap((x, ti) -> if(bitTest(x, {s}), ti, -1), m, t), m)"
+             f" AS next{s}" for s in range(steps)]
+    found = " + ".join(f"(n{s} >= 0 AND n{s} - ti <= {window})" for s in range(steps))
+    args = ", ".join(f"n{s}" for s in range(steps))
+    reached = (f"arrayMap((x, ti, {args}) -> if(bitTest(x, {IN_RANGE_BIT}) AND bitAnd(x, {(1 << steps) - 1}) != 0,"
+               f" {found}, 0), m, t, {', '.join(f'next{s}' for s in range(steps))}) AS reached")
+    picked = ", ".join(f"if(next{s}[entry] >= 0 AND next{s}[entry] - t[entry] <= {window}, next{s}[entry], -1)"
+                       for s in range(steps))
+    return [nexts, [reached], ["indexOf(reached, arrayMax(reached)) AS entry"],
+            ["reached[entry] AS depth",
+             f"arrayResize(arraySort(arrayFilter(x -> x >= 0, [{picked}])), {steps}, 0) AS times"]]

@@ -1,9 +1,12 @@
 """Who did an event: the person a distinct id resolves to, as SQL joined onto `events AS e`.
 
 Person = `identities.person_id` when the distinct id has a live link (identities read with FINAL, so
-the highest version wins and deleted links are gone), else the distinct id itself. Both are Strings, so
-one column holds either. Joins are ANY: FINAL leaves one row per distinct id, and ANY lets the hash
-join stop at the first match.
+the highest version wins and deleted links are gone), else the distinct id itself. Queries group and
+count persons by `PERSON_KEY`, a 64-bit hash (cityHash64) of that id: hash joins and GROUP BY on UInt64
+run about a third faster than on Strings over millions of events (measured, see benchmarks/queries.py).
+Two persons share a key with odds about n²/2^65 — 3·10⁻⁸ at a million persons. `PERSON` is the id
+itself, for the places that list persons. Joins are ANY: FINAL leaves one row per distinct id, and ANY
+lets the hash join stop at the first match.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 from nexus.analyses.query import PROJECT
 
 IDENTITIES_JOIN = (
-    "LEFT ANY JOIN (SELECT distinct_id, toString(person_id) AS person_id FROM identities FINAL "
-    f"WHERE project_id = {PROJECT}) AS ids ON ids.distinct_id = e.distinct_id"
+    "LEFT ANY JOIN (SELECT cityHash64(distinct_id) AS id_key, toString(person_id) AS person_id, "
+    f"cityHash64(toString(person_id)) AS person_key FROM identities FINAL WHERE project_id = {PROJECT}) AS ids "
+    "ON ids.id_key = cityHash64(e.distinct_id)"
 )
 
 PERSON = "if(ids.person_id = '', e.distinct_id, ids.person_id)"
+PERSON_KEY = "if(ids.person_key = 0, cityHash64(e.distinct_id), ids.person_key)"  # = cityHash64(PERSON)
 
 # Person traits for person-property filters and breakdowns. A person without a row reads as having no
 # properties, so negative filters (`neq`, `is_not_set`) hold for them, as they do for missing event ones.
@@ -33,3 +38,21 @@ def joins(person: bool, person_properties: bool) -> str:
     if person_properties:
         parts.append(PERSON_PROPERTIES_JOIN)
     return "\n".join(parts)
+
+ID_KEY = "cityHash64(e.distinct_id)"
+
+
+def by_person(per_id: str, aggregates: str) -> str:
+    """Re-group `per_id` — rows keyed by `id_key` (`ID_KEY` of a distinct id) — by person.
+
+    Aggregating per distinct id first and resolving ids afterwards joins a million id rows instead of
+    every event: the cheaper order whenever the per-id aggregate is much smaller than the events
+    (distinct days or periods, for retention, stickiness and lifecycle).
+    """
+    return (
+        f"SELECT if(ids.person_key = 0, x.id_key, ids.person_key) AS person, {aggregates}\n"
+        f"FROM ({per_id}) AS x\n"
+        "LEFT ANY JOIN (SELECT cityHash64(distinct_id) AS id_key, cityHash64(toString(person_id)) AS person_key "
+        f"FROM identities FINAL WHERE project_id = {PROJECT}) AS ids ON ids.id_key = x.id_key\n"
+        "GROUP BY person"
+    )

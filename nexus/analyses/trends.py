@@ -85,6 +85,11 @@ class TrendsResult(msgspec.Struct, frozen=True):
     previous: list[TrendLine] | None = None
 
 
+# What the registry hands the API: the body decodes into Request, run() returns Result.
+Request = TrendsRequest
+Result = TrendsResult
+
+
 def run(client: Client, project_id: int, request: TrendsRequest, *, now: datetime | None = None) -> TrendsResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
     spans = _spans(scope, request)
@@ -159,7 +164,7 @@ def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: st
     return (
         f"SELECT current, bd, bucket, {chosen.state()} AS m, if(current, count(), 0) AS weight FROM (\n"
         f"  SELECT e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
-        f" {bd} AS bd, {persons.PERSON if 'ids' in joins else 'e.distinct_id'} AS person,"
+        f" {bd} AS bd, {persons.PERSON_KEY if 'ids' in joins else 'cityHash64(e.distinct_id)'} AS person,"
         f" e.distinct_id AS distinct_id, nullIf(e.session_id, '') AS session, {value} AS value,"
         f" ifNull(value, 0) AS value0\n"
         f"  FROM events AS e\n{joins}\n"

@@ -54,30 +54,32 @@ def rollup_state(series: Series) -> str | None:
 def inner_sql(table: str, series: Series, request: TrendsRequest, spans: Sequence[Span], tz: str,
               params: Params) -> str:
     """Rows (current, bd, bucket, m, weight) per breakdown value and bucket, read from `table`."""
-    moment = "hour" if table == "events_hourly" else "toDateTime(day, 'UTC')"
-    bucket = dates.bucket_sql(request.interval, moment, params.add(tz, "String"))
-    current, *rest = spans
-    bound = "DateTime('UTC')" if table == "events_hourly" else "Date"
-    column = "hour" if table == "events_hourly" else "day"
-
-    def value(m: datetime) -> datetime | object:
-        return m if table == "events_hourly" else m.astimezone(timezone.utc).date()
-
+    column, as_time, _ = _TIME[table]
+    bucket = dates.bucket_sql(request.interval, as_time, params.add(tz, "String"))
     ranges = " OR ".join(
-        f"({column} >= {params.add(value(s.start), bound)} AND {column} < {params.add(value(s.end), bound)})"
-        for s in spans
+        f"({column} >= {_bound(table, s.start, params)} AND {column} < {_bound(table, s.end, params)})" for s in spans
     )
-    is_current = f"{column} >= {params.add(value(current.start), bound)}"
     event = "1" if series.event is None else f"event = {params.add(series.event, 'String')}"
     bd = request.breakdown.expression("") if request.breakdown else "''"
     return (
-        f"SELECT {is_current} AS current, {bd} AS bd, {bucket} AS bucket, {rollup_state(series)} AS m, "
-        f"if(current, sum(events), 0) AS weight\n"
+        f"SELECT {column} >= {_bound(table, spans[0].start, params)} AS current, {bd} AS bd, {bucket} AS bucket,"
+        f" {rollup_state(series)} AS m, if(current, sum(events), 0) AS weight\n"
         f"FROM {table}\n"
         f"WHERE project_id = {PROJECT} AND ({ranges}) AND {event}\n"
         f"  AND {_filters(request.where, series.where, params)}\n"
         f"GROUP BY current, bd, bucket"
     )
+
+
+# Per table: its time column, that column as a UTC DateTime (for bucketing), and the type range ends bind as.
+_TIME = {"events_hourly": ("hour", "hour", "DateTime('UTC')"),
+         "events_daily": ("day", "toDateTime(day, 'UTC')", "Date")}
+
+
+def _bound(table: str, moment: datetime, params: Params) -> str:
+    # Range ends lie on UTC hours (hourly) or UTC midnights (daily): choose() checked it.
+    value = moment if table == "events_hourly" else moment.astimezone(timezone.utc).date()
+    return params.add(value, _TIME[table][2])
 
 
 def _filters(shared: FilterGroup | None, own: FilterGroup | None, params: Params) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
+from nexus.runtime import Runtime
 from nexus.store.client import describe_error
 
 
@@ -14,14 +16,17 @@ class Health(msgspec.Struct):
     checks: dict[str, str] = {}
 
 
-@get("/health/live", sync_to_thread=False)
-def live() -> Health:
+@get("/health/live")
+async def live() -> Health:
     return Health("ok")
 
 
-@get("/health/ready", sync_to_thread=True)
-def ready(state: State) -> Response[Health]:
-    runtime = state.runtime
+@get("/health/ready")
+async def ready(state: State) -> Response[Health]:
+    return await anyio.to_thread.run_sync(_check, state.runtime)
+
+
+def _check(runtime: Runtime) -> Response[Health]:
     checks = {}
     try:
         runtime.clickhouse.query("SELECT 1")

@@ -107,12 +107,16 @@ def _receipts(api: ApiContext, request: Request, body: bytes) -> ReceiptsAnswer:
     return ReceiptsAnswer(stored=[m for m in asked if m in stored], missing=[m for m in asked if m not in stored])
 
 
-@get("/v1/ingest/metrics", sync_to_thread=True)
-def ingest_metrics(request: Request, state: State) -> metrics.IngestMetrics:
+@get("/v1/ingest/metrics")
+async def ingest_metrics(request: Request, state: State) -> metrics.IngestMetrics:
     api: ApiContext = state.api
-    key = api.authorize(request, "read")
-    api.ingestor.metrics.flush()  # this process's latest counts too
-    return metrics.read(api.runtime.redis.client, key.project_id)
+
+    def read() -> metrics.IngestMetrics:
+        key = api.authorize(request, "read")
+        api.ingestor.metrics.flush()  # this process's latest counts too
+        return metrics.read(api.runtime.redis.client, key.project_id)
+
+    return await anyio.to_thread.run_sync(read)
 
 
 def ingest_response(result: IngestResult) -> Response:

@@ -1,4 +1,4 @@
-"""Writes a stream of Arrow record batches to a binary sink as CSV, JSON, Parquet or Arrow IPC.
+"""Writes a stream of Arrow record batches to a binary sink as CSV, JSON, NDJSON, Parquet or Arrow IPC.
 
 Batches are written as they arrive, so a result of any size passes through in bounded memory.
 Extension types (ClickHouse JSON arrives as `arrow.json`) are written as their plain storage type.
@@ -15,7 +15,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
-StreamFormat = Literal["csv", "json", "parquet", "arrow"]
+StreamFormat = Literal["csv", "json", "ndjson", "parquet", "arrow"]
 
 
 def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat, sink: BinaryIO) -> int:
@@ -32,6 +32,8 @@ def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat
                 sink.write(b"[" if first else b",\n")
                 sink.write(msgspec.json.encode(row))
                 first = False
+        elif output_format == "ndjson":
+            sink.writelines(msgspec.json.encode(row) + b"\n" for row in batch.to_pylist())
         else:
             writer.write(batch)
         rows += batch.num_rows
@@ -49,7 +51,7 @@ def _open(output_format: StreamFormat, schema: pa.Schema, sink: BinaryIO):
         return pq.ParquetWriter(sink, schema)
     if output_format == "arrow":
         return pa_ipc.new_stream(sink, schema)
-    return sink  # json writes rows itself
+    return sink  # json and ndjson write rows themselves
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -9,7 +9,7 @@ from clickhouse_connect.driver.client import Client
 
 def events_frame(client: Client, project_id: int) -> pd.DataFrame:
     events = client.query_df(
-        "SELECT ts, event, type, distinct_id, session_id, path, country, browser, utm_source, properties "
+        "SELECT ts, event, type, distinct_id, session_id, path, country, browser, device_type, utm_source, properties "
         "FROM events WHERE project_id = {p:UInt32}", parameters={"p": project_id})
     identities = client.query_df(
         "SELECT distinct_id, toString(person_id) AS person_id, version, is_deleted FROM identities "

@@ -12,6 +12,8 @@ from nexus.store import migrations
 from nexus.store.client import connect, parse_url
 from nexus.store.sql import sql_dir
 
+NEXT = f"{len(migrations.discover()) + 1:03d}_extra.sql"  # a migration after the real ones
+
 
 @pytest.fixture
 def scratch(engine_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
@@ -54,7 +56,7 @@ def test_a_changed_applied_migration_is_refused_before_anything_runs(scratch):
     # Given an applied file edited afterwards, and a new migration waiting behind it
     first = folder / "001_events.sql"
     first.write_text(first.read_text() + "\n-- edited\n")
-    (folder / "005_extra.sql").write_text("CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n")
+    (folder / NEXT).write_text("CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n")
     with pytest.raises(MigrationError, match="001_events.sql was changed after it was applied"):
         migrations.migrate(client)
     assert "extra" not in tables(client)
@@ -62,9 +64,9 @@ def test_a_changed_applied_migration_is_refused_before_anything_runs(scratch):
 
 def test_a_store_migrated_by_a_newer_nexus_is_refused(scratch):
     client, folder = scratch
-    (folder / "005_extra.sql").write_text("CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n")
+    (folder / NEXT).write_text("CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n")
     migrations.migrate(client)
-    (folder / "005_extra.sql").unlink()
+    (folder / NEXT).unlink()
     with pytest.raises(MigrationError, match="newer version"):
         migrations.migrate(client)
 
@@ -72,25 +74,25 @@ def test_a_store_migrated_by_a_newer_nexus_is_refused(scratch):
 def test_a_failing_migration_is_not_recorded_and_completes_once_fixed(scratch):
     client, folder = scratch
     migrations.migrate(client)
-    broken = folder / "005_extra.sql"
+    broken = folder / NEXT
     broken.write_text(
         "CREATE TABLE IF NOT EXISTS extra (project_id UInt32) ENGINE = MergeTree ORDER BY project_id;\n"
         "CREATE TABLE IF NOT EXISTS extra2 (project_id UInt32) ENGINE = NoSuchEngine;\n"
     )
-    with pytest.raises(MigrationError, match="005_extra.sql failed at statement 2"):
+    with pytest.raises(MigrationError, match=f"{NEXT} failed at statement 2"):
         migrations.migrate(client)
-    assert 5 not in {r.version for r in migrations.applied(client)}
+    assert int(NEXT[:3]) not in {r.version for r in migrations.applied(client)}
     broken.write_text(broken.read_text().replace("NoSuchEngine", "MergeTree ORDER BY project_id"))
-    assert [m.version for m in migrations.migrate(client)] == [5]
+    assert [m.version for m in migrations.migrate(client)] == [int(NEXT[:3])]
     assert {"extra", "extra2"} <= tables(client)
 
 
 def test_files_out_of_sequence_or_misnamed_are_refused(scratch):
     client, folder = scratch
-    (folder / "007_gap.sql").write_text("SELECT 1;\n")
+    (folder / f"{int(NEXT[:3]) + 2:03d}_gap.sql").write_text("SELECT 1;\n")
     with pytest.raises(MigrationError, match="out of sequence"):
         migrations.migrate(client)
-    (folder / "007_gap.sql").rename(folder / "five.sql")
+    (folder / f"{int(NEXT[:3]) + 2:03d}_gap.sql").rename(folder / "five.sql")
     with pytest.raises(MigrationError, match="not named NNN_name.sql"):
         migrations.migrate(client)
 

@@ -1,0 +1,226 @@
+"""Query speed: Nexus's funnel, retention and trends next to DuckDB and pandas on the same events.
+
+Generates N demo events (default 10M) into a temporary embedded store, exports the events and the
+resolved identities once as Parquet, loads them into DuckDB (an in-memory table) and pandas, and times
+the same three questions on each engine, checking that the answers agree:
+- funnel: page_view → signup → add_to_cart → purchase, 7-day window, entries in the last `--days` days;
+- retention: first signup per person (cohort = day), return = any event, 14 day periods;
+- trends: page views per day over the last `--days` days — Nexus from the hourly rollup (and, for
+  reference, from raw events); DuckDB and pandas from the raw events, since they have no rollup.
+Every engine resolves distinct ids to persons itself, from the same identities. Run:
+python benchmarks/queries.py [--events N] [--days D] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from nexus.analyses import funnels, retention, trends
+from nexus.analyses.dates import DateRange
+from nexus.analyses.funnels import FunnelRequest, FunnelStep
+from nexus.analyses.retention import RetentionEvent, RetentionRequest
+from nexus.analyses.trends import Series, TrendsRequest
+from nexus.demo.load import load
+from nexus.meta import projects
+from nexus.store.database import open_database
+
+END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+STEPS = ["page_view", "signup", "add_to_cart", "purchase"]
+WINDOW = timedelta(days=7)
+PERIODS = 14
+TARGETS = {"funnel": 0.5, "retention": 0.5, "trends": 0.05}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nexus-queries-"))
+    client = open_database(f"chdb://{work}/clickhouse")
+    project = projects.create(client, "bench").project_id
+    started = time.perf_counter()
+    load(client, project, args.events, end=END)
+    for table in ("events", "identities", "events_hourly"):
+        client.command(f"OPTIMIZE TABLE {table} FINAL")  # the steady state background merges reach
+    print(f"generated and stored {args.events:,} events in {time.perf_counter() - started:.0f} s; "
+          f"window {args.days} days ending {END:%Y-%m-%d}; median of {args.repeat} runs after a warm-up")
+
+    start = END - timedelta(days=args.days)
+    days = DateRange(start.date().isoformat(), (END - timedelta(days=1)).date().isoformat())
+    events, identities = export(client, project, work)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE ev AS SELECT * FROM read_parquet('{events}')")
+    con.execute(f"CREATE TABLE ids AS SELECT * FROM read_parquet('{identities}')")
+    frame = pd.read_parquet(events)
+    person_of = pd.read_parquet(identities).set_index("distinct_id")["person"]
+
+    nexus_runs = {
+        "funnel": lambda: [s.persons for s in funnels.run(client, project, FunnelRequest(
+            steps=[FunnelStep(s) for s in STEPS], window=7, date_range=days, timezone="UTC"), now=END).groups[0].steps],
+        "retention": lambda: retention_cells(retention.run(client, project, RetentionRequest(
+            start=RetentionEvent("signup"), returning=RetentionEvent(), periods=PERIODS,
+            date_range=days, timezone="UTC"), now=END)),
+        "trends": lambda: trends_values(client, project, days, "auto"),
+        "trends (raw events)": lambda: trends_values(client, project, days, "events"),
+    }
+    duck_runs = {"funnel": lambda: duck_funnel(con, start), "retention": lambda: duck_retention(con, start),
+                 "trends": lambda: duck_trends(con, start)}
+    panda_runs = {"funnel": lambda: pandas_funnel(frame, person_of, start),
+                  "retention": lambda: pandas_retention(frame, person_of, start),
+                  "trends": lambda: pandas_trends(frame, start)}
+
+    print(f"\n{'question':<22}{'nexus s':>10}{'duckdb s':>10}{'pandas s':>10}{'duckdb/nexus':>14}"
+          f"{'pandas/nexus':>14}{'target':>9}  answers")
+    for name, nexus in nexus_runs.items():
+        ours, answer = timed(nexus, args.repeat)
+        peer = name.split(" ")[0]
+        duck, duck_answer = timed(duck_runs[peer], args.repeat) if name in duck_runs else (None, None)
+        panda, panda_answer = timed(panda_runs[peer], max(1, args.repeat // 2)) if name in panda_runs else (None, None)
+        agree = "" if duck is None else ("agree" if answer == duck_answer == panda_answer else
+                                         f"DIFFER {answer} {duck_answer} {panda_answer}")
+        target = TARGETS.get(name)
+        print(f"{name:<22}{ours:>10.3f}{_cell(duck)}{_cell(panda)}{_ratio(duck, ours)}{_ratio(panda, ours)}"
+              f"{'' if target is None else ('met' if ours < target else 'MISSED'):>9}  {agree}")
+    print("\ntargets: funnel and retention < 0.5 s, trends from rollups < 0.05 s, >= 3x DuckDB, >= 20x pandas")
+
+
+def export(client, project: int, work: Path) -> tuple[Path, Path]:
+    """Events and identities (latest version per id) as Parquet, once: the peers' input."""
+    events = client.query_arrow(
+        "SELECT ts, toString(event) AS event, distinct_id FROM events WHERE project_id = {p:UInt32}",
+        parameters={"p": project})
+    identities = client.query_arrow(
+        "SELECT distinct_id, toString(argMax(person_id, version)) AS person FROM identities "
+        "WHERE project_id = {p:UInt32} GROUP BY distinct_id HAVING argMax(is_deleted, version) = 0",
+        parameters={"p": project})
+    pq.write_table(events, work / "events.parquet")
+    pq.write_table(identities, work / "identities.parquet")
+    return work / "events.parquet", work / "identities.parquet"
+
+
+def timed(run: Callable[[], object], repeat: int) -> tuple[float, object]:
+    answer = run()
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), answer
+
+
+def retention_cells(result) -> list[int]:
+    """Persons per k (0..PERIODS) summed over cohorts, counting only observed cells."""
+    return [sum(c.counts[k] or 0 for c in result.cohorts) for k in range(PERIODS + 1)]
+
+
+def trends_values(client, project: int, days: DateRange, source: str) -> list[int]:
+    result = trends.run(client, project, TrendsRequest(series=[Series("page_view")], timezone="UTC", source=source,
+                                                       date_range=days), now=END)
+    return [int(v) for v in result.lines[0].values]
+
+
+# DuckDB: the windowFunnel machine as window functions — per step, the entry time of the chain standing
+# at the previous step just before each event (last value, ignoring nulls, over the person's events).
+def duck_funnel(con, start: datetime) -> list[int]:
+    levels = ["SELECT *, last_value(CASE WHEN s0 THEN t END IGNORE NULLS) OVER w AS c0 FROM steps WINDOW w AS "
+              "(PARTITION BY person ORDER BY t, o ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"]
+    for k in range(1, len(STEPS)):
+        moved = f"s{k} AND c{k - 1} IS NOT NULL AND t - c{k - 1} <= {WINDOW.total_seconds() * 1000:.0f}"
+        levels.append(f"SELECT *, {moved} AS a{k}, last_value(CASE WHEN {moved} THEN c{k - 1} END IGNORE NULLS) "
+                      f"OVER w AS c{k} FROM l{k - 1} WINDOW w AS (PARTITION BY person ORDER BY t, o "
+                      f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
+    flags = ", ".join(f"e.event = '{s}'" + (" AND e.ts < $end" if k == 0 else "") + f" AS s{k}"
+                      for k, s in enumerate(STEPS))
+    order = "CASE " + " ".join(f"WHEN e.event = '{s}' THEN {k}" for k, s in enumerate(STEPS)) + " END"
+    ctes = ",\n".join(f"l{k} AS ({sql})" for k, sql in enumerate(levels))
+    depth = "CASE " + " ".join(f"WHEN a{k} THEN {k + 1}" for k in range(len(STEPS) - 1, 0, -1)) + " WHEN s0 THEN 1 END"
+    rows = con.execute(
+        f"WITH steps AS (SELECT coalesce(i.person, e.distinct_id) AS person, epoch_ms(e.ts) AS t, {order} AS o, "
+        f"{flags} FROM ev e LEFT JOIN ids i USING (distinct_id) WHERE e.ts >= $start AND e.ts < $stop "
+        f"AND e.event IN ({', '.join(repr(s) for s in STEPS)})),\n{ctes}\n"
+        f"SELECT d, count(*) FROM (SELECT person, max({depth}) AS d FROM l{len(STEPS) - 1} GROUP BY person) "
+        f"WHERE d > 0 GROUP BY d",
+        {"start": start, "end": END, "stop": END + WINDOW}).fetchall()
+    depths = dict(rows)
+    return [sum(n for d, n in depths.items() if d > k) for k in range(len(STEPS))]
+
+
+def duck_retention(con, start: datetime) -> list[int]:
+    rows = con.execute(
+        "WITH e AS (SELECT coalesce(i.person, e.distinct_id) AS person, e.ts, e.event FROM ev e "
+        "LEFT JOIN ids i USING (distinct_id)), "
+        "firsts AS (SELECT person, min(date_trunc('day', ts)) AS cohort FROM e WHERE event = 'signup' "
+        "AND ts < $cohorts_end GROUP BY person HAVING min(date_trunc('day', ts)) >= $start), "
+        "active AS (SELECT DISTINCT person, date_trunc('day', ts) AS day FROM e WHERE ts >= $start) "
+        "SELECT datediff('day', cohort, day) AS k, count(*) FROM firsts JOIN active USING (person) "
+        "WHERE day >= cohort AND datediff('day', cohort, day) <= $periods AND day < $end GROUP BY k",
+        {"start": start, "cohorts_end": END, "end": END, "periods": PERIODS}).fetchall()
+    found = dict(rows)
+    return [found.get(k, 0) for k in range(PERIODS + 1)]
+
+
+def duck_trends(con, start: datetime) -> list[int]:
+    rows = con.execute("SELECT date_trunc('day', ts) AS d, count(*) FROM ev WHERE event = 'page_view' "
+                       "AND ts >= $start AND ts < $end GROUP BY d ORDER BY d",
+                       {"start": start, "end": END}).fetchall()
+    return [n for _, n in rows]
+
+
+# pandas: from every entry, the next step at or after the previous one (merge_asof), within the window:
+# the greedy route to the same depth.
+def pandas_funnel(frame: pd.DataFrame, person_of: pd.Series, start: datetime) -> list[int]:
+    rows = frame[(frame["ts"] >= start) & (frame["ts"] < END + WINDOW) & frame["event"].isin(STEPS)]
+    rows = rows.assign(person=rows["distinct_id"].map(person_of).fillna(rows["distinct_id"]))
+    chains = rows[(rows["event"] == STEPS[0]) & (rows["ts"] < END)][["person", "ts"]].rename(columns={"ts": "t0"})
+    chains = chains.assign(at=chains["t0"], depth=1).sort_values("at")
+    for k, step in enumerate(STEPS[1:], 1):
+        targets = rows[rows["event"] == step][["person", "ts"]].sort_values("ts")
+        matched = pd.merge_asof(chains, targets, left_on="at", right_on="ts", by="person", direction="forward")
+        moved = matched["ts"].notna() & (matched["ts"] - matched["t0"] <= WINDOW) & (matched["depth"] == k)
+        chains = matched.assign(depth=matched["depth"] + moved, at=matched["ts"].where(moved, matched["at"]))
+        chains = chains.drop(columns="ts").sort_values("at")
+    deepest = chains.groupby("person")["depth"].max()
+    return [int((deepest > k).sum()) for k in range(len(STEPS))]
+
+
+def pandas_retention(frame: pd.DataFrame, person_of: pd.Series, start: datetime) -> list[int]:
+    rows = frame.assign(person=frame["distinct_id"].map(person_of).fillna(frame["distinct_id"]),
+                        day=frame["ts"].dt.floor("D"))
+    signups = rows[(rows["event"] == "signup") & (rows["ts"] < END)]
+    cohorts = signups.groupby("person")["day"].min()
+    cohorts = cohorts[cohorts >= start].rename("cohort").reset_index()
+    active = rows[rows["ts"] >= start][["person", "day"]].drop_duplicates()
+    cells = cohorts.merge(active, on="person")
+    k = (cells["day"] - cells["cohort"]).dt.days
+    counts = k[(k >= 0) & (k <= PERIODS)].value_counts()
+    return [int(counts.get(i, 0)) for i in range(PERIODS + 1)]
+
+
+def pandas_trends(frame: pd.DataFrame, start: datetime) -> list[int]:
+    views = frame[(frame["event"] == "page_view") & (frame["ts"] >= start) & (frame["ts"] < END)]
+    return [int(n) for n in views.groupby(views["ts"].dt.floor("D")).size()]
+
+
+def _cell(seconds: float | None) -> str:
+    return f"{'':>10}" if seconds is None else f"{seconds:>10.3f}"
+
+
+def _ratio(peer: float | None, ours: float) -> str:
+    return f"{'':>14}" if peer is None else f"{peer / ours:>13.1f}x"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The persons behind one funnel step: who dropped off at it, or who converted to it, a page at a time.
+
+`status="dropped"` at step k (1 ≤ k < steps): persons who reached step k-1 but not step k (depth = k),
+the people counted by that step's `dropped`. `status="converted"` at step k: persons who reached it
+(depth > k), the step's `persons`. Optionally only those whose breakdown value (of the funnel's
+breakdown) equals `breakdown_value`. Ordered by person id, so pages are stable; `has_more` says whether
+another page follows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.analyses.funnels import FunnelRequest, person_rows
+from nexus.analyses.query import Params, Query, fetch
+from nexus.analyses.scope import scope_of
+from nexus.errors import InvalidRequest
+
+MAX_PAGE = 10_000
+
+
+class FunnelPersonsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    funnel: FunnelRequest
+    step: int
+    status: Literal["dropped", "converted"] = "dropped"
+    breakdown_value: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        first = 1 if self.status == "dropped" else 0
+        if not first <= self.step < len(self.funnel.steps):
+            raise InvalidRequest(f"step must be {first}..{len(self.funnel.steps) - 1} for {self.status} persons")
+        if not 1 <= self.limit <= MAX_PAGE or self.offset < 0:
+            raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset at least 0")
+        if self.breakdown_value is not None and self.funnel.breakdown is None:
+            raise InvalidRequest("breakdown_value needs a funnel with a breakdown")
+
+
+class FunnelPerson(msgspec.Struct, frozen=True):
+    person: str  # the person id, or the distinct id of a never-identified person
+    depth: int  # steps reached
+    entered_at: datetime
+
+
+class FunnelPersonsResult(msgspec.Struct, frozen=True):
+    persons: list[FunnelPerson]
+    has_more: bool
+
+
+# What the registry hands the API: the body decodes into Request, run() returns Result.
+Request = FunnelPersonsRequest
+Result = FunnelPersonsResult
+
+
+def run(client: Client, project_id: int, request: FunnelPersonsRequest, *,
+        now: datetime | None = None) -> FunnelPersonsResult:
+    rows = fetch(client, explain(client, project_id, request, now=now))
+    page = [FunnelPerson(person, depth, datetime.fromtimestamp(entered / 1000, timezone.utc))
+            for person, depth, entered in rows[:request.limit]]
+    return FunnelPersonsResult(page, len(rows) > request.limit)
+
+
+def explain(client: Client, project_id: int, request: FunnelPersonsRequest, *,
+            now: datetime | None = None) -> Query:
+    funnel = request.funnel
+    scope = scope_of(client, project_id, funnel.date_range, funnel.timezone, now)
+    params = Params(project_id)
+    step = params.add(request.step, "UInt8")
+    condition = f"depth = {step}" if request.status == "dropped" else f"depth > {step}"
+    if request.breakdown_value is not None:
+        condition += f" AND bd = {params.add(request.breakdown_value, 'String')}"
+    return params.query(
+        f"SELECT name, depth, times[1] AS entered FROM ({person_rows(scope, funnel, params, names=True)})\n"
+        f"WHERE {condition}\nORDER BY name\n"
+        f"LIMIT {params.add(request.limit + 1, 'UInt32')} OFFSET {params.add(request.offset, 'UInt64')}"
+    )

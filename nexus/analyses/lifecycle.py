@@ -1,0 +1,99 @@
+"""Lifecycle: per period, how many persons doing an event are new, returning, resurrecting or dormant.
+
+Definition. Periods are local days, weeks (Monday) or months in the request's time zone overlapping the
+date range. A person is active in a period when they did the event (or any event, when none is named),
+passing the filters, during it. For each period P of the range, every person active in P is exactly one
+of: `new` — P is the first period they were ever active in (all history is read); `returning` — also
+active in the period before P; `resurrecting` — not active in the period before P, but active at some
+earlier time. `dormant` — persons active in the period before P but not in P (reported as a positive
+count; charts usually draw it below zero). Counts are exact, persons resolved through identities.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.analyses import periods, persons
+from nexus.analyses.dates import DateRange
+from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.periods import Period
+from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
+from nexus.analyses.scope import Scope, scope_of
+
+STATUSES = ("new", "returning", "resurrecting", "dormant")
+
+
+class LifecycleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    event: str | None = None
+    where: FilterGroup | None = None
+    period: Period = "day"
+    date_range: DateRange = DateRange()
+    timezone: str | None = None
+
+
+class LifecycleResult(msgspec.Struct, frozen=True):
+    period: Period
+    timezone: str
+    date_from: datetime
+    date_to: datetime
+    periods: list[date]  # local start dates
+    new: list[int]
+    returning: list[int]
+    resurrecting: list[int]
+    dormant: list[int]
+
+
+# What the registry hands the API: the body decodes into Request, run() returns Result.
+Request = LifecycleRequest
+Result = LifecycleResult
+
+
+def run(client: Client, project_id: int, request: LifecycleRequest, *,
+        now: datetime | None = None) -> LifecycleResult:
+    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    covered = periods.covering(scope.span, request.period, scope.timezone)
+    found = {(p, status): n for p, status, n in fetch(client, _query(scope, request))}
+    counts = {status: [found.get((p, status), 0) for p in covered] for status in STATUSES}
+    return LifecycleResult(request.period, scope.timezone, scope.span.start, scope.span.end, covered, **counts)
+
+
+def explain(client: Client, project_id: int, request: LifecycleRequest, *, now: datetime | None = None) -> Query:
+    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+
+
+def _query(scope: Scope, request: LifecycleRequest) -> Query:
+    params = Params(scope.project_id)
+    tz = scope.timezone
+    covered = periods.covering(scope.span, request.period, tz)
+    first, last = params.add(covered[0], "Date"), params.add(covered[-1], "Date")
+    # One period before the range is read too: it decides returning vs resurrecting, and dormancy in
+    # the range's first period.
+    before = params.add(periods.starts_at(periods.shift(covered[0], request.period, -1), tz), UTC_TIME)
+    end = params.add(periods.starts_at(periods.shift(covered[-1], request.period, 1), tz), UTC_TIME)
+    event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
+    period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
+    joins = persons.joins(person=False, person_properties=bool(request.where and request.where.needs_person))
+    per_id = (
+        f"SELECT {persons.ID_KEY} AS id_key, min({period}) AS first_seen,"
+        f" groupUniqArrayIf({period}, e.ts >= {before}) AS active\n"
+        f"FROM events AS e\n{joins}\n"
+        f"WHERE e.project_id = {PROJECT} AND e.ts < {end} AND {event} AND {compile_group(request.where, params)}\n"
+        f"GROUP BY id_key"
+    )
+    merged = persons.by_person(per_id, "min(first_seen) AS first_ever, groupUniqArrayArray(active) AS seen")
+    prev, nxt = periods.step_sql(request.period, "a", -1), periods.step_sql(request.period, "a", 1)
+    statuses = (
+        f"arrayConcat("
+        f"arrayMap(a -> (a, if(a = first_ever, 'new', if(has(seen, {prev}), 'returning', 'resurrecting'))),"
+        f" arrayFilter(a -> a BETWEEN {first} AND {last}, seen)),"
+        f" arrayMap(a -> ({nxt}, 'dormant'), arrayFilter(a -> {nxt} BETWEEN {first} AND {last}"
+        f" AND NOT has(seen, {nxt}), seen)))"
+    )
+    return params.query(
+        f"SELECT status.1 AS p, status.2 AS kind, count()\n"
+        f"FROM (SELECT arrayJoin({statuses}) AS status FROM ({merged}))\n"
+        f"GROUP BY p, kind"
+    )

@@ -1,0 +1,61 @@
+"""Calendar periods (day, week, month) in a time zone, for the analyses that count persons per period.
+
+A period is named by the local date it starts on (weeks start on Monday), the same in SQL
+(`toDate/toMonday/toStartOfMonth(ts, tz)`) and in Python, so SQL results map onto Python's list of periods.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from nexus.analyses.dates import Span, add_months, local_midnight, zone
+
+Period = Literal["day", "week", "month"]
+
+
+def sql(period: Period, column: str, tz_placeholder: str) -> str:
+    """SQL for the Date naming the local period that holds `column`."""
+    function = {"day": "toDate", "week": "toMonday", "month": "toStartOfMonth"}[period]
+    return f"{function}({column}, {tz_placeholder})"
+
+
+def difference(period: Period, earlier: str, later: str) -> str:
+    """SQL for how many whole periods `later` (a period Date) comes after `earlier`."""
+    if period == "month":
+        return f"dateDiff('month', {earlier}, {later})"
+    days = f"dateDiff('day', {earlier}, {later})"
+    return days if period == "day" else f"intDiv({days}, 7)"
+
+
+def floor(moment: datetime, period: Period, tz: str) -> date:
+    day = moment.astimezone(zone(tz)).date()
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if period == "month" else day
+
+
+def shift(start: date, period: Period, count: int) -> date:
+    if period == "month":
+        return add_months(start, count)
+    return start + timedelta(days=count * (7 if period == "week" else 1))
+
+
+def covering(span: Span, period: Period, tz: str) -> list[date]:
+    """Every period overlapping `span`, in order."""
+    first, last = floor(span.start, period, tz), floor(span.end - timedelta(microseconds=1), period, tz)
+    found = [first]
+    while found[-1] < last:
+        found.append(shift(found[-1], period, 1))
+    return found
+
+
+def starts_at(day: date, tz: str) -> datetime:
+    """The instant a period named by `day` starts."""
+    return local_midnight(day, zone(tz))
+
+
+def step_sql(period: Period, column: str, count: int) -> str:
+    """SQL for the period `count` periods after the one named by `column` (a period Date)."""
+    function = {"day": "addDays", "week": "addWeeks", "month": "addMonths"}[period]
+    return f"{function}({column}, {count})"

@@ -1,0 +1,154 @@
+"""Retention: of the persons who started in a period, how many came back 0, 1, …, N periods later.
+
+Definition. Periods are local days, weeks (Monday) or months in the request's time zone; the cohort
+periods are those overlapping the date range. `start_mode="first_time"` (default): a person's cohort is
+the period of their first start event ever (persons whose first start event is before the range are in
+no cohort); `"recurring"`: a person belongs to the cohort of every period in which they did the start
+event. Cell (cohort, k) = persons of the cohort with a return event in period cohort+k (k = 0..periods;
+a return event in the start period counts for k = 0, before or after the start event). Start and return
+events are each an event name (or any event, when none is named) with optional filters, plus the
+request's filters. Percentages divide by the cohort's size. A cell whose period has not begun at `now`
+is None; `average[k]` is the persons-weighted mean over cohorts whose cell k is not None (sum of cells /
+sum of those cohorts' sizes). Persons are resolved through identities; counts are exact (`count()` of
+one row per person).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.analyses import periods, persons
+from nexus.analyses.dates import DateRange
+from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.periods import Period
+from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
+from nexus.analyses.scope import Scope, scope_of
+from nexus.errors import InvalidRequest
+
+MAX_PERIODS = 100
+
+
+class RetentionEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    event: str | None = None  # None: any event
+    where: FilterGroup | None = None
+
+
+class RetentionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    start: RetentionEvent
+    returning: RetentionEvent
+    period: Period = "day"
+    periods: int = 7
+    start_mode: Literal["first_time", "recurring"] = "first_time"
+    date_range: DateRange = DateRange()
+    timezone: str | None = None
+    where: FilterGroup | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.periods <= MAX_PERIODS:
+            raise InvalidRequest(f"periods must be 0..{MAX_PERIODS}")
+
+
+class Cohort(msgspec.Struct, frozen=True):
+    period: date  # the local date the cohort's period starts on
+    persons: int
+    counts: list[int | None]  # k = 0..periods
+    percentages: list[float | None]
+
+
+class RetentionResult(msgspec.Struct, frozen=True):
+    period: Period
+    timezone: str
+    date_from: datetime
+    date_to: datetime
+    cohorts: list[Cohort]
+    average: list[float | None]
+
+
+# What the registry hands the API: the body decodes into Request, run() returns Result.
+Request = RetentionRequest
+Result = RetentionResult
+
+
+def run(client: Client, project_id: int, request: RetentionRequest, *,
+        now: datetime | None = None) -> RetentionResult:
+    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    found: dict[tuple[date, int], int] = {(cohort, k): n for cohort, k, n in fetch(client, _query(scope, request))}
+    cohorts = []
+    for start in periods.covering(scope.span, request.period, scope.timezone):
+        size = found.get((start, -1), 0)
+        counts = [found.get((start, k), 0) if _begun(start, k, request.period, scope) else None
+                  for k in range(request.periods + 1)]
+        shares = [None if c is None else (c / size if size else 0.0) for c in counts]
+        cohorts.append(Cohort(start, size, counts, shares))
+    average = []
+    for k in range(request.periods + 1):
+        seen = [c for c in cohorts if c.counts[k] is not None]
+        size = sum(c.persons for c in seen)
+        average.append(sum(c.counts[k] for c in seen) / size if size else None)
+    return RetentionResult(request.period, scope.timezone, scope.span.start, scope.span.end, cohorts, average)
+
+
+def explain(client: Client, project_id: int, request: RetentionRequest, *, now: datetime | None = None) -> Query:
+    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+
+
+def _query(scope: Scope, request: RetentionRequest) -> Query:
+    params = Params(scope.project_id)
+    tz = scope.timezone
+    cohorts = periods.covering(scope.span, request.period, tz)
+    first, last = cohorts[0], cohorts[-1]
+    scan_start = params.add(periods.starts_at(first, tz), UTC_TIME)
+    cohorts_end = params.add(periods.starts_at(periods.shift(last, request.period, 1), tz), UTC_TIME)
+    returns_end = params.add(periods.starts_at(periods.shift(last, request.period, request.periods + 1), tz), UTC_TIME)
+    is_start, is_return = (_matches(e, params) for e in (request.start, request.returning))
+    # First-time cohorts need every earlier start event (was this the first?), so starts have no lower bound.
+    start_window = f"e.ts < {cohorts_end}"
+    if request.start_mode == "recurring":
+        start_window += f" AND e.ts >= {scan_start}"
+    period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
+    first_period, last_period = params.add(first, "Date"), params.add(last, "Date")
+    per_id = (
+        f"SELECT id_key, max(is_start) AS started, minIf(p, is_start) AS first_start,"
+        f" groupUniqArrayIf(p, is_start AND p >= {first_period}) AS starts,"
+        f" groupUniqArrayIf(p, is_return AND e_ts >= {scan_start} AND e_ts < {returns_end}) AS returns\n"
+        f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p,"
+        f" ({is_start}) AND {start_window} AS is_start, {is_return} AS is_return\n"
+        f"  FROM events AS e\n{_joins(request)}\n"
+        f"  WHERE e.project_id = {PROJECT} AND e.ts < {returns_end} AND {compile_group(request.where, params)}\n"
+        f"    AND (is_start OR (is_return AND e.ts >= {scan_start})))\n"
+        f"GROUP BY id_key"
+    )
+    merged = persons.by_person(per_id, "max(started) AS has_start, minIf(first_start, started) AS first_ever, "
+                                        "groupUniqArrayArray(starts) AS start_periods, "
+                                        "groupUniqArrayArray(returns) AS return_periods")
+    cohort_list = (f"if(has_start AND first_ever >= {first_period}, [first_ever], [])"
+                   if request.start_mode == "first_time" else "start_periods")
+    gap = periods.difference(request.period, "cohort", "r")
+    periods_bound = params.add(request.periods, "UInt32")
+    # k = -1 carries the cohort's size; k = 0..periods the cells.
+    return params.query(
+        f"SELECT cohort, k, count() FROM (\n"
+        f"  SELECT arrayJoin(arrayFilter(c -> c <= {last_period}, {cohort_list})) AS cohort,"
+        f" arrayJoin(arrayPushFront(arrayDistinct(arrayFilter(k -> k BETWEEN 0 AND {periods_bound},"
+        f" arrayMap(r -> {gap}, return_periods))), -1)) AS k\n"
+        f"  FROM ({merged}))\n"
+        f"GROUP BY cohort, k"
+    )
+
+
+def _matches(item: RetentionEvent, params: Params) -> str:
+    event = "1" if item.event is None else f"e.event = {params.add(item.event, 'String')}"
+    return f"{event} AND {compile_group(item.where, params)}"
+
+
+def _joins(request: RetentionRequest) -> str:
+    groups = [g for g in (request.where, request.start.where, request.returning.where) if g is not None]
+    return persons.joins(person=False, person_properties=any(g.needs_person for g in groups))
+
+
+def _begun(cohort: date, k: int, period: Period, scope: Scope) -> bool:
+    return periods.starts_at(periods.shift(cohort, period, k), scope.timezone) < scope.now

@@ -1,0 +1,76 @@
+"""Stickiness: how many persons did an event on exactly 1, 2, …, N days (or weeks, months) of a range.
+
+Definition. The periods are the local days, weeks (Monday) or months in the request's time zone that
+overlap the date range (N of them; a partial first or last period counts as one). A person is active in
+a period when they did the event (or any event, when none is named), passing the filters, at a moment
+inside the range during that period. `persons[k-1]` = persons active in exactly k of the N periods
+(exact counts; persons never active are not counted); `cumulative[k-1]` = persons active in at least k.
+Persons are resolved through identities (`persons.by_person`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.analyses import periods, persons
+from nexus.analyses.dates import DateRange
+from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.periods import Period
+from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
+from nexus.analyses.scope import Scope, scope_of
+
+
+class StickinessRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    event: str | None = None
+    where: FilterGroup | None = None
+    period: Period = "day"
+    date_range: DateRange = DateRange()
+    timezone: str | None = None
+
+
+class StickinessResult(msgspec.Struct, frozen=True):
+    period: Period
+    timezone: str
+    date_from: datetime
+    date_to: datetime
+    periods: int
+    persons: list[int]  # index k-1: active in exactly k periods
+    cumulative: list[int]  # index k-1: active in at least k periods
+
+
+# What the registry hands the API: the body decodes into Request, run() returns Result.
+Request = StickinessRequest
+Result = StickinessResult
+
+
+def run(client: Client, project_id: int, request: StickinessRequest, *,
+        now: datetime | None = None) -> StickinessResult:
+    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    total = len(periods.covering(scope.span, request.period, scope.timezone))
+    found = dict(fetch(client, _query(scope, request)))
+    exact = [found.get(k, 0) for k in range(1, total + 1)]
+    cumulative = [sum(exact[k:]) for k in range(total)]
+    return StickinessResult(request.period, scope.timezone, scope.span.start, scope.span.end, total, exact, cumulative)
+
+
+def explain(client: Client, project_id: int, request: StickinessRequest, *, now: datetime | None = None) -> Query:
+    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+
+
+def _query(scope: Scope, request: StickinessRequest) -> Query:
+    params = Params(scope.project_id)
+    event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
+    period = periods.sql(request.period, "e.ts", params.add(scope.timezone, "String"))
+    joins = persons.joins(person=False, person_properties=bool(request.where and request.where.needs_person))
+    per_id = (
+        f"SELECT {persons.ID_KEY} AS id_key, groupUniqArray({period}) AS active\n"
+        f"FROM events AS e\n{joins}\n"
+        f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
+        f" AND e.ts < {params.add(scope.span.end, UTC_TIME)} AND {event} AND {compile_group(request.where, params)}\n"
+        f"GROUP BY id_key"
+    )
+    merged = persons.by_person(per_id, "length(groupUniqArrayArray(active)) AS days")
+    return params.query(f"SELECT days, count() FROM ({merged}) GROUP BY days")

@@ -1,0 +1,194 @@
+"""Ad-hoc SQL over HTTP: POST /v1/query, saved queries at /v1/queries, schema discovery at /v1/schema.
+
+Handlers decode, authorize, and call nexus.query; queries run off the event loop. A JSON answer is built
+whole (its row limit is small) so every failure is a clean 4xx. Other formats stream: the first chunk is
+produced before the status line goes out, so a query that fails at once still gets its 4xx; a limit hit
+later cuts the connection (no final chunk), so no client can take a partial result for a whole one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, delete, get, post, put
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from nexus.api.body import read_body
+from nexus.api.context import ApiContext
+from nexus.errors import InvalidRequest, NexusError
+from nexus.meta.keys import ApiKey
+from nexus.query import limits, saved, schema
+from nexus.query.formats import EXTENSIONS, Format
+from nexus.query.sandbox import QueryService, ResultStream
+from nexus.runtime import Runtime
+from nexus.store.client import parse_url
+
+log = logging.getLogger("nexus.api.query")
+
+
+class QueryRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sql: str
+    params: dict[str, Any] = {}
+    format: Format = "json"
+    max_rows: int | None = None
+
+
+class RunRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    params: dict[str, Any] = {}
+    format: Format = "json"
+    max_rows: int | None = None
+
+
+class SavedQueries(msgspec.Struct, frozen=True):
+    queries: list[saved.SavedQueryView]
+
+
+def query_service(runtime: Runtime) -> QueryService:
+    """The process's QueryService, on the runtime's store, with the installation's default limits."""
+    return QueryService(parse_url(runtime.settings.clickhouse_url), runtime.clickhouse,
+                        limits.from_settings(runtime.settings), max_concurrent=runtime.settings.query_max_concurrent)
+
+
+def service(state: State) -> QueryService:
+    return state.query_service
+
+
+@post("/v1/query", status_code=200)
+async def run_query(request: Request, state: State) -> Response:
+    api: ApiContext = state.api
+    body = _decode(await read_body(request, api.settings.max_request_bytes), QueryRequest)
+    return await _answer(state, request, lambda key: (body.sql, body.params), body.format, body.max_rows)
+
+
+@post("/v1/queries/{query_id:str}/run", status_code=200)
+async def run_saved_query(request: Request, state: State, query_id: FromPath[str]) -> Response:
+    api: ApiContext = state.api
+    body = _decode(await read_body(request, api.settings.max_request_bytes) or b"{}", RunRequest)
+    queries = service(state)
+
+    def source(key: ApiKey) -> tuple[str, dict[str, Any]]:
+        return saved.resolve(queries.client, key.project_id, query_id, body.params)
+
+    return await _answer(state, request, source, body.format, body.max_rows)
+
+
+# Handlers are async and move blocking work to a thread themselves: Litestar wraps sync handlers at
+# registration, and registering the same handler in a second app (tests build several) wraps it twice.
+
+
+@get("/v1/schema")
+async def describe_schema(request: Request, state: State) -> schema.SchemaAnswer:
+    def describe() -> schema.SchemaAnswer:
+        state.api.authorize(request, "read")
+        queries = service(state)
+        return schema.describe(queries.client, queries.address.database)
+
+    return await anyio.to_thread.run_sync(describe)
+
+
+@get("/v1/queries")
+async def list_queries(request: Request, state: State) -> SavedQueries:
+    def listing() -> SavedQueries:
+        key = state.api.authorize(request, "read")
+        return SavedQueries([saved.view(q) for q in saved.list_all(service(state).client, key.project_id)])
+
+    return await anyio.to_thread.run_sync(listing)
+
+
+@get("/v1/queries/{query_id:str}")
+async def get_query(request: Request, state: State, query_id: FromPath[str]) -> saved.SavedQueryView:
+    def one() -> saved.SavedQueryView:
+        key = state.api.authorize(request, "read")
+        return saved.view(saved.get(service(state).client, key.project_id, query_id))
+
+    return await anyio.to_thread.run_sync(one)
+
+
+@post("/v1/queries", status_code=201)
+async def create_query(request: Request, state: State) -> saved.SavedQueryView:
+    api: ApiContext = state.api
+    data = _decode(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
+
+    def create() -> saved.SavedQueryView:
+        # Saved queries feed dashboards and scheduled exports of the whole project: changing them is
+        # an admin action; read keys list and run them.
+        key = api.authorize(request, "admin")
+        return saved.view(saved.create(service(state), key.project_id, data, key.key_id))
+
+    return await anyio.to_thread.run_sync(create)
+
+
+@put("/v1/queries/{query_id:str}")
+async def update_query(request: Request, state: State, query_id: FromPath[str]) -> saved.SavedQueryView:
+    api: ApiContext = state.api
+    data = _decode(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
+
+    def update() -> saved.SavedQueryView:
+        key = api.authorize(request, "admin")
+        return saved.view(saved.update(service(state), key.project_id, query_id, data))
+
+    return await anyio.to_thread.run_sync(update)
+
+
+@delete("/v1/queries/{query_id:str}", status_code=204)
+async def delete_query(request: Request, state: State, query_id: FromPath[str]) -> None:
+    def remove() -> None:
+        key = state.api.authorize(request, "admin")
+        saved.delete(service(state).client, key.project_id, query_id)
+
+    await anyio.to_thread.run_sync(remove)
+
+
+ROUTES = [run_query, run_saved_query, describe_schema, list_queries, get_query, create_query, update_query,
+          delete_query]
+
+
+async def _answer(state: State, request: Request, source, fmt: Format, max_rows: int | None) -> Response:
+    api: ApiContext = state.api
+    queries = service(state)
+
+    def start() -> bytes | ResultStream:
+        key = api.authorize(request, "read")
+        sql, params = source(key)
+        key_limits = queries.limits_for(key.key_id)
+        if fmt == "json":
+            answer = queries.answer_json(key.project_id, sql, params, key_limits, max_rows)
+            return msgspec.json.encode(answer)
+        return queries.open(key.project_id, sql, params, fmt, key_limits, max_rows)
+
+    result = await anyio.to_thread.run_sync(start)
+    if isinstance(result, bytes):
+        return Response(result, media_type="application/json")
+    return Stream(_body(result), media_type=result.media_type,
+                  headers={"Content-Disposition": f'attachment; filename="result.{EXTENSIONS[fmt]}"'})
+
+
+async def _body(result: ResultStream) -> AsyncIterator[bytes]:
+    try:
+        while (chunk := await anyio.to_thread.run_sync(_next_chunk, result)) is not None:
+            yield chunk
+    except NexusError as e:
+        # The status line is gone: ending the stream without its last chunk is how the client learns.
+        log.warning("ad-hoc query stopped mid-stream: %s", e)
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(result.close)
+
+
+def _next_chunk(result: ResultStream) -> bytes | None:
+    return next(result, None)
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"invalid request body: {e}") from None

@@ -1,0 +1,69 @@
+"""What an ad-hoc query may touch: the tables (each filtered to the caller's project by the engine), the
+table functions and the functions. Tables and table functions are allow-listed; functions, of which
+ClickHouse has some 1,500, are refused by category and by name where they reach outside the query's own
+tables: files, dictionaries, the host, server configuration, other tables by name, or sleeping."""
+
+from __future__ import annotations
+
+# Nexus tables a project's engineers may query, each with the column the engine filters by. New tables
+# are invisible to ad-hoc SQL until they are added here. Not here, on purpose: api_keys (hashes of every
+# project's keys), query_limits, schema_migrations, and the materialized views (reading one reads its
+# target table under another name, which the per-table row filter would not cover).
+PROJECT_TABLES: dict[str, str] = {
+    "events": "project_id",
+    "persons": "project_id",
+    "identities": "project_id",
+    "events_hourly": "project_id",
+    "events_daily": "project_id",
+    "sessions": "project_id",
+    "projects": "project_id",
+    "saved_queries": "project_id",
+}
+
+# Tables outside the Nexus database that hold nobody's data.
+SYSTEM_TABLES: frozenset[str] = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_mt"})
+
+# Table functions that generate rows from their arguments and read nothing.
+TABLE_FUNCTIONS: frozenset[str] = frozenset(
+    {"numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateSeries", "values"}
+)
+
+# Function categories (system.functions.categories) refused whole.
+DENIED_CATEGORIES: frozenset[str] = frozenset(
+    {
+        "Dictionary",  # dictGet*: reads dictionaries, which may be backed by any table or source
+        "Embedded Dictionary",  # regionToName and friends: server-side geobase files
+        "Introspection",  # addressToSymbol, demangle, logTrace: the server's binary and logs
+        "AI",  # aiGenerate and friends: call external model endpoints
+        "Internal",  # the analyzer's own helpers (__getScalar reads other queries' scalars)
+    }
+)
+
+# Functions the parser produces from ordinary syntax that are listed in a refused category.
+ALLOWED_DESPITE_CATEGORY: frozenset[str] = frozenset({"caseWithExpression"})  # CASE x WHEN ...
+
+# Functions refused by name, from otherwise harmless categories.
+DENIED_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "file",  # reads any file the server process can read, even under readonly=1
+        "filesystemAvailable", "filesystemCapacity", "filesystemUnreserved",
+        "joinGet", "joinGetOrNull", "hasColumnInTable",  # reach tables by name, past the row filter
+        "getServerSetting", "getMergeTreeSetting", "getMacro", "globalVariable",
+        "getClientHTTPHeader", "showCertificate", "currentRequestURL",
+        "hostName", "FQDN", "displayName", "serverUUID", "getOSKernelVersion", "buildId", "uptime",
+        "tcpPort", "getServerPort", "zookeeperSessionUptime",
+        "generateSerialID",  # writes a counter to Keeper
+        "sleep", "sleepEachRow",  # hold a thread for nothing; time limits stop them, refusing is clearer
+        "naiveBayesClassifier", "naiveBayesClassifierWithProb", "naiveBayesClassifierWithAllProbs",
+        "catboostEvaluate",  # load model files configured on the server
+    }
+)
+
+# Names the parser emits for syntax (`x -> y`, EXISTS, count(DISTINCT x)) that system.functions does
+# not list.
+SYNTAX_FUNCTIONS: frozenset[str] = frozenset({"lambda", "exists", "countDistinct"})
+
+# `x IN t` reads table t when its right side is a bare name.
+SET_FUNCTIONS: frozenset[str] = frozenset(
+    {"in", "notIn", "globalIn", "globalNotIn", "nullIn", "notNullIn", "globalNullIn", "globalNotNullIn"}
+)

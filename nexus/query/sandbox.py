@@ -1,0 +1,283 @@
+"""Runs one ad-hoc query for one project, in a sandboxed engine session: parse, check, run, stream.
+
+Order of events: a session opens with the key's limits, the project's row filter on every table, and
+`readonly=1` (which also freezes those settings). The engine parses the SQL into its syntax tree and
+formats it back into canonical text; that text is parsed once more and checked (check.py), and it is
+what runs, so what was checked is exactly what executes, free of comments and quoting tricks. The
+`{name:Type}` parameters are bound by the engine, never spliced into the text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from nexus.errors import InvalidRequest, QueryFailed, RateLimited
+from nexus.query import formats, functions, policy
+from nexus.query import limits as limits_module
+from nexus.query.check import Checked, Scope, check
+from nexus.query.errors import QueryRefused
+from nexus.query.formats import Format
+from nexus.query.limits import QueryLimits
+from nexus.query.session import Session, SettingValue, open_session
+from nexus.store.client import StoreAddress
+
+log = logging.getLogger("nexus.query")
+
+
+class Column(msgspec.Struct, frozen=True):
+    name: str
+    type: str
+
+
+class JsonAnswer(msgspec.Struct, frozen=True):
+    """A whole result as JSON: rows are arrays in column order."""
+
+    columns: list[Column]
+    rows: msgspec.Raw
+    row_count: int
+    elapsed_ms: float
+    rows_read: int
+    bytes_read: int
+
+
+class _EngineJson(msgspec.Struct):
+    meta: list[Column]
+    data: msgspec.Raw
+    rows: int
+    statistics: dict[str, float] = {}
+
+
+class Prepared(msgspec.Struct, frozen=True):
+    sql: str  # canonical text, as checked
+    params: dict[str, Any]
+    checked: Checked
+
+
+class ResultStream:
+    """A running query's encoded output. The first chunk is already in hand, so a query that fails at
+    once fails before any byte is sent; iterate for the bytes, and close (always) to end the query."""
+
+    def __init__(self, fmt: Format, chunks: Iterator[bytes], session: Session, release: Callable[[], None],
+                 started: float):
+        self.format = fmt
+        self.media_type = formats.MEDIA_TYPES[fmt]
+        self._chunks = chunks
+        self._session = session
+        self._release = release
+        self._started = started
+        self._closed = False
+        try:
+            self._first: bytes | None = next(chunks, b"")
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        if self._closed:
+            raise StopIteration
+        return next(self._chunks)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close_chunks = getattr(self._chunks, "close", None)
+            if close_chunks is not None:
+                close_chunks()
+        finally:
+            self._session.close()
+            self._release()
+            log.debug("query %s finished in %.0f ms", self.format, (time.monotonic() - self._started) * 1000)
+
+    def __enter__(self) -> ResultStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class QueryService:
+    """Ad-hoc SQL over one Nexus database; one per process. `client` serves metadata (catalog, limits)."""
+
+    def __init__(self, address: StoreAddress, client: Client, defaults: QueryLimits | None = None,
+                 max_concurrent: int = 4, queue_seconds: float = 10):
+        self.address = address
+        self.client = client
+        self.defaults = defaults or QueryLimits()
+        self.queue_seconds = queue_seconds
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._lock = threading.Lock()
+        self._catalog: functions.FunctionCatalog | None = None
+        self._scope: Scope | None = None
+
+    def limits_for(self, key_id: str) -> QueryLimits:
+        return limits_module.for_key(self.client, key_id, self.defaults)
+
+    def validate(self, project_id: int, sql: str) -> Checked:
+        """Parse and check without running: what the query reads and the parameters it needs."""
+        with self._session(project_id, self.defaults) as session:
+            return self._prepare(session, sql, None).checked
+
+    def answer_json(self, project_id: int, sql: str, params: dict[str, Any] | None = None,
+                    limits: QueryLimits | None = None, max_rows: int | None = None) -> JsonAnswer:
+        """The whole result with column names and types, row count, time, rows and bytes read."""
+        started = time.monotonic()
+        effective = limits_module.narrowed(limits or self.defaults, max_rows, json=True)
+        with self._session(project_id, effective) as session:
+            prepared = self._prepare(session, sql, params or {})
+            raw = session.text(prepared.sql, prepared.params, "JSONCompact")
+        result = msgspec.json.decode(raw, type=_EngineJson)
+        # The engine indents its JSON; the rows are passed on as they are, only compacted.
+        return JsonAnswer(columns=result.meta, rows=msgspec.Raw(msgspec.json.format(result.data, indent=0)),
+                          row_count=result.rows,
+                          elapsed_ms=round((time.monotonic() - started) * 1000, 3),
+                          rows_read=int(result.statistics.get("rows_read", 0)),
+                          bytes_read=int(result.statistics.get("bytes_read", 0)))
+
+    def open(self, project_id: int, sql: str, params: dict[str, Any] | None = None, fmt: Format = "arrow",
+             limits: QueryLimits | None = None, max_rows: int | None = None) -> ResultStream:
+        """Start a query whose output streams as `fmt` (ndjson, csv, arrow or parquet); close the result."""
+        if fmt not in formats.FORMATS or fmt == "json":
+            raise InvalidRequest(f"format must be one of ndjson, csv, arrow, parquet for a stream, not {fmt!r}")
+        started = time.monotonic()
+        effective = limits_module.narrowed(limits or self.defaults, max_rows, json=False)
+        release = self._acquire()
+        try:
+            session = self._open_session(project_id, effective)
+        except BaseException:
+            release()
+            raise
+        try:
+            prepared = self._prepare(session, sql, params or {})
+            if fmt == "arrow":
+                chunks = formats.arrow_stream(session.batches(prepared.sql, prepared.params))
+            elif fmt == "parquet":
+                chunks = formats.parquet_stream(session.batches(prepared.sql, prepared.params))
+            else:
+                chunks = session.chunks(prepared.sql, prepared.params, "CSVWithNames" if fmt == "csv" else "JSONEachRow")
+        except BaseException:
+            session.close()
+            release()
+            raise
+        return ResultStream(fmt, chunks, session, release, started)
+
+    @contextmanager
+    def batches(self, project_id: int, sql: str, params: dict[str, Any] | None = None,
+                limits: QueryLimits | None = None) -> Iterator[Iterator[pa.RecordBatch]]:
+        """The result as Arrow record batches, for exports (`exports.stream.write_batches`) and dashboards."""
+        effective = limits or self.defaults
+        with self._session(project_id, effective) as session:
+            prepared = self._prepare(session, sql, params or {})
+            yield session.batches(prepared.sql, prepared.params)
+
+    def settings_for(self, project_id: int, limits: QueryLimits) -> list[tuple[str, SettingValue]]:
+        """The session settings of one query, readonly last: once it is set, nothing else can change."""
+        database = self.address.database
+        filters: dict[str, str] = {}
+        for table, column in policy.PROJECT_TABLES.items():
+            condition = f"{column} = {int(project_id)}"
+            # The engine matches a filter by bare or qualified name; give both the same condition.
+            filters[table] = condition
+            filters[f"{database}.{table}"] = condition
+        return [
+            ("session_timezone", "UTC"),
+            ("output_format_arrow_string_as_string", 1),
+            ("output_format_json_quote_64bit_integers", 0),
+            ("max_execution_time", int(limits.max_seconds)),
+            ("timeout_overflow_mode", "throw"),
+            ("max_memory_usage", int(limits.max_memory_bytes)),
+            ("max_rows_to_read", int(limits.max_rows_to_read)),
+            ("read_overflow_mode", "throw"),
+            ("max_result_rows", int(limits.max_result_rows)),
+            ("max_result_bytes", int(limits.max_result_bytes)),
+            ("result_overflow_mode", "throw"),
+            ("additional_table_filters", filters),
+            ("readonly", 1),
+        ]
+
+    @contextmanager
+    def _session(self, project_id: int, limits: QueryLimits) -> Iterator[Session]:
+        release = self._acquire()
+        try:
+            session = self._open_session(project_id, limits)
+            try:
+                yield session
+            finally:
+                session.close()
+        finally:
+            release()
+
+    def _open_session(self, project_id: int, limits: QueryLimits) -> Session:
+        return open_session(self.address, self.client, self.settings_for(project_id, limits))
+
+    def _acquire(self):
+        # Each running query holds an engine session and a thread: bound them, so a burst of large
+        # queries queues (briefly) instead of exhausting memory.
+        if not self._slots.acquire(timeout=self.queue_seconds):
+            raise RateLimited("too many ad-hoc queries are running; retry shortly", retry_after=2)
+        return self._slots.release
+
+    def _prepare(self, session: Session, sql: str, params: dict[str, Any] | None) -> Prepared:
+        if not sql.strip():
+            raise InvalidRequest("the query is empty")
+        try:
+            first = session.scalar("SELECT parseQueryToJSON({sql:String})", {"sql": sql})
+        except QueryFailed as e:
+            if "parseQueryToJSON" in str(e):  # a statement (DESCRIBE, INSERT ... VALUES) with no JSON form
+                raise QueryRefused(f"only SELECT queries can run here ({e})") from None
+            raise
+        canonical = session.scalar("SELECT formatQueryFromJSON({ast:String})", {"ast": first})
+        ast = json.loads(session.scalar("SELECT parseQueryToJSON({sql:String})", {"sql": canonical}))
+        catalog, scope = self._metadata()
+        checked = check(ast, scope, catalog)
+        bound = {} if params is None else bind_parameters(checked, params)
+        return Prepared(canonical, bound, checked)
+
+    def _metadata(self) -> tuple[functions.FunctionCatalog, Scope]:
+        with self._lock:
+            if self._catalog is None or self._scope is None:
+                self._catalog = functions.load(self.client)
+                tables = self.client.query("SELECT name FROM system.tables WHERE database = {d:String}",
+                                           parameters={"d": self.address.database}).result_rows
+                self._scope = Scope(self.address.database, frozenset(name for (name,) in tables))
+            return self._catalog, self._scope
+
+
+def bind_parameters(checked: Checked, params: dict[str, Any]) -> dict[str, Any]:
+    """The values for the query's `{name:Type}` placeholders: every one given, no stranger."""
+    wanted = {p.name: p.type for p in checked.parameters}
+    unknown = sorted(set(params) - set(wanted))
+    if unknown:
+        expected = ", ".join(f"{{{n}:{t}}}" for n, t in wanted.items()) or "none"
+        raise InvalidRequest(f"unknown parameter {unknown[0]!r}: the query's parameters are {expected}")
+    missing = [f"{{{n}:{t}}}" for n, t in wanted.items() if n not in params]
+    if missing:
+        raise InvalidRequest(f"missing value for parameter {missing[0]}: pass it in params")
+    return {name: _value(params[name], wanted[name]) for name in wanted}
+
+
+def _value(value: Any, kind: str) -> Any:
+    """A JSON value in the shape the session binds for `kind`: objects become JSON text unless they fill a
+    Map, booleans 0/1 (which every integer and Bool type reads)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dict) and not kind.replace("Nullable(", "").startswith("Map("):
+        return msgspec.json.encode(value).decode()  # a JSON (or String) parameter takes the object as text
+    return value

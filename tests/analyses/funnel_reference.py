@@ -1,0 +1,76 @@
+"""Funnels computed in plain Python from the pandas frame: the reference the SQL step machines must match."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def person_events(frame: pd.DataFrame, steps: list[str], start, end, window_ms: int, strict: bool):
+    """Per person: (t_ms, mask, first_step, row) sorted as the SQL sorts them; bit 15 = inside the range."""
+    scan = frame[(frame["ts"] >= start) & (frame["ts"] < end + pd.Timedelta(milliseconds=window_ms))]
+    if not strict:
+        scan = scan[scan["event"].isin(steps)]
+    people = {}
+    for person, rows in scan.groupby("person", sort=False):
+        evs = []
+        for row in rows.itertuples():
+            in_range = row.ts < end
+            mask = sum(1 << k for k, name in enumerate(steps) if row.event == name and (k > 0 or in_range))
+            first = next((k for k in range(len(steps)) if mask >> k & 1), len(steps))
+            evs.append((int(row.ts.value // 1_000_000), mask | (in_range << 15), first, row.Index))
+        people[person] = sorted(evs, key=lambda e: (e[0], e[2]))
+    return people
+
+
+def machine(evs, n: int, window: int, strict: bool):
+    """The chain machine of nexus.analyses.funnel_chain, in Python: (depth, times, entry row)."""
+    levels: list[list | None] = [None] * n
+    best: list = []
+    for t, mask, _, row in evs:
+        new = []
+        for k in range(n):
+            if k == 0:
+                new.append([row, t] if mask & 1 else (None if strict else levels[0]))
+            elif mask >> k & 1 and levels[k - 1] and t - levels[k - 1][1] <= window:
+                new.append(levels[k - 1] + [t])
+            else:
+                new.append(None if strict else levels[k])
+        levels = new
+        deepest = max((c for c in levels if c), key=len, default=None)
+        if deepest is not None and len(deepest) > len(best):
+            best = deepest
+    return (len(best) - 1, best[1:], best[0]) if best else (0, [], None)
+
+
+def greedy_depth(evs, n: int, window: int) -> int:
+    """Depth by another route: from every entry, take the earliest next step each time."""
+    deepest = 0
+    for i, (t0, mask, _, _) in enumerate(evs):
+        if not mask & 1:
+            continue
+        depth, j = 1, i
+        for k in range(1, n):
+            j = next((x for x in range(j + 1, len(evs)) if evs[x][1] >> k & 1 and evs[x][0] - t0 <= window), None)
+            if j is None:
+                break
+            depth += 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def unordered(evs, n: int, window: int):
+    """Best entry: most distinct steps within the window after it, earliest entry among equals."""
+    best = (0, [], None)
+    for i, (t0, mask, _, row) in enumerate(evs):
+        if not (mask >> 15 & 1 and mask & ((1 << n) - 1)):
+            continue
+        firsts = {}
+        for t, m, _, _ in evs[i:]:
+            if t - t0 > window:
+                break
+            for k in range(n):
+                if m >> k & 1:
+                    firsts.setdefault(k, t)
+        if len(firsts) > best[0]:
+            best = (len(firsts), sorted(firsts.values()), row)
+    return best
