@@ -99,3 +99,36 @@ def test_bad_options_are_usage_errors_not_tracebacks(data_dir: Path, args: tuple
 def test_bad_settings_are_one_line(tmp_path: Path):
     result = run_nexus("migrate", data_dir=tmp_path, env={"NEXUS_PORT": "http"})
     assert result.returncode == 1 and result.stderr.strip() == "error: NEXUS_PORT must be a whole number, not 'http'"
+
+
+def test_sql_parameters_row_limits_and_ndjson(data_dir: Path):
+    result = run_nexus("sql", "SELECT number * {k:UInt8} AS n FROM numbers(10)", "--param", "k=3", "--max-rows", "4",
+                       "--format", "ndjson", data_dir=data_dir)
+    assert result.returncode == 0 and result.stdout.splitlines() == ['{"n":0}', '{"n":3}', '{"n":6}', '{"n":9}']
+    bad = run_nexus("sql", "SELECT 1", "--param", "oops", data_dir=data_dir)
+    assert bad.returncode == 1 and "--param takes NAME=VALUE" in bad.stderr
+
+
+def test_sql_through_a_running_server_uses_its_sandbox(tmp_path: Path):
+    from tests.test_serve import Server
+
+    data_dir = tmp_path / "data"
+    for name in ("mine", "theirs"):
+        assert run_nexus("project", "create", name, data_dir=data_dir).returncode == 0
+        assert run_nexus("demo", "--events", "500", "--project", name, "--seed", str(len(name)), data_dir=data_dir).returncode == 0
+    key = run_nexus("key", "create", "--project", "mine", "--scope", "read", data_dir=data_dir).stdout.strip()
+    server = Server(data_dir)
+    try:
+        remote = ("--url", server.url, "--key", key)
+        counted = run_nexus("sql", "SELECT count() AS n, uniqExact(project_id) AS p FROM events", "--format", "csv",
+                            *remote, data_dir=tmp_path / "elsewhere")
+        assert counted.returncode == 0 and counted.stdout.splitlines()[1] == "500,1"
+        table = run_nexus("sql", "SELECT 'hello' AS greeting", *remote, data_dir=tmp_path / "elsewhere")
+        assert table.returncode == 0 and "hello" in table.stdout
+        escape = run_nexus("sql", "SELECT count() FROM system.tables", *remote, data_dir=tmp_path / "elsewhere")
+        assert escape.returncode == 1 and len(escape.stderr.strip().splitlines()) == 1
+        assert escape.stderr.startswith("error: ") and "system.tables" in escape.stderr
+        keyless = run_nexus("sql", "SELECT 1", "--url", server.url, data_dir=tmp_path / "elsewhere")
+        assert keyless.returncode == 1 and "--url needs --key" in keyless.stderr
+    finally:
+        server.stop()
