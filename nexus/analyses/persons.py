@@ -3,7 +3,7 @@
 Person = `identities.person_id` when the distinct id has a live link (identities read with FINAL, so
 the highest version wins and deleted links are gone), else the distinct id itself. Queries group and
 count persons by `PERSON_KEY`, a 64-bit hash (cityHash64) of that id: hash joins and GROUP BY on UInt64
-run about a third faster than on Strings over millions of events (measured, see benchmarks/queries.py).
+run about a third faster than on Strings (measured on 10M demo events: 0.45 s vs 0.72 s to join and group).
 Two persons share a key with odds about n²/2^65 — 3·10⁻⁸ at a million persons. `PERSON` is the id
 itself, for the places that list persons. Joins are ANY: FINAL leaves one row per distinct id, and ANY
 lets the hash join stop at the first match.

@@ -20,7 +20,7 @@ from nexus.errors import InvalidRequest, NotFound
 
 ANALYSES: dict[str, ModuleType] = {
     "trends": trends,
-    "funnels": funnels,
+    "funnel": funnels,
     "funnel_persons": funnel_persons,
     "retention": retention,
     "sessions": sessions,

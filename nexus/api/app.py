@@ -8,7 +8,7 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
 from nexus import __version__
-from nexus.api import health, ingest, posthog, query
+from nexus.api import analyses, health, ingest, posthog, query
 from nexus.api.context import ApiContext
 from nexus.errors import (Forbidden, InvalidRequest, NexusError, NotFound, QueryFailed, RateLimited,
                           StorageUnavailable, TooLarge, Unauthorized)
@@ -42,7 +42,8 @@ def _unexpected_error(_: Request, error: Exception) -> Response:
 
 def create_app(runtime: Runtime) -> Litestar:
     app = Litestar(
-        route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, *query.ROUTES],
+        route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, *query.ROUTES,
+                        *analyses.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
         # Each route reads its body within its own limit (see api.body); this is only the outer bound.

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 from clickhouse_connect.driver.client import Client
 
+from nexus import cache
 from nexus.ingest import metrics, pipeline
 from nexus.ingest.identity import Link
 from nexus.ingest.wire import Message, Rejection, as_text
@@ -79,6 +80,8 @@ class Ingestor:
             raise
         self.dedup.commit(submitted.claim)
         stored = len(submitted.claim.keys)
+        if stored:
+            cache.bump(self.dedup.redis, {submitted.source.project_id})
         duplicates = submitted.processed.count - stored
         self.metrics.add(submitted.source.project_id, submitted.sent, submitted.processed, stored, duplicates)
         return IngestResult(stored, duplicates, submitted.processed.rejections)

@@ -3,6 +3,8 @@ the same rows as a pandas frame for the references."""
 
 from __future__ import annotations
 
+import uuid
+
 import pandas as pd
 import pytest
 
@@ -16,7 +18,8 @@ DEMO_EVENTS = 50_000
 
 @pytest.fixture(scope="module")
 def demo(client) -> int:
-    project = projects.create(client, "analyses-demo")
+    # Test databases are named after the test module, so a module elsewhere may share this one.
+    project = projects.create(client, f"analyses-demo-{uuid.uuid4().hex[:8]}")
     load(client, project.project_id, DEMO_EVENTS, seed=11, end=DEMO_END)
     return project.project_id
 

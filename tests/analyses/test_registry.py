@@ -15,7 +15,7 @@ from tests.conftest import DEMO_END
 BODIES = {
     "trends": {"series": [{"event": "purchase", "metric": "sum", "property": "revenue"}], "interval": "week",
                "date_range": {"date_from": "-14d"}, "breakdown": {"key": "plan"}, "compare": True},
-    "funnels": {"steps": [{"event": "page_view"}, {"event": "signup", "where": {"filters": [
+    "funnel": {"steps": [{"event": "page_view"}, {"event": "signup", "where": {"filters": [
         {"key": "plan", "op": "in", "value": ["pro", "team"]}]}}], "window": 3, "mode": "ordered",
         "breakdown": {"key": "country", "source": "column", "limit": 3}},
     "funnel_persons": {"funnel": {"steps": [{"event": "page_view"}, {"event": "signup"}]}, "step": 1, "limit": 5},
@@ -53,6 +53,16 @@ def test_unknown_kinds_and_malformed_bodies_are_refused():
     with pytest.raises(InvalidRequest, match="invalid trends request"):
         registry.decode("trends", b'{"series": [], "extra": 1}')
     with pytest.raises(InvalidRequest):
-        registry.decode("funnels", {"steps": [{"event": "a"}, {"event": "b"}], "mode": "sideways"})
+        registry.decode("funnel", {"steps": [{"event": "a"}, {"event": "b"}], "mode": "sideways"})
     with pytest.raises(InvalidRequest):
         registry.decode("trends", {"series": [{"event": "a", "where": {"filters": [{"key": "a b", "value": 1}]}}]})
+
+
+@pytest.mark.parametrize("kind", BODIES)
+def test_every_kind_has_a_table(client, demo, kind):
+    from nexus.analyses import tables
+
+    result = registry.run(client, demo, kind, registry.decode(kind, BODIES[kind]), now=DEMO_END)
+    rows = tables.rows(kind, result)
+    assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+    assert rows or kind in ("funnel_persons",)
