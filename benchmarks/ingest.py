@@ -156,10 +156,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections per client process")
+    parser.add_argument("--encodings", default="plain,gzip", help="request bodies to try: plain, gzip or both")
     args = parser.parse_args()
     raw = ceiling(args.events)
     results = []
-    for compress in (False, True):
+    for compress in [name == "gzip" for name in args.encodings.split(",")]:
         with tempfile.TemporaryDirectory(prefix="nexus-ingest-bench-") as directory:
             rate, peak = run_server_phase(args.events, args.clients, args.connections, compress, Path(directory))
         results.append(("gzip" if compress else "plain JSON", rate, peak))

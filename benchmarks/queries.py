@@ -95,6 +95,65 @@ def main() -> None:
         print(f"{name:<22}{ours:>10.3f}{_cell(duck)}{_cell(panda)}{_ratio(duck, ours)}{_ratio(panda, ours)}"
               f"{'' if target is None else ('met' if ours < target else 'MISSED'):>9}  {agree}")
     print("\ntargets: funnel and retention < 0.5 s, trends from rollups < 0.05 s, >= 3x DuckDB, >= 20x pandas")
+    api_latencies(work, project, days, max(20, args.repeat * 4))
+
+
+def api_latencies(work: Path, project: int, days: DateRange, calls: int) -> None:
+    """p50 and p95 of POST /v1/analyses/{kind} through the real HTTP server, computed afresh each call
+    (the project's cache generation is bumped before each) and served from the cache."""
+    import logging
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from nexus import cache
+    from nexus.api.app import create_app
+    from nexus.meta import keys
+    from nexus.runtime import open_runtime
+    from nexus.settings import load as load_settings
+
+    range_ = {"date_from": days.date_from, "date_to": days.date_to}
+    bodies = {
+        "funnel": {"steps": [{"event": s} for s in STEPS], "window": 7, "date_range": range_, "timezone": "UTC"},
+        "retention": {"start": {"event": "signup"}, "returning": {}, "periods": PERIODS, "date_range": range_,
+                      "timezone": "UTC"},
+        "trends": {"series": [{"event": "page_view"}], "date_range": range_, "timezone": "UTC"},
+    }
+    settings = load_settings({"NEXUS_DATA_DIR": str(work), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"})
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    with open_runtime(settings) as runtime:
+        secret = keys.create(runtime.clickhouse, project, "read")[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/analyses"
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the app's logging config reports each request
+        print(f"\nAPI, {calls} calls each   {'fresh p50':>10}{'fresh p95':>10}{'cached p50':>11}{'cached p95':>11}")
+        with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {secret}"}) as http:
+            for kind, body in bodies.items():
+                fresh, cached = [], []
+                for _ in range(calls):
+                    cache.bump(runtime.redis.client, {project})
+                    for sink in (fresh, cached):
+                        started = time.perf_counter()
+                        answer = http.post(f"{url}/{kind}", json=body)
+                        sink.append(time.perf_counter() - started)
+                        assert answer.status_code == 200, answer.text
+                print(f"{kind:<24}{_quantile(fresh, 0.5):>10.3f}{_quantile(fresh, 0.95):>10.3f}"
+                      f"{_quantile(cached, 0.5):>11.3f}{_quantile(cached, 0.95):>11.3f}")
+        server.should_exit = True
+        thread.join()
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def export(client, project: int, work: Path) -> tuple[Path, Path]:

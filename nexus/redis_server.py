@@ -43,16 +43,18 @@ class RedisHandle(msgspec.Struct):
                 self.process.wait()
 
 
-def connect(url: str, loading_timeout: float = 60) -> RedisHandle:
-    """A client for a Redis server, checked with PING (waiting while it loads its data after a start)."""
+def connect(url: str, loading_timeout: float = 60, starting: bool = False) -> RedisHandle:
+    """A client for a Redis server, checked with PING, waiting while it loads its data after a start
+    (and, for a server just started, while it begins to accept connections)."""
     deadline = time.monotonic() + loading_timeout
+    waits = (redis.BusyLoadingError, redis.ConnectionError) if starting else (redis.BusyLoadingError,)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=5)
         while True:
             try:
                 client.ping()
                 break
-            except redis.BusyLoadingError:
+            except waits:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
@@ -88,7 +90,7 @@ def start_embedded(data_dir: Path) -> RedisHandle:
                 f"embedded redis-server did not start under {directory}: {reason or 'see redis.log there'}"
             )
         time.sleep(0.02)
-    handle = connect(f"unix://{socket}")
+    handle = connect(f"unix://{socket}", starting=True)
     handle.process = process
     return handle
 
