@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 
@@ -16,6 +17,8 @@ from nexus.ingest.columns import events_table, select
 from nexus.ingest.dedup import Claim, Dedup
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.settings import Settings
+
+log = logging.getLogger("nexus.ingest")
 
 
 class Submitted(msgspec.Struct):
@@ -68,20 +71,27 @@ class Ingestor:
         except Exception:
             self.dedup.release(claim)
             raise
+        # Settled when the writer is done, whoever waits (or stopped waiting, e.g. a client that hung up):
+        # stored events are committed, failed ones released so that the SDK's retry is stored.
+        stored.add_done_callback(lambda done: self._settle(claim, done, source.project_id))
         return Submitted(source, len(messages), processed, claim, stored)
 
-    def finish(self, submitted: Submitted) -> IngestResult:
-        """Once `submitted.stored` is done: mark its events stored (or free them to be resent after a
-        failure), count them, and say what happened to each message."""
+    def _settle(self, claim: Claim, done: Future, project_id: int) -> None:
         try:
-            submitted.stored.result()
-        except Exception:
-            self.dedup.release(submitted.claim)
-            raise
-        self.dedup.commit(submitted.claim)
+            if done.exception() is None:
+                self.dedup.commit(claim)
+                if claim.keys:
+                    cache.bump(self.dedup.redis, {project_id})
+            else:
+                self.dedup.release(claim)
+        except Exception:  # Redis unreachable: the keys stay pending and are settled against ClickHouse
+            log.exception("settling dedup claims failed")
+
+    def finish(self, submitted: Submitted) -> IngestResult:
+        """Once `submitted.stored` is done: count it and say what happened to each message (raises the
+        writer's error if it failed)."""
+        submitted.stored.result()
         stored = len(submitted.claim.keys)
-        if stored:
-            cache.bump(self.dedup.redis, {submitted.source.project_id})
         duplicates = submitted.processed.count - stored
         self.metrics.add(submitted.source.project_id, submitted.sent, submitted.processed, stored, duplicates)
         return IngestResult(stored, duplicates, submitted.processed.rejections)

@@ -96,6 +96,9 @@ class _Walker:
             self._table(node)
         elif kind == "Function":
             self._function(node)
+        elif kind == "ColumnsApplyTransformer":
+            # `SELECT * APPLY(f)` names its function as text, not as a Function node: check it the same way.
+            self._function({"name": node.get("func_name", "")})
         elif kind == "QueryParameter":
             self._parameter(node)
         for key, value in node.items():

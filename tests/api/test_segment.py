@@ -404,3 +404,26 @@ def test_ingest_metrics_count_what_happened(server, http):
     assert set(metrics["step_seconds"]) == {"validate", "put_time", "put_page", "put_network", "put_device", "put_row"}
     write_only = http.get("/v1/ingest/metrics", headers=basic(secrets["write"]))
     assert write_only.status_code == 403
+
+
+def test_a_failed_write_is_answered_503_and_its_retry_is_stored(server, http, shop, monkeypatch):
+    project_id, secrets = shop
+    writer = server.runtime.ingestor.writer
+    real_insert = writer.clickhouse.insert_arrow
+    failures = []
+
+    def failing_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OSError("disk on fire")
+        return real_insert(*args, **kwargs)
+
+    monkeypatch.setattr(writer.clickhouse, "insert_arrow", failing_once)
+    message_id = mid()
+    event = {"event": "Fragile", "anonymousId": "f", "messageId": message_id}
+    first = http.post("/v1/track", json=event, headers=basic(secrets["write"]))
+    assert first.status_code == 503 and "events were not stored" in first.json()["error"]
+    assert first.headers["Retry-After"] == "5"
+    retry = http.post("/v1/track", json=event, headers=basic(secrets["write"]))
+    assert retry.json() == {"success": True, "stored": 1, "duplicates": 0}
+    assert len(stored(server, project_id, "message_id = {m:String}", m=message_id)) == 1

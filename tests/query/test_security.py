@@ -124,6 +124,8 @@ REFUSED = [
     ("dictGet", "SELECT dictGet('d', 'x', toUInt64(1))", "function 'dictGet' is not allowed"),
     ("hasColumnInTable", "SELECT hasColumnInTable('default', 'api_keys', 'key_hash')", "not allowed"),
     ("sleep", "SELECT sleep(3)", "function 'sleep' is not allowed"),
+    ("file() through APPLY", "SELECT * APPLY(file) FROM (SELECT '/etc/hostname' AS x)", "function 'file' is not allowed"),
+    ("sleep through APPLY", "SELECT * APPLY(sleep) FROM (SELECT 3 AS x)", "function 'sleep' is not allowed"),
     ("sleepEachRow", "SELECT sleepEachRow(1) FROM numbers(3)", "function 'sleepEachRow' is not allowed"),
     ("server settings", "SELECT getServerSetting('path')", "function 'getServerSetting' is not allowed"),
     ("SETTINGS readonly = 0", "SELECT 1 SETTINGS readonly = 0", "SETTINGS is not allowed"),
