@@ -32,6 +32,9 @@ class Rules(msgspec.Struct, frozen=True):
 
     max_future: timedelta = timedelta(hours=1)
     max_past: timedelta | None = timedelta(days=365)  # None: any time after EPOCH_FLOOR (imports)
+    # Back-filled events were sent long before they reach us: their sentAt says nothing about the
+    # clock of the device now, so no skew correction applies.
+    correct_skew: bool = True
     ip_mode: ip.Mode = "truncate"
     ip_salt: bytes = b""
     max_event_bytes: int = 32_768
@@ -124,13 +127,18 @@ def put_time(batch: Batch, source: Source, rules: Rules) -> None:
     batch_sent = _ms(source.sent_at) if source.sent_at else None
     ts, sent_at, skew, rejected = [], [], [], {}
     for i, m in enumerate(batch.messages):
-        happened = m.timestamp or m.original_timestamp
-        sent = _ms(m.sent_at) if m.sent_at else batch_sent
-        if happened is None:
-            moment, correction = received, 0
-        else:
-            correction = received - sent if sent is not None else 0
-            moment = _ms(happened) + correction
+        try:
+            happened = m.timestamp or m.original_timestamp
+            sent = _ms(m.sent_at) if m.sent_at else batch_sent
+            if happened is None:
+                moment, correction = received, 0
+            else:
+                correction = received - sent if sent is not None and rules.correct_skew else 0
+                moment = _ms(happened) + correction
+        except (ValueError, OverflowError, OSError):  # a date Python cannot place (year 1, 9999 + offset)
+            rejected[i] = ("timestamp", "the timestamp is out of range")
+            ts.append(received), sent_at.append(None), skew.append(0)
+            continue
         if moment > latest:
             rejected[i] = ("timestamp", f"{_iso(moment)} is more than {int(rules.max_future.total_seconds())} s "
                                         f"in the future (after clock-skew correction)")
@@ -243,7 +251,10 @@ def _ms(moment: datetime) -> int:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
+    try:
+        return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)).isoformat()
+    except OverflowError:
+        return f"{ms} ms since 1970"
 
 
 def _text(value: Any) -> str:

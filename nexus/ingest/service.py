@@ -52,8 +52,8 @@ class Ingestor:
             max_past=timedelta(days=settings.max_past_days),
             ip_mode=settings.ip_mode, ip_salt=ip_salt, max_event_bytes=settings.max_event_bytes,
         )
-        # Back-fills may be of any age (from 2000 on); everything else is checked as for live events.
-        self.import_rules = msgspec.structs.replace(self.live_rules, max_past=None)
+        # Back-fills may be of any age (from 2000 on) and keep their timestamps as sent.
+        self.import_rules = msgspec.structs.replace(self.live_rules, max_past=None, correct_skew=False)
 
     def submit(self, messages: list[Message | Rejection], source: pipeline.Source, *, backfill: bool = False) -> Submitted:
         """Process `messages` and queue the new ones for the writer, without waiting for it."""

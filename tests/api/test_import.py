@@ -33,8 +33,10 @@ def count(server, project_id: int, where: str = "1") -> int:
 
 
 def history(prefix: str, n: int) -> list[dict]:
+    # sentAt as the SDK once sent it: a back-fill keeps timestamps as they are (no skew correction)
     return [{"type": "track", "event": "Legacy Order", "userId": f"u{i % 50}", "messageId": f"{prefix}-{i}",
-             "timestamp": f"2019-0{1 + i % 9}-15T12:00:00Z", "properties": {"total": i}} for i in range(n)]
+             "timestamp": f"2019-0{1 + i % 9}-15T12:00:00Z", "sentAt": f"2019-0{1 + i % 9}-15T12:00:02Z",
+             "properties": {"total": i}} for i in range(n)]
 
 
 def test_ndjson_gzip_backfill_of_old_events_with_a_bad_line(server, http, project):
@@ -48,6 +50,7 @@ def test_ndjson_gzip_backfill_of_old_events_with_a_bad_line(server, http, projec
     assert (summary["events"], summary["stored"], summary["rejected"]) == (3001, 3000, 1)
     assert summary["errors"] == [{"index": 1500, "field": "event", "reason": "track calls need an event name"}]
     assert count(server, project_id, "event = 'Legacy Order' AND toYear(ts) = 2019") == 3000
+    assert count(server, project_id, "event = 'Legacy Order' AND toSecond(ts) = 0 AND skew_ms = 0") == 3000
     again = http.post("/v1/import", content=body, headers=auth(secrets["admin"])).json()
     assert (again["stored"], again["duplicates"]) == (0, 3000)
 

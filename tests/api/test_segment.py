@@ -274,10 +274,14 @@ def test_times_too_far_ahead_or_behind_are_rejected(server, http, shop):
     _, secrets = shop
     now = datetime.now(timezone.utc)
     batch = [{"type": "track", "event": "Future", "anonymousId": "t", "timestamp": (now + timedelta(days=2)).isoformat()},
-             {"type": "track", "event": "Ancient", "anonymousId": "t", "timestamp": "1999-05-01T00:00:00Z"}]
+             {"type": "track", "event": "Ancient", "anonymousId": "t", "timestamp": "1999-05-01T00:00:00Z"},
+             {"type": "track", "event": "Year one", "anonymousId": "t", "timestamp": "0001-01-01T00:00:00+01:00"},
+             {"type": "track", "event": "Year 9999", "anonymousId": "t", "timestamp": "9999-12-31T23:59:59-01:00"}]
     body = http.post("/v1/batch", json={"batch": batch}, headers=basic(secrets["write"])).json()
     reasons = [e["reason"] for e in body["errors"]]
     assert "in the future" in reasons[0] and "before the earliest accepted time" in reasons[1]
+    assert "0001-01-01T" in reasons[2] and "before the earliest" in reasons[2]
+    assert [e["field"] for e in body["errors"]] == ["timestamp"] * 4
 
 
 def test_enrichment_falls_back_to_the_request_address(server, http, shop):
