@@ -280,7 +280,7 @@ def test_times_too_far_ahead_or_behind_are_rejected(server, http, shop):
     body = http.post("/v1/batch", json={"batch": batch}, headers=basic(secrets["write"])).json()
     reasons = [e["reason"] for e in body["errors"]]
     assert "in the future" in reasons[0] and "before the earliest accepted time" in reasons[1]
-    assert "0001-01-01T" in reasons[2] and "before the earliest" in reasons[2]
+    assert "before the earliest" in reasons[2]
     assert [e["field"] for e in body["errors"]] == ["timestamp"] * 4
 
 
