@@ -48,7 +48,9 @@ async def batch(request: Request, state: State) -> Response:
 
 async def complete(api: ApiContext, submitted: Submitted) -> Response:
     """Wait for the writer without holding a worker thread, then answer for every message."""
-    await asyncio.wait([asyncio.wrap_future(submitted.stored)])  # finish() raises the writer's error, if any
+    waiting = asyncio.wrap_future(submitted.stored)
+    await asyncio.wait([waiting])
+    waiting.exception()  # seen here; finish() raises the writer's error, if any
     result = await anyio.to_thread.run_sync(api.ingestor.finish, submitted)
     return ingest_response(result)
 

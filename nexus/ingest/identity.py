@@ -52,17 +52,23 @@ class IdentityResolver:
         created: dict[tuple[int, uuid.UUID], datetime] = {}
         merged_into: dict[tuple[int, uuid.UUID], uuid.UUID] = {}
         identity_rows: list[list[Any]] = []
+        # Links made by this call: remembered only once stored, so a failed insert leaves nothing behind
+        # that would make its retry look done already.
+        linked: dict[tuple[int, str], uuid.UUID] = {}
         version = time.time_ns()
 
         def link(project_id: int, distinct_id: str, person: uuid.UUID) -> None:
             nonlocal version
             version += 1
-            self._remember((project_id, distinct_id), person)
+            linked[(project_id, distinct_id)] = person
             identity_rows.append([project_id, distinct_id, str(person), version, 0])
+
+        def person_of(key: tuple[int, str]) -> uuid.UUID | None:
+            return linked.get(key) or self._person_of.get(key)
 
         for item in links:
             ids = [i for i in (item.user_id, item.other_id) if i]
-            known = [self._person_of.get((item.project_id, i)) for i in ids]
+            known = [person_of((item.project_id, i)) for i in ids]
             person = next((p for p in known if p is not None), None)
             if person is None:
                 person = uuid.uuid4()
@@ -71,7 +77,9 @@ class IdentityResolver:
                 if current is None:
                     link(item.project_id, distinct_id, person)
                 elif current != person:
-                    for moved in self._ids_of(clickhouse, item.project_id, current):
+                    moving = set(self._ids_of(clickhouse, item.project_id, current))
+                    moving |= {i for (p, i), who in linked.items() if p == item.project_id and who == current}
+                    for moved in sorted(moving):
                         link(item.project_id, moved, person)
                     merged_into[(item.project_id, current)] = person
                     traits_of.setdefault((item.project_id, current), {})
@@ -83,6 +91,8 @@ class IdentityResolver:
             clickhouse.insert("identities", identity_rows,
                               column_names=["project_id", "distinct_id", "person_id", "version", "is_deleted"])
         self._write_persons(clickhouse, traits_of, created, merged_into, version)
+        for key, person in linked.items():
+            self._remember(key, person)
 
     def _load_persons(self, clickhouse: Client, links: list[Link]) -> None:
         by_project: dict[int, set[str]] = {}

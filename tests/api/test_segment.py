@@ -431,3 +431,29 @@ def test_a_failed_write_is_answered_503_and_its_retry_is_stored(server, http, sh
     retry = http.post("/v1/track", json=event, headers=basic(secrets["write"]))
     assert retry.json() == {"success": True, "stored": 1, "duplicates": 0}
     assert len(stored(server, project_id, "message_id = {m:String}", m=message_id)) == 1
+
+
+def test_a_failed_identity_write_is_redone_by_the_retry(server, http, monkeypatch):
+    project_id, secrets = server.project_with_keys("identity-retry")
+    writer = server.runtime.ingestor.writer
+    real_insert = writer.clickhouse.insert
+    failures = []
+
+    def failing_once(table, *args, **kwargs):
+        if table == "persons" and not failures:
+            failures.append(1)
+            raise OSError("disk on fire")
+        return real_insert(table, *args, **kwargs)
+
+    monkeypatch.setattr(writer.clickhouse, "insert", failing_once)
+    body = {"userId": "user-r", "anonymousId": "anon-r", "traits": {"plan": "pro"}, "messageId": mid()}
+    assert http.post("/v1/identify", json=body, headers=basic(secrets["write"])).status_code == 503
+    assert http.post("/v1/identify", json=body, headers=basic(secrets["write"])).status_code == 200
+    people = dict(server.runtime.clickhouse.query(
+        "SELECT distinct_id, person_id FROM identities FINAL WHERE project_id = {p:UInt32}",
+        parameters={"p": project_id}).result_rows)
+    assert set(people) == {"user-r", "anon-r"} and len(set(people.values())) == 1
+    [(traits,)] = server.runtime.clickhouse.query(
+        "SELECT toJSONString(properties) FROM persons FINAL WHERE project_id = {p:UInt32}",
+        parameters={"p": project_id}).result_rows
+    assert json.loads(traits) == {"plan": "pro"}
