@@ -45,6 +45,8 @@ def decode(kind: str, body: bytes | str | dict[str, Any]) -> msgspec.Struct:
         return msgspec.json.decode(body, type=request_type)
     except (msgspec.ValidationError, msgspec.DecodeError) as e:
         raise InvalidRequest(f"invalid {kind} request: {e}") from None
+    except RecursionError:
+        raise InvalidRequest(f"invalid {kind} request: nested too deeply") from None
 
 
 def run(client: Client, project_id: int, kind: str, request: msgspec.Struct, *,

@@ -140,6 +140,8 @@ def _decode(body: bytes, kind: Any) -> Any:
         raise InvalidRequest(f"{rejection.field or 'body'}: {rejection.reason}") from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise InvalidRequest("the JSON is nested too deeply") from None
 
 
 ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics]

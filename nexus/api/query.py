@@ -192,3 +192,5 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
         return msgspec.json.decode(body, type=kind)
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"invalid request body: {e}") from None
+    except RecursionError:
+        raise InvalidRequest("the JSON is nested too deeply") from None

@@ -332,6 +332,9 @@ def _json_objects(texts: list[str | bytes | None], field: str, start: int,
         except msgspec.DecodeError as e:
             failed.setdefault(index, Rejection(index, field, f"malformed JSON: {e}"))
             values.append(None)
+        except RecursionError:
+            failed.setdefault(index, Rejection(index, field, "the JSON is nested too deeply"))
+            values.append(None)
     return values
 
 

@@ -111,6 +111,8 @@ def decode_message(raw: bytes | msgspec.Raw, index: int) -> Message | Rejection:
         return rejection_from(index, e)
     except msgspec.DecodeError as e:
         return Rejection(index, "", f"malformed JSON: {e}")
+    except RecursionError:
+        return Rejection(index, "", "the JSON is nested too deeply")
 
 
 def rejection_from(index: int, error: msgspec.ValidationError) -> Rejection:

@@ -244,9 +244,12 @@ class QueryService:
                 raise QueryRefused(f"only SELECT queries can run here ({e})") from None
             raise
         canonical = session.scalar("SELECT formatQueryFromJSON({ast:String})", {"ast": first})
-        ast = json.loads(session.scalar("SELECT parseQueryToJSON({sql:String})", {"sql": canonical}))
         catalog, scope = self._metadata()
-        checked = check(ast, scope, catalog)
+        try:
+            ast = json.loads(session.scalar("SELECT parseQueryToJSON({sql:String})", {"sql": canonical}))
+            checked = check(ast, scope, catalog)
+        except RecursionError:
+            raise QueryRefused("the query is nested too deeply") from None
         bound = {} if params is None else bind_parameters(checked, params)
         return Prepared(canonical, bound, checked)
 

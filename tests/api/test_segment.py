@@ -457,3 +457,13 @@ def test_a_failed_identity_write_is_redone_by_the_retry(server, http, monkeypatc
         "SELECT toJSONString(properties) FROM persons FINAL WHERE project_id = {p:UInt32}",
         parameters={"p": project_id}).result_rows
     assert json.loads(traits) == {"plan": "pro"}
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash(server, http, shop):
+    _, secrets = shop
+    deep = "[" * 5000 + "]" * 5000
+    one = json.dumps({"type": "track", "event": "Deep", "anonymousId": "d"})[:-1] + ', "properties": {"a": ' + deep + "}}"
+    answer = http.post("/v1/batch", content='{"batch": [' + one + "]}", headers=basic(secrets["write"]))
+    assert answer.status_code == 400
+    analysis = http.post("/v1/analyses/trends", content='{"series": ' + deep + "}", headers=basic(secrets["read"]))
+    assert analysis.status_code == 400
