@@ -29,6 +29,9 @@ from nexus.errors import InvalidRequest
 
 Interval = Literal["minute", "hour", "day", "week", "month"]
 MAX_BUCKETS = 20_000
+# What events can hold (stored times are DateTime64, 1900..2299; ingest accepts 2000 on), with room.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 _RELATIVE = re.compile(r"^-(\d{1,4})([hdwmy])$")
 _KEYWORDS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month", "this_year")
@@ -50,18 +53,23 @@ class Span(msgspec.Struct, frozen=True):
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder name such as "Europe"
         raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin") from None
 
 
 def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:
     zi = zone(tz)
     local_now = now.astimezone(zi)
-    start, natural_end = _point(date_range.date_from, zi, local_now)
-    if date_range.date_to is None:
-        end = natural_end
-    else:
-        _, end = _point(date_range.date_to, zi, local_now, as_end=True)
+    try:
+        start, natural_end = _point(date_range.date_from, zi, local_now)
+        if date_range.date_to is None:
+            end = natural_end
+        else:
+            _, end = _point(date_range.date_to, zi, local_now, as_end=True)
+    except (ValueError, OverflowError):  # a relative date reaching before year 1 or past 9999
+        raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is out of range") from None
+    if start < EARLIEST or end > LATEST:
+        raise InvalidRequest(f"dates must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     if end <= start:
         raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is empty")
     return Span(start.astimezone(timezone.utc), end.astimezone(timezone.utc))

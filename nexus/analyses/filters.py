@@ -96,14 +96,14 @@ def compile_filter(item: Filter, params: Params, table: str = "e") -> str:
     if item.op == "is_set":
         return f"({prop.is_set(table)})"
     if item.op in _COMPARISONS:
-        return f"ifNull({prop.number(table)} {_COMPARISONS[item.op]} {params.add(float(item.value), 'Float64')}, 0)"
+        return f"ifNull({prop.number(table)} {_COMPARISONS[item.op]} {params.add(_number(item.value), 'Float64')}, 0)"
     if item.op == "contains":
         return f"(positionCaseInsensitiveUTF8({prop.text(table)}, {params.add(str(item.value), 'String')}) > 0)"
     if item.op == "regex":
         return f"match({prop.text(table)}, {params.add(str(item.value), 'String')})"
     values = item.value if item.op == "in" else [item.value]
     if _kind(values[0]) == "number":
-        bound = params.add([float(v) for v in values], "Array(Float64)")
+        bound = params.add([_number(v) for v in values], "Array(Float64)")
         return f"ifNull(has({bound}, {prop.number(table)}), 0)"
     bound = params.add([_text(v) for v in values], "Array(String)")
     return f"has({bound}, {prop.text(table)})"
@@ -119,3 +119,14 @@ def _text(value: Scalar) -> str:
 
 def _depth(group: FilterGroup) -> int:
     return 1 + max((_depth(g) for g in group.groups), default=0)
+
+
+def _number(value: object) -> float:
+    """A filter's number as a finite float; JSON integers of any size decode, floats do not hold them all."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (OverflowError, ValueError, TypeError):
+        raise InvalidRequest(f"{value!r} is not a number a filter can compare with") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidRequest(f"{value!r} is not a finite number")
+    return number

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from nexus.analyses.dates import Span, add_months, local_midnight, zone
+from nexus.analyses.dates import MAX_BUCKETS, Span, add_months, local_midnight, zone
+from nexus.errors import InvalidRequest
 
 Period = Literal["day", "week", "month"]
 
@@ -47,6 +48,8 @@ def covering(span: Span, period: Period, tz: str) -> list[date]:
     found = [first]
     while found[-1] < last:
         found.append(shift(found[-1], period, 1))
+        if len(found) > MAX_BUCKETS:
+            raise InvalidRequest(f"more than {MAX_BUCKETS} {period}s in the range: use a shorter range or a longer period")
     return found
 
 

@@ -32,7 +32,7 @@ def create(client: Client, name: str, timezone_name: str = "UTC") -> Project:
         )
     try:
         ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
         raise InvalidRequest(f"unknown time zone {timezone_name!r}: use an IANA name such as Europe/Berlin") from None
     existing = list_all(client)
     if any(p.name == name for p in existing):

@@ -117,3 +117,25 @@ def test_pickers_list_event_and_property_names(server, http, project):
     props = http.get("/v1/properties", params={"event": "purchase"}, headers=auth(secrets["read"]))
     assert props.status_code == 200
     assert {"revenue", "plan"} <= {p["key"] for p in props.json() if p["source"] == "event"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"series": [{"event": "x"}], "date_range": {"date_from": "-2100y"}},
+        {"series": [{"event": "x"}], "date_range": {"date_from": "2026-01-01", "date_to": "9999-12-31"}},
+        {"series": [{"event": "x"}], "timezone": "Europe"},
+        {"series": [{"event": "x", "where": {"filters": [{"key": "n", "op": "gt", "value": 10 ** 400}]}}]},
+    ],
+)
+def test_extreme_requests_are_400s(server, http, project, body):
+    _, secrets = project
+    answer = http.post("/v1/analyses/trends", json=body, headers=auth(secrets["read"]))
+    assert answer.status_code == 400, answer.text
+
+
+def test_a_century_of_daily_stickiness_is_refused_quickly(server, http, project):
+    _, secrets = project
+    body = {"event": "page_view", "period": "day", "date_range": {"date_from": "1970-01-01", "date_to": "2199-01-01"}}
+    answer = http.post("/v1/analyses/stickiness", json=body, headers=auth(secrets["read"]))
+    assert answer.status_code == 400 and "more than 20000" in answer.json()["error"]

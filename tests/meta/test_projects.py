@@ -21,7 +21,7 @@ def test_projects_are_numbered_in_order_and_found_by_name_or_number(client):
 @pytest.mark.parametrize(
     ("name", "timezone", "reason"),
     [("", "UTC", "must be 1-64"), ("-x", "UTC", "must be 1-64"), ("a" * 65, "UTC", "must be 1-64"),
-     ("ok", "Mars/Olympus", "unknown time zone")],
+     ("ok", "Mars/Olympus", "unknown time zone"), ("ok", "Europe", "unknown time zone")],
 )
 def test_bad_names_and_time_zones_are_refused(client, name, timezone, reason):
     with pytest.raises(InvalidRequest, match=reason):
