@@ -25,6 +25,7 @@ from nexus.analyses import catalog, registry, tables
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.errors import InvalidRequest
+from nexus.exports.cells import neutralized
 
 TABLE_FORMATS = {"csv": "text/csv; charset=utf-8", "arrow": "application/vnd.apache.arrow.stream"}
 
@@ -94,7 +95,7 @@ def _table_bytes(kind: str, result: msgspec.Struct, fmt: str) -> bytes:
     table = pa.Table.from_pylist(tables.rows(kind, result))
     sink = io.BytesIO()
     if fmt == "csv":
-        pa_csv.write_csv(table, sink)
+        pa_csv.write_csv(neutralized(table), sink)
     else:
         with pa_ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)

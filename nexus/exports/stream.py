@@ -1,7 +1,8 @@
 """Writes a stream of Arrow record batches to a binary sink as CSV, JSON, NDJSON, Parquet or Arrow IPC.
 
 Batches are written as they arrive, so a result of any size passes through in bounded memory.
-Extension types (ClickHouse JSON arrives as `arrow.json`) are written as their plain storage type.
+Extension types (ClickHouse JSON arrives as `arrow.json`) are written as their plain storage type; CSV
+cells that a spreadsheet would run as formulas are written as text (see exports.cells).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
+
+from nexus.exports.cells import neutralized
 
 StreamFormat = Literal["csv", "json", "ndjson", "parquet", "arrow"]
 
@@ -34,6 +37,8 @@ def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat
                 first = False
         elif output_format == "ndjson":
             sink.writelines(msgspec.json.encode(row) + b"\n" for row in batch.to_pylist())
+        elif output_format == "csv":
+            writer.write(neutralized(batch))
         else:
             writer.write(batch)
         rows += batch.num_rows
