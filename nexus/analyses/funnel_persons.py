@@ -35,8 +35,8 @@ class FunnelPersonsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
         first = 1 if self.status == "dropped" else 0
         if not first <= self.step < len(self.funnel.steps):
             raise InvalidRequest(f"step must be {first}..{len(self.funnel.steps) - 1} for {self.status} persons")
-        if not 1 <= self.limit <= MAX_PAGE or self.offset < 0:
-            raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset at least 0")
+        if not 1 <= self.limit <= MAX_PAGE or not 0 <= self.offset <= 1_000_000_000:
+            raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset 0..1000000000")
         if self.breakdown_value is not None and self.funnel.breakdown is None:
             raise InvalidRequest("breakdown_value needs a funnel with a breakdown")
 

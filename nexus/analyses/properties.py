@@ -39,7 +39,7 @@ class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.source == "column":
             if self.key not in COLUMNS:
                 raise InvalidRequest(f"unknown column {self.key!r}: use one of {', '.join(sorted(COLUMNS))}")
-        elif not PROPERTY_NAME.match(self.key):
+        elif not PROPERTY_NAME.fullmatch(self.key):
             raise InvalidRequest(f"property name {self.key!r} must match {PROPERTY_NAME.pattern}")
 
     def expression(self, table: str = "e") -> str:

@@ -278,7 +278,7 @@ def _values(array: pa.Array, field: str, start: int, failed: dict[int, Rejection
     if field == "type":
         return [call if call is not None else "track" for call in array.to_pylist()]
     if field in _TIME_FIELDS and (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
-        return _utc_datetimes(array)
+        return _utc_datetimes(array, field, start, failed)
     if field in _ID_FIELDS and pa.types.is_floating(kind):
         # pandas stores an integer id column with gaps as float64; whole numbers are ids again.
         try:
@@ -290,14 +290,20 @@ def _values(array: pa.Array, field: str, start: int, failed: dict[int, Rejection
     return array.to_pylist()
 
 
-def _utc_datetimes(array: pa.Array) -> list[datetime | None]:
+def _utc_datetimes(array: pa.Array, field: str, start: int, failed: dict[int, Rejection]) -> list[datetime | None]:
     # Arrow stores every timestamp as UTC since the epoch (a time zone is only display metadata), so the
     # integer is exact for any unit and zone; tz-aware to_pylist would be ~5x slower than this.
     if not pa.types.is_timestamp(array.type) or array.type.unit != "us":
         array = array.cast(_MICROSECOND if not pa.types.is_timestamp(array.type)
                            else pa.timestamp("us", array.type.tz), safe=False)
-    epoch, step = _EPOCH, timedelta
-    return [None if us is None else epoch + step(microseconds=us) for us in array.cast(pa.int64()).to_pylist()]
+    values: list[datetime | None] = []
+    for index, us in enumerate(array.cast(pa.int64()).to_pylist(), start):
+        try:
+            values.append(None if us is None else _EPOCH + timedelta(microseconds=us))
+        except OverflowError:  # past year 9999 (or before year 1)
+            failed.setdefault(index, Rejection(index, field, "the time is out of range"))
+            values.append(None)
+    return values
 
 
 def _objects(array: pa.Array, field: str, start: int, failed: dict[int, Rejection]) -> list[Any]:

@@ -381,3 +381,12 @@ def test_reading_a_large_ndjson_file_does_not_hold_all_messages(tmp_path: Path) 
     assert count == lines
     assert all_messages_bytes > 100_000_000
     assert peak < all_messages_bytes / 20, (peak, all_messages_bytes)
+
+
+def test_a_time_past_year_9999_rejects_its_row_only(tmp_path: Path) -> None:
+    table = pa.table({"event": ["ok", "far"], "userId": ["u", "u"],
+                      "timestamp": pa.array([1_600_000_000, 10**12], pa.timestamp("s"))})
+    path = tmp_path / "far.parquet"
+    pq.write_table(table, path)
+    [chunk] = list(read_messages(path))
+    assert isinstance(chunk[0], Message) and chunk[1] == Rejection(1, "timestamp", "the time is out of range")
