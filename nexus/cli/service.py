@@ -1,0 +1,81 @@
+"""Commands that run Nexus: serve, api, worker, dashboard, migrate, version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nexus import __version__
+
+from nexus.cli.base import load_settings, main, progress, reports_errors
+
+
+@main.command()
+def version() -> None:
+    """Print the Nexus version."""
+    click.echo(__version__)
+
+
+@main.command()
+@click.option("--host", help="Listen address (default NEXUS_HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default NEXUS_PORT, 8000; 0 picks a free one).")
+@click.option("--demo", "demo_events", type=int, default=0, flag_value=1_000_000, is_flag=False,
+              help="When the store has no project yet, load this many demo events first (--demo alone: 1M).")
+@reports_errors
+def serve(host: str | None, port: int | None, demo_events: int) -> None:
+    """Run Nexus in one process: migrate, then serve the HTTP API until SIGTERM or Ctrl-C."""
+    _run_service(host, port, demo_events)
+
+
+@main.command()
+@click.option("--host", help="Listen address (default NEXUS_HOST).")
+@click.option("--port", type=int, help="Listen port (default NEXUS_PORT).")
+@reports_errors
+def api(host: str | None, port: int | None) -> None:
+    """Run the HTTP API alone (server mode: NEXUS_CLICKHOUSE_URL and NEXUS_REDIS_URL point at servers)."""
+    _run_service(host, port, 0)
+
+
+def _run_service(host: str | None, port: int | None, demo_events: int) -> None:
+    import msgspec
+
+    from nexus.serve import serve as run
+
+    base = load_settings()
+    value = msgspec.structs.replace(base, host=host or base.host, port=base.port if port is None else port)
+    with progress("Loading demo events") as advance:
+        run(value, demo_events=demo_events, say=lambda line: click.echo(line, err=False),
+            demo_progress=advance)
+
+
+@main.command()
+def worker() -> None:
+    """Run background job workers (not yet available)."""
+    click.echo("nexus worker: not yet available in this version")
+
+
+@main.command()
+def dashboard() -> None:
+    """Serve the analyst dashboard (not yet available)."""
+    click.echo("nexus dashboard: not yet available in this version")
+
+
+@main.command()
+@click.option("--dump-schema", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the resulting schema (SHOW CREATE of every table) to this file.")
+@reports_errors
+def migrate(dump_schema: Path | None) -> None:
+    """Apply pending schema migrations (also done at every start)."""
+    from nexus.store import migrations
+    from nexus.store.client import connect, parse_url
+
+    address = parse_url(load_settings().clickhouse_url)
+    client = connect(address)
+    migrations.use_database(client, address.database)
+    applied = migrations.migrate(client)
+    for migration in applied:
+        click.echo(f"applied {migration.file_name}")
+    click.echo(f"schema is up to date ({len(migrations.discover())} migrations) in {address.describe()}")
+    if dump_schema:
+        dump_schema.write_text(migrations.dump_schema(client))
