@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import zlib
-
 from litestar import Request
 
 from nexus.errors import InvalidRequest, TooLarge
+from nexus.ingest.compression import gunzip
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -27,15 +26,3 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding not in ("", "identity"):
         raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported: send gzip or nothing")
     return body
-
-
-def gunzip(body: bytes, limit: int) -> bytes:
-    """Decode gzip without ever holding more than `limit` decoded bytes (a zip bomb stops here)."""
-    decoder = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    try:
-        decoded = decoder.decompress(body, limit + 1)
-    except zlib.error as e:
-        raise InvalidRequest(f"the body is not valid gzip: {e}") from None
-    if len(decoded) > limit or decoder.unconsumed_tail:
-        raise TooLarge(f"the decoded request body is over the limit of {limit} bytes")
-    return decoded

@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-import zlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -53,6 +52,7 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from nexus.errors import InvalidRequest, TooLarge
+from nexus.ingest.compression import gunzip
 from nexus.ingest.wire import Campaign, Context, Library, Message, Page, Rejection
 
 # PostHog's own cap for a batch, decoded.
@@ -142,20 +142,12 @@ def decode_body(
 
 
 def _gunzip(data: bytes, max_bytes: int) -> bytes:
-    out = bytearray()
-    rest = data
-    while rest.strip(b"\x00"):  # members may be concatenated (as gzip.decompress allows), then padded
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            out += inflater.decompress(rest, max_bytes + 1 - len(out))
-        except zlib.error as e:
-            raise PostHogBodyError(f"invalid gzip data: {e}") from None
-        if len(out) > max_bytes:
-            raise PostHogBodyTooLarge(f"body decompresses to more than the limit of {max_bytes} bytes")
-        if not inflater.eof:
-            raise PostHogBodyError("invalid gzip data: truncated")
-        rest = inflater.unused_data
-    return bytes(out)
+    try:
+        return gunzip(data, max_bytes)
+    except TooLarge:
+        raise PostHogBodyTooLarge(f"body decompresses to more than the limit of {max_bytes} bytes") from None
+    except InvalidRequest as e:
+        raise PostHogBodyError("invalid gzip data: " + str(e).removeprefix("the body is not valid gzip: ")) from None
 
 
 def _unbase64(data: bytes, max_bytes: int) -> bytes:
