@@ -63,12 +63,12 @@ class Ingestor:
         for position, k in enumerate(zip(columns.get("project_id", ()), columns.get("message_id", ()))):
             first.setdefault(k, position)  # a repeat inside the batch is a duplicate
         claim = self.dedup.claim(self.clickhouse, list(first))
-        keep = sorted(first[k] for k in claim.keys)
-        links = [link for p in keep if (link := _link(processed.messages[p], columns["ts"][p], source.project_id))]
-        table = events_table(columns if len(keep) == processed.count else select(columns, keep))
         try:
+            keep = sorted(first[k] for k in claim.keys)
+            links = [link for p in keep if (link := _link(processed.messages[p], columns["ts"][p], source.project_id))]
+            table = events_table(columns if len(keep) == processed.count else select(columns, keep))
             stored = self.writer.submit(table, links)
-        except Exception:
+        except BaseException:  # nothing reached the writer: free the claim, or the SDK's retry would be dropped
             self.dedup.release(claim)
             raise
         # Settled when the writer is done, whoever waits (or stopped waiting, e.g. a client that hung up):
