@@ -17,8 +17,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
-from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.filters import compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
@@ -26,12 +25,8 @@ from nexus.analyses.scope import Scope, scope_of
 STATUSES = ("new", "returning", "resurrecting", "dormant")
 
 
-class LifecycleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    event: str | None = None
-    where: FilterGroup | None = None
-    period: Period = "day"
-    date_range: DateRange = DateRange()
-    timezone: str | None = None
+class LifecycleRequest(periods.EventPeriodsRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The event, filters, period and range to classify persons over."""
 
 
 class LifecycleResult(msgspec.Struct, frozen=True):

@@ -9,10 +9,23 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from nexus.analyses.dates import MAX_BUCKETS, Span, add_months, local_midnight, zone
+import msgspec
+
+from nexus.analyses.dates import MAX_BUCKETS, DateRange, Span, add_months, local_midnight, zone
+from nexus.analyses.filters import FilterGroup
 from nexus.errors import InvalidRequest
 
 Period = Literal["day", "week", "month"]
+
+
+class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Which persons did an event in which periods of a range: what stickiness and lifecycle ask."""
+
+    event: str | None = None
+    where: FilterGroup | None = None
+    period: Period = "day"
+    date_range: DateRange = DateRange()
+    timezone: str | None = None
 
 
 def sql(period: Period, column: str, tz_placeholder: str) -> str:

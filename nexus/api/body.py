@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from litestar import Request
 
 from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest.compression import gunzip
+from nexus.ingest.wire import rejection_from
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -26,3 +30,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding not in ("", "identity"):
         raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported: send gzip or nothing")
     return body
+
+
+def decode_json(body: bytes, kind: Any) -> Any:
+    """The body as `kind`; a malformed or mistyped one is InvalidRequest naming the field and the reason."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as e:
+        rejection = rejection_from(0, e)
+        raise InvalidRequest(f"{rejection.field or 'body'}: {rejection.reason}") from None
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise InvalidRequest("the JSON is nested too deeply") from None

@@ -17,7 +17,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromQuery
 
-from nexus.api.body import read_body
+from nexus.api.body import decode_json, read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest import metrics
@@ -25,7 +25,7 @@ from nexus.ingest.backfill import import_file
 from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import IngestResult, Submitted
-from nexus.ingest.wire import BatchEnvelope, Message, Rejection, decode_message, rejection_from
+from nexus.ingest.wire import BatchEnvelope, Message, Rejection, decode_message
 
 MAX_RECEIPTS = 10_000
 
@@ -56,7 +56,7 @@ async def complete(api: ApiContext, submitted: Submitted) -> Response:
 
 
 def _batch(api: ApiContext, request: Request, body: bytes) -> Submitted:
-    envelope = _decode(body, BatchEnvelope)
+    envelope = decode_json(body, BatchEnvelope)
     key = api.authorize(request, "write", envelope.write_key)
     if not envelope.batch:
         raise InvalidRequest("the batch is empty")
@@ -83,7 +83,7 @@ def _single(call: str):
 
 
 def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Submitted:
-    fields = _decode(body, dict[str, Any])
+    fields = decode_json(body, dict[str, Any])
     key = api.authorize(request, "write", fields.get("writeKey") if isinstance(fields.get("writeKey"), str) else None)
     fields["type"] = call
     message = decode_message(msgspec.json.encode(fields), 0)
@@ -102,7 +102,7 @@ async def receipts(request: Request, state: State) -> ReceiptsAnswer:
 
 def _receipts(api: ApiContext, request: Request, body: bytes) -> ReceiptsAnswer:
     key = api.authorize(request, "write")
-    asked = _decode(body, Receipts).message_ids
+    asked = decode_json(body, Receipts).message_ids
     if len(asked) > MAX_RECEIPTS:
         raise InvalidRequest(f"ask about at most {MAX_RECEIPTS} messageIds at once, not {len(asked)}")
     stored = stored_message_ids(api.runtime.clickhouse, key.project_id, sorted(set(asked)))
@@ -132,20 +132,6 @@ def ingest_response(result: IngestResult) -> Response:
     )
 
 
-def _decode(body: bytes, kind: Any) -> Any:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as e:
-        rejection = rejection_from(0, e)
-        raise InvalidRequest(f"{rejection.field or 'body'}: {rejection.reason}") from None
-    except msgspec.DecodeError as e:
-        raise InvalidRequest(f"malformed JSON: {e}") from None
-    except RecursionError:
-        raise InvalidRequest("the JSON is nested too deeply") from None
-
-
-ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics]
-
 
 @post("/v1/import")
 async def import_events(request: Request, state: State, format: FromQuery[str | None] = None) -> Response:
@@ -170,4 +156,5 @@ async def import_events(request: Request, state: State, format: FromQuery[str | 
     return Response(body, status_code=200 if summary.rejected == 0 else 400)
 
 
-ROUTES.append(import_events)
+
+ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics, import_events]

@@ -20,9 +20,9 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from nexus.api.body import read_body
+from nexus.api.body import decode_json, read_body
 from nexus.api.context import ApiContext
-from nexus.errors import InvalidRequest, NexusError
+from nexus.errors import NexusError
 from nexus.meta.keys import ApiKey
 from nexus.query import limits, saved, schema
 from nexus.query.formats import EXTENSIONS, Format
@@ -63,14 +63,14 @@ def service(state: State) -> QueryService:
 @post("/v1/query", status_code=200)
 async def run_query(request: Request, state: State) -> Response:
     api: ApiContext = state.api
-    body = _decode(await read_body(request, api.settings.max_request_bytes), QueryRequest)
+    body = decode_json(await read_body(request, api.settings.max_request_bytes), QueryRequest)
     return await _answer(state, request, lambda key: (body.sql, body.params), body.format, body.max_rows)
 
 
 @post("/v1/queries/{query_id:str}/run", status_code=200)
 async def run_saved_query(request: Request, state: State, query_id: FromPath[str]) -> Response:
     api: ApiContext = state.api
-    body = _decode(await read_body(request, api.settings.max_request_bytes) or b"{}", RunRequest)
+    body = decode_json(await read_body(request, api.settings.max_request_bytes) or b"{}", RunRequest)
     queries = service(state)
 
     def source(key: ApiKey) -> tuple[str, dict[str, Any]]:
@@ -114,7 +114,7 @@ async def get_query(request: Request, state: State, query_id: FromPath[str]) -> 
 @post("/v1/queries", status_code=201)
 async def create_query(request: Request, state: State) -> saved.SavedQueryView:
     api: ApiContext = state.api
-    data = _decode(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
+    data = decode_json(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
 
     def create() -> saved.SavedQueryView:
         # Saved queries feed dashboards and scheduled exports of the whole project: changing them is
@@ -128,7 +128,7 @@ async def create_query(request: Request, state: State) -> saved.SavedQueryView:
 @put("/v1/queries/{query_id:str}")
 async def update_query(request: Request, state: State, query_id: FromPath[str]) -> saved.SavedQueryView:
     api: ApiContext = state.api
-    data = _decode(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
+    data = decode_json(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
 
     def update() -> saved.SavedQueryView:
         key = api.authorize(request, "admin")
@@ -185,12 +185,3 @@ async def _body(result: ResultStream) -> AsyncIterator[bytes]:
 
 def _next_chunk(result: ResultStream) -> bytes | None:
     return next(result, None)
-
-
-def _decode(body: bytes, kind: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.DecodeError as e:
-        raise InvalidRequest(f"invalid request body: {e}") from None
-    except RecursionError:
-        raise InvalidRequest("the JSON is nested too deeply") from None

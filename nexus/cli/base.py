@@ -61,10 +61,10 @@ def load_settings() -> settings_module.Settings:
     return value
 
 
-def database(url: str | None = None) -> Client:
+def database(url: str | None = None, *, migrate: bool = True) -> Client:
     from nexus.store.database import open_database
 
-    return open_database(url or load_settings().clickhouse_url)
+    return open_database(url or load_settings().clickhouse_url, migrate=migrate)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

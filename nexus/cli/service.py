@@ -8,7 +8,7 @@ import click
 
 from nexus import __version__
 
-from nexus.cli.base import load_settings, main, progress, reports_errors
+from nexus.cli.base import database, load_settings, main, progress, reports_errors
 
 
 @main.command()
@@ -68,14 +68,12 @@ def dashboard() -> None:
 def migrate(dump_schema: Path | None) -> None:
     """Apply pending schema migrations (also done at every start)."""
     from nexus.store import migrations
-    from nexus.store.client import connect, parse_url
+    from nexus.store.client import parse_url
 
-    address = parse_url(load_settings().clickhouse_url)
-    client = connect(address)
-    migrations.use_database(client, address.database)
-    applied = migrations.migrate(client)
-    for migration in applied:
+    url = load_settings().clickhouse_url
+    client = database(url, migrate=False)
+    for migration in migrations.migrate(client):
         click.echo(f"applied {migration.file_name}")
-    click.echo(f"schema is up to date ({len(migrations.discover())} migrations) in {address.describe()}")
+    click.echo(f"schema is up to date ({len(migrations.discover())} migrations) in {parse_url(url).describe()}")
     if dump_schema:
         dump_schema.write_text(migrations.dump_schema(client))

@@ -195,7 +195,7 @@ def test_bad_request_bodies(http, projects) -> None:
     assert query(http, projects, {"query": "SELECT 1"}).status_code == 400
     assert query(http, projects, {"sql": "SELECT 1", "max_rows": 0}).status_code == 400
     answer = http.post("/v1/query", content=b"not json", headers=bearer(read_key(projects)))
-    assert answer.status_code == 400 and answer.json()["error"].startswith("invalid request body")
+    assert answer.status_code == 400 and answer.json()["error"].startswith("malformed JSON")
 
 
 def test_saved_queries_over_http(http, projects) -> None:
