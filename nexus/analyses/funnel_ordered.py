@@ -7,11 +7,15 @@ against `windowFunnel` on demo data), except that one event cannot count as two 
 
 from __future__ import annotations
 
-from nexus.analyses.funnel_chain import chain_layers
+from nexus.analyses import funnel_chain
 
 # Only events matching a step matter: the scan reads just those.
 SCANS_ALL_EVENTS = False
 
 
 def layers(steps: int, window: str) -> list[list[str]]:
-    return chain_layers(steps, window, strict=False)
+    return funnel_chain.chain_layers(steps, window, strict=False)
+
+
+def kept(values: str, steps: int) -> str:
+    return funnel_chain.kept(values, steps, strict=False)

@@ -8,11 +8,15 @@ at the first intervening event), a broken chain does not prevent a later, unbrok
 
 from __future__ import annotations
 
-from nexus.analyses.funnel_chain import chain_layers
+from nexus.analyses import funnel_chain
 
 # Intervening events break chains, so every event of the person in the window is read.
 SCANS_ALL_EVENTS = True
 
 
 def layers(steps: int, window: str) -> list[list[str]]:
-    return chain_layers(steps, window, strict=True)
+    return funnel_chain.chain_layers(steps, window, strict=True)
+
+
+def kept(values: str, steps: int) -> str:
+    return funnel_chain.kept(values, steps, strict=True)

@@ -28,3 +28,8 @@ def layers(steps: int, window: str) -> list[list[str]]:
     return [nexts, [reached], ["indexOf(reached, arrayMax(reached)) AS entry"],
             ["reached[entry] AS depth",
              f"arrayResize(arraySort(arrayFilter(x -> x >= 0, [{picked}])), {steps}, 0) AS times"]]
+
+
+def kept(values: str, steps: int) -> str:
+    """Every event: any in-range step event is a candidate entry, so none can be skipped."""
+    return values

@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses import funnel_ordered, funnel_strict, funnel_unordered, persons
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.funnel_chain import IN_RANGE_BIT
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
@@ -114,8 +114,8 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
     with `names`, also `name`, the person's id."""
     mode = MODES[request.mode]
     steps = len(request.steps)
-    matches = [f"(e.event = {params.add(s.event, 'String')} AND {compile_group(s.where, params)})"
-               for s in request.steps]
+    event_of = {s.event: params.add(s.event, "String") for s in request.steps}
+    matches = [f"({all_of(f'e.event = {event_of[s.event]}', compile_group(s.where, params))})" for s in request.steps]
     flags = [f"{matches[0]} AND in_range AS s0", *(f"{m} AS s{k}" for k, m in enumerate(matches[1:], 1))]
     mask = " + ".join([*(f"{1 << k} * s{k}" for k in range(steps)), f"{1 << IN_RANGE_BIT} * in_range"])
     order = "multiIf(" + ", ".join(f"s{k}, {k}" for k in range(steps)) + f", {steps})"
@@ -125,7 +125,9 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
     used = [g for g in (request.where, request.breakdown, *(s.where for s in request.steps)) if g is not None]
     joins = persons.joins(person=True, person_properties=any(
         g.property.needs_person if isinstance(g, Breakdown) else g.needs_person for g in used))
-    only_steps = "" if mode.SCANS_ALL_EVENTS else "AND (" + " OR ".join(matches) + ")"
+    only_steps = "1" if mode.SCANS_ALL_EVENTS else all_of(
+        f"e.event IN ({', '.join(event_of.values())})",
+        "1" if all(s.where is None for s in request.steps) else "(" + " OR ".join(matches) + ")")
     window = params.add(request.window_ms, "Int64")
     entry = (1 << steps) - 1 if mode is funnel_unordered else 1
     bd = request.breakdown.expression() if request.breakdown else None
@@ -138,15 +140,20 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
         f"FROM events AS e\n{joins}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
         f" AND e.ts < {params.add(scope.span.end + timedelta(milliseconds=request.window_ms), UTC_TIME)}"
-        f" AND {compile_group(request.where, params)} {only_steps}"
+        f" AND {all_of(compile_group(request.where, params), only_steps)}"
     )
     bds = ", arraySort((b, x) -> x, groupArray(bd), groupArray(key)) AS bds" if bd else ""
     grouped = (
         f"SELECT person, any(name) AS name, arraySort(groupArray(key)) AS k{bds}\nFROM ({rows})\nGROUP BY person\n"
         f"HAVING max(bitAnd(key, {entry}) != 0 AND bitTest(key, {IN_RANGE_BIT}))"
     )
-    layered = (f"SELECT person, name, {'bds, ' if bd else ''}arrayMap(x -> bitShiftRight(x, 20), k) AS t,"
-               f" arrayMap(x -> toUInt16(bitAnd(x, 65535)), k) AS m, arrayEnumerate(k) AS idx\nFROM ({grouped})")
+    # The machine reads only the events that can change its outcome (`kept`); the output names differ
+    # from `k` and `bds` because ClickHouse would resolve `k` to a same-named alias of the SELECT.
+    kept_bds = f", {mode.kept('bds', steps)} AS kept_bds" if bd else ""
+    kept = f"SELECT person, name, {mode.kept('k', steps)} AS kept_keys{kept_bds}\nFROM ({grouped})"
+    layered = (f"SELECT person, name, {'kept_bds AS bds, ' if bd else ''}arrayMap(x -> bitShiftRight(x, 20), kept_keys) AS t,"
+               f" arrayMap(x -> toUInt16(bitAnd(x, 65535)), kept_keys) AS m, arrayEnumerate(kept_keys) AS idx\n"
+               f"FROM ({kept})")
     for items in mode.layers(steps, window):
         layered = f"SELECT *, {', '.join(items)}\nFROM ({layered})"
     return f"SELECT person, name, depth, times, {'bds[entry]' if bd else chr(39) * 2} AS bd FROM ({layered})"

@@ -172,6 +172,27 @@ def test_strict_breaks_on_an_intervening_event_and_unordered_ignores_order(clien
     assert counts(journey_funnel(client, journeys, steps=("view", "signup"), mode="unordered")[1]) == [4, 4]
 
 
+@pytest.mark.parametrize("mode", ["ordered", "strict"])
+def test_runs_of_entries_and_of_other_events_keep_their_first_and_last(client, mode):
+    def views(hour, *sources):
+        return [("view", f"2026-10-02T{hour}:0{i}", {}, {"utm_source": s}) for i, s in enumerate(sources)]
+    journeys = {
+        "stays": views(10, "a", "b", "c"),  # reaches step 0 only: its first entry gives the value
+        "converts": [*views(11, "x", "b", "y"), ("signup", "2026-10-02T11:04")],  # the last entry converts
+        "broken": [("view", "2026-10-02T12:00"), *[("other", f"2026-10-02T12:0{i}") for i in range(1, 4)],
+                   ("signup", "2026-10-02T12:05")],
+        "rejoined": [("view", "2026-10-02T13:00"), ("other", "2026-10-02T13:01"), ("other", "2026-10-02T13:02"),
+                     *views(13, "-", "-", "-", "z")[3:], ("signup", "2026-10-02T13:05")],
+    }
+    _, result = journey_funnel(client, journeys, steps=("view", "signup"), mode=mode,
+                               breakdown=Breakdown("utm_source", "column", limit=10))
+    by_value = {g.breakdown: counts(result, i) for i, g in enumerate(result.groups)}
+    strict = mode == "strict"
+    assert by_value == {None: [4, 2 if strict else 3], "a": [1, 0], "y": [1, 1], "": [1, 0 if strict else 1],
+                        "z": [1, 1]}
+    assert result.groups[0].steps[1].median_seconds == 120  # y → 11:04, z → 13:05 (and, ordered, broken 12:00 → 12:05)
+
+
 def test_step_filters_and_dropped_off_persons_page_by_page(client):
     journeys = {f"u{i}": [("view", "2026-10-02T10:00", {"page": "/pricing" if i % 2 else "/"}),
                           *([("signup", "2026-10-02T10:05")] if i % 3 == 0 else [])] for i in range(7)}
