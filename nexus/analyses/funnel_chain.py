@@ -27,17 +27,19 @@ IN_RANGE_BIT = 15
 
 def kept(values: str, steps: int, strict: bool) -> str:
     """`values` — an array aligned with the person's sorted keys `k` — without the events the machine
-    can skip: the middle of a run of events that match step 0 only (in strict funnels also of a run of
-    events that match no step). Each such event resets what the next one resets again and touches
-    nothing else, so only a run's last event matters to later steps; its first is kept too, being the
-    first chain of a person who never gets past step 0. Page views are most of a typical funnel's
-    events, and most of them sit in such runs."""
+    can skip. In a run of events that match step 0 only (in strict funnels also of events that match no
+    step), each event resets what the next one resets again and touches nothing else, so only the
+    run's last event matters to later steps; its first is kept too, being the first chain of a person
+    who never gets past step 0. In ordered funnels an event that matches no step (a step-0 event after
+    the range) does nothing at all. Page views are most of a typical funnel's events, and most sit in
+    such runs."""
     step_bits = (1 << steps) - 1
-    runs = "(0, 1)" if strict else "(1)"
+    cls = f"bitAnd(x, {step_bits})"
+    in_run = (f"{cls} IN {'(0, 1)' if strict else '(1)'} AND bitAnd(p, {step_bits}) = {cls}"
+              f" AND bitAnd(n, {step_bits}) = {cls}")
+    skipped = in_run if strict else f"{cls} = 0 OR {in_run}"
     neighbours = "arrayPushFront(arrayPopBack(k), -1), arrayPushBack(arrayPopFront(k), -1)"  # -1: no run
-    return (f"arrayFilter((v, x, p, n) -> NOT (bitAnd(x, {step_bits}) IN {runs}"
-            f" AND bitAnd(p, {step_bits}) = bitAnd(x, {step_bits}) AND bitAnd(n, {step_bits}) = bitAnd(x, {step_bits})),"
-            f" {values}, k, {neighbours})")
+    return f"arrayFilter((v, x, p, n) -> NOT ({skipped}), {values}, k, {neighbours})"
 
 
 def chain_layers(steps: int, window: str, strict: bool) -> list[list[str]]:

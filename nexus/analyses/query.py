@@ -10,6 +10,10 @@ from nexus.store.query import rows
 
 PROJECT = "{project_id:UInt32}"
 UTC_TIME = "DateTime64(3, 'UTC')"  # the type of events.ts, for bound instants
+# Joins here always build their hash table from the right side (identities, persons: one row per id).
+# ClickHouse may otherwise swap the sides on a row estimate — and it underestimates `event IN (a, b)`
+# badly enough to hash millions of events and probe them with identities: 0.51 s instead of 0.31 s.
+KEEP_JOIN_ORDER = "\nSETTINGS query_plan_join_swap_table = false"
 
 
 class Query(NamedTuple):
@@ -32,7 +36,7 @@ class Params:
         return f"{{{name}:{ch_type}}}"
 
     def query(self, sql: str) -> Query:
-        return Query(sql, dict(self.values))
+        return Query(sql + KEEP_JOIN_ORDER, dict(self.values))
 
 
 def fetch(client: Client, query: Query) -> list[tuple]:
