@@ -25,6 +25,7 @@ CREATE TABLE events
     `type` LowCardinality(String) COMMENT 'Segment call type: track, page, screen, identify, group, alias',
     `message_id` String COMMENT 'Sender\'s id of the message; stored once per project',
     `distinct_id` String COMMENT 'The id the event was sent with: user id when known, else anonymous id',
+    `id_key` UInt64 MATERIALIZED cityHash64(distinct_id) COMMENT 'cityHash64(distinct_id): the key analyses join identities on',
     `anonymous_id` String COMMENT 'Segment anonymousId as sent',
     `user_id` String COMMENT 'Segment userId as sent',
     `session_id` String COMMENT 'Session the event belongs to',

@@ -2,7 +2,8 @@
 
 Person = `identities.person_id` when the distinct id has a live link (identities read with FINAL, so
 the highest version wins and deleted links are gone), else the distinct id itself. Queries group and
-count persons by `PERSON_KEY`, a 64-bit hash (cityHash64) of that id: hash joins and GROUP BY on UInt64
+count persons by `PERSON_KEY`, a 64-bit hash (cityHash64) of that id (`events.id_key` stores the hash of
+the distinct id, so an unlinked id needs no hashing at query time): hash joins and GROUP BY on UInt64
 run about a third faster than on Strings (measured on 10M demo events: 0.45 s vs 0.72 s to join and group).
 Two persons share a key with odds about n²/2^65 — 3·10⁻⁸ at a million persons. `PERSON` is the id
 itself, for the places that list persons. Joins are ANY: FINAL leaves one row per distinct id, and ANY
@@ -16,11 +17,11 @@ from nexus.analyses.query import PROJECT
 IDENTITIES_JOIN = (
     "LEFT ANY JOIN (SELECT cityHash64(distinct_id) AS id_key, toString(person_id) AS person_id, "
     f"cityHash64(toString(person_id)) AS person_key FROM identities FINAL WHERE project_id = {PROJECT}) AS ids "
-    "ON ids.id_key = cityHash64(e.distinct_id)"
+    "ON ids.id_key = e.id_key"
 )
 
 PERSON = "if(ids.person_id = '', e.distinct_id, ids.person_id)"
-PERSON_KEY = "if(ids.person_key = 0, cityHash64(e.distinct_id), ids.person_key)"  # = cityHash64(PERSON)
+PERSON_KEY = "if(ids.person_key = 0, e.id_key, ids.person_key)"  # = cityHash64(PERSON)
 
 # Person traits for person-property filters and breakdowns. A person without a row reads as having no
 # properties, so negative filters (`neq`, `is_not_set`) hold for them, as they do for missing event ones.
@@ -39,7 +40,7 @@ def joins(person: bool, person_properties: bool) -> str:
         parts.append(PERSON_PROPERTIES_JOIN)
     return "\n".join(parts)
 
-ID_KEY = "cityHash64(e.distinct_id)"
+ID_KEY = "e.id_key"  # = cityHash64(e.distinct_id), stored
 
 
 def by_person(per_id: str, aggregates: str) -> str:

@@ -105,3 +105,19 @@ def test_statements_split_on_line_ending_semicolons_only():
 def test_schema_sql_is_what_the_migrations_produce(client):
     """sql/schema.sql is generated (nexus migrate --dump-schema sql/schema.sql); it must not drift."""
     assert migrations.dump_schema(client) == (sql_dir() / "schema.sql").read_text()
+
+
+def test_events_stored_before_the_id_key_migration_get_their_key(scratch):
+    client, folder = scratch
+    later = folder / "006_events_id_key.sql"
+    text = later.read_text()
+    later.unlink()
+    migrations.migrate(client)
+    client.insert("events", [[1, "anon-1", "m1"], [1, "user-2", "m2"]],
+                  column_names=["project_id", "distinct_id", "message_id"])
+    later.write_text(text)
+    assert [m.file_name for m in migrations.migrate(client)] == ["006_events_id_key.sql"]
+    client.insert("events", [[1, "user-3", "m3"]], column_names=["project_id", "distinct_id", "message_id"])
+    rows = client.query("SELECT distinct_id, id_key = cityHash64(distinct_id), id_key != 0 FROM events "
+                        "ORDER BY distinct_id").result_rows
+    assert rows == [("anon-1", True, True), ("user-2", True, True), ("user-3", True, True)]
