@@ -38,7 +38,7 @@ def kept(values: str, steps: int, strict: bool) -> str:
     in_run = (f"{cls} IN {'(0, 1)' if strict else '(1)'} AND bitAnd(p, {step_bits}) = {cls}"
               f" AND bitAnd(n, {step_bits}) = {cls}")
     skipped = in_run if strict else f"{cls} = 0 OR {in_run}"
-    neighbours = "arrayPushFront(arrayPopBack(k), -1), arrayPushBack(arrayPopFront(k), -1)"  # -1: no run
+    neighbours = "arrayShiftRight(k, 1, -1), arrayShiftLeft(k, 1, -1)"  # -1: no run
     return f"arrayFilter((v, x, p, n) -> NOT ({skipped}), {values}, k, {neighbours})"
 
 
@@ -56,8 +56,7 @@ def chain_layers(steps: int, window: str, strict: bool) -> list[list[str]]:
     ]]
     for k in range(1, steps):
         # The state the previous event left: shift right by one.
-        layers.append([f"arrayPushFront(arrayPopBack(at{k - 1}), 0) AS before{k}",
-                       f"arrayPushFront(arrayPopBack(start{k - 1}), 0) AS began{k}"])
+        layers.append([f"arrayShiftRight(at{k - 1}, 1) AS before{k}", f"arrayShiftRight(start{k - 1}, 1) AS began{k}"])
         layers.append([f"arrayMap((x, ti, i, p, s) -> if(bitTest(x, {k}) AND p > 0 AND ti - s <= {window}, i, 0),"
                        f" m, t, idx, before{k}, began{k}) AS moved{k}"])
         if k < steps - 1:
