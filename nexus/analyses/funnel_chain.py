@@ -14,15 +14,18 @@ next step). The person's depth is the deepest step reached; the chain reported i
 it, which gives the entry event (breakdown value) and the step times.
 
 Why arrays and not `arrayFold`: a fold runs the machine event by event (measured ~2 s for 7.5M events);
-here each step is three whole-array passes — `arrayFill` carries forward "the last event that moved a
-chain to step k" and that chain's entry time — so the cost is a few vectorised passes per step. The
-chain is then read backwards from the first event that reached the deepest step, following those
-pointers.
+here each step is three whole-array passes (a shift, a map, and an `arrayFill` that carries forward
+the chain standing at step k: its entry time and the event that moved it there, packed in one integer).
+The chain is then read backwards from the first event that reached the deepest step, following those
+pointers. Times are ms after the scan's start (`funnels.MAX_SPAN`), so they pack with an event index.
 """
 
 from __future__ import annotations
 
 IN_RANGE_BIT = 15
+# A chain's entry time (ms after the scan's start, see funnels.MAX_SPAN) and event index share an Int64.
+INDEX_BITS = 23
+TOO_MANY_EVENTS = "a person has more events in this funnel than it can follow (8 million)"
 
 
 def kept(values: str, steps: int, strict: bool) -> str:
@@ -45,30 +48,30 @@ def kept(values: str, steps: int, strict: bool) -> str:
 def chain_layers(steps: int, window: str, strict: bool) -> list[list[str]]:
     """SELECT items, layer by layer, ending with `depth`, `times` (ms of steps 0..steps-1, 0 beyond depth)
     and `entry` (index). Each layer reads the columns of the one before: ClickHouse inlines an alias at
-    every use, so chaining aliases within one SELECT would grow the query exponentially with the steps."""
+    every use, so chaining aliases within one SELECT would grow the query exponentially with the steps.
+
+    A chain is one integer, `entry time * 2^INDEX_BITS + index of the event that last moved it`: one
+    array per step carries both, so a step costs a shift, a map and a fill."""
     carry = "{}" if strict else "arrayFill(x -> x > 0, {})"
-    layers = [[
-        "arrayMap((x, i) -> if(bitTest(x, 0), i, 0), m, idx) AS moved0",
-        f"{carry.format('arrayMap((x, i) -> if(bitTest(x, 0), i, 0), m, idx)')} AS at0",
-        "arrayMap((x, ti) -> if(bitTest(x, 0), ti, 0), m, t) AS entered0",
-    ], [
-        f"{'entered0' if strict else 'arrayFill((s, x) -> bitTest(x, 0), entered0, m)'} AS start0",
-    ]]
+    index_mask = (1 << INDEX_BITS) - 1
+    layers = [[f"arrayMap((x, ti, i) -> if(bitTest(x, 0), bitShiftLeft(ti, {INDEX_BITS}) + i, 0), m, t, idx) AS moved0"]]
     for k in range(1, steps):
-        # The state the previous event left: shift right by one.
-        layers.append([f"arrayShiftRight(at{k - 1}, 1) AS before{k}", f"arrayShiftRight(start{k - 1}, 1) AS began{k}"])
-        layers.append([f"arrayMap((x, ti, i, p, s) -> if(bitTest(x, {k}) AND p > 0 AND ti - s <= {window}, i, 0),"
-                       f" m, t, idx, before{k}, began{k}) AS moved{k}"])
-        if k < steps - 1:
-            starts = f"arrayMap((a, s) -> if(a > 0, s, 0), moved{k}, began{k})"
-            layers.append([f"{carry.format(f'moved{k}')} AS at{k}",
-                           f"{starts if strict else f'arrayFill((s, a) -> a > 0, {starts}, moved{k})'} AS start{k}"])
+        layers.append([f"{carry.format(f'moved{k - 1}')} AS at{k - 1}"])
+        # The state the previous event left (shifted right by one), moved on by an event of step k in time.
+        layers.append([f"arrayShiftRight(at{k - 1}, 1) AS before{k}"])
+        layers.append([f"arrayMap((x, ti, i, p) -> if(bitTest(x, {k}) AND p > 0"
+                       f" AND ti - bitShiftRight(p, {INDEX_BITS}) <= {window},"
+                       f" bitShiftLeft(bitShiftRight(p, {INDEX_BITS}), {INDEX_BITS}) + i, 0), m, t, idx, before{k})"
+                       f" AS moved{k}"])
     # Walk back from the first event that reached the deepest step; shallower persons start lower.
     layers.append([f"arrayFirstIndex(x -> x > 0, moved{k}) AS first{k}" for k in range(steps)])
     layers.append([f"first{steps - 1} AS via{steps - 1}"])
-    layers += [[f"if(via{k + 1} > 0, before{k + 1}[via{k + 1}], first{k}) AS via{k}"] for k in range(steps - 2, -1, -1)]
+    layers += [[f"if(via{k + 1} > 0, bitAnd(before{k + 1}[via{k + 1}], {index_mask}), first{k}) AS via{k}"]
+               for k in range(steps - 2, -1, -1)]
     layers.append([
-        " + ".join(f"(via{k} > 0)" for k in range(steps)) + " AS depth",
+        " + ".join(f"(via{k} > 0)" for k in range(steps))
+        + f" + throwIf(length(idx) > {index_mask}, '{TOO_MANY_EVENTS}')"
+        " AS depth",
         "[" + ", ".join(f"t[via{k}]" for k in range(steps)) + "] AS times",
         "via0 AS entry",
     ])

@@ -26,7 +26,7 @@ from nexus.analyses import funnel_ordered, funnel_strict, funnel_unordered, pers
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
-from nexus.analyses.funnel_chain import IN_RANGE_BIT
+from nexus.analyses.funnel_chain import IN_RANGE_BIT, INDEX_BITS
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
 from nexus.errors import InvalidRequest
@@ -34,6 +34,7 @@ from nexus.errors import InvalidRequest
 MODES: dict[str, ModuleType] = {"ordered": funnel_ordered, "strict": funnel_strict, "unordered": funnel_unordered}
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 MAX_WINDOW = timedelta(days=365)
+MAX_SPAN = timedelta(milliseconds=2 ** (63 - INDEX_BITS))  # ~34 years: times after the scan's start, packed
 
 
 class FunnelStep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -129,6 +130,11 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
         f"e.event IN ({', '.join(event_of.values())})",
         "1" if all(s.where is None for s in request.steps) else "(" + " OR ".join(matches) + ")")
     window = params.add(request.window_ms, "Int64")
+    scan_end = scope.span.end + timedelta(milliseconds=request.window_ms)
+    if scan_end - scope.span.start > MAX_SPAN:
+        raise InvalidRequest(f"a funnel's date range and window span at most {MAX_SPAN.days // 365} years")
+    # Machines read times as ms after the scan's start: small enough to pack with an index (funnel_chain).
+    origin = params.add(int(scope.span.start.timestamp() * 1000), "Int64")
     entry = (1 << steps) - 1 if mode is funnel_unordered else 1
     bd = request.breakdown.expression() if request.breakdown else None
     end = params.add(scope.span.end, UTC_TIME)
@@ -139,7 +145,7 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
         f"{f', {bd} AS bd' if bd else ''}\n"
         f"FROM events AS e\n{joins}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
-        f" AND e.ts < {params.add(scope.span.end + timedelta(milliseconds=request.window_ms), UTC_TIME)}"
+        f" AND e.ts < {params.add(scan_end, UTC_TIME)}"
         f" AND {all_of(compile_group(request.where, params), only_steps)}"
     )
     bds = ", arraySort((b, x) -> x, groupArray(bd), groupArray(key)) AS bds" if bd else ""
@@ -151,12 +157,14 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
     # from `k` and `bds` because ClickHouse would resolve `k` to a same-named alias of the SELECT.
     kept_bds = f", {mode.kept('bds', steps)} AS kept_bds" if bd else ""
     kept = f"SELECT person, name, {mode.kept('k', steps)} AS kept_keys{kept_bds}\nFROM ({grouped})"
-    layered = (f"SELECT person, name, {'kept_bds AS bds, ' if bd else ''}arrayMap(x -> bitShiftRight(x, 20), kept_keys) AS t,"
+    layered = (f"SELECT person, name, {'kept_bds AS bds, ' if bd else ''}"
+               f"arrayMap(x -> bitShiftRight(x, 20) - {origin}, kept_keys) AS t,"
                f" arrayMap(x -> toUInt16(bitAnd(x, 65535)), kept_keys) AS m, arrayEnumerate(kept_keys) AS idx\n"
                f"FROM ({kept})")
     for items in mode.layers(steps, window):
         layered = f"SELECT *, {', '.join(items)}\nFROM ({layered})"
-    return f"SELECT person, name, depth, times, {'bds[entry]' if bd else chr(39) * 2} AS bd FROM ({layered})"
+    return (f"SELECT person, name, depth, arrayMap(x -> x + {origin}, times) AS times,"
+            f" {'bds[entry]' if bd else chr(39) * 2} AS bd FROM ({layered})")
 
 
 def _query(scope: Scope, request: FunnelRequest) -> Query:

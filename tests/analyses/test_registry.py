@@ -8,7 +8,7 @@ import re
 import msgspec
 import pytest
 
-from nexus.analyses import registry
+from nexus.analyses import funnel_chain, registry
 from nexus.errors import InvalidRequest, NotFound
 from tests.conftest import DEMO_END
 
@@ -44,7 +44,8 @@ def test_each_kind_decodes_runs_encodes_and_explains(client, demo, kind):
     assert set(re.findall(r"\{(\w+):", sql)) == set(params)
     # No request value is spliced into the SQL text.
     assert set(re.findall(r"'[^']*'", sql)) <= {"'UTC'", "''", "'page'", "'screen'", "'new'", "'returning'",
-                                                 "'resurrecting'", "'dormant'", "'day'", "'month'"}
+                                                 "'resurrecting'", "'dormant'", "'day'", "'month'",
+                                                 f"'{funnel_chain.TOO_MANY_EVENTS}'"}
 
 
 def test_unknown_kinds_and_malformed_bodies_are_refused():
