@@ -241,3 +241,9 @@ def test_an_empty_range_gives_zero_steps(client):
 def test_invalid_funnels_are_refused(bad):
     with pytest.raises(InvalidRequest):
         bad()
+
+
+def test_a_funnel_over_more_than_34_years_is_refused(client):
+    request = FunnelRequest(steps=[FunnelStep("a"), FunnelStep("b")], date_range=DateRange("1990-01-01", "2026-01-01"))
+    with pytest.raises(InvalidRequest, match="span at most 34 years"):
+        funnels.run(client, new_project(client), request, now=DEMO_END)
