@@ -46,6 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_MAX_PAST_DAYS", "365", "Tracking-API events older than this are rejected (/v1/import takes any date from 2000 on).", minimum=1),
     Setting("NEXUS_SKEW_FLAG_SECONDS", "60", "Clock-skew corrections larger than this are counted as flagged in ingest metrics.", minimum=0),
     Setting("NEXUS_IP_MODE", "truncate", "How client IPs are stored: truncate (/24, /48), hash (keyed), full, or none."),
+    Setting("NEXUS_GEOIP_DATABASE", "", "MaxMind database file (.mmdb: GeoLite2/GeoIP2 City or Country) for country, region and city from IPs. Empty: the bundled GeoLite2-Country data (June 2024, country only)."),
     Setting("NEXUS_DEDUP_HOURS", "48", "A messageId seen within this many hours is stored once (at least 24).", minimum=24),
     Setting("NEXUS_WRITER_MAX_ROWS", "100000", "Group-commit writer: most events per ClickHouse insert.", minimum=1),
     Setting("NEXUS_WRITER_MAX_DELAY_MS", "200", "Group-commit writer: longest wait to fill a block before inserting.", minimum=0),
@@ -78,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True):
     max_past_days: int
     skew_flag_seconds: int
     ip_mode: str
+    geoip_database: str
     dedup_hours: int
     writer_max_rows: int
     writer_max_delay_ms: int

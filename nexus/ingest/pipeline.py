@@ -28,7 +28,7 @@ _json = msgspec.json.Encoder()
 
 
 class Rules(msgspec.Struct, frozen=True):
-    """What a batch is checked against: time bounds, IP storage, sizes."""
+    """What a batch is checked against and enriched with: time bounds, IP storage and location, sizes."""
 
     max_future: timedelta = timedelta(hours=1)
     max_past: timedelta | None = timedelta(days=365)  # None: any time after EPOCH_FLOOR (imports)
@@ -38,6 +38,7 @@ class Rules(msgspec.Struct, frozen=True):
     ip_mode: ip.Mode = "truncate"
     ip_salt: bytes = b""
     max_event_bytes: int = 32_768
+    locate: geo.Locate = geo.lookup  # the bundled data, or the operator's database (NEXUS_GEOIP_DATABASE)
 
 
 class Source(msgspec.Struct, frozen=True):
@@ -177,7 +178,7 @@ def put_page(batch: Batch, source: Source, rules: Rules) -> None:
 def put_network(batch: Batch, source: Source, rules: Rules) -> None:
     """Geo from the client IP (context.ip, else the request's address); the IP stored as configured."""
     address = [(c.ip if c is not None and c.ip else source.client_ip) for c in batch.contexts]
-    places = [geo.lookup(a) if a else geo.EMPTY for a in address]
+    places = [rules.locate(a) if a else geo.EMPTY for a in address]
     mode, salt = rules.ip_mode, rules.ip_salt
     batch.columns.update(
         country=[p.country for p in places], region=[p.region for p in places], city=[p.city for p in places],

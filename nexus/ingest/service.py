@@ -11,6 +11,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus import cache
 from nexus.ingest import metrics, pipeline
+from nexus.ingest.enrich import geo
 from nexus.ingest.identity import Link
 from nexus.ingest.wire import Message, Rejection, as_text
 from nexus.ingest.columns import events_table, select
@@ -51,6 +52,7 @@ class Ingestor:
             max_future=timedelta(seconds=settings.max_future_seconds),
             max_past=timedelta(days=settings.max_past_days),
             ip_mode=settings.ip_mode, ip_salt=ip_salt, max_event_bytes=settings.max_event_bytes,
+            locate=geo.database_lookup(settings.geoip_database) if settings.geoip_database else geo.lookup,
         )
         # Back-fills may be of any age (from 2000 on) and keep their timestamps as sent.
         self.import_rules = msgspec.structs.replace(self.live_rules, max_past=None, correct_skew=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from nexus.errors import InvalidConfig
 from nexus.ingest.enrich import geo, ip, urls, useragent
 from nexus.ingest.enrich.geo import Geo
 from nexus.ingest.enrich.urls import Campaign, Referrer
@@ -91,6 +92,60 @@ def test_geo_database_loads_once_across_threads_and_leaves_the_environment_alone
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['US'] 1 False"
+
+
+@pytest.fixture(scope="module")
+def city_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small MaxMind City database, written the way MaxMind lays theirs out (IPv4 inside IPv6)."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City", languages=["en"])
+    london = {"country": {"iso_code": "GB"}, "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
+              "city": {"names": {"en": "London"}}}
+    writer.insert_network(IPSet(["81.2.69.0/24"]), london)
+    writer.insert_network(IPSet(["2001:218::/32"]), {"country": {"iso_code": "JP"}})  # country only
+    writer.insert_network(IPSet(["10.0.0.0/8"]), london)  # private: never looked up, whatever the file says
+    writer.insert_network(IPSet(["5.0.0.0/8"]), {"continent": {"code": "EU"}})  # no country
+    path = tmp_path_factory.mktemp("geo") / "city.mmdb"
+    writer.to_db_file(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize(("address", "place"), [
+    ("81.2.69.160", Geo(country="GB", region="England", city="London")),
+    ("::ffff:81.2.69.1", Geo(country="GB", region="England", city="London")),
+    ("2001:218::1", Geo(country="JP", region="", city="")),
+    ("10.1.2.3", geo.EMPTY),
+    ("5.1.2.3", geo.EMPTY),
+    ("8.8.8.8", geo.EMPTY),  # not in this file: the bundled data is not consulted
+    ("garbage", geo.EMPTY),
+])
+def test_an_operator_database_gives_country_region_and_city(city_database: str, address: str, place: Geo) -> None:
+    assert geo.database_lookup(city_database)(address) == place
+
+
+def test_the_pipeline_stores_what_the_configured_database_says(city_database: str) -> None:
+    from datetime import datetime, timezone
+
+    from nexus.ingest import pipeline, wire
+
+    message = wire.decode_message(b'{"type": "track", "event": "e", "userId": "u", "messageId": "m",'
+                                  b' "context": {"ip": "81.2.69.7"}}', 0)
+    source = pipeline.Source(project_id=1, received_at=datetime.now(timezone.utc))
+    columns = pipeline.process([message], source, pipeline.Rules(locate=geo.database_lookup(city_database))).columns
+    assert (columns["country"], columns["region"], columns["city"]) == (["GB"], ["England"], ["London"])
+    bundled = pipeline.process([message], source, pipeline.Rules()).columns
+    assert (bundled["country"], bundled["region"], bundled["city"]) == (["GB"], [""], [""])
+
+
+@pytest.mark.parametrize("content", [None, b"not a maxmind database"])
+def test_an_unreadable_database_is_a_configuration_error(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "city.mmdb"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InvalidConfig, match=f"NEXUS_GEOIP_DATABASE: {path} is not a readable MaxMind database"):
+        geo.database_lookup(str(path))
 
 
 # --- user agent --------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""Where an IP address is: country (ISO 3166-1 alpha-2), region and city, from GeoIP2Fast's bundled data.
+"""Where an IP address is: country (ISO 3166-1 alpha-2), region and city.
 
-The data is the `geoip2fast-ipv6.dat.gz` file that ships inside the `geoip2fast` wheel: MaxMind
-GeoLite2-Country (IPv4 and IPv6) converted by GeoIP2Fast, so lookups need no network and no account.
-It knows countries only — GeoIP2Fast's city files are separate downloads, not in the wheel — so
-`region` and `city` are "" for now; the fields exist so the events schema need not change when a
-city database is configured. The data is as old as the installed wheel (1.2.2: GeoLite2 of
-2024-06-18); only a newer wheel brings newer data.
+By default from GeoIP2Fast's bundled data: the `geoip2fast-ipv6.dat.gz` file that ships inside the
+`geoip2fast` wheel, MaxMind GeoLite2-Country (IPv4 and IPv6) converted by GeoIP2Fast, so lookups need no
+network and no account. It knows countries only, so `region` and `city` stay "". The data is as old as
+the installed wheel (1.2.2: GeoLite2 of 2024-06-18).
+
+An operator who wants regions and cities, or current data, points NEXUS_GEOIP_DATABASE at a MaxMind
+database file (`.mmdb`: GeoLite2-City, GeoIP2-City, or a Country edition; MaxMind updates them weekly),
+read with MaxMind's own `maxminddb` reader (`database_lookup`). Region is the first subdivision's English
+name (a state, a province), city the city's English name.
 
 The code is MIT, but the data is MaxMind's, under the GeoLite2 EULA (which builds on CC BY-SA 4.0):
 it asks for attribution ("This product includes GeoLite2 data created by MaxMind, available from
@@ -19,9 +22,13 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
+import maxminddb
 import msgspec
+
+from nexus.errors import InvalidConfig
 
 from nexus.ingest.enrich.ip import MAX_LENGTH
 from nexus.ingest.enrich.lazy import Lazy
@@ -39,7 +46,7 @@ class Geo(msgspec.Struct, frozen=True, gc=False):
 
 
 EMPTY = Geo(country="", region="", city="")
-_by_country: dict[str, Geo] = {}
+Locate = Callable[[str], Geo]  # an IP address (text) to its place
 # "--": GeoIP2Fast's answer for reserved and unknown networks. "EU": GeoLite2 knows only the
 # continent of some networks, and "EU" is the European Union's reserved code, not a country.
 # Kosovo's XK is kept: not ISO-assigned, but the code everyone (CLDR, MaxMind, the EU) uses.
@@ -68,10 +75,9 @@ _database: Lazy[Any] = Lazy(_open)  # the process's one GeoIP2Fast database, loa
 
 
 def lookup(ip: str) -> Geo:
-    """The location of `ip` (IPv4 or IPv6), or `EMPTY` when it is not a public, known address."""
-    if len(ip) > MAX_LENGTH:
-        return EMPTY
-    return _lookup(ip)
+    """The location of `ip` (IPv4 or IPv6) in the bundled data, or `EMPTY` when it is not a public,
+    known address."""
+    return EMPTY if len(ip) > MAX_LENGTH else _lookup(ip)
 
 
 def cache_clear() -> None:
@@ -82,12 +88,52 @@ def cache_clear() -> None:
 # Sized for the distinct visitors of a busy hour; a miss costs ~10 µs, a hit well under 1 µs.
 @functools.lru_cache(maxsize=65536)
 def _lookup(ip: str) -> Geo:
+    address = _public(ip)
+    if address is None:
+        return EMPTY
+    result = _database.get().lookup(address)
+    return _place(result.country_code if not result.is_private else "", "", "")
+
+
+def database_lookup(path: str) -> Locate:
+    """Lookups in the MaxMind database file at `path`; InvalidConfig if it cannot be read as one."""
+    try:
+        reader = maxminddb.open_database(path)
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise InvalidConfig(f"NEXUS_GEOIP_DATABASE: {path} is not a readable MaxMind database ({reason})") from None
+
+    @functools.lru_cache(maxsize=65536)
+    def locate(ip: str) -> Geo:
+        address = _public(ip)
+        record = reader.get(address) if address is not None else None
+        if not isinstance(record, dict):
+            return EMPTY
+        subdivisions = record.get("subdivisions") or [{}]
+        return _place(_get(record, "country", "iso_code"), _get(subdivisions[0], "names", "en"),
+                      _get(record, "city", "names", "en"))
+
+    return lambda ip: EMPTY if len(ip) > MAX_LENGTH else locate(ip)
+
+
+def _public(ip: str) -> str | None:
+    """The address in canonical form when it is a global one, else None."""
     address = parse_ip(ip)
-    if address is None or not address.is_global:
+    return str(address) if address is not None and address.is_global else None
+
+
+def _get(record: Any, *path: str) -> str:
+    for name in path:
+        record = record.get(name) if isinstance(record, dict) else None
+    return record if isinstance(record, str) else ""
+
+
+_places: dict[tuple[str, str, str], Geo] = {}
+
+
+def _place(country: str, region: str, city: str) -> Geo:
+    """One Geo per distinct place rather than one per cached address (a few thousand, not 65,536)."""
+    if len(country) != 2 or country in _NOT_COUNTRIES:
         return EMPTY
-    result = _database.get().lookup(str(address))
-    country = result.country_code
-    if len(country) != 2 or country in _NOT_COUNTRIES or result.is_private:
-        return EMPTY
-    # One Geo per country rather than one per cached IP: ~250 objects instead of 65,536.
-    return _by_country.setdefault(country, Geo(country=country, region="", city=""))
+    key = (country, region, city)
+    return _places.get(key) or _places.setdefault(key, Geo(country=country, region=region, city=city))
