@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
@@ -118,7 +118,7 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
         f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p,"
         f" ({is_start}) AND {start_window} AS is_start, {is_return} AS is_return\n"
         f"  FROM events AS e\n{_joins(request)}\n"
-        f"  WHERE e.project_id = {PROJECT} AND e.ts < {returns_end} AND {compile_group(request.where, params)}\n"
+        f"  WHERE {all_of(f'e.project_id = {PROJECT} AND e.ts < {returns_end}', compile_group(request.where, params))}\n"
         f"    AND (is_start OR (is_return AND e.ts >= {scan_start})))\n"
         f"GROUP BY id_key"
     )
@@ -142,7 +142,7 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
 
 def _matches(item: RetentionEvent, params: Params) -> str:
     event = "1" if item.event is None else f"e.event = {params.add(item.event, 'String')}"
-    return f"{event} AND {compile_group(item.where, params)}"
+    return all_of(event, compile_group(item.where, params))
 
 
 def _joins(request: RetentionRequest) -> str:

@@ -16,7 +16,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
-from nexus.analyses.filters import compile_group
+from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
@@ -64,7 +64,7 @@ def _query(scope: Scope, request: StickinessRequest) -> Query:
         f"SELECT {persons.ID_KEY} AS id_key, groupUniqArray({period}) AS active\n"
         f"FROM events AS e\n{joins}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
-        f" AND e.ts < {params.add(scope.span.end, UTC_TIME)} AND {event} AND {compile_group(request.where, params)}\n"
+        f" AND e.ts < {params.add(scope.span.end, UTC_TIME)} AND {all_of(event, compile_group(request.where, params))}\n"
         f"GROUP BY id_key"
     )
     merged = persons.by_person(per_id, "length(groupUniqArrayArray(active)) AS days")

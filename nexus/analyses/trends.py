@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses import dates, persons, trends_rollup
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange, Interval, Span
-from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.metrics import metric
 from nexus.analyses.properties import Property
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -169,7 +169,7 @@ def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: st
         f" ifNull(value, 0) AS value0\n"
         f"  FROM events AS e\n{joins}\n"
         f"  WHERE e.project_id = {PROJECT} AND ({ranges}) AND {event}\n"
-        f"    AND {compile_group(request.where, params)} AND {compile_group(series.where, params)})\n"
+        f"    AND {all_of(compile_group(request.where, params), compile_group(series.where, params))})\n"
         f"GROUP BY current, bd, bucket"
     )
 
