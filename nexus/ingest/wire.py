@@ -94,12 +94,6 @@ class Rejection(msgspec.Struct):
     reason: str
 
 
-class Decoded(msgspec.Struct):
-    index: int
-    message: Message
-    size: int  # bytes of the message's JSON, for the per-event limit
-
-
 _decoder = msgspec.json.Decoder(Message)
 
 
