@@ -11,6 +11,11 @@ request's filters. Percentages divide by the cohort's size. A cell whose period 
 is None; `average[k]` is the persons-weighted mean over cohorts whose cell k is not None (sum of cells /
 sum of those cohorts' sizes). Persons are resolved through identities; counts are exact (`count()` of
 one row per person).
+
+Breakdown: a person's row in a cohort takes the value of the start event that put them there (their
+first start event in that period; for first-time cohorts, their first ever), or their trait for a person
+property. The top `limit` values by persons in cohorts each get the same matrix and curve, the rest are
+summed into `breakdown.OTHER`; the top-level cohorts are everyone's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
+from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.periods import Period
@@ -46,6 +52,7 @@ class RetentionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     date_range: DateRange = DateRange()
     timezone: str | None = None
     where: FilterGroup | None = None
+    breakdown: Breakdown | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.periods <= MAX_PERIODS:
@@ -59,13 +66,20 @@ class Cohort(msgspec.Struct, frozen=True):
     percentages: list[float | None]
 
 
+class RetentionBreakdown(msgspec.Struct, frozen=True):
+    breakdown: str  # a value, or breakdown.OTHER
+    cohorts: list[Cohort]
+    average: list[float | None]
+
+
 class RetentionResult(msgspec.Struct, frozen=True):
     period: Period
     timezone: str
     date_from: datetime
     date_to: datetime
-    cohorts: list[Cohort]
+    cohorts: list[Cohort]  # everyone
     average: list[float | None]
+    breakdowns: list[RetentionBreakdown] = []  # with a breakdown: by persons in cohorts, OTHER last
 
 
 # What the registry hands the API: the body decodes into Request, run() returns Result.
@@ -76,7 +90,20 @@ Result = RetentionResult
 def run(client: Client, project_id: int, request: RetentionRequest, *,
         now: datetime | None = None) -> RetentionResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
-    found: dict[tuple[date, int], int] = {(cohort, k): n for cohort, k, n in fetch(client, _query(scope, request))}
+    found: dict[str | None, dict[tuple[date, int], int]] = {}
+    for label, is_total, cohort, k, n in fetch(client, _query(scope, request)):
+        found.setdefault(None if is_total else label, {})[(cohort, k)] = n
+    cohorts, average = _matrix(found.get(None, {}), request, scope)
+    breakdowns = [RetentionBreakdown(label, *_matrix(cells, request, scope))
+                  for label, cells in found.items() if label is not None and request.breakdown]
+    breakdowns.sort(key=lambda b: (b.breakdown == OTHER, -sum(c.persons for c in b.cohorts), b.breakdown))
+    return RetentionResult(request.period, scope.timezone, scope.span.start, scope.span.end, cohorts, average,
+                           breakdowns)
+
+
+def _matrix(found: dict[tuple[date, int], int], request: RetentionRequest,
+            scope: Scope) -> tuple[list[Cohort], list[float | None]]:
+    """The cohorts (k = -1 carries their sizes) and the average curve, from the cells found."""
     cohorts = []
     for start in periods.covering(scope.span, request.period, scope.timezone):
         size = found.get((start, -1), 0)
@@ -89,7 +116,7 @@ def run(client: Client, project_id: int, request: RetentionRequest, *,
         seen = [c for c in cohorts if c.counts[k] is not None]
         size = sum(c.persons for c in seen)
         average.append(sum(c.counts[k] for c in seen) / size if size else None)
-    return RetentionResult(request.period, scope.timezone, scope.span.start, scope.span.end, cohorts, average)
+    return cohorts, average
 
 
 def explain(client: Client, project_id: int, request: RetentionRequest, *, now: datetime | None = None) -> Query:
@@ -111,11 +138,19 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
         start_window += f" AND e.ts >= {scan_start}"
     period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
     first_period, last_period = params.add(first, "Date"), params.add(last, "Date")
+    # Start events are kept as their periods; with a breakdown, as (period, ms, value), to find the value of
+    # each cohort's first start event (sets of tuples cost ~20% more, so only then).
+    if request.breakdown:
+        bd, start_item = request.breakdown.expression(), "(p, toUnixTimestamp64Milli(e_ts), bd)"
+        start_periods = "arrayMap(x -> x.1, start_events)"
+        cohort_bd = "arraySort(x -> (x.2, x.3), arrayFilter(x -> x.1 = cohort, start_events))[1].3"
+    else:
+        bd, start_item, start_periods, cohort_bd = "''", "p", "start_events", "''"
     per_id = (
         f"SELECT id_key, max(is_start) AS started, minIf(p, is_start) AS first_start,"
-        f" groupUniqArrayIf(p, is_start AND p >= {first_period}) AS starts,"
+        f" groupUniqArrayIf({start_item}, is_start AND p >= {first_period}) AS starts,"
         f" groupUniqArrayIf(p, is_return AND e_ts >= {scan_start} AND e_ts < {returns_end}) AS returns\n"
-        f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p,"
+        f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p, {bd} AS bd,"
         f" ({is_start}) AND {start_window} AS is_start, {is_return} AS is_return\n"
         f"  FROM events AS e\n{_joins(request)}\n"
         f"  WHERE {all_of(f'e.project_id = {PROJECT} AND e.ts < {returns_end}', compile_group(request.where, params))}\n"
@@ -123,20 +158,28 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
         f"GROUP BY id_key"
     )
     merged = persons.by_person(per_id, "max(started) AS has_start, minIf(first_start, started) AS first_ever, "
-                                        "groupUniqArrayArray(starts) AS start_periods, "
+                                        "groupUniqArrayArray(starts) AS start_events, "
                                         "groupUniqArrayArray(returns) AS return_periods")
     cohort_list = (f"if(has_start AND first_ever >= {first_period}, [first_ever], [])"
-                   if request.start_mode == "first_time" else "start_periods")
+                   if request.start_mode == "first_time" else f"arrayDistinct({start_periods})")
     gap = periods.difference(request.period, "cohort", "r")
     periods_bound = params.add(request.periods, "UInt32")
-    # k = -1 carries the cohort's size; k = 0..periods the cells.
-    return params.query(
-        f"SELECT cohort, k, count() FROM (\n"
-        f"  SELECT arrayJoin(arrayFilter(c -> c <= {last_period}, {cohort_list})) AS cohort,"
+    # Per person and cohort: the value of the cohort's first start event (the least value among
+    # simultaneous ones); k = -1 carries the cohort's
+    # size, k = 0..periods the cells.
+    cells = (
+        f"SELECT bd, cohort, k, count() AS n, if(k = -1, n, 0) AS weight FROM (\n"
+        f"  SELECT cohort, {cohort_bd} AS bd,"
         f" arrayJoin(arrayPushFront(arrayDistinct(arrayFilter(k -> k BETWEEN 0 AND {periods_bound},"
         f" arrayMap(r -> {gap}, return_periods))), -1)) AS k\n"
-        f"  FROM ({merged}))\n"
-        f"GROUP BY cohort, k"
+        f"  FROM (SELECT arrayJoin(arrayFilter(c -> c <= {last_period}, {cohort_list})) AS cohort,"
+        f" start_events, return_periods FROM ({merged})))\n"
+        f"GROUP BY bd, cohort, k"
+    )
+    return params.query(
+        f"SELECT label, grouping(label) AS is_total, cohort, k, sum(n)\n"
+        f"FROM ({ranked(cells, request.breakdown, params)})\n"
+        f"GROUP BY GROUPING SETS ((label, cohort, k), (cohort, k))"
     )
 
 
@@ -147,7 +190,8 @@ def _matches(item: RetentionEvent, params: Params) -> str:
 
 def _joins(request: RetentionRequest) -> str:
     groups = [g for g in (request.where, request.start.where, request.returning.where) if g is not None]
-    return persons.joins(person=False, person_properties=any(g.needs_person for g in groups))
+    by_trait = request.breakdown is not None and request.breakdown.property.needs_person
+    return persons.joins(person=False, person_properties=by_trait or any(g.needs_person for g in groups))
 
 
 def _begun(cohort: date, k: int, period: Period, scope: Scope) -> bool:

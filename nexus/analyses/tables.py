@@ -36,9 +36,11 @@ def _funnel_persons(result: funnel_persons.FunnelPersonsResult) -> Rows:
 
 
 def _retention(result: retention.RetentionResult) -> Rows:
-    return [{"cohort": cohort.period, "cohort_persons": cohort.persons, "period_offset": k, "persons": count,
-             "percentage": percentage}
-            for cohort in result.cohorts for k, (count, percentage) in enumerate(zip(cohort.counts, cohort.percentages))]
+    groups = [(None, result.cohorts), *((b.breakdown, b.cohorts) for b in result.breakdowns)]
+    return [{"breakdown": label, "cohort": cohort.period, "cohort_persons": cohort.persons, "period_offset": k,
+             "persons": count, "percentage": percentage}
+            for label, cohorts in groups for cohort in cohorts
+            for k, (count, percentage) in enumerate(zip(cohort.counts, cohort.percentages))]
 
 
 def _sessions(result: sessions.SessionsResult) -> Rows:

@@ -20,7 +20,7 @@ BODIES = {
         "breakdown": {"key": "country", "source": "column", "limit": 3}},
     "funnel_persons": {"funnel": {"steps": [{"event": "page_view"}, {"event": "signup"}]}, "step": 1, "limit": 5},
     "retention": {"start": {"event": "signup"}, "returning": {}, "period": "week", "periods": 3,
-                  "date_range": {"date_from": "-4w"}},
+                  "date_range": {"date_from": "-4w"}, "breakdown": {"key": "plan", "source": "person", "limit": 2}},
     "sessions": {"breakdown": {"key": "utm_source", "source": "column"}, "gap_minutes": 20,
                  "where": {"match": "any", "filters": [{"key": "country", "source": "column", "value": "US"},
                                                        {"key": "plan", "source": "person", "op": "is_set"}]}},

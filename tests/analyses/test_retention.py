@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nexus.analyses import retention
+from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import Filter, where
 from nexus.analyses.retention import RetentionEvent, RetentionRequest
@@ -88,6 +89,42 @@ def test_cohorts_match_pandas(client, demo, frame, period, periods, mode, tz, st
     observed = [[c.counts[k] for c in result.cohorts if c.counts[k] is not None] for k in range(periods + 1)]
     sizes_seen = [[c.persons for c in result.cohorts if c.counts[k] is not None] for k in range(periods + 1)]
     assert result.average == [sum(o) / sum(s) if sum(s) else None for o, s in zip(observed, sizes_seen)]
+
+
+@pytest.mark.parametrize("mode,start,key,limit", [
+    ("first_time", "signup", "country", 3),
+    ("recurring", "page_view", "utm_source", 2),
+])
+def test_breakdown_by_the_start_event_matches_pandas(client, demo, frame, mode, start, key, limit):
+    result = run(client, demo, (start,), (None,), periods=7, start_mode=mode, timezone="UTC",
+                 date_range=DateRange("-14d"), breakdown=Breakdown(key, "column", limit=limit))
+    cohorts = [c.period for c in result.cohorts]
+    first, last = cohorts[0], cohorts[-1]
+    f = frame.assign(p=period_of(frame["ts"], "day", "UTC"))
+    # The start event that puts a person in a cohort: their first (then least value) — ever, or per day.
+    starts = f[(f["event"] == start) & (f["p"] <= last)].sort_values(["person", "ts", key], kind="stable")
+    if mode == "first_time":
+        chosen = starts.groupby("person").head(1)
+        chosen = chosen[chosen["p"] >= first]
+    else:
+        chosen = starts[starts["p"] >= first].groupby(["person", "p"]).head(1)
+    members = pd.DataFrame({"person": chosen["person"], "cohort": chosen["p"], "value": chosen[key]})
+    ranking = members.groupby("value").size().sort_values(ascending=False, kind="stable")
+    top = sorted(ranking.index, key=lambda v: (-ranking[v], v))[:limit]
+    members["label"] = members["value"].where(members["value"].isin(top), OTHER)
+    active = set(zip(f["person"], f["p"]))
+    assert [b.breakdown for b in result.breakdowns] == [*top, OTHER]
+    for group in result.breakdowns:
+        mine = members[members["label"] == group.breakdown]
+        sizes = mine.groupby("cohort").size()
+        for cohort in group.cohorts:
+            assert cohort.persons == sizes.get(cohort.period, 0)
+            expected = [sum((person, later(cohort.period, "day", k)) in active
+                            for person in mine.loc[mine["cohort"] == cohort.period, "person"])
+                        for k in range(len(cohort.counts))]
+            assert [c for c in cohort.counts if c is not None] == expected[:len([c for c in cohort.counts if c is not None])]
+    totals = [sum(b.cohorts[i].persons for b in result.breakdowns) for i in range(len(cohorts))]
+    assert totals == [c.persons for c in result.cohorts] and sum(totals) > 0
 
 
 def test_first_time_and_recurring_cohorts_on_journeys(client):

@@ -83,6 +83,11 @@ def test_the_table_of_a_result_as_csv_and_arrow(server, http, project):
     arrow = http.post("/v1/analyses/stickiness?format=arrow", json=body, headers=auth(secrets["read"]))
     table = ipc.open_stream(io.BytesIO(arrow.content)).read_all()
     assert table.num_rows == len(csv.text.splitlines()) - 1
+    by_value = http.post("/v1/analyses/retention?format=arrow", json=fixed("retention"), headers=auth(secrets["read"]))
+    cells = ipc.open_stream(io.BytesIO(by_value.content)).read_all().to_pylist()
+    everyone = [c for c in cells if c["breakdown"] is None]
+    assert len({c["breakdown"] for c in cells}) > 2  # everyone, values, $other
+    assert sum(c["persons"] or 0 for c in cells if c["breakdown"] is not None) == sum(c["persons"] or 0 for c in everyone)
 
 
 @pytest.mark.parametrize(
