@@ -47,3 +47,17 @@ def ranked(inner: str, breakdown: Breakdown | None, params: Params) -> str:
         f"  SELECT *, dense_rank() OVER (ORDER BY bd_weight DESC, bd) AS bd_rank FROM (\n"
         f"    SELECT *, sum(weight) OVER (PARTITION BY bd) AS bd_weight FROM ({inner})))"
     )
+
+
+def per_label(per_value: str, breakdown: Breakdown | None, merges: str, params: Params) -> str:
+    """`per_value` — one row per person and value (`person`, `bd`) — as one row per person and label
+    (`is_total` 0: the top N values, the rest merged into OTHER) and, with `is_total` 1, one per person
+    over every value; `merges` aggregate the per-value columns. For analyses in which a person counts
+    under each value they have, with only that value's events (stickiness, lifecycle)."""
+    if breakdown is None:
+        return f"SELECT person, '' AS label, 1 AS is_total, {merges} FROM ({per_value}) GROUP BY person"
+    return (
+        f"SELECT person, label, grouping(label) AS is_total, {merges}\n"
+        f"FROM ({ranked(f'SELECT *, 1 AS weight FROM ({per_value})', breakdown, params)})\n"
+        f"GROUP BY GROUPING SETS ((person, label), (person))"
+    )

@@ -7,6 +7,10 @@ of: `new` — P is the first period they were ever active in (all history is rea
 active in the period before P; `resurrecting` — not active in the period before P, but active at some
 earlier time. `dormant` — persons active in the period before P but not in P (reported as a positive
 count; charts usually draw it below zero). Counts are exact, persons resolved through identities.
+
+Breakdown: per value, the same classification from that value's events only (new = first active with
+that value), so a person counts under each value they have. The top `limit` values by persons, then
+`breakdown.OTHER` from the events of all other values; the top-level counts are everyone's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
+from nexus.analyses.breakdown import OTHER, per_label
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -29,6 +34,14 @@ class LifecycleRequest(periods.EventPeriodsRequest, frozen=True, forbid_unknown_
     """The event, filters, period and range to classify persons over."""
 
 
+class LifecycleBreakdown(msgspec.Struct, frozen=True):
+    breakdown: str  # a value, or breakdown.OTHER
+    new: list[int]
+    returning: list[int]
+    resurrecting: list[int]
+    dormant: list[int]
+
+
 class LifecycleResult(msgspec.Struct, frozen=True):
     period: Period
     timezone: str
@@ -39,6 +52,7 @@ class LifecycleResult(msgspec.Struct, frozen=True):
     returning: list[int]
     resurrecting: list[int]
     dormant: list[int]
+    breakdowns: list[LifecycleBreakdown] = []  # with a breakdown: most active first, OTHER last
 
 
 # What the registry hands the API: the body decodes into Request, run() returns Result.
@@ -50,9 +64,18 @@ def run(client: Client, project_id: int, request: LifecycleRequest, *,
         now: datetime | None = None) -> LifecycleResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
     covered = periods.covering(scope.span, request.period, scope.timezone)
-    found = {(p, status): n for p, status, n in fetch(client, _query(scope, request))}
-    counts = {status: [found.get((p, status), 0) for p in covered] for status in STATUSES}
-    return LifecycleResult(request.period, scope.timezone, scope.span.start, scope.span.end, covered, **counts)
+    found: dict[str | None, dict[tuple[date, str], int]] = {}
+    for label, is_total, p, status, n in fetch(client, _query(scope, request)):
+        found.setdefault(None if is_total else label, {})[(p, status)] = n
+
+    def counts(cells: dict[tuple[date, str], int]) -> dict[str, list[int]]:
+        return {status: [cells.get((p, status), 0) for p in covered] for status in STATUSES}
+
+    breakdowns = [LifecycleBreakdown(label, **counts(cells)) for label, cells in found.items() if label is not None]
+    active = {label: sum(n for (_, status), n in cells.items() if status != "dormant") for label, cells in found.items()}
+    breakdowns.sort(key=lambda b: (b.breakdown == OTHER, -active[b.breakdown], b.breakdown))
+    return LifecycleResult(request.period, scope.timezone, scope.span.start, scope.span.end, covered,
+                           **counts(found.get(None, {})), breakdowns=breakdowns)
 
 
 def explain(client: Client, project_id: int, request: LifecycleRequest, *, now: datetime | None = None) -> Query:
@@ -70,15 +93,17 @@ def _query(scope: Scope, request: LifecycleRequest) -> Query:
     end = params.add(periods.starts_at(periods.shift(covered[-1], request.period, 1), tz), UTC_TIME)
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
     period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
-    joins = persons.joins(person=False, person_properties=bool(request.where and request.where.needs_person))
     per_id = (
-        f"SELECT {persons.ID_KEY} AS id_key, min({period}) AS first_seen,"
+        f"SELECT {persons.ID_KEY} AS id_key, {request.bd()} AS bd, min({period}) AS first_seen,"
         f" groupUniqArrayIf({period}, e.ts >= {before}) AS active\n"
-        f"FROM events AS e\n{joins}\n"
+        f"FROM events AS e\n{request.joins()}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts < {end} AND {all_of(event, compile_group(request.where, params))}\n"
-        f"GROUP BY id_key"
+        f"GROUP BY id_key, bd"
     )
-    merged = persons.by_person(per_id, "min(first_seen) AS first_ever, groupUniqArrayArray(active) AS seen")
+    merged = persons.by_person(per_id, "min(first_seen) AS first_seen, groupUniqArrayArray(active) AS active",
+                               also="bd")
+    labelled = per_label(merged, request.breakdown,
+                         "min(first_seen) AS first_ever, groupUniqArrayArray(active) AS seen", params)
     prev, nxt = periods.step_sql(request.period, "a", -1), periods.step_sql(request.period, "a", 1)
     statuses = (
         f"arrayConcat("
@@ -88,7 +113,7 @@ def _query(scope: Scope, request: LifecycleRequest) -> Query:
         f" AND NOT has(seen, {nxt}), seen)))"
     )
     return params.query(
-        f"SELECT status.1 AS p, status.2 AS kind, count()\n"
-        f"FROM (SELECT arrayJoin({statuses}) AS status FROM ({merged}))\n"
-        f"GROUP BY p, kind"
+        f"SELECT label, is_total, status.1 AS p, status.2 AS kind, count()\n"
+        f"FROM (SELECT label, is_total, arrayJoin({statuses}) AS status FROM ({labelled}))\n"
+        f"GROUP BY label, is_total, p, kind"
     )

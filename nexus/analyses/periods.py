@@ -11,6 +11,8 @@ from typing import Literal
 
 import msgspec
 
+from nexus.analyses import persons
+from nexus.analyses.breakdown import Breakdown
 from nexus.analyses.dates import MAX_BUCKETS, DateRange, Span, add_months, local_midnight, zone
 from nexus.analyses.filters import FilterGroup
 from nexus.errors import InvalidRequest
@@ -26,6 +28,16 @@ class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     period: Period = "day"
     date_range: DateRange = DateRange()
     timezone: str | None = None
+    breakdown: Breakdown | None = None  # a person counts under each value, with that value's events only
+
+    def joins(self) -> str:
+        """The joins its events need: persons' traits when a filter or the breakdown reads one."""
+        by_trait = self.breakdown is not None and self.breakdown.property.needs_person
+        return persons.joins(person=False, person_properties=by_trait or bool(self.where and self.where.needs_person))
+
+    def bd(self) -> str:
+        """The breakdown value of an event (`e`), '' without a breakdown."""
+        return self.breakdown.expression() if self.breakdown else "''"
 
 
 def sql(period: Period, column: str, tz_placeholder: str) -> str:

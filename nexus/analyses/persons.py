@@ -43,17 +43,19 @@ def joins(person: bool, person_properties: bool) -> str:
 ID_KEY = "e.id_key"  # = cityHash64(e.distinct_id), stored
 
 
-def by_person(per_id: str, aggregates: str) -> str:
-    """Re-group `per_id` — rows keyed by `id_key` (`ID_KEY` of a distinct id) — by person.
+def by_person(per_id: str, aggregates: str, also: str = "") -> str:
+    """Re-group `per_id` — rows keyed by `id_key` (`ID_KEY` of a distinct id), and by the column `also`
+    when given — by person (and `also`).
 
     Aggregating per distinct id first and resolving ids afterwards joins a million id rows instead of
     every event: the cheaper order whenever the per-id aggregate is much smaller than the events
     (distinct days or periods, for retention, stickiness and lifecycle).
     """
+    extra = f", x.{also} AS {also}" if also else ""
     return (
-        f"SELECT if(ids.person_key = 0, x.id_key, ids.person_key) AS person, {aggregates}\n"
+        f"SELECT if(ids.person_key = 0, x.id_key, ids.person_key) AS person{extra}, {aggregates}\n"
         f"FROM ({per_id}) AS x\n"
         "LEFT ANY JOIN (SELECT cityHash64(distinct_id) AS id_key, cityHash64(toString(person_id)) AS person_key "
         f"FROM identities FINAL WHERE project_id = {PROJECT}) AS ids ON ids.id_key = x.id_key\n"
-        "GROUP BY person"
+        f"GROUP BY person{', ' + also if also else ''}"
     )

@@ -6,6 +6,10 @@ a period when they did the event (or any event, when none is named), passing the
 inside the range during that period. `persons[k-1]` = persons active in exactly k of the N periods
 (exact counts; persons never active are not counted); `cumulative[k-1]` = persons active in at least k.
 Persons are resolved through identities (`persons.by_person`).
+
+Breakdown: per value, the same counts from that value's events only, so a person counts under each
+value they have (a person's trait: one). The top `limit` values by persons, then `breakdown.OTHER` from
+the events of all other values; the top-level counts are everyone's.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
+from nexus.analyses.breakdown import OTHER, per_label
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -26,6 +31,12 @@ class StickinessRequest(periods.EventPeriodsRequest, frozen=True, forbid_unknown
     """The event, filters, period and range to count active periods of."""
 
 
+class StickinessBreakdown(msgspec.Struct, frozen=True):
+    breakdown: str  # a value, or breakdown.OTHER
+    persons: list[int]
+    cumulative: list[int]
+
+
 class StickinessResult(msgspec.Struct, frozen=True):
     period: Period
     timezone: str
@@ -34,6 +45,7 @@ class StickinessResult(msgspec.Struct, frozen=True):
     periods: int
     persons: list[int]  # index k-1: active in exactly k periods
     cumulative: list[int]  # index k-1: active in at least k periods
+    breakdowns: list[StickinessBreakdown] = []  # with a breakdown: by persons, OTHER last
 
 
 # What the registry hands the API: the body decodes into Request, run() returns Result.
@@ -45,10 +57,18 @@ def run(client: Client, project_id: int, request: StickinessRequest, *,
         now: datetime | None = None) -> StickinessResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
     total = len(periods.covering(scope.span, request.period, scope.timezone))
-    found = dict(fetch(client, _query(scope, request)))
-    exact = [found.get(k, 0) for k in range(1, total + 1)]
-    cumulative = [sum(exact[k:]) for k in range(total)]
-    return StickinessResult(request.period, scope.timezone, scope.span.start, scope.span.end, total, exact, cumulative)
+    found: dict[str | None, dict[int, int]] = {}
+    for label, is_total, days, n in fetch(client, _query(scope, request)):
+        found.setdefault(None if is_total else label, {})[days] = n
+
+    def counts(by_days: dict[int, int]) -> tuple[list[int], list[int]]:
+        exact = [by_days.get(k, 0) for k in range(1, total + 1)]
+        return exact, [sum(exact[k:]) for k in range(total)]
+
+    breakdowns = [StickinessBreakdown(label, *counts(by_days)) for label, by_days in found.items() if label is not None]
+    breakdowns.sort(key=lambda b: (b.breakdown == OTHER, -b.cumulative[0] if b.cumulative else 0, b.breakdown))
+    return StickinessResult(request.period, scope.timezone, scope.span.start, scope.span.end, total,
+                            *counts(found.get(None, {})), breakdowns)
 
 
 def explain(client: Client, project_id: int, request: StickinessRequest, *, now: datetime | None = None) -> Query:
@@ -59,13 +79,13 @@ def _query(scope: Scope, request: StickinessRequest) -> Query:
     params = Params(scope.project_id)
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
     period = periods.sql(request.period, "e.ts", params.add(scope.timezone, "String"))
-    joins = persons.joins(person=False, person_properties=bool(request.where and request.where.needs_person))
     per_id = (
-        f"SELECT {persons.ID_KEY} AS id_key, groupUniqArray({period}) AS active\n"
-        f"FROM events AS e\n{joins}\n"
+        f"SELECT {persons.ID_KEY} AS id_key, {request.bd()} AS bd, groupUniqArray({period}) AS active\n"
+        f"FROM events AS e\n{request.joins()}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
         f" AND e.ts < {params.add(scope.span.end, UTC_TIME)} AND {all_of(event, compile_group(request.where, params))}\n"
-        f"GROUP BY id_key"
+        f"GROUP BY id_key, bd"
     )
-    merged = persons.by_person(per_id, "length(groupUniqArrayArray(active)) AS days")
-    return params.query(f"SELECT days, count() FROM ({merged}) GROUP BY days")
+    merged = persons.by_person(per_id, "groupUniqArrayArray(active) AS active", also="bd")
+    labelled = per_label(merged, request.breakdown, "length(groupUniqArrayArray(active)) AS days", params)
+    return params.query(f"SELECT label, is_total, days, count() FROM ({labelled}) GROUP BY label, is_total, days")

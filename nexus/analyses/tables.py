@@ -51,14 +51,18 @@ def _sessions(result: sessions.SessionsResult) -> Rows:
 
 
 def _stickiness(result: stickiness.StickinessResult) -> Rows:
-    return [{"periods_active": k, "persons": persons, "at_least": at_least}
-            for k, (persons, at_least) in enumerate(zip(result.persons, result.cumulative), start=1)]
+    return [{"breakdown": group.breakdown if group is not result else None, "periods_active": k, "persons": persons,
+             "at_least": at_least}
+            for group in (result, *result.breakdowns)
+            for k, (persons, at_least) in enumerate(zip(group.persons, group.cumulative), start=1)]
 
 
 def _lifecycle(result: lifecycle.LifecycleResult) -> Rows:
-    return [{"period": period, "new": new, "returning": returning, "resurrecting": resurrecting, "dormant": dormant}
+    return [{"breakdown": group.breakdown if group is not result else None, "period": period, "new": new,
+             "returning": returning, "resurrecting": resurrecting, "dormant": dormant}
+            for group in (result, *result.breakdowns)
             for period, new, returning, resurrecting, dormant in
-            zip(result.periods, result.new, result.returning, result.resurrecting, result.dormant)]
+            zip(result.periods, group.new, group.returning, group.resurrecting, group.dormant)]
 
 
 TABLES: dict[str, Callable[[Any], Rows]] = {

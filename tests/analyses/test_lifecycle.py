@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nexus.analyses import lifecycle
+from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
 from nexus.analyses.lifecycle import LifecycleRequest
 from tests.analyses.journeys import insert_events, link, new_project
@@ -45,6 +46,21 @@ def test_statuses_match_pandas(client, demo, frame, period, tz, event):
     assert sum(expected["new"]) > 0 and sum(expected["resurrecting"]) > 0
     for status, values in expected.items():
         assert getattr(result, status) == values, status
+
+
+def test_breakdown_classifies_each_value_from_its_own_events(client, demo, frame):
+    result = run(client, demo, event="page_view", timezone="UTC", date_range=DateRange("-14d"),
+                 breakdown=Breakdown("browser", "column", limit=2))
+    views = frame[(frame["event"] == "page_view") & (frame["ts"] < pd.Timestamp(result.periods[-1] + timedelta(days=1), tz="UTC"))]
+    ranking = views.groupby("browser")["person"].nunique()
+    top = sorted(ranking.index, key=lambda v: (-ranking[v], v))[:2]
+    assert sorted(b.breakdown for b in result.breakdowns) == sorted([*top, OTHER])
+    for group in result.breakdowns:
+        mine = views[views["browser"] == group.breakdown] if group.breakdown != OTHER else views[~views["browser"].isin(top)]
+        expected = reference(mine, None, "UTC", result.periods, 1)
+        for status, values in expected.items():
+            assert getattr(group, status) == values, (group.breakdown, status)
+    assert sum(sum(b.new) for b in result.breakdowns) >= sum(result.new) > 0
 
 
 def test_new_returning_resurrecting_and_dormant_on_journeys(client):

@@ -25,7 +25,8 @@ BODIES = {
                  "where": {"match": "any", "filters": [{"key": "country", "source": "column", "value": "US"},
                                                        {"key": "plan", "source": "person", "op": "is_set"}]}},
     "stickiness": {"event": "page_view", "period": "week", "date_range": {"date_from": "this_month"}},
-    "lifecycle": {"event": "page_view", "date_range": {"date_from": "-7d"}, "timezone": "Asia/Tokyo"},
+    "lifecycle": {"event": "page_view", "date_range": {"date_from": "-7d"}, "timezone": "Asia/Tokyo",
+                  "breakdown": {"key": "device_type", "source": "column", "limit": 1}},
 }
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from nexus.analyses import stickiness
+from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import Filter, where
 from nexus.analyses.stickiness import StickinessRequest
@@ -36,6 +37,22 @@ def test_active_periods_per_person_match_pandas(client, demo, frame, period, tz,
     assert result.cumulative[0] == rows["person"].nunique() > 0
 
 
+def test_breakdown_counts_each_value_from_its_own_events(client, demo, frame):
+    result = run(client, demo, event="page_view", timezone="UTC", date_range=DateRange("-14d"),
+                 breakdown=Breakdown("country", "column", limit=2))
+    rows = frame[(frame["ts"] >= pd.Timestamp(result.date_from)) & (frame["ts"] < pd.Timestamp(result.date_to))
+                 & (frame["event"] == "page_view")]
+    ranking = rows.groupby("country")["person"].nunique()
+    top = sorted(ranking.index, key=lambda v: (-ranking[v], v))[:2]
+    assert [b.breakdown for b in result.breakdowns] == [*top, OTHER]
+    for group in result.breakdowns:
+        mine = rows[rows["country"] == group.breakdown] if group.breakdown != OTHER else rows[~rows["country"].isin(top)]
+        days = mine.assign(day=mine["ts"].dt.date).groupby("person")["day"].nunique().value_counts()
+        assert group.persons == [int(days.get(k, 0)) for k in range(1, result.periods + 1)], group.breakdown
+    # A person active under two values would count under both: the groups add up to at least everyone.
+    assert sum(b.cumulative[0] for b in result.breakdowns) >= result.cumulative[0] == rows["person"].nunique() > 0
+
+
 def test_days_count_once_per_person_across_ids(client):
     project = new_project(client)
     person = "00000000-0000-4000-8000-0000000000d1"
@@ -54,3 +71,16 @@ def test_days_count_once_per_person_across_ids(client):
     assert berlin.persons == [2, 1, 0]
     # Any event: solo's close on Oct 1 makes three active days.
     assert run(client, project, timezone="UTC", date_range=DateRange("2026-10-01", "2026-10-03")).persons == [0, 1, 1]
+
+
+def test_a_person_with_two_values_counts_under_each_with_that_value_s_days(client):
+    project = new_project(client)
+    insert_events(client, project, {
+        "u": [("open", "2026-10-01T10:00", {}, {"country": "DE"}), ("open", "2026-10-02T10:00", {}, {"country": "FR"}),
+              ("open", "2026-10-03T10:00", {}, {"country": "FR"})],
+        "v": [("open", "2026-10-01T10:00", {}, {"country": "US"})],
+    })
+    result = run(client, project, event="open", timezone="UTC", date_range=DateRange("2026-10-01", "2026-10-03"),
+                 breakdown=Breakdown("country", "column", limit=1))
+    assert result.persons == [1, 0, 1]
+    assert {b.breakdown: b.persons for b in result.breakdowns} == {"DE": [1, 0, 0], OTHER: [1, 1, 0]}
