@@ -132,3 +132,13 @@ def test_sql_through_a_running_server_uses_its_sandbox(tmp_path: Path):
         assert keyless.returncode == 1 and "--url needs --key" in keyless.stderr
     finally:
         server.stop()
+
+
+def test_demo_data_invalidates_cached_analyses_in_a_shared_redis(tmp_path: Path, redis):
+    url = f"unix://{redis.client.connection_pool.connection_kwargs['path']}"
+    assert run_nexus("project", "create", "fresh", data_dir=tmp_path).returncode == 0
+    before = int(redis.client.get("gen:1") or 0)
+    loaded = run_nexus("demo", "--events", "100", "--project", "fresh", data_dir=tmp_path,
+                       env={"NEXUS_REDIS_URL": url})
+    assert loaded.returncode == 0, loaded.stderr
+    assert int(redis.client.get("gen:1") or 0) == before + 1

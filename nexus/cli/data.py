@@ -31,6 +31,15 @@ def demo(events: int, project_ref: str | None, seed: int) -> None:
         project = projects.create(client, name)
     with progress("Generating demo events", total=events) as advance:
         stored = load(client, project.project_id, events, seed=seed, progress=lambda n: advance(n, events))
+    settings = load_settings()
+    if settings.redis_url:  # a running API may be answering this project's analyses from the cache
+        from nexus import cache, redis_server
+
+        handle = redis_server.connect(settings.redis_url)
+        try:
+            cache.bump(handle.client, {project.project_id})
+        finally:
+            handle.close()
     click.echo(f"stored {stored:,} demo events in project {project.name!r} (id {project.project_id})")
 
 
