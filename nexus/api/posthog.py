@@ -14,7 +14,7 @@ from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.api.ingest import complete
 from nexus.errors import InvalidRequest
-from nexus.ingest import posthog
+from nexus.ingest import posthog, posthog_body
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import Submitted
 
@@ -33,8 +33,8 @@ async def capture(request: Request, state: State) -> Response:
 
 def _capture(api: ApiContext, request: Request, body: bytes) -> Submitted:
     received = now_utc()
-    payload = posthog.decode_body(body, request.headers.get("content-type", ""), "", dict(request.query_params),
-                                  max_bytes=api.settings.max_request_bytes)
+    payload = posthog_body.decode_body(body, request.headers.get("content-type", ""), "", dict(request.query_params),
+                                       max_bytes=api.settings.max_request_bytes)
     key = api.authorize(request, "write", payload.api_key)
     messages = posthog.to_messages(payload, received)
     if not messages:

@@ -13,12 +13,12 @@ from urllib.parse import quote
 import msgspec
 import pytest
 
-from nexus.ingest.posthog import (
+from nexus.ingest.posthog import to_messages
+from nexus.ingest.posthog_body import (
     PostHogBodyError,
     PostHogBodyTooLarge,
     PostHogPayload,
     decode_body,
-    to_messages,
 )
 from nexus.ingest.wire import Campaign, Context, Library, Message, Page, Rejection
 
