@@ -165,8 +165,7 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
     gap = periods.difference(request.period, "cohort", "r")
     periods_bound = params.add(request.periods, "UInt32")
     # Per person and cohort: the value of the cohort's first start event (the least value among
-    # simultaneous ones); k = -1 carries the cohort's
-    # size, k = 0..periods the cells.
+    # simultaneous ones); k = -1 carries the cohort's size, k = 0..periods the cells.
     cells = (
         f"SELECT bd, cohort, k, count() AS n, if(k = -1, n, 0) AS weight FROM (\n"
         f"  SELECT cohort, {cohort_bd} AS bd,"
