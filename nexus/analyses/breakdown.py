@@ -28,6 +28,11 @@ class Breakdown(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if not 1 <= self.limit <= MAX_LIMIT:
             raise InvalidRequest(f"breakdown limit must be 1..{MAX_LIMIT}")
 
+    # Above `property`: below it, the name `property` in this class body is that method.
+    @property
+    def needs_person(self) -> bool:
+        return self.property.needs_person
+
     @property
     def property(self) -> Property:
         return Property(self.key, self.source)

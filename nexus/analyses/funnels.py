@@ -123,9 +123,7 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
     # One sortable Int64 per event — time, then step order (ties in step order, non-step events last),
     # then the mask: plain integer arrays are several times cheaper to collect and sort than tuples.
     key = f"bitShiftLeft(toUnixTimestamp64Milli(e.ts), 20) + bitShiftLeft(toInt64({order}), 16) + ({mask})"
-    used = [g for g in (request.where, request.breakdown, *(s.where for s in request.steps)) if g is not None]
-    joins = persons.joins(person=True, person_properties=any(
-        g.property.needs_person if isinstance(g, Breakdown) else g.needs_person for g in used))
+    joins = persons.joins(True, request.where, request.breakdown, *(s.where for s in request.steps))
     only_steps = "1" if mode.SCANS_ALL_EVENTS else all_of(
         f"e.event IN ({', '.join(event_of.values())})",
         "1" if all(s.where is None for s in request.steps) else "(" + " OR ".join(matches) + ")")

@@ -32,8 +32,7 @@ class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 
     def joins(self) -> str:
         """The joins its events need: persons' traits when a filter or the breakdown reads one."""
-        by_trait = self.breakdown is not None and self.breakdown.property.needs_person
-        return persons.joins(person=False, person_properties=by_trait or bool(self.where and self.where.needs_person))
+        return persons.joins(False, self.where, self.breakdown)
 
     def bd(self) -> str:
         """The breakdown value of an event (`e`), '' without a breakdown."""

@@ -12,6 +12,8 @@ lets the hash join stop at the first match.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from nexus.analyses.query import PROJECT
 
 IDENTITIES_JOIN = (
@@ -31,8 +33,17 @@ PERSON_PROPERTIES_JOIN = (
 )
 
 
-def joins(person: bool, person_properties: bool) -> str:
-    """The joins a query over `events AS e` needs: identities for the person, persons for their traits."""
+class ReadsProperties(Protocol):
+    """A filter group or a breakdown: whatever may read a person's trait."""
+
+    @property
+    def needs_person(self) -> bool: ...
+
+
+def joins(person: bool, *reads: ReadsProperties | None) -> str:
+    """The joins a query over `events AS e` needs: identities for the person (`person`), and persons for
+    their traits when any of `reads` (filter groups, a breakdown; None for absent ones) reads one."""
+    person_properties = any(r.needs_person for r in reads if r is not None)
     parts = []
     if person or person_properties:
         parts.append(IDENTITIES_JOIN)

@@ -146,13 +146,14 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
         cohort_bd = "arraySort(x -> (x.2, x.3), arrayFilter(x -> x.1 = cohort, start_events))[1].3"
     else:
         bd, start_item, start_periods, cohort_bd = "''", "p", "start_events", "''"
+    joins = persons.joins(False, request.where, request.start.where, request.returning.where, request.breakdown)
     per_id = (
         f"SELECT id_key, max(is_start) AS started, minIf(p, is_start) AS first_start,"
         f" groupUniqArrayIf({start_item}, is_start AND p >= {first_period}) AS starts,"
         f" groupUniqArrayIf(p, is_return AND e_ts >= {scan_start} AND e_ts < {returns_end}) AS returns\n"
         f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p, {bd} AS bd,"
         f" ({is_start}) AND {start_window} AS is_start, {is_return} AS is_return\n"
-        f"  FROM events AS e\n{_joins(request)}\n"
+        f"  FROM events AS e\n{joins}\n"
         f"  WHERE {all_of(f'e.project_id = {PROJECT} AND e.ts < {returns_end}', compile_group(request.where, params))}\n"
         f"    AND (is_start OR (is_return AND e.ts >= {scan_start})))\n"
         f"GROUP BY id_key"
@@ -186,11 +187,6 @@ def _matches(item: RetentionEvent, params: Params) -> str:
     event = "1" if item.event is None else f"e.event = {params.add(item.event, 'String')}"
     return all_of(event, compile_group(item.where, params))
 
-
-def _joins(request: RetentionRequest) -> str:
-    groups = [g for g in (request.where, request.start.where, request.returning.where) if g is not None]
-    by_trait = request.breakdown is not None and request.breakdown.property.needs_person
-    return persons.joins(person=False, person_properties=by_trait or any(g.needs_person for g in groups))
 
 
 def _begun(cohort: date, k: int, period: Period, scope: Scope) -> bool:

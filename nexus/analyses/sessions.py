@@ -114,9 +114,7 @@ def _query(scope: Scope, request: SessionsRequest) -> Query:
     params = Params(scope.project_id)
     gap = params.add(request.gap_minutes * 60_000, "Int64")
     bd = request.breakdown.expression() if request.breakdown else "''"
-    person_properties = bool((request.where and request.where.needs_person)
-                             or (request.breakdown and request.breakdown.property.needs_person))
-    joins = persons.joins(person=True, person_properties=person_properties)
+    joins = persons.joins(True, request.where, request.breakdown)
     events = (
         f"SELECT {persons.PERSON_KEY} AS person, (toUnixTimestamp64Milli(e.ts), e.type IN ('page', 'screen'),"
         f" if(e.type IN ('page', 'screen'), e.path, ''), {bd}, {compile_group(request.where, params)}) AS ev\n"

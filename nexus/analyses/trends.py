@@ -148,11 +148,8 @@ def _query(scope: Scope, request: TrendsRequest, spans: list[Span], source: str)
 
 def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: str, params: Params) -> str:
     chosen = metric(series.metric)
-    groups = [g for g in (request.where, series.where) if g is not None]
-    person_properties = any(g.needs_person for g in groups) or bool(
-        request.breakdown and request.breakdown.property.needs_person)
     # Resolve persons only when the metric counts them: the identities join is the costliest part.
-    joins = persons.joins(person=chosen.argument == "person", person_properties=person_properties)
+    joins = persons.joins(chosen.argument == "person", request.where, series.where, request.breakdown)
     value = Property(series.property).number() if series.property else "CAST(NULL AS Nullable(Float64))"
     ranges = " OR ".join(
         f"(e.ts >= {params.add(s.start, UTC_TIME)} AND e.ts < {params.add(s.end, UTC_TIME)})"
