@@ -54,6 +54,15 @@ def ranked(inner: str, breakdown: Breakdown | None, params: Params) -> str:
     )
 
 
+def cells_by_label(rows: list[tuple]) -> dict[str | None, dict[tuple, int]]:
+    """Rows of (label, is_total, *key, count) as {label: {key: count}}; everyone's rows under None. A
+    one-column key stays a 1-tuple."""
+    found: dict[str | None, dict[tuple, int]] = {}
+    for label, is_total, *key, count in rows:
+        found.setdefault(None if is_total else label, {})[tuple(key)] = count
+    return found
+
+
 def per_label(per_value: str, breakdown: Breakdown | None, merges: str, params: Params) -> str:
     """`per_value` — one row per person and value (`person`, `bd`) — as one row per person and label
     (`is_total` 0: the top N values, the rest merged into OTHER) and, with `is_total` 1, one per person

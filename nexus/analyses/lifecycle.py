@@ -21,7 +21,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
-from nexus.analyses.breakdown import OTHER, per_label
+from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -64,9 +64,7 @@ def run(client: Client, project_id: int, request: LifecycleRequest, *,
         now: datetime | None = None) -> LifecycleResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
     covered = periods.covering(scope.span, request.period, scope.timezone)
-    found: dict[str | None, dict[tuple[date, str], int]] = {}
-    for label, is_total, p, status, n in fetch(client, _query(scope, request)):
-        found.setdefault(None if is_total else label, {})[(p, status)] = n
+    found = cells_by_label(fetch(client, _query(scope, request)))  # {label: {(period, status): persons}}
 
     def counts(cells: dict[tuple[date, str], int]) -> dict[str, list[int]]:
         return {status: [cells.get((p, status), 0) for p in covered] for status in STATUSES}

@@ -27,7 +27,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
-from nexus.analyses.breakdown import OTHER, Breakdown, ranked
+from nexus.analyses.breakdown import OTHER, Breakdown, cells_by_label, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.periods import Period
@@ -90,9 +90,7 @@ Result = RetentionResult
 def run(client: Client, project_id: int, request: RetentionRequest, *,
         now: datetime | None = None) -> RetentionResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
-    found: dict[str | None, dict[tuple[date, int], int]] = {}
-    for label, is_total, cohort, k, n in fetch(client, _query(scope, request)):
-        found.setdefault(None if is_total else label, {})[(cohort, k)] = n
+    found = cells_by_label(fetch(client, _query(scope, request)))  # {label: {(cohort, k): persons}}
     cohorts, average = _matrix(found.get(None, {}), request, scope)
     breakdowns = [RetentionBreakdown(label, *_matrix(cells, request, scope))
                   for label, cells in found.items() if label is not None and request.breakdown]

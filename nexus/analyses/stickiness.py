@@ -20,7 +20,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
-from nexus.analyses.breakdown import OTHER, per_label
+from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -57,12 +57,10 @@ def run(client: Client, project_id: int, request: StickinessRequest, *,
         now: datetime | None = None) -> StickinessResult:
     scope = scope_of(client, project_id, request.date_range, request.timezone, now)
     total = len(periods.covering(scope.span, request.period, scope.timezone))
-    found: dict[str | None, dict[int, int]] = {}
-    for label, is_total, days, n in fetch(client, _query(scope, request)):
-        found.setdefault(None if is_total else label, {})[days] = n
+    found = cells_by_label(fetch(client, _query(scope, request)))  # {label: {(days,): persons}}
 
-    def counts(by_days: dict[int, int]) -> tuple[list[int], list[int]]:
-        exact = [by_days.get(k, 0) for k in range(1, total + 1)]
+    def counts(by_days: dict[tuple, int]) -> tuple[list[int], list[int]]:
+        exact = [by_days.get((k,), 0) for k in range(1, total + 1)]
         return exact, [sum(exact[k:]) for k in range(total)]
 
     breakdowns = [StickinessBreakdown(label, *counts(by_days)) for label, by_days in found.items() if label is not None]
