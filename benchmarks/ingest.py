@@ -4,6 +4,9 @@ Starts `nexus serve` on a fresh data dir, sends realistic Segment batches (about
 500 events a request) from several client processes, with gzip on and off, and reports events/s and the
 server's peak RSS. Then, in this process on another chDB dir, inserts the same rows into the same
 events table with clickhouse-connect's insert_arrow: the raw ceiling the server is compared with.
+It also accounts for the CPU each event costs — the insert, the pipeline (decoding, enrichment and
+Arrow columns, run in one thread as the server runs it under one GIL), the server with its Redis, and
+the load generator — next to what the machine's cores allow per event at the issue's target rate.
 
 Run: python benchmarks/ingest.py [--events N] [--clients C]
 """
@@ -18,13 +21,16 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 BATCH = 500
 AGENTS = [
@@ -101,7 +107,46 @@ def rss_peak_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+)", status)[1]) / 1024
 
 
-def run_server_phase(events: int, clients: int, connections: int, compress: bool, data_dir: Path) -> tuple[float, float]:
+TARGET = 150_000  # events/s, the issue's target
+
+
+class Rate(NamedTuple):
+    events_per_s: float
+    cpu_us: float  # CPU microseconds per event
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu_seconds(pid: int) -> Counter[str]:
+    """CPU used so far by the server, split into its Python threads, the engine's own threads (inserts,
+    merges: chDB names them, Python threads keep the process's name) and the Redis it started."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: Counter[str] = Counter()
+    for stat in [*Path(f"/proc/{pid}/task").glob("*/stat"), *Path("/proc").glob("[0-9]*/stat")]:
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text.rpartition(")")[2].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if stat.parent.parent.name == "task":
+            found["Python" if name == Path(sys.executable).name[:15] else "ClickHouse"] += seconds
+        elif fields[1] == str(pid):  # fields[1]: the parent's pid
+            found["Redis"] += seconds
+    return found
+
+
+class ServerRun(NamedTuple):
+    rate: Rate  # CPU of the server and its Redis
+    server_cpu_us: dict[str, float]  # Python, ClickHouse, Redis
+    client_cpu_us: float  # CPU of the load generator per event
+    peak_rss_mb: float
+
+
+def run_server_phase(events: int, clients: int, connections: int, compress: bool, data_dir: Path) -> ServerRun:
     env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"}
     nexus = [sys.executable, "-m", "nexus"]
     subprocess.run([*nexus, "project", "create", "bench"], env=env, check=True, capture_output=True)
@@ -113,20 +158,50 @@ def run_server_phase(events: int, clients: int, connections: int, compress: bool
     requests = events // BATCH
     share = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
     jobs = [(host, int(port), key, sum(share[:i]), share[i], compress, i, connections) for i in range(clients)]
-    started = time.perf_counter()
+    started, server_cpu = time.perf_counter(), server_cpu_seconds(server.pid)
+    clients_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     with multiprocessing.Pool(clients) as pool:
         sent = sum(pool.map(client, jobs))
     elapsed = time.perf_counter() - started
+    server_cpu = server_cpu_seconds(server.pid) - server_cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = after.ru_utime + after.ru_stime - clients_cpu.ru_utime - clients_cpu.ru_stime
     peak = rss_peak_mb(server.pid)
     server.terminate()
     server.wait()
     stored = subprocess.run([*nexus, "sql", "SELECT count() FROM events", "--format", "csv"], env=env,
                             capture_output=True, text=True).stdout.splitlines()[1]
     assert int(stored) == sent, f"stored {stored} of {sent}"
-    return sent / elapsed, peak
+    return ServerRun(Rate(sent / elapsed, server_cpu.total() / sent * 1e6),
+                     {part: seconds / sent * 1e6 for part, seconds in server_cpu.items()}, client_cpu / sent * 1e6, peak)
 
 
-def ceiling(events: int) -> float:
+def pipeline_rate(events: int) -> Rate:
+    """Decoding, enrichment and Arrow columns in one thread, caches warm: the most one GIL can do."""
+    from nexus.ingest.columns import events_table
+    from nexus.ingest.pipeline import Rules, Source, process
+    from nexus.ingest.wire import BatchEnvelope, decode_message
+
+    import msgspec
+
+    bodies = [template(seed).replace(b"REQNUMBER", b"x") for seed in range(64)]
+
+    def run(count: int) -> int:
+        done = 0
+        while done < count:
+            envelope = msgspec.json.decode(bodies[done // BATCH % len(bodies)], type=BatchEnvelope)
+            messages = [decode_message(raw, i) for i, raw in enumerate(envelope.batch)]
+            source = Source(1, datetime.now(timezone.utc), "", envelope.sent_at, envelope.context)
+            done += events_table(process(messages, source, Rules()).columns).num_rows
+        return done
+
+    run(len(bodies) * BATCH)  # warm the enrichment caches, as a running server's are
+    started, cpu = time.perf_counter(), cpu_seconds()
+    done = run(events)
+    return Rate(done / (time.perf_counter() - started), (cpu_seconds() - cpu) / done * 1e6)
+
+
+def ceiling(events: int) -> Rate:
     """insert_arrow of the same rows, as the server builds them, into the same table."""
     from nexus.ingest.columns import events_table
     from nexus.ingest.pipeline import Rules, Source, process
@@ -143,12 +218,12 @@ def ceiling(events: int) -> float:
     block = {name: values * copies for name, values in columns.items()}
     block["message_id"] = [f"{i}-{m}" for i, m in enumerate(block["message_id"])]
     table = events_table(block)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     inserted = 0
     while inserted < events:
         client.insert_arrow("events", table)
         inserted += table.num_rows
-    return inserted / (time.perf_counter() - started)
+    return Rate(inserted / (time.perf_counter() - started), (cpu_seconds() - cpu) / inserted * 1e6)
 
 
 def main() -> None:
@@ -159,18 +234,33 @@ def main() -> None:
     parser.add_argument("--encodings", default="plain,gzip", help="request bodies to try: plain, gzip or both")
     args = parser.parse_args()
     raw = ceiling(args.events)
-    results = []
+    pipeline = pipeline_rate(min(args.events, 500_000))
+    runs = []
     for compress in [name == "gzip" for name in args.encodings.split(",")]:
         with tempfile.TemporaryDirectory(prefix="nexus-ingest-bench-") as directory:
-            rate, peak = run_server_phase(args.events, args.clients, args.connections, compress, Path(directory))
-        results.append(("gzip" if compress else "plain JSON", rate, peak))
+            runs.append(("gzip" if compress else "plain JSON",
+                         run_server_phase(args.events, args.clients, args.connections, compress, Path(directory))))
+    cores = os.cpu_count() or 1
     print(f"{args.events:,} events per run, {BATCH} per request, {args.clients} client processes x "
-          f"{args.connections} connections, {os.cpu_count()} cores")
-    print(f"| {'path':<44} | {'events/s':>10} | {'vs ceiling':>10} | {'server peak RSS':>15} |")
-    print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|{'-' * 17}|")
-    print(f"| {'ceiling: insert_arrow of the same rows':<44} | {raw:>10,.0f} | {1:>10.2f} | {'':>15} |")
-    for name, rate, peak in results:
-        print(f"| {'HTTP /v1/batch, enriched, dedup, ' + name:<44} | {rate:>10,.0f} | {rate / raw:>10.2f} | {peak:>12,.0f} MB |")
+          f"{args.connections} connections, {cores} cores")
+    print(f"| {'path':<44} | {'events/s':>10} | {'vs ceiling':>10} | {'CPU µs/event':>12} | {'server peak RSS':>15} |")
+    print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|{'-' * 14}|{'-' * 17}|")
+    print(f"| {'ceiling: insert_arrow of the same rows':<44} | {raw.events_per_s:>10,.0f} | {1:>10.2f} "
+          f"| {raw.cpu_us:>12.1f} | {'':>15} |")
+    print(f"| {'pipeline alone, one thread (no HTTP, dedup)':<44} | {pipeline.events_per_s:>10,.0f} | "
+          f"{pipeline.events_per_s / raw.events_per_s:>10.2f} | {pipeline.cpu_us:>12.1f} | {'':>15} |")
+    for name, run in runs:
+        print(f"| {'HTTP /v1/batch, enriched, dedup, ' + name:<44} | {run.rate.events_per_s:>10,.0f} | "
+              f"{run.rate.events_per_s / raw.events_per_s:>10.2f} | {run.rate.cpu_us:>12.1f} | {run.peak_rss_mb:>12,.0f} MB |")
+    # The issue's target as a CPU budget: what every event may cost, all processes on this machine together.
+    budget = cores / TARGET * 1e6
+    floor = raw.cpu_us + pipeline.cpu_us + min(run.client_cpu_us for _, run in runs)
+    print(f"\nCPU budget at {TARGET:,} events/s on {cores} cores: {budget:.1f} µs per event, for everything. "
+          f"Insert + pipeline + load generator alone: {floor:.1f} µs (load generator "
+          f"{min(run.client_cpu_us for _, run in runs):.1f}); server with its Redis, measured: "
+          f"{min(run.rate.cpu_us for _, run in runs):.1f}.")
+    for name, run in runs:
+        print(f"server CPU per event, {name}: " + ", ".join(f"{part} {us:.1f} µs" for part, us in sorted(run.server_cpu_us.items())))
 
 
 if __name__ == "__main__":
