@@ -248,8 +248,10 @@ def pandas_funnel(frame: pd.DataFrame, person_of: pd.Series, start: datetime) ->
 
 
 def pandas_retention(frame: pd.DataFrame, person_of: pd.Series, start: datetime) -> list[int]:
-    rows = frame.assign(person=frame["distinct_id"].map(person_of).fillna(frame["distinct_id"]),
-                        day=frame["ts"].dt.floor("D"))
+    # Only the rows the answer needs (every signup, any event from `start`) are resolved to persons.
+    rows = frame[((frame["event"] == "signup") & (frame["ts"] < END)) | (frame["ts"] >= start)]
+    rows = rows.assign(person=rows["distinct_id"].map(person_of).fillna(rows["distinct_id"]),
+                       day=rows["ts"].dt.floor("D"))
     signups = rows[(rows["event"] == "signup") & (rows["ts"] < END)]
     cohorts = signups.groupby("person")["day"].min()
     cohorts = cohorts[cohorts >= start].rename("cohort").reset_index()
