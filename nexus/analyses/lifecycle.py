@@ -98,8 +98,7 @@ def _query(scope: Scope, request: LifecycleRequest) -> Query:
         f"WHERE e.project_id = {PROJECT} AND e.ts < {end} AND {all_of(event, compile_group(request.where, params))}\n"
         f"GROUP BY id_key, bd"
     )
-    merged = persons.by_person(per_id, "min(first_seen) AS first_seen, groupUniqArrayArray(active) AS active",
-                               also="bd")
+    merged = request.per_person(per_id, "min(first_seen) AS first_seen, groupUniqArrayArray(active) AS active")
     labelled = per_label(merged, request.breakdown,
                          "min(first_seen) AS first_ever, groupUniqArrayArray(active) AS seen", params)
     prev, nxt = periods.step_sql(request.period, "a", -1), periods.step_sql(request.period, "a", 1)

@@ -31,12 +31,20 @@ class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     breakdown: Breakdown | None = None  # a person counts under each value, with that value's events only
 
     def joins(self) -> str:
-        """The joins its events need: persons' traits when a filter or the breakdown reads one."""
-        return persons.joins(False, self.where, self.breakdown)
+        """The joins its events need: persons' traits when a filter reads one (a breakdown by a trait is
+        joined per person, in `per_person`)."""
+        return persons.joins(False, self.where)
 
     def bd(self) -> str:
-        """The breakdown value of an event (`e`), '' without a breakdown."""
-        return self.breakdown.expression() if self.breakdown else "''"
+        """The breakdown value of an event (`e`); '' without a breakdown, or for a person's trait."""
+        return self.breakdown.expression() if self.breakdown and not self.breakdown.needs_person else "''"
+
+    def per_person(self, per_id: str, aggregates: str) -> str:
+        """`per_id` (keyed by `id_key` and `bd`) regrouped by person and breakdown value `bd`: an event
+        value as grouped per id, a person's trait joined once per person."""
+        if self.breakdown is not None and self.breakdown.needs_person:
+            return persons.with_trait(persons.by_person(per_id, aggregates), self.breakdown.expression())
+        return persons.by_person(per_id, aggregates, also="bd")
 
 
 def sql(period: Period, column: str, tz_placeholder: str) -> str:

@@ -70,3 +70,17 @@ def by_person(per_id: str, aggregates: str, also: str = "") -> str:
         f"FROM identities FINAL WHERE project_id = {PROJECT}) AS ids ON ids.id_key = x.id_key\n"
         f"GROUP BY person{', ' + also if also else ''}"
     )
+
+
+def with_trait(per_person: str, value: str) -> str:
+    """`per_person` — rows keyed by `person`, as `by_person` gives them — plus `bd`: `value`, an
+    expression over the person's traits (`pp.person_properties`), '' for a person without any.
+
+    For breakdowns by a trait in analyses that group by person anyway (retention, stickiness, lifecycle):
+    one join per person instead of one per event, which also needs the identities join per event.
+    """
+    return (
+        f"SELECT x.*, {value} AS bd FROM ({per_person}) AS x\n"
+        "LEFT ANY JOIN (SELECT cityHash64(toString(person_id)) AS person_key, properties AS person_properties "
+        f"FROM persons FINAL WHERE project_id = {PROJECT}) AS pp ON pp.person_key = x.person"
+    )

@@ -138,13 +138,15 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
     first_period, last_period = params.add(first, "Date"), params.add(last, "Date")
     # Start events are kept as their periods; with a breakdown, as (period, ms, value), to find the value of
     # each cohort's first start event (sets of tuples cost ~20% more, so only then).
-    if request.breakdown:
+    # A person's trait is the same on all their start events: it is joined once per person instead.
+    trait = request.breakdown is not None and request.breakdown.needs_person
+    if request.breakdown and not trait:
         bd, start_item = request.breakdown.expression(), "(p, toUnixTimestamp64Milli(e_ts), bd)"
         start_periods = "arrayMap(x -> x.1, start_events)"
         cohort_bd = "arraySort(x -> (x.2, x.3), arrayFilter(x -> x.1 = cohort, start_events))[1].3"
     else:
-        bd, start_item, start_periods, cohort_bd = "''", "p", "start_events", "''"
-    joins = persons.joins(False, request.where, request.start.where, request.returning.where, request.breakdown)
+        bd, start_item, start_periods, cohort_bd = "''", "p", "start_events", "bd" if trait else "''"
+    joins = persons.joins(False, request.where, request.start.where, request.returning.where)
     per_id = (
         f"SELECT id_key, max(is_start) AS started, minIf(p, is_start) AS first_start,"
         f" groupUniqArrayIf({start_item}, is_start AND p >= {first_period}) AS starts,"
@@ -159,6 +161,8 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
     merged = persons.by_person(per_id, "max(started) AS has_start, minIf(first_start, started) AS first_ever, "
                                         "groupUniqArrayArray(starts) AS start_events, "
                                         "groupUniqArrayArray(returns) AS return_periods")
+    if trait:
+        merged = persons.with_trait(merged, request.breakdown.expression())
     cohort_list = (f"if(has_start AND first_ever >= {first_period}, [first_ever], [])"
                    if request.start_mode == "first_time" else f"arrayDistinct({start_periods})")
     gap = periods.difference(request.period, "cohort", "r")
@@ -170,8 +174,8 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
         f"  SELECT cohort, {cohort_bd} AS bd,"
         f" arrayJoin(arrayPushFront(arrayDistinct(arrayFilter(k -> k BETWEEN 0 AND {periods_bound},"
         f" arrayMap(r -> {gap}, return_periods))), -1)) AS k\n"
-        f"  FROM (SELECT arrayJoin(arrayFilter(c -> c <= {last_period}, {cohort_list})) AS cohort,"
-        f" start_events, return_periods FROM ({merged})))\n"
+        f"  FROM (SELECT arrayJoin(arrayFilter(c -> c <= {last_period}, {cohort_list})) AS cohort, *"
+        f" FROM ({merged})))\n"
         f"GROUP BY bd, cohort, k"
     )
     return params.query(

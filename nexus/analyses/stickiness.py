@@ -84,6 +84,6 @@ def _query(scope: Scope, request: StickinessRequest) -> Query:
         f" AND e.ts < {params.add(scope.span.end, UTC_TIME)} AND {all_of(event, compile_group(request.where, params))}\n"
         f"GROUP BY id_key, bd"
     )
-    merged = persons.by_person(per_id, "groupUniqArrayArray(active) AS active", also="bd")
+    merged = request.per_person(per_id, "groupUniqArrayArray(active) AS active")
     labelled = per_label(merged, request.breakdown, "length(groupUniqArrayArray(active)) AS days", params)
     return params.query(f"SELECT label, is_total, days, count() FROM ({labelled}) GROUP BY label, is_total, days")

@@ -31,6 +31,12 @@ def persons_frame(client: Client, project_id: int) -> pd.DataFrame:
     return latest[latest["is_deleted"] == 0].set_index("person")
 
 
+def person_trait(client: Client, project_id: int, frame: pd.DataFrame, key: str) -> pd.Series:
+    """The trait `key` of each row's person, as text: '' when unset or when the person has no traits."""
+    traits = persons_frame(client, project_id)["properties"].map(lambda p: "" if p.get(key) is None else str(p[key]))
+    return frame["person"].map(traits).fillna("")
+
+
 def _number(value) -> float | None:
     try:
         return None if value is None else float(value)

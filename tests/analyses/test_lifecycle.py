@@ -12,6 +12,7 @@ from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
 from nexus.analyses.lifecycle import LifecycleRequest
 from tests.analyses.journeys import insert_events, link, new_project
+from tests.analyses.reference import person_trait
 from tests.conftest import DEMO_END
 
 
@@ -48,15 +49,18 @@ def test_statuses_match_pandas(client, demo, frame, period, tz, event):
         assert getattr(result, status) == values, status
 
 
-def test_breakdown_classifies_each_value_from_its_own_events(client, demo, frame):
+@pytest.mark.parametrize("key,source", [("browser", "column"), ("plan", "person")])
+def test_breakdown_classifies_each_value_from_its_own_events(client, demo, frame, key, source):
+    if source == "person":
+        frame = frame.assign(**{key: person_trait(client, demo, frame, key)})
     result = run(client, demo, event="page_view", timezone="UTC", date_range=DateRange("-14d"),
-                 breakdown=Breakdown("browser", "column", limit=2))
+                 breakdown=Breakdown(key, source, limit=2))
     views = frame[(frame["event"] == "page_view") & (frame["ts"] < pd.Timestamp(result.periods[-1] + timedelta(days=1), tz="UTC"))]
-    ranking = views.groupby("browser")["person"].nunique()
+    ranking = views.groupby(key)["person"].nunique()
     top = sorted(ranking.index, key=lambda v: (-ranking[v], v))[:2]
     assert sorted(b.breakdown for b in result.breakdowns) == sorted([*top, OTHER])
     for group in result.breakdowns:
-        mine = views[views["browser"] == group.breakdown] if group.breakdown != OTHER else views[~views["browser"].isin(top)]
+        mine = views[views[key] == group.breakdown] if group.breakdown != OTHER else views[~views[key].isin(top)]
         expected = reference(mine, None, "UTC", result.periods, 1)
         for status, values in expected.items():
             assert getattr(group, status) == values, (group.breakdown, status)

@@ -14,6 +14,7 @@ from nexus.analyses.filters import Filter, where
 from nexus.analyses.retention import RetentionEvent, RetentionRequest
 from nexus.errors import InvalidRequest
 from tests.analyses.journeys import insert_events, link, new_project
+from tests.analyses.reference import person_trait
 from tests.conftest import DEMO_END
 
 
@@ -91,13 +92,16 @@ def test_cohorts_match_pandas(client, demo, frame, period, periods, mode, tz, st
     assert result.average == [sum(o) / sum(s) if sum(s) else None for o, s in zip(observed, sizes_seen)]
 
 
-@pytest.mark.parametrize("mode,start,key,limit", [
-    ("first_time", "signup", "country", 3),
-    ("recurring", "page_view", "utm_source", 2),
+@pytest.mark.parametrize("mode,start,key,source,limit", [
+    ("first_time", "signup", "country", "column", 3),
+    ("recurring", "page_view", "utm_source", "column", 2),
+    ("recurring", "page_view", "plan", "person", 2),  # the person's trait: the same on every start event
 ])
-def test_breakdown_by_the_start_event_matches_pandas(client, demo, frame, mode, start, key, limit):
+def test_breakdown_by_the_start_event_matches_pandas(client, demo, frame, mode, start, key, source, limit):
+    if source == "person":
+        frame = frame.assign(**{key: person_trait(client, demo, frame, key)})
     result = run(client, demo, (start,), (None,), periods=7, start_mode=mode, timezone="UTC",
-                 date_range=DateRange("-14d"), breakdown=Breakdown(key, "column", limit=limit))
+                 date_range=DateRange("-14d"), breakdown=Breakdown(key, source, limit=limit))
     cohorts = [c.period for c in result.cohorts]
     first, last = cohorts[0], cohorts[-1]
     f = frame.assign(p=period_of(frame["ts"], "day", "UTC"))

@@ -11,6 +11,7 @@ from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import Filter, where
 from nexus.analyses.stickiness import StickinessRequest
 from tests.analyses.journeys import insert_events, link, new_project
+from tests.analyses.reference import person_trait
 from tests.conftest import DEMO_END
 
 
@@ -37,16 +38,19 @@ def test_active_periods_per_person_match_pandas(client, demo, frame, period, tz,
     assert result.cumulative[0] == rows["person"].nunique() > 0
 
 
-def test_breakdown_counts_each_value_from_its_own_events(client, demo, frame):
+@pytest.mark.parametrize("key,source", [("country", "column"), ("plan", "person")])
+def test_breakdown_counts_each_value_from_its_own_events(client, demo, frame, key, source):
+    if source == "person":
+        frame = frame.assign(**{key: person_trait(client, demo, frame, key)})
     result = run(client, demo, event="page_view", timezone="UTC", date_range=DateRange("-14d"),
-                 breakdown=Breakdown("country", "column", limit=2))
+                 breakdown=Breakdown(key, source, limit=2))
     rows = frame[(frame["ts"] >= pd.Timestamp(result.date_from)) & (frame["ts"] < pd.Timestamp(result.date_to))
                  & (frame["event"] == "page_view")]
-    ranking = rows.groupby("country")["person"].nunique()
+    ranking = rows.groupby(key)["person"].nunique()
     top = sorted(ranking.index, key=lambda v: (-ranking[v], v))[:2]
     assert [b.breakdown for b in result.breakdowns] == [*top, OTHER]
     for group in result.breakdowns:
-        mine = rows[rows["country"] == group.breakdown] if group.breakdown != OTHER else rows[~rows["country"].isin(top)]
+        mine = rows[rows[key] == group.breakdown] if group.breakdown != OTHER else rows[~rows[key].isin(top)]
         days = mine.assign(day=mine["ts"].dt.date).groupby("person")["day"].nunique().value_counts()
         assert group.persons == [int(days.get(k, 0)) for k in range(1, result.periods + 1)], group.breakdown
     # A person active under two values would count under both: the groups add up to at least everyone.

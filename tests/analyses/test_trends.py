@@ -14,7 +14,7 @@ from nexus.analyses.filters import Filter, FilterGroup, where
 from nexus.analyses.trends import Series, TrendsRequest
 from nexus.errors import InvalidRequest
 from tests.analyses.journeys import at, insert_events, link, new_project
-from tests.analyses.reference import persons_frame
+from tests.analyses.reference import person_trait
 from tests.conftest import DEMO_END
 
 
@@ -71,11 +71,11 @@ def test_breakdown_keeps_the_top_values_and_merges_the_rest_into_other(client, d
 
 
 def test_person_property_breakdown_and_filter(client, demo, frame):
-    plans = persons_frame(client, demo)["properties"].map(lambda p: str(p.get("plan") or ""))
     result = run(client, demo, timezone="UTC", date_range=DateRange("-7d"), series=[Series("page_view")],
                  breakdown=Breakdown("plan", "person"), where=where(Filter("plan", "is_set", source="person")))
     rows = local_days(frame, "UTC", result.date_from, result.date_to)
-    views = rows[rows["event"] == "page_view"].assign(plan=lambda f: f["person"].map(plans).fillna(""))
+    views = rows[rows["event"] == "page_view"]
+    views = views.assign(plan=person_trait(client, demo, views, "plan"))
     expected = views[views["plan"] != ""].groupby("plan").size().to_dict()
     assert {line.breakdown: line.total for line in result.lines} == expected
 
