@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus import redis_server
 from nexus.ingest.dedup import Dedup
+from nexus.ingest.identity import IdentityResolver
 from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
@@ -41,8 +42,8 @@ def open_runtime(settings: Settings) -> Iterator[Runtime]:
         else:
             redis = redis_server.start_embedded(settings.data_dir)
         stack.callback(redis.close)
-        writer = GroupCommitWriter(writer_client, max_rows=settings.writer_max_rows,
-                                   max_delay_ms=settings.writer_max_delay_ms)
+        writer = GroupCommitWriter(writer_client, IdentityResolver(redis.client),
+                                   max_rows=settings.writer_max_rows, max_delay_ms=settings.writer_max_delay_ms)
         writer.start()
         stack.callback(writer.stop)
         recorder = MetricsRecorder(redis.client, settings.skew_flag_seconds * 1000)

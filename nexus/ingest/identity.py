@@ -9,6 +9,10 @@ identities table, falling back to the id itself for ids that were never identifi
 
 Links are applied before the events that carry them are inserted, and applying one twice changes
 nothing, so a retried batch after a crash cannot lose a link.
+
+Several processes may write one store (the API and a `nexus import`, on a ClickHouse server): they
+take turns through a Redis lock, and a process drops its cache of id → person when another one has
+linked ids since its own last turn (a merge may have moved the ids it remembers).
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from typing import Any
 
 import msgspec
 from clickhouse_connect.driver.client import Client
+from redis import Redis
 
 from nexus.meta import records
 
 _CACHE_SIZE = 200_000
+_LOCK = "nexus:identity:lock"
+_TURNS = "nexus:identity:turns"  # counts every process's turns: a jump means another process wrote
+_LOCK_SECONDS = 120  # the lock expires after this (a process died holding it); a turn waits as long for it
 
 
 class Link(msgspec.Struct, frozen=True):
@@ -39,14 +47,29 @@ class Link(msgspec.Struct, frozen=True):
 
 
 class IdentityResolver:
-    """Applies links in order; caches id → person for the ids it has seen (one writer per process)."""
+    """Applies links in order; caches id → person for the ids it has seen (one writer per process,
+    processes taking turns through Redis)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
         self._person_of: OrderedDict[tuple[int, str], uuid.UUID] = OrderedDict()
+        self._turn: int | None = None  # the turn counter after this process's last turn
 
     def apply(self, clickhouse: Client, links: list[Link]) -> None:
         if not links:
             return
+        with self.redis.lock(_LOCK, timeout=_LOCK_SECONDS, blocking_timeout=_LOCK_SECONDS):
+            if self._turn != int(self.redis.get(_TURNS) or 0):
+                self._person_of.clear()  # another process linked ids since our last turn
+            try:
+                self._apply(clickhouse, links)
+            except BaseException:
+                self._person_of.clear()  # partly written: the store, not the cache, now says who is who
+                raise
+            finally:
+                self._turn = self.redis.incr(_TURNS)
+
+    def _apply(self, clickhouse: Client, links: list[Link]) -> None:
         self._load_persons(clickhouse, links)
         traits_of: dict[tuple[int, uuid.UUID], dict[str, Any]] = {}
         created: dict[tuple[int, uuid.UUID], datetime] = {}

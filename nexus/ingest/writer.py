@@ -42,9 +42,9 @@ _STOP = object()
 
 
 class GroupCommitWriter:
-    def __init__(self, clickhouse: Client, *, max_rows: int, max_delay_ms: int):
+    def __init__(self, clickhouse: Client, identity: IdentityResolver, *, max_rows: int, max_delay_ms: int):
         self.clickhouse = clickhouse
-        self.identity = IdentityResolver()
+        self.identity = identity
         self.max_rows = max_rows
         self.max_delay = max_delay_ms / 1000
         # What waits in memory is bounded in rows, not requests: submit blocks while two blocks wait.
