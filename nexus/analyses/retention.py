@@ -136,8 +136,8 @@ def _query(scope: Scope, request: RetentionRequest) -> Query:
         start_window += f" AND e.ts >= {scan_start}"
     period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
     first_period, last_period = params.add(first, "Date"), params.add(last, "Date")
-    # Start events are kept as their periods; with a breakdown, as (period, ms, value), to find the value of
-    # each cohort's first start event (sets of tuples cost ~20% more, so only then).
+    # Start events are kept as their periods; with a breakdown by an event's value, as (period, ms, value),
+    # to find the value of each cohort's first start event (sets of tuples cost ~20% more, so only then).
     # A person's trait is the same on all their start events: it is joined once per person instead.
     trait = request.breakdown is not None and request.breakdown.needs_person
     if request.breakdown and not trait:
