@@ -26,9 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -176,23 +176,29 @@ def run_server_phase(events: int, clients: int, connections: int, compress: bool
                      {part: seconds / sent * 1e6 for part, seconds in server_cpu.items()}, client_cpu / sent * 1e6, peak)
 
 
-def pipeline_rate(events: int) -> Rate:
-    """Decoding, enrichment and Arrow columns in one thread, caches warm: the most one GIL can do."""
-    from nexus.ingest.columns import events_table
+def columns_of(body: bytes) -> dict[str, list]:
+    """The events-table columns the server builds from one request body: decoded and enriched."""
+    import msgspec
+
     from nexus.ingest.pipeline import Rules, Source, process
     from nexus.ingest.wire import BatchEnvelope, decode_message
 
-    import msgspec
+    envelope = msgspec.json.decode(body, type=BatchEnvelope)
+    messages = [decode_message(raw, i) for i, raw in enumerate(envelope.batch)]
+    source = Source(1, datetime.now(timezone.utc), "", envelope.sent_at, envelope.context)
+    return process(messages, source, Rules()).columns
+
+
+def pipeline_rate(events: int) -> Rate:
+    """Decoding, enrichment and Arrow columns in one thread, caches warm: the most one GIL can do."""
+    from nexus.ingest.columns import events_table
 
     bodies = [template(seed).replace(b"REQNUMBER", b"x") for seed in range(64)]
 
     def run(count: int) -> int:
         done = 0
         while done < count:
-            envelope = msgspec.json.decode(bodies[done // BATCH % len(bodies)], type=BatchEnvelope)
-            messages = [decode_message(raw, i) for i, raw in enumerate(envelope.batch)]
-            source = Source(1, datetime.now(timezone.utc), "", envelope.sent_at, envelope.context)
-            done += events_table(process(messages, source, Rules()).columns).num_rows
+            done += events_table(columns_of(bodies[done // BATCH % len(bodies)])).num_rows
         return done
 
     run(len(bodies) * BATCH)  # warm the enrichment caches, as a running server's are
@@ -204,16 +210,10 @@ def pipeline_rate(events: int) -> Rate:
 def ceiling(events: int) -> Rate:
     """insert_arrow of the same rows, as the server builds them, into the same table."""
     from nexus.ingest.columns import events_table
-    from nexus.ingest.pipeline import Rules, Source, process
-    from nexus.ingest.wire import BatchEnvelope, decode_message
     from nexus.store.database import open_database
 
-    import msgspec
-
     client = open_database(f"chdb://{tempfile.mkdtemp(prefix='nexus-ceiling-')}/clickhouse")
-    envelope = msgspec.json.decode(template(0).replace(b"REQNUMBER", b"x"), type=BatchEnvelope)
-    messages = [decode_message(raw, i) for i, raw in enumerate(envelope.batch)]
-    columns = process(messages, Source(1, datetime.now(timezone.utc), "", envelope.sent_at), Rules()).columns
+    columns = columns_of(template(0).replace(b"REQNUMBER", b"x"))
     copies = 200  # 100,000-row blocks, as the writer's default NEXUS_WRITER_MAX_ROWS
     block = {name: values * copies for name, values in columns.items()}
     block["message_id"] = [f"{i}-{m}" for i, m in enumerate(block["message_id"])]
@@ -254,10 +254,11 @@ def main() -> None:
               f"{run.rate.events_per_s / raw.events_per_s:>10.2f} | {run.rate.cpu_us:>12.1f} | {run.peak_rss_mb:>12,.0f} MB |")
     # The issue's target as a CPU budget: what every event may cost, all processes on this machine together.
     budget = cores / TARGET * 1e6
-    floor = raw.cpu_us + pipeline.cpu_us + min(run.client_cpu_us for _, run in runs)
+    load_generator = min(run.client_cpu_us for _, run in runs)
+    floor = raw.cpu_us + pipeline.cpu_us + load_generator
     print(f"\nCPU budget at {TARGET:,} events/s on {cores} cores: {budget:.1f} µs per event, for everything. "
           f"Insert + pipeline + load generator alone: {floor:.1f} µs (load generator "
-          f"{min(run.client_cpu_us for _, run in runs):.1f}); server with its Redis, measured: "
+          f"{load_generator:.1f}); server with its Redis, measured: "
           f"{min(run.rate.cpu_us for _, run in runs):.1f}.")
     for name, run in runs:
         print(f"server CPU per event, {name}: " + ", ".join(f"{part} {us:.1f} µs" for part, us in sorted(run.server_cpu_us.items())))
