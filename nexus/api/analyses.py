@@ -83,9 +83,11 @@ async def property_names(request: Request, state: State, event: FromQuery[str | 
 
 
 def _as_bound(value: Any) -> Any:
-    """A parameter as ClickHouse reads it back when bound by hand (times in UTC, without the 'T' and 'Z')."""
+    """A parameter as ClickHouse reads it back when bound by hand (times in UTC, without the 'T' and 'Z';
+    milliseconds only when there are some, since a DateTime parameter refuses them and DateTime64 reads both)."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        utc = value.astimezone(timezone.utc)
+        return utc.strftime("%Y-%m-%d %H:%M:%S") + (f".{utc.microsecond // 1000:03d}" if utc.microsecond else "")
     if isinstance(value, list):
         return [_as_bound(v) for v in value]
     return value

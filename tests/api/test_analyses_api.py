@@ -63,13 +63,15 @@ def test_results_are_cached_until_new_data_arrives(server, http, project):
     assert fresh["cached"] is False and sum(fresh["result"]["lines"][0]["values"]) == 1
 
 
-def test_explain_gives_sql_that_reproduces_the_numbers(server, http, project):
+@pytest.mark.parametrize("source", ["events", "auto"])  # auto: the hourly rollup, whose times bind as DateTime
+def test_explain_gives_sql_that_reproduces_the_numbers(server, http, project, source):
     project_id, secrets = project
     body = {"series": [{"event": "purchase", "metric": "sum", "property": "revenue"}], "date_range": FIXED_RANGE,
-            "source": "events"}
+            "source": source, "timezone": "UTC"}
     answer = http.post("/v1/analyses/trends?explain=1", json=body, headers=auth(secrets["read"])).json()
     sql, params = answer["explain"]["sql"], answer["explain"]["params"]
     assert params["project_id"] == project_id and "{project_id:UInt32}" in sql
+    assert ("FROM events_hourly" in sql) == (source == "auto")
     rows = server.runtime.clickhouse.query(sql, parameters=params).result_rows
     assert rows  # the SQL runs as given, with the parameters as given
 
