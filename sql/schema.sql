@@ -77,7 +77,7 @@ CREATE TABLE events_daily
     `utm_source` LowCardinality(String) COMMENT 'Campaign source',
     `events` SimpleAggregateFunction(sum, UInt64) COMMENT 'Number of events',
     `distinct_ids` AggregateFunction(uniq, String) COMMENT 'uniq() of distinct_id: read with uniqMerge',
-    `revenue` SimpleAggregateFunction(sum, Float64) COMMENT 'Sum of numeric properties.revenue'
+    `revenue` SimpleAggregateFunction(sum, Decimal(38, 9)) COMMENT 'Sum of numeric properties.revenue (exact to 9 decimals)'
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
@@ -98,7 +98,7 @@ CREATE MATERIALIZED VIEW events_daily_mv TO events_daily
     `utm_source` LowCardinality(String),
     `events` UInt64,
     `distinct_ids` AggregateFunction(uniq, String),
-    `revenue` Float64
+    `revenue` Decimal(38, 9)
 )
 AS SELECT
     project_id,
@@ -112,7 +112,7 @@ AS SELECT
     utm_source,
     count() AS events,
     uniqState(distinct_id) AS distinct_ids,
-    sum(ifNull(toFloat64OrNull(toString(properties.revenue)), 0)) AS revenue
+    sum(ifNull(toDecimal128OrNull(toString(properties.revenue), 9), 0)) AS revenue
 FROM events
 GROUP BY
     project_id,
@@ -132,7 +132,7 @@ CREATE TABLE events_hourly
     `event` LowCardinality(String) COMMENT 'Event name',
     `events` SimpleAggregateFunction(sum, UInt64) COMMENT 'Number of events',
     `distinct_ids` AggregateFunction(uniq, String) COMMENT 'uniq() of distinct_id: read with uniqMerge',
-    `revenue` SimpleAggregateFunction(sum, Float64) COMMENT 'Sum of numeric properties.revenue'
+    `revenue` SimpleAggregateFunction(sum, Decimal(38, 9)) COMMENT 'Sum of numeric properties.revenue (exact to 9 decimals)'
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -147,7 +147,7 @@ CREATE MATERIALIZED VIEW events_hourly_mv TO events_hourly
     `event` LowCardinality(String),
     `events` UInt64,
     `distinct_ids` AggregateFunction(uniq, String),
-    `revenue` Float64
+    `revenue` Decimal(38, 9)
 )
 AS SELECT
     project_id,
@@ -155,7 +155,7 @@ AS SELECT
     event,
     count() AS events,
     uniqState(distinct_id) AS distinct_ids,
-    sum(ifNull(toFloat64OrNull(toString(properties.revenue)), 0)) AS revenue
+    sum(ifNull(toDecimal128OrNull(toString(properties.revenue), 9), 0)) AS revenue
 FROM events
 GROUP BY
     project_id,

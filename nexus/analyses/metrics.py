@@ -17,7 +17,7 @@ class Metric(msgspec.Struct, frozen=True):
     name: str
     description: str
     function: str  # aggregate function name; `parameters` go between it and the arguments
-    argument: str  # a column of the per-event row the analysis builds: person, distinct_id, session, value, value0
+    argument: str  # a column of the per-event row the analysis builds: person, distinct_id, session, value, amount
     parameters: str = ""
     needs_property: bool = False
     # State expression over events_hourly / events_daily columns, and the function whose -Merge finishes it.
@@ -48,7 +48,8 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in [
            rollup="uniqMergeState(distinct_ids)"),
     Metric("sessions", "unique sessions by the session id events were sent with (uniq; empty ids not counted)",
            "uniq", "session"),
-    Metric("sum", "sum of a numeric property (a missing or non-numeric value counts as 0)", "sum", "value0",
+    Metric("sum", "sum of a numeric property (a missing or non-numeric value counts as 0; added exactly, to 9 "
+                  "decimal places)", "sum", "amount",
            needs_property=True),
     Metric("avg", "mean of a numeric property over the events that have it", "avg", "value", needs_property=True),
     Metric("min", "smallest value of a numeric property", "min", "value", needs_property=True),

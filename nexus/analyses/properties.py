@@ -59,6 +59,12 @@ class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The value as Nullable(Float64): NULL when absent or not numeric."""
         return f"toFloat64OrNull({self.text(table)})"
 
+    def amount(self, table: str = "e") -> str:
+        """The value as Nullable(Decimal128(9)), for sums: decimal addition is exact, so a sum does not depend
+        on the order the values are added in (the rollups add an hour's events first, then the hours).
+        NULL when absent, not numeric or beyond ±10^29; digits past the ninth decimal place are dropped."""
+        return f"toDecimal128OrNull({self.text(table)}, 9)"
+
     def is_set(self, table: str = "e") -> str:
         if self.source == "column":
             return f"{self.expression(table)} != ''"

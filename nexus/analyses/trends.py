@@ -151,6 +151,7 @@ def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: st
     # Resolve persons only when the metric counts them: the identities join is the costliest part.
     joins = persons.joins(chosen.argument == "person", request.where, series.where, request.breakdown)
     value = Property(series.property).number() if series.property else "CAST(NULL AS Nullable(Float64))"
+    amount = f"ifNull({Property(series.property).amount()}, 0)" if series.property else "toDecimal128(0, 9)"
     ranges = " OR ".join(
         f"(e.ts >= {params.add(s.start, UTC_TIME)} AND e.ts < {params.add(s.end, UTC_TIME)})"
         for s in spans
@@ -163,7 +164,7 @@ def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: st
         f"  SELECT e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
         f" {bd} AS bd, {persons.PERSON_KEY if 'ids' in joins else persons.ID_KEY} AS person,"
         f" e.distinct_id AS distinct_id, nullIf(e.session_id, '') AS session, {value} AS value,"
-        f" ifNull(value, 0) AS value0\n"
+        f" {amount} AS amount\n"
         f"  FROM events AS e\n{joins}\n"
         f"  WHERE e.project_id = {PROJECT} AND ({ranges}) AND {event}\n"
         f"    AND {all_of(compile_group(request.where, params), compile_group(series.where, params))})\n"

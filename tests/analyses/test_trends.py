@@ -116,6 +116,23 @@ def test_rollup_equals_raw(client, demo, case):
     assert sum(line.total for line in raw.lines) > 0
 
 
+def test_revenue_sums_alike_from_the_rollups_and_raw_events_in_any_order(client):
+    # Float addition depends on its order (0.1 + 0.2 + 0.3, and 1e16 - 1e16 + 1): the rollup adds per hour
+    # and then the hours, raw events add in storage order (by id); sums must still agree to the last digit.
+    project = new_project(client)
+    insert_events(client, project, {
+        "c": [("purchase", "2026-10-05T01:10", {"revenue": 0.1}), ("purchase", "2026-10-06T01:00", {"revenue": 1e16})],
+        "b": [("purchase", "2026-10-05T02:20", {"revenue": 0.2}), ("purchase", "2026-10-06T02:00", {"revenue": -1e16})],
+        "a": [("purchase", "2026-10-05T03:00", {"revenue": 0.3}), ("purchase", "2026-10-06T03:00", {"revenue": 1.0})],
+    })
+    settings = {"series": [Series("purchase", "sum", "revenue")], "timezone": "UTC",
+                "date_range": DateRange("2026-10-05", "2026-10-06")}
+    rolled, raw = run(client, project, **settings), run(client, project, source="events", **settings)
+    assert rolled.source == "events_hourly"
+    assert rolled.lines[0].values == raw.lines[0].values == [0.6, 1.0]
+    assert rolled.lines[0].total == raw.lines[0].total == 1.6
+
+
 @pytest.mark.parametrize("settings", [
     {"timezone": "Asia/Kolkata"},  # half-hour offset: days do not start on a UTC hour
     {"timezone": "UTC", "interval": "minute", "date_range": DateRange("-2h")},

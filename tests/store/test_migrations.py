@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -107,17 +108,39 @@ def test_schema_sql_is_what_the_migrations_produce(client):
     assert migrations.dump_schema(client) == (sql_dir() / "schema.sql").read_text()
 
 
+def migrated_before(client, folder: Path, name: str) -> list[str]:
+    """Migrates up to (not including) migration `name`, then puts it and the later ones back: their names."""
+    later = {path: path.read_text() for path in sorted(folder.glob("*.sql")) if path.name >= name}
+    for path in later:
+        path.unlink()
+    migrations.migrate(client)
+    for path, text in later.items():
+        path.write_text(text)
+    return [path.name for path in later]
+
+
 def test_events_stored_before_the_id_key_migration_get_their_key(scratch):
     client, folder = scratch
-    later = folder / "006_events_id_key.sql"
-    text = later.read_text()
-    later.unlink()
-    migrations.migrate(client)
+    later = migrated_before(client, folder, "006_events_id_key.sql")
     client.insert("events", [[1, "anon-1", "m1"], [1, "user-2", "m2"]],
                   column_names=["project_id", "distinct_id", "message_id"])
-    later.write_text(text)
-    assert [m.file_name for m in migrations.migrate(client)] == ["006_events_id_key.sql"]
+    assert [m.file_name for m in migrations.migrate(client)] == later
     client.insert("events", [[1, "user-3", "m3"]], column_names=["project_id", "distinct_id", "message_id"])
     rows = client.query("SELECT distinct_id, id_key = cityHash64(distinct_id), id_key != 0 FROM events "
                         "ORDER BY distinct_id").result_rows
     assert rows == [("anon-1", True, True), ("user-2", True, True), ("user-3", True, True)]
+
+
+def test_revenue_stored_as_float_sums_is_rebuilt_exact(scratch):
+    client, folder = scratch
+    migrated_before(client, folder, "007_exact_revenue.sql")
+    columns = ["project_id", "ts", "event", "distinct_id", "message_id", "properties"]
+    client.insert("events", [[1, datetime(2026, 10, 5, 1, m, tzinfo=timezone.utc), "purchase", "u", f"m{m}",
+                              {"revenue": value}] for m, value in enumerate([0.1, 0.7])], column_names=columns)
+    assert client.query("SELECT sum(revenue) FROM events_hourly").result_rows == [(0.7999999999999999,)]
+    migrations.migrate(client)
+    client.insert("events", [[1, datetime(2026, 10, 5, 2, tzinfo=timezone.utc), "purchase", "u", "m9",
+                              {"revenue": 0.2}]], column_names=columns)
+    for table in ("events_hourly", "events_daily"):
+        rows = client.query(f"SELECT toString(sum(revenue)), sum(events) FROM {table}").result_rows
+        assert rows == [("1", 3)], table  # rebuilt from the stored events, and fed by new ones
