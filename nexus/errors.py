@@ -9,8 +9,14 @@ class InvalidConfig(NexusError):
     """A setting (an NEXUS_* variable or a CLI option) has a value Nexus cannot use."""
 
 
-class InvalidRequest(NexusError):
-    """The caller asked for something malformed or impossible."""
+class InvalidRequest(NexusError, ValueError):
+    """The caller asked for something malformed or impossible; `field`, when known, is the JSON path of the
+    value at fault (`$.steps[1].where`). A ValueError so that msgspec, decoding a request whose
+    `__post_init__` refuses a value, reports where the value was."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(NexusError):

@@ -18,10 +18,11 @@ its start, so a 23- or 25-hour DST day is one bucket.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 import msgspec
 
@@ -51,10 +52,16 @@ class Span(msgspec.Struct, frozen=True):
 
 
 def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder name such as "Europe"
-        raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin") from None
+    """The IANA time zone `name`. Only the database's zone names count: ZoneInfo also opens other files of
+    the zone folder, such as 'localtime' (the host's zone) and 'right/UTC', which ClickHouse refuses."""
+    if name not in _zone_names():
+        raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin")
+    return ZoneInfo(name)
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - {"localtime", "posixrules"}  # the host's zone, a POSIX default
 
 
 def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:
@@ -66,6 +73,8 @@ def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:
             end = natural_end
         else:
             _, end = _point(date_range.date_to, zi, local_now, as_end=True)
+    except InvalidRequest:
+        raise
     except (ValueError, OverflowError):  # a relative date reaching before year 1 or past 9999
         raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is out of range") from None
     if start < EARLIEST or end > LATEST:

@@ -43,7 +43,10 @@ def decode(kind: str, body: bytes | str | dict[str, Any]) -> msgspec.Struct:
         if isinstance(body, dict):
             return msgspec.convert(body, request_type)
         return msgspec.json.decode(body, type=request_type)
-    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+    except msgspec.ValidationError as e:
+        path = str(e).partition(" - at `")[2].rstrip("`")  # msgspec ends its message with the value's path
+        raise InvalidRequest(f"invalid {kind} request: {e}", field=path or None) from None
+    except msgspec.DecodeError as e:
         raise InvalidRequest(f"invalid {kind} request: {e}") from None
     except RecursionError:
         raise InvalidRequest(f"invalid {kind} request: nested too deeply") from None

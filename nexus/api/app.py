@@ -28,7 +28,10 @@ def _nexus_error(_: Request, error: NexusError) -> Response:
         headers["WWW-Authenticate"] = 'Basic realm="nexus"'
     elif isinstance(error, StorageUnavailable):
         headers["Retry-After"] = "5"
-    return Response({"error": str(error)}, status_code=status, headers=headers)
+    body = {"error": str(error)}
+    if isinstance(error, InvalidRequest) and error.field:
+        body["field"] = error.field
+    return Response(body, status_code=status, headers=headers)
 
 
 def _http_error(_: Request, error: HTTPException) -> Response:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from clickhouse_connect.driver.client import Client
 
+from nexus.analyses.dates import zone
 from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import records
 
@@ -30,10 +30,7 @@ def create(client: Client, name: str, timezone_name: str = "UTC") -> Project:
             f"project name {name!r} must be 1-64 letters, digits, spaces, '_', '.' or '-', starting with a "
             f"letter or digit"
         )
-    try:
-        ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
-        raise InvalidRequest(f"unknown time zone {timezone_name!r}: use an IANA name such as Europe/Berlin") from None
+    zone(timezone_name)
     existing = list_all(client)
     if any(p.name == name for p in existing):
         raise InvalidRequest(f"a project named {name!r} already exists")

@@ -108,6 +108,23 @@ def test_bad_requests_say_why(server, http, project, path, body, status, reason)
     assert answer.status_code == status and reason in answer.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"series": [{"event": "x", "where": {"filters": [{"key": "a;drop", "value": "x"}]}}]},
+         "$.series[0].where.filters[0]", "property name 'a;drop' must match"),
+        ({"series": [{"event": "x", "where": {"filters": [{"key": "n", "op": "gt", "value": "abc"}]}}]},
+         "$.series[0].where.filters[0]", "needs a number"),
+        ({"series": [{"event": "x"}], "breakdown": {"key": "plan", "limit": 0}}, "$.breakdown", "limit"),
+        ({"series": [{"event": "x"}], "interval": 7}, "$.interval", "Expected `str`"),
+    ],
+)
+def test_a_refused_value_is_named_by_its_path(server, http, project, body, field, reason):
+    _, secrets = project
+    answer = http.post("/v1/analyses/trends", json=body, headers=auth(secrets["read"]))
+    assert answer.status_code == 400 and answer.json()["field"] == field and reason in answer.json()["error"]
+
+
 def test_analyses_need_a_read_key(server, http, project):
     _, secrets = project
     denied = http.post("/v1/analyses/trends", json={"series": [{"event": "x"}]}, headers=auth(secrets["write"]))
@@ -132,6 +149,8 @@ def test_pickers_list_event_and_property_names(server, http, project):
         {"series": [{"event": "x"}], "date_range": {"date_from": "-2100y"}},
         {"series": [{"event": "x"}], "date_range": {"date_from": "2026-01-01", "date_to": "9999-12-31"}},
         {"series": [{"event": "x"}], "timezone": "Europe"},
+        {"series": [{"event": "x"}], "timezone": "right/UTC"},  # a file of the zone folder, not a zone ClickHouse knows
+        {"series": [{"event": "x"}], "timezone": "localtime"},  # the host's zone
         {"series": [{"event": "x", "where": {"filters": [{"key": "n", "op": "gt", "value": 10 ** 400}]}}]},
     ],
 )
