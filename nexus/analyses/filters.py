@@ -3,7 +3,7 @@
 Semantics, the same everywhere: a missing property equals nothing (so `neq`, `not_contains`,
 `not_regex`, `not_in` and `is_not_set` are true for it); a numeric value (`gt`, `lt`, or `eq`/`in` given
 numbers) compares the property read as a number, and a property that is not a number matches no numeric
-comparison; `contains` is case-insensitive; `regex` is RE2 (ClickHouse `match`). Booleans compare as
+comparison; `contains` is case-insensitive; `regex` is RE2 (ClickHouse `match`), its pattern checked by RE2 when the request is decoded. Booleans compare as
 the text 'true'/'false', the way JSON booleans read as strings.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal, Union
 
 import msgspec
+import re2
 
 from nexus.analyses.properties import Property, Source
 from nexus.analyses.query import Params
@@ -37,7 +38,11 @@ class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         Property(self.key, self.source)  # validates the name
         if self.op in ("is_set", "is_not_set"):
+            if self.value is not None:
+                raise InvalidRequest(f"filter {self.key!r} {self.op} takes no value")
             return
+        if self.op in ("regex", "not_regex"):
+            _check_pattern(self)
         if self.op in ("in", "not_in"):
             if not isinstance(self.value, list) or not self.value:
                 raise InvalidRequest(f"filter {self.key!r} {self.op} needs a non-empty list of values")
@@ -122,6 +127,20 @@ def _kind(value: Scalar) -> str:
 
 def _text(value: Scalar) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _check_pattern(leaf: Filter) -> None:
+    if not isinstance(leaf.value, str):
+        raise InvalidRequest(f"filter {leaf.key!r} {leaf.op} needs a pattern (text)")
+    try:
+        re2.compile(leaf.value, _RE2_OPTIONS)
+    except re2.error as e:
+        reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise InvalidRequest(f"filter {leaf.key!r} {leaf.op}: not a valid RE2 pattern ({reason})") from None
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the refusal goes to the caller, not to the server's stderr
 
 
 def _depth(group: FilterGroup) -> int:
