@@ -3,8 +3,9 @@
 Semantics, the same everywhere: a missing property equals nothing (so `neq`, `not_contains`,
 `not_regex`, `not_in` and `is_not_set` are true for it); a numeric value (`gt`, `lt`, or `eq`/`in` given
 numbers) compares the property read as a number, and a property that is not a number matches no numeric
-comparison; `contains` is case-insensitive; `regex` is RE2 (ClickHouse `match`), its pattern checked by RE2 when the request is decoded. Booleans compare as
-the text 'true'/'false', the way JSON booleans read as strings.
+comparison; `contains` is case-insensitive; `regex` is RE2 (ClickHouse `match`), its pattern checked by
+RE2 when the request is decoded. Booleans compare as the text 'true'/'false', the way JSON booleans read
+as strings.
 """
 
 from __future__ import annotations
