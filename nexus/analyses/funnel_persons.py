@@ -2,8 +2,9 @@
 
 `status="dropped"` at step k (1 ≤ k < steps): persons who reached step k-1 but not step k (depth = k),
 the people counted by that step's `dropped`. `status="converted"` at step k: persons who reached it
-(depth > k), the step's `persons`. Optionally only those whose breakdown value (of the funnel's
-breakdown) equals `breakdown_value`. Ordered by person id, so pages are stable; `has_more` says whether
+(depth > k), the step's `persons`. Optionally only those of one group of the funnel's breakdown:
+`breakdown_value` is a group's label as the funnel reports it (one of the top values, or
+`breakdown.OTHER` for the rest). Ordered by person id, so pages are stable; `has_more` says whether
 another page follows.
 """
 
@@ -15,6 +16,7 @@ from typing import Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
+from nexus.analyses.breakdown import ranked
 from nexus.analyses.funnels import FunnelRequest, person_rows
 from nexus.analyses.query import Params, Query, fetch
 from nexus.analyses.scope import scope_of
@@ -72,10 +74,13 @@ def explain(client: Client, project_id: int, request: FunnelPersonsRequest, *,
     params = Params(project_id)
     step = params.add(request.step, "UInt8")
     condition = f"depth = {step}" if request.status == "dropped" else f"depth > {step}"
+    rows = person_rows(scope, funnel, params, names=True)
     if request.breakdown_value is not None:
-        condition += f" AND bd = {params.add(request.breakdown_value, 'String')}"
+        # Labelled as the funnel labels its groups: values ranked by persons entered, the rest OTHER.
+        rows = ranked(f"SELECT *, 1 AS weight FROM ({rows})", funnel.breakdown, params)
+        condition += f" AND label = {params.add(request.breakdown_value, 'String')}"
     return params.query(
-        f"SELECT name, depth, times[1] AS entered FROM ({person_rows(scope, funnel, params, names=True)})\n"
+        f"SELECT name, depth, times[1] AS entered FROM ({rows})\n"
         f"WHERE {condition}\nORDER BY name\n"
         f"LIMIT {params.add(request.limit + 1, 'UInt32')} OFFSET {params.add(request.offset, 'UInt64')}"
     )

@@ -208,6 +208,22 @@ def test_step_filters_and_dropped_off_persons_page_by_page(client):
     assert [page.has_more for page in pages] == [True, False]
 
 
+def test_dropped_off_persons_of_one_breakdown_group_also_of_other(client):
+    # Entry plans: pro ×3, free ×2, team ×1 and trial ×1; with the top 2, team and trial are OTHER.
+    plans = ["pro", "pro", "pro", "free", "free", "team", "trial"]
+    journeys = {f"u{i}": [("view", "2026-10-02T10:00", {"plan": plan}),
+                          *([("signup", "2026-10-02T10:05")] if i == 2 else [])] for i, plan in enumerate(plans)}
+    project, _ = journey_funnel(client, journeys, steps=("view", "signup"))
+    funnel = FunnelRequest(steps=[FunnelStep("view"), FunnelStep("signup")], breakdown=Breakdown("plan", limit=2),
+                           date_range=DateRange("2026-10-01", "2026-10-07"))
+    groups = {g.breakdown: g.steps[1].dropped for g in funnels.run(client, project, funnel, now=DEMO_END).groups}
+    assert groups == {None: 6, "pro": 2, "free": 2, OTHER: 2}
+    for label, expected in (("pro", ["u0", "u1"]), ("free", ["u3", "u4"]), (OTHER, ["u5", "u6"]), ("team", [])):
+        page = funnel_persons.run(client, project, FunnelPersonsRequest(funnel=funnel, step=1, breakdown_value=label),
+                                  now=DEMO_END)
+        assert [p.person for p in page.persons] == expected, label
+
+
 def test_ten_steps_with_a_person_trait_breakdown(client):
     steps = [f"s{i}" for i in range(10)]
     project, result = journey_funnel(client, {
