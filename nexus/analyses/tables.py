@@ -1,75 +1,81 @@
-"""The tabular part of each analysis's result, as rows (one dict each), for CSV and Arrow answers.
+"""The tabular part of each analysis's result, as an Arrow table, for CSV and Arrow answers.
 
 Series over time become long tables (one row per bucket and line), matrices one row per cell, so any
-spreadsheet or dataframe can pivot them back.
+spreadsheet or dataframe can pivot them back. Each kind names its columns once, so an empty result is
+still a table with its header.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
 
-Rows = list[dict[str, Any]]
+Rows = Iterable[tuple]
 
 
 def _trends(result: trends.TrendsResult) -> Rows:
-    rows = [{"period": "current", "bucket": bucket, "series": line.series, "label": line.label,
-             "breakdown": line.breakdown, "value": value}
-            for line in result.lines for bucket, value in zip(result.buckets, line.values)]
-    rows += [{"period": "previous", "bucket": bucket, "series": line.series, "label": line.label,
-              "breakdown": line.breakdown, "value": value}
-             for line in result.previous or [] for bucket, value in zip(result.previous_buckets or [], line.values)]
-    return rows
+    for period, lines, buckets in (("current", result.lines, result.buckets),
+                                   ("previous", result.previous or [], result.previous_buckets or [])):
+        for line in lines:
+            for bucket, value in zip(buckets, line.values):
+                yield period, bucket, line.series, line.label, line.breakdown, value
 
 
 def _funnel(result: funnels.FunnelResult) -> Rows:
-    return [{"breakdown": group.breakdown, **msgspec.structs.asdict(step)} for group in result.groups
-            for step in group.steps]
+    return ((group.breakdown, *msgspec.structs.astuple(step)) for group in result.groups for step in group.steps)
 
 
 def _funnel_persons(result: funnel_persons.FunnelPersonsResult) -> Rows:
-    return [msgspec.structs.asdict(person) for person in result.persons]
+    return (msgspec.structs.astuple(person) for person in result.persons)
 
 
 def _retention(result: retention.RetentionResult) -> Rows:
     groups = [(None, result.cohorts), *((b.breakdown, b.cohorts) for b in result.breakdowns)]
-    return [{"breakdown": label, "cohort": cohort.period, "cohort_persons": cohort.persons, "period_offset": k,
-             "persons": count, "percentage": percentage}
+    return ((label, cohort.period, cohort.persons, k, count, percentage)
             for label, cohorts in groups for cohort in cohorts
-            for k, (count, percentage) in enumerate(zip(cohort.counts, cohort.percentages))]
+            for k, (count, percentage) in enumerate(zip(cohort.counts, cohort.percentages)))
 
 
 def _sessions(result: sessions.SessionsResult) -> Rows:
-    return [{"bucket": bucket, "breakdown": line.breakdown, "sessions": line.sessions[i],
-             "avg_duration": line.avg_duration[i], "median_duration": line.median_duration[i],
-             "pages_per_session": line.pages_per_session[i], "bounce_rate": line.bounce_rate[i]}
-            for line in result.lines for i, bucket in enumerate(result.buckets)]
+    return ((bucket, line.breakdown, line.sessions[i], line.avg_duration[i], line.median_duration[i],
+             line.pages_per_session[i], line.bounce_rate[i])
+            for line in result.lines for i, bucket in enumerate(result.buckets))
 
 
 def _stickiness(result: stickiness.StickinessResult) -> Rows:
-    return [{"breakdown": group.breakdown if group is not result else None, "periods_active": k, "persons": persons,
-             "at_least": at_least}
+    return ((group.breakdown if group is not result else None, k, persons, at_least)
             for group in (result, *result.breakdowns)
-            for k, (persons, at_least) in enumerate(zip(group.persons, group.cumulative), start=1)]
+            for k, (persons, at_least) in enumerate(zip(group.persons, group.cumulative), start=1))
 
 
 def _lifecycle(result: lifecycle.LifecycleResult) -> Rows:
-    return [{"breakdown": group.breakdown if group is not result else None, "period": period, "new": new,
-             "returning": returning, "resurrecting": resurrecting, "dormant": dormant}
+    return ((group.breakdown if group is not result else None, *values)
             for group in (result, *result.breakdowns)
-            for period, new, returning, resurrecting, dormant in
-            zip(result.periods, group.new, group.returning, group.resurrecting, group.dormant)]
+            for values in zip(result.periods, group.new, group.returning, group.resurrecting, group.dormant))
 
 
-TABLES: dict[str, Callable[[Any], Rows]] = {
-    "trends": _trends, "funnel": _funnel, "funnel_persons": _funnel_persons, "retention": _retention,
-    "sessions": _sessions, "stickiness": _stickiness, "lifecycle": _lifecycle,
+def _fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(f.name for f in msgspec.structs.fields(struct))
+
+
+TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
+    "trends": (("period", "bucket", "series", "label", "breakdown", "value"), _trends),
+    "funnel": (("breakdown", *_fields(funnels.StepResult)), _funnel),
+    "funnel_persons": (_fields(funnel_persons.FunnelPerson), _funnel_persons),
+    "retention": (("breakdown", "cohort", "cohort_persons", "period_offset", "persons", "percentage"), _retention),
+    "sessions": (("bucket", "breakdown", "sessions", "avg_duration", "median_duration", "pages_per_session",
+                  "bounce_rate"), _sessions),
+    "stickiness": (("breakdown", "periods_active", "persons", "at_least"), _stickiness),
+    "lifecycle": (("breakdown", "period", "new", "returning", "resurrecting", "dormant"), _lifecycle),
 }
 
 
-def rows(kind: str, result: msgspec.Struct) -> Rows:
-    return TABLES[kind](result)
+def table(kind: str, result: msgspec.Struct) -> pa.Table:
+    columns, rows = TABLES[kind]
+    values = list(zip(*rows(result))) or [()] * len(columns)  # no rows: empty columns, the header stays
+    return pa.table({name: pa.array(column) for name, column in zip(columns, values)})

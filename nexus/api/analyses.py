@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 from litestar import Request, Response, get, post
@@ -94,7 +93,7 @@ def _as_bound(value: Any) -> Any:
 
 
 def _table_bytes(kind: str, result: msgspec.Struct, fmt: str) -> bytes:
-    table = pa.Table.from_pylist(tables.rows(kind, result))
+    table = tables.table(kind, result)
     sink = io.BytesIO()
     if fmt == "csv":
         pa_csv.write_csv(neutralized(table), sink)

@@ -65,6 +65,6 @@ def test_every_kind_has_a_table(client, demo, kind):
     from nexus.analyses import tables
 
     result = registry.run(client, demo, kind, registry.decode(kind, BODIES[kind]), now=DEMO_END)
-    rows = tables.rows(kind, result)
-    assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
-    assert rows or kind in ("funnel_persons",)
+    table = tables.table(kind, result)
+    assert table.num_rows or kind in ("funnel_persons",)
+    assert table.column_names == list(tables.TABLES[kind][0]) and len(set(table.column_names)) == table.num_columns

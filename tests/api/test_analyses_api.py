@@ -92,6 +92,17 @@ def test_the_table_of_a_result_as_csv_and_arrow(server, http, project):
     assert sum(c["persons"] or 0 for c in cells if c["breakdown"] is not None) == sum(c["persons"] or 0 for c in everyone)
 
 
+def test_an_empty_table_keeps_its_header(server, http, project):
+    _, secrets = project
+    body = {"funnel": {"steps": [{"event": "nobody_did_this"}, {"event": "nor_this"}], "date_range": FIXED_RANGE},
+            "step": 1}
+    csv = http.post("/v1/analyses/funnel_persons?format=csv", json=body, headers=auth(secrets["read"]))
+    assert csv.status_code == 200 and csv.text.splitlines() == ['"person","depth","entered_at"']
+    arrow = http.post("/v1/analyses/funnel_persons?format=arrow", json=body, headers=auth(secrets["read"]))
+    table = ipc.open_stream(io.BytesIO(arrow.content)).read_all()
+    assert table.num_rows == 0 and table.column_names == ["person", "depth", "entered_at"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "reason"),
     [
