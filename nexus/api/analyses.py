@@ -33,14 +33,16 @@ TABLE_FORMATS = {"csv": "text/csv; charset=utf-8", "arrow": "application/vnd.apa
 async def analyse(request: Request, state: State, kind: FromPath[str], explain: FromQuery[bool] = False,
                   format: FromQuery[str] = "json") -> Response:
     api: ApiContext = state.api
-    if format != "json" and format not in TABLE_FORMATS:
-        raise InvalidRequest(f"format must be json, csv or arrow, not {format!r}")
     body = await read_body(request, api.settings.max_request_bytes)
     return await anyio.to_thread.run_sync(_analyse, api, request, kind, body, explain, format)
 
 
 def _analyse(api: ApiContext, request: Request, kind: str, body: bytes, explain: bool, fmt: str) -> Response:
     key = api.authorize(request, "read")
+    if fmt != "json" and fmt not in TABLE_FORMATS:
+        raise InvalidRequest(f"format must be json, csv or arrow, not {fmt!r}")
+    if explain and fmt != "json":
+        raise InvalidRequest("explain=1 comes with JSON results only: drop format, or explain")
     analysis = registry.decode(kind, body or b"{}")
     clickhouse, redis = api.runtime.clickhouse, api.runtime.redis.client
     name = cache.key(redis, key.project_id, kind, analysis)

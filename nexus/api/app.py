@@ -35,7 +35,13 @@ def _nexus_error(_: Request, error: NexusError) -> Response:
 
 
 def _http_error(_: Request, error: HTTPException) -> Response:
-    return Response({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+    body = {"error": error.detail}
+    # Litestar's own checks (query parameters of the wrong type) say what failed in `extra`.
+    problems = [p for p in error.extra if isinstance(p, dict)] if isinstance(error.extra, list) else []
+    if problems:
+        body["error"] += ": " + "; ".join(f"{p.get('key', '?')}: {p.get('message', 'invalid')}" for p in problems)
+        body["field"] = str(problems[0].get("key", ""))
+    return Response(body, status_code=error.status_code, headers=error.headers)
 
 
 def _unexpected_error(_: Request, error: Exception) -> Response:

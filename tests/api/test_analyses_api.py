@@ -111,6 +111,8 @@ def test_an_empty_table_keeps_its_header(server, http, project):
         ("/v1/analyses/trends", {"series": [{"event": "x"}], "interval": "fortnight"}, 400, "interval"),
         ("/v1/analyses/funnel", {"steps": [{"event": "a"}]}, 400, ""),
         ("/v1/analyses/trends?format=xlsx", {"series": [{"event": "x"}]}, 400, "format must be"),
+        ("/v1/analyses/trends?format=csv&explain=1", {"series": [{"event": "x"}]}, 400, "JSON results only"),
+        ("/v1/analyses/trends?explain=maybe", {"series": [{"event": "x"}]}, 400, "explain: "),
     ],
 )
 def test_bad_requests_say_why(server, http, project, path, body, status, reason):
@@ -147,6 +149,8 @@ def test_analyses_need_a_read_key(server, http, project):
     _, secrets = project
     denied = http.post("/v1/analyses/trends", json={"series": [{"event": "x"}]}, headers=auth(secrets["write"]))
     assert denied.status_code == 403
+    anonymous = http.post("/v1/analyses/trends?format=xml", json={"series": [{"event": "x"}]})
+    assert anonymous.status_code == 401  # the key is checked before anything else is looked at
 
 
 def test_pickers_list_event_and_property_names(server, http, project):
