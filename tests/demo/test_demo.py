@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -121,13 +122,13 @@ def test_hourly_rollup_equals_raw(client, project, events):
         parameters={"p": project.project_id},
     )
     raw = events.assign(hour=events["ts"].dt.floor("h").dt.tz_localize(None),
-                        revenue=events["properties"].map(lambda p: float(p.get("revenue", 0))))
+                        revenue=events["properties"].map(lambda p: Decimal(str(p.get("revenue", 0)))))
     expected = raw.groupby(["hour", "event"], as_index=False).agg(events=("ts", "size"), revenue=("revenue", "sum"))
     rollup["hour"] = pd.to_datetime(rollup["hour"]).dt.tz_localize(None)
     merged = expected.merge(rollup, on=["hour", "event"], how="outer", suffixes=("", "_rollup"))
     assert len(merged) == len(expected) == len(rollup)
     assert (merged["events"] == merged["events_rollup"]).all()
-    assert (merged["revenue"] - merged["revenue_rollup"]).abs().max() < 1e-6
+    assert (merged["revenue"] == merged["revenue_rollup"]).all()  # Decimal sums: exact
 
 
 def test_daily_rollup_distinct_ids_equal_raw(client, project, events):
