@@ -16,14 +16,24 @@ from typing import Protocol
 
 from nexus.analyses.query import PROJECT
 
-IDENTITIES_JOIN = (
-    "LEFT ANY JOIN (SELECT cityHash64(distinct_id) AS id_key, toString(person_id) AS person_id, "
-    f"cityHash64(toString(person_id)) AS person_key FROM identities FINAL WHERE project_id = {PROJECT}) AS ids "
-    "ON ids.id_key = e.id_key"
+# Each distinct id's live link, keyed by the hash events store (`id_key`); a join reads the columns it uses.
+_IDENTITIES = (
+    "SELECT cityHash64(distinct_id) AS id_key, toString(person_id) AS person_id, "
+    f"cityHash64(toString(person_id)) AS person_key FROM identities FINAL WHERE project_id = {PROJECT}"
 )
 
+
+def _identities_join(table: str) -> str:
+    return f"LEFT ANY JOIN ({_IDENTITIES}) AS ids ON ids.id_key = {table}.id_key"
+
+
+def _person_key(table: str) -> str:
+    return f"if(ids.person_key = 0, {table}.id_key, ids.person_key)"  # = cityHash64 of the person
+
+
+IDENTITIES_JOIN = _identities_join("e")
 PERSON = "if(ids.person_id = '', e.distinct_id, ids.person_id)"
-PERSON_KEY = "if(ids.person_key = 0, e.id_key, ids.person_key)"  # = cityHash64(PERSON)
+PERSON_KEY = _person_key("e")
 
 # Person traits for person-property filters and breakdowns. A person without a row reads as having no
 # properties, so negative filters (`neq`, `is_not_set`) hold for them, as they do for missing event ones.
@@ -51,6 +61,7 @@ def joins(person: bool, *reads: ReadsProperties | None) -> str:
         parts.append(PERSON_PROPERTIES_JOIN)
     return "\n".join(parts)
 
+
 ID_KEY = "e.id_key"  # = cityHash64(e.distinct_id), stored
 
 
@@ -64,10 +75,8 @@ def by_person(per_id: str, aggregates: str, also: str = "") -> str:
     """
     extra = f", x.{also} AS {also}" if also else ""
     return (
-        f"SELECT if(ids.person_key = 0, x.id_key, ids.person_key) AS person{extra}, {aggregates}\n"
-        f"FROM ({per_id}) AS x\n"
-        "LEFT ANY JOIN (SELECT cityHash64(distinct_id) AS id_key, cityHash64(toString(person_id)) AS person_key "
-        f"FROM identities FINAL WHERE project_id = {PROJECT}) AS ids ON ids.id_key = x.id_key\n"
+        f"SELECT {_person_key('x')} AS person{extra}, {aggregates}\n"
+        f"FROM ({per_id}) AS x\n{_identities_join('x')}\n"
         f"GROUP BY person{', ' + also if also else ''}"
     )
 
