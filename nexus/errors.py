@@ -11,7 +11,7 @@ class InvalidConfig(NexusError):
 
 class InvalidRequest(NexusError, ValueError):
     """The caller asked for something malformed or impossible; `field`, when known, is the JSON path of the
-    value at fault (`$.steps[1].where`). A ValueError so that msgspec, decoding a request whose
+    value at fault (`steps[1].where`). A ValueError so that msgspec, decoding a request whose
     `__post_init__` refuses a value, reports where the value was."""
 
     def __init__(self, message: str, field: str | None = None):
@@ -57,3 +57,10 @@ class MigrationError(NexusError):
 
 class QueryFailed(NexusError):
     """ClickHouse refused or failed a query."""
+
+
+def reason_and_field(error: Exception) -> tuple[str, str]:
+    """A msgspec ValidationError's text as (reason, field): msgspec ends it with the JSON path of the value
+    at fault (" - at `$.steps[1]`"), given here as `steps[1]`; '' when it is the whole document."""
+    reason, _, path = str(error).partition(" - at `$")
+    return reason, path.rstrip("`").lstrip(".")

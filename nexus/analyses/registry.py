@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
 from nexus.analyses.query import Query
-from nexus.errors import InvalidRequest, NotFound
+from nexus.errors import InvalidRequest, NotFound, reason_and_field
 
 ANALYSES: dict[str, ModuleType] = {
     "trends": trends,
@@ -44,8 +44,7 @@ def decode(kind: str, body: bytes | str | dict[str, Any]) -> msgspec.Struct:
             return msgspec.convert(body, request_type)
         return msgspec.json.decode(body, type=request_type)
     except msgspec.ValidationError as e:
-        path = str(e).partition(" - at `")[2].rstrip("`")  # msgspec ends its message with the value's path
-        raise InvalidRequest(f"invalid {kind} request: {e}", field=path or None) from None
+        raise InvalidRequest(f"invalid {kind} request: {e}", field=reason_and_field(e)[1] or None) from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"invalid {kind} request: {e}") from None
     except RecursionError:

@@ -7,9 +7,8 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from nexus.errors import InvalidRequest, TooLarge
+from nexus.errors import InvalidRequest, TooLarge, reason_and_field
 from nexus.ingest.compression import gunzip
-from nexus.ingest.wire import rejection_from
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -37,8 +36,8 @@ def decode_json(body: bytes, kind: Any) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as e:
-        rejection = rejection_from(0, e)
-        raise InvalidRequest(f"{rejection.field or 'body'}: {rejection.reason}") from None
+        reason, field = reason_and_field(e)
+        raise InvalidRequest(f"{field or 'body'}: {reason}", field=field or None) from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"malformed JSON: {e}") from None
     except RecursionError:

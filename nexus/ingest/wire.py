@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from nexus.errors import reason_and_field
+
 CallType = Literal["track", "page", "screen", "identify", "group", "alias"]
 Id = str | int | None
 
@@ -110,9 +112,7 @@ def decode_message(raw: bytes | msgspec.Raw, index: int) -> Message | Rejection:
 
 
 def rejection_from(index: int, error: msgspec.ValidationError) -> Rejection:
-    text = str(error)
-    reason, _, path = text.partition(" - at `$")
-    field = path.rstrip("`").lstrip(".")
+    reason, field = reason_and_field(error)
     return Rejection(index, field, reason)
 
 

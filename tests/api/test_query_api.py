@@ -190,7 +190,8 @@ def test_clients_that_hang_up_give_their_query_back(http, projects) -> None:
 
 
 def test_bad_request_bodies(http, projects) -> None:
-    assert query(http, projects, {"sql": "SELECT 1", "format": "xlsx"}).status_code == 400
+    mistyped = query(http, projects, {"sql": "SELECT 1", "format": "xlsx"})
+    assert mistyped.status_code == 400 and mistyped.json()["field"] == "format"
     assert query(http, projects, {"sql": "SELECT 1", "limit": 3}).status_code == 400
     assert query(http, projects, {"query": "SELECT 1"}).status_code == 400
     assert query(http, projects, {"sql": "SELECT 1", "max_rows": 0}).status_code == 400
