@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import msgspec
@@ -42,6 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_MAX_EVENT_BYTES", "32768", "Largest single event, as JSON (Segment: 32 KB).", minimum=1024),
     Setting("NEXUS_MAX_IMPORT_BYTES", "21474836480", "Largest /v1/import upload; it is spooled to disk, not memory.", minimum=1024),
     Setting("NEXUS_RATE_LIMIT", "1000", "Requests per second allowed per API key; 0 turns rate limiting off.", minimum=0),
+    Setting("NEXUS_CORS_ORIGINS", "", "Web origins (https://app.example.com, comma-separated) whose pages may call the read endpoints. The write endpoints answer every origin. Empty: none."),
     Setting("NEXUS_MAX_FUTURE_SECONDS", "3600", "Events further in the future than this (after skew correction) are rejected.", minimum=0),
     Setting("NEXUS_MAX_PAST_DAYS", "365", "Tracking-API events older than this are rejected (/v1/import takes any date from 2000 on).", minimum=1),
     Setting("NEXUS_SKEW_FLAG_SECONDS", "60", "Clock-skew corrections larger than this are counted as flagged in ingest metrics.", minimum=0),
@@ -75,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True):
     max_event_bytes: int
     max_import_bytes: int
     rate_limit: int
+    cors_origins: tuple[str, ...]
     max_future_seconds: int
     max_past_days: int
     skew_flag_seconds: int
@@ -109,7 +112,21 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         raise InvalidConfig(f"NEXUS_PORT must be a port number 1-65535, not {values['port']}")
     if values["ip_mode"] not in IP_MODES:
         raise InvalidConfig(f"NEXUS_IP_MODE must be one of {', '.join(IP_MODES)}, not {values['ip_mode']!r}")
+    values["cors_origins"] = _origins(str(values["cors_origins"]))
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """NEXUS_CORS_ORIGINS as a tuple; each must be an origin as browsers send it: scheme://host[:port]."""
+    origins = tuple(o.strip().lower() for o in text.split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise InvalidConfig(f"NEXUS_CORS_ORIGINS: {origin!r} is not an origin such as https://app.example.com "
+                                "(scheme, host and port only; no path, no wildcard)")
+    return origins
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 def _integer(setting: Setting, text: str) -> int:

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException
 from nexus import __version__
 from nexus.api import analyses, health, ingest, posthog, query
 from nexus.api.context import ApiContext
+from nexus.api.headers import ResponseHeaders
 from nexus.errors import (Forbidden, InvalidRequest, NexusError, NotFound, QueryFailed, RateLimited,
                           StorageUnavailable, TooLarge, Unauthorized)
 from nexus.runtime import Runtime
@@ -49,12 +50,17 @@ def _unexpected_error(_: Request, error: Exception) -> Response:
     return Response({"error": "internal error; the server log has the details"}, status_code=500)
 
 
+def _paths(handlers: list) -> set[str]:
+    return {path for handler in handlers for path in handler.paths}
+
+
 def create_app(runtime: Runtime) -> Litestar:
     app = Litestar(
         route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, *query.ROUTES,
                         *analyses.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
+        before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture]), runtime.settings.cors_origins)],
         # Each route reads its body within its own limit (see api.body); this is only the outer bound.
         request_max_body_size=max(runtime.settings.max_import_bytes, runtime.settings.max_request_bytes),
     )

@@ -39,7 +39,7 @@ class ReceiptsAnswer(msgspec.Struct):
     missing: list[str]
 
 
-@post("/v1/batch")
+@post(["/v1/batch", "/v1/b"])  # /v1/b: where analytics-next sends its batches
 async def batch(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -71,7 +71,8 @@ def _batch(api: ApiContext, request: Request, body: bytes) -> Submitted:
 
 
 def _single(call: str):
-    @post(f"/v1/{call}", name=f"segment_{call}")
+    # Segment's short path is the type's first letter (/v1/t, /v1/p, ...): what analytics-next posts to.
+    @post([f"/v1/{call}", f"/v1/{call[0]}"], name=f"segment_{call}")
     async def handler(request: Request, state: State) -> Response:
         api: ApiContext = state.api
         body = await read_body(request, api.settings.max_request_bytes)
@@ -157,4 +158,6 @@ async def import_events(request: Request, state: State, format: FromQuery[str | 
 
 
 
-ROUTES = [batch, track, identify, page, screen, group, alias, receipts, ingest_metrics, import_events]
+# The endpoints a write key may call, open to every web origin (see api.headers).
+WRITE_ROUTES = [batch, track, identify, page, screen, group, alias, receipts]
+ROUTES = [*WRITE_ROUTES, ingest_metrics, import_events]

@@ -33,10 +33,17 @@ class Server(msgspec.Struct):
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server_env() -> dict[str, str]:
+    """More NEXUS_* settings for this module's server: a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, redis, tmp_path_factory: pytest.TempPathFactory,
+           server_env: dict[str, str]) -> Iterator[Server]:
     settings = load({"NEXUS_DATA_DIR": str(tmp_path_factory.mktemp("data")), "NEXUS_CLICKHOUSE_URL": database_url,
                      "NEXUS_REDIS_URL": redis.url, "NEXUS_LOG_LEVEL": "warning",
-                     "NEXUS_WRITER_MAX_DELAY_MS": "20"})
+                     "NEXUS_WRITER_MAX_DELAY_MS": "20", **server_env})
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
