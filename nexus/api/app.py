@@ -8,7 +8,7 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
 from nexus import __version__
-from nexus.api import analyses, health, ingest, posthog, query
+from nexus.api import analyses, health, ingest, openapi, posthog, query
 from nexus.api.context import ApiContext
 from nexus.api.headers import ResponseHeaders
 from nexus.errors import (Forbidden, InvalidRequest, NexusError, NotFound, QueryFailed, RateLimited,
@@ -61,6 +61,7 @@ def create_app(runtime: Runtime) -> Litestar:
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
         before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture]), runtime.settings.cors_origins)],
+        openapi_config=openapi.config(__version__),
         # Each route reads its body within its own limit (see api.body); this is only the outer bound.
         request_max_body_size=max(runtime.settings.max_import_bytes, runtime.settings.max_request_bytes),
     )
