@@ -59,7 +59,7 @@ CREATE TABLE events
     INDEX event_set event TYPE set(256) GRANULARITY 4
 )
 ENGINE = MergeTree
-PARTITION BY toYYYYMM(ts)
+PARTITION BY (project_id, toYYYYMM(ts))
 ORDER BY (project_id, distinct_id, ts)
 SETTINGS index_granularity = 8192
 COMMENT 'Every stored event, one row each; ids as sent (resolve persons through identities)';
@@ -80,7 +80,7 @@ CREATE TABLE events_daily
     `revenue` SimpleAggregateFunction(sum, Decimal(38, 9)) COMMENT 'Sum of numeric properties.revenue (exact to 9 decimals)'
 )
 ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(day)
+PARTITION BY (project_id, toYYYYMM(day))
 ORDER BY (project_id, event, day, country, browser, os, device_type, referrer_class, utm_source)
 SETTINGS index_granularity = 8192
 COMMENT 'Events per project, event, UTC day and key dimensions; read with sum() and uniqMerge()';
@@ -135,7 +135,7 @@ CREATE TABLE events_hourly
     `revenue` SimpleAggregateFunction(sum, Decimal(38, 9)) COMMENT 'Sum of numeric properties.revenue (exact to 9 decimals)'
 )
 ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(hour)
+PARTITION BY (project_id, toYYYYMM(hour))
 ORDER BY (project_id, event, hour)
 SETTINGS index_granularity = 8192
 COMMENT 'Events per project, event name and UTC hour; read with sum() and uniqMerge()';
@@ -171,6 +171,7 @@ CREATE TABLE identities
     `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the link was removed'
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
 ORDER BY (project_id, distinct_id)
 SETTINGS index_granularity = 8192
 COMMENT 'Which person each distinct id resolves to, after identify and alias; read with FINAL';
@@ -185,6 +186,7 @@ CREATE TABLE persons
     `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the person was erased'
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
 ORDER BY (project_id, person_id)
 SETTINGS index_granularity = 8192
 COMMENT 'Persons and their traits; read with FINAL';
@@ -199,6 +201,7 @@ CREATE TABLE projects
     `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the project was deleted'
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
 ORDER BY project_id
 SETTINGS index_granularity = 8192
 COMMENT 'Projects (tenants); read with FINAL';
@@ -238,6 +241,7 @@ CREATE TABLE saved_queries
     `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the query was deleted'
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
 ORDER BY (project_id, query_id)
 SETTINGS index_granularity = 8192
 COMMENT 'Saved ad-hoc SQL queries, runnable by id with parameters (dashboard tiles, export sources); read with FINAL';
@@ -272,6 +276,7 @@ CREATE TABLE sessions
     `browser` SimpleAggregateFunction(any, LowCardinality(String)) COMMENT 'Browser family of the session (any of its events)'
 )
 ENGINE = AggregatingMergeTree
+PARTITION BY project_id
 ORDER BY (project_id, session_id)
 SETTINGS index_granularity = 8192
 COMMENT 'One row per session (merge with GROUP BY session_id): start, end, events, page views, entry and exit';

@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import InvalidConfig, StorageUnavailable, StoreLocked
+from nexus.permissions import private_files, warn_if_open
 
 DEFAULT_DATABASE = "nexus"
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -78,12 +79,19 @@ def parse_url(url: str) -> StoreAddress:
     return address
 
 
+# Tables are partitioned by project and month (migration 008), so one group-commit block from many
+# projects, or an import spanning years, touches many partitions: the engine's default of 100 per insert
+# would refuse acknowledged events.
+_CLIENT_SETTINGS = {"max_partitions_per_insert_block": 0}
+
+
 def connect(address: StoreAddress) -> Client:
     """A client on the address's server, not yet bound to its database (migrations create that)."""
     try:
         if address.engine == "chdb":
             _lock_data_dir(Path(address.path))
-            return clickhouse_connect.get_client(dsn=f"chdb://{address.path}", tz_mode="aware")
+            return clickhouse_connect.get_client(dsn=f"chdb://{address.path}", tz_mode="aware",
+                                                 settings=_CLIENT_SETTINGS)
         return clickhouse_connect.get_client(
             host=address.host,
             port=address.port,
@@ -92,6 +100,7 @@ def connect(address: StoreAddress) -> Client:
             secure=address.secure,
             connect_timeout=5,
             tz_mode="aware",
+            settings=_CLIENT_SETTINGS,
         )
     except ClickHouseError as e:
         raise StorageUnavailable(f"cannot open {address.describe()}: {describe_error(e)}") from None
@@ -118,11 +127,14 @@ _held_locks: dict[Path, int] = {}
 def _lock_data_dir(path: Path) -> None:
     if path in _held_locks:
         return
+    # chDB writes parts from this process for as long as it runs: only its owner may read them.
+    private_files()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.parent / f"{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path.parent / f"{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as e:
         raise StorageUnavailable(f"cannot use data dir {path}: {_os_reason(e)}") from None
+    warn_if_open(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -144,3 +144,52 @@ def test_revenue_stored_as_float_sums_is_rebuilt_exact(scratch):
     for table in ("events_hourly", "events_daily"):
         rows = client.query(f"SELECT toString(sum(revenue)), sum(events) FROM {table}").result_rows
         assert rows == [("1", 3)], table  # rebuilt from the stored events, and fed by new ones
+
+
+def _project_partitioned_store(client) -> dict[str, list]:
+    """What the tables hold, per table, as sorted rows: the same before and after a repartition."""
+    contents = {}
+    for table, order in (("events", "message_id"), ("events_hourly", "project_id, hour, event"),
+                         ("events_daily", "project_id, day, event"), ("sessions", "project_id, session_id"),
+                         ("persons", "project_id, person_id"), ("identities", "project_id, distinct_id")):
+        contents[table] = client.query(f"SELECT * EXCEPT (properties) APPLY(toString) FROM {table} ORDER BY {order}"
+                                       if table in ("events", "persons") else
+                                       f"SELECT * APPLY(toString) FROM {table} ORDER BY {order}").result_rows
+    return contents
+
+
+def test_tables_are_repartitioned_by_project_keeping_every_row(scratch):
+    client, folder = scratch
+    migrated_before(client, folder, "008_project_partitions.sql")
+    # Given events of three projects in one month, rollups and sessions fed, persons and identities
+    columns = ["project_id", "ts", "event", "type", "distinct_id", "message_id", "session_id", "properties"]
+    client.insert("events", [[p, datetime(2026, 10, 5, h, tzinfo=timezone.utc), "viewed", "page", f"u{h}",
+                              f"m{p}-{h}", f"s{p}-{h % 3}", {"plan": f"p{p}"}] for p in (1, 2, 3) for h in range(12)],
+                  column_names=columns)
+    client.insert("persons", [[p, f"00000000-0000-0000-0000-00000000000{p}", 1, 0] for p in (1, 2, 3)],
+                  column_names=["project_id", "person_id", "version", "is_deleted"])
+    client.insert("identities", [[p, "u1", f"00000000-0000-0000-0000-00000000000{p}", 1, 0] for p in (1, 2, 3)],
+                  column_names=["project_id", "distinct_id", "person_id", "version", "is_deleted"])
+    before = _project_partitioned_store(client)
+    # When a first run stops right after the events were swapped, and the migration runs again
+    text = (folder / "008_project_partitions.sql").read_text()
+    cut = text.index("DROP TABLE events_repartition;")
+    for statement in migrations.Migration(8, "x", text[:cut]).statements():
+        client.command(statement)
+    assert [m.file_name for m in migrations.migrate(client)] == ["008_project_partitions.sql"]
+    # Then every row is there once, each table is partitioned by project, and the views still feed
+    assert _project_partitioned_store(client) == before
+    keys = dict(client.query("SELECT name, partition_key FROM system.tables WHERE database = currentDatabase() "
+                             "AND partition_key != ''").result_rows)
+    assert all(keys[table].strip("(").startswith("project_id") for table in
+               ("events", "events_hourly", "events_daily", "sessions", "persons", "identities", "projects",
+                "saved_queries")), keys
+    assert not tables(client) & {f"{t}_repartition" for t in keys}
+    client.insert("events", [[1, datetime(2026, 10, 5, 23, tzinfo=timezone.utc), "viewed", "page", "u1", "m-new",
+                              "s1-0", {}]], column_names=columns)
+    assert client.query("SELECT sum(events) FROM events_hourly WHERE project_id = 1").result_rows == [(13,)]
+    assert client.query("SELECT sum(events) FROM events_daily WHERE project_id = 1").result_rows == [(13,)]
+    assert client.query("SELECT sum(events) FROM sessions WHERE session_id = 's1-0'").result_rows == [(5,)]
+    parts = client.query("SELECT uniqExact(partition_id) FROM system.parts WHERE database = currentDatabase() "
+                         "AND table = 'events' AND active").result_rows
+    assert parts == [(3,)]
