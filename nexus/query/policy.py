@@ -20,6 +20,18 @@ PROJECT_TABLES: dict[str, str] = {
     "saved_queries": "project_id",
 }
 
+# Engine shortcuts that answer from part metadata instead of rows, switched off for ad-hoc SQL. Rows are
+# filtered by project and parts never mix projects (migration 008), but these read a part's metadata as
+# a whole or rewrite the query around the row filter: distinctJSONPaths read the paths of every part and
+# a count() beside it counted parts, not rows. With them off, every answer comes from filtered rows.
+NO_METADATA_SHORTCUTS: tuple[tuple[str, int], ...] = (
+    ("optimize_trivial_count_query", 0),  # count() from part row counts
+    ("optimize_use_implicit_projections", 0),  # count/min/max of the partition key from part metadata
+    ("optimize_use_projections", 0),  # projections hold their own copy of rows
+    ("optimize_functions_to_subcolumns", 0),  # distinctJSONPaths from the JSON column's path list
+    ("use_query_cache", 0),  # a cached result answers without the session's row filter being applied
+)
+
 # Tables outside the Nexus database that hold nobody's data.
 SYSTEM_TABLES: frozenset[str] = frozenset({"one", "numbers", "numbers_mt", "zeros", "zeros_mt"})
 

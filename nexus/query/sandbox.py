@@ -209,6 +209,7 @@ class QueryService:
             ("max_result_bytes", int(limits.max_result_bytes)),
             ("result_overflow_mode", "throw"),
             ("additional_table_filters", filters),
+            *policy.NO_METADATA_SHORTCUTS,
             ("readonly", 1),
         ]
 
