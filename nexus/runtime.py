@@ -17,6 +17,7 @@ from nexus.ingest.identity import IdentityResolver
 from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
+from nexus.permissions import private_files, warn_if_open
 from nexus.settings import Settings
 from nexus.store.database import open_database
 
@@ -31,7 +32,11 @@ class Runtime(msgspec.Struct):
 @contextmanager
 def open_runtime(settings: Settings) -> Iterator[Runtime]:
     """Open ClickHouse (migrated), Redis (embedded unless NEXUS_REDIS_URL is set) and the writer;
-    on exit, drain the writer, then close everything in reverse order."""
+    on exit, drain the writer, then close everything in reverse order. Files this process creates from
+    here on (parts, Redis's, spooled uploads, exports) are its user's only."""
+    private_files()
+    for directory in (settings.data_dir, settings.data_dir / "spool"):
+        warn_if_open(directory)
     with ExitStack() as stack:
         clickhouse = open_database(settings.clickhouse_url)
         stack.callback(clickhouse.close)
