@@ -5,7 +5,9 @@ as sent for `posthog.to_messages` to map.
   `?compression=gzip|gzip-js`, or not said at all (posthog-js sometimes drops the parameter, so a body
   starting with gzip's magic bytes is gunzipped, as PostHog's own capture does); base64, said by
   `?compression=base64` or sniffed when the body is not JSON; `application/x-www-form-urlencoded` with
-  the JSON or base64 in its `data=` field (posthog-js legacy). `lz64` is refused: posthog-js picks it
+  the JSON or base64 in its `data=` field (posthog-js legacy), while a body labelled as a form that is
+  JSON itself (clients send this) is read as JSON, and a form without a `data` field is refused as such.
+  `lz64` is refused: posthog-js picks it
   only when the server lists it in `supportedCompression`, which Nexus does not, and `lzstring` (the
   port PostHog used) was last released in 2018 and inflates without a bound.
 - Every stage is capped at `max_bytes` of output, so a gzip bomb stops after `max_bytes + 1` bytes.
@@ -74,13 +76,17 @@ def decode_body(
         raise PostHogBodyError(f"unsupported Content-Encoding {content_encoding!r}: send gzip or nothing")
     data = _gunzip(body, max_bytes) if body.startswith(_GZIP_MAGIC) else body
     form: dict[str, bytes] = {}
-    if content_type.split(";")[0].strip().lower() == _FORM or data.startswith(b"data="):
+    labelled_form = content_type.split(";")[0].strip().lower() == _FORM
+    if data.startswith(b"data=") or (labelled_form and data.lstrip()[:1] not in (b"{", b"[")):
         # latin-1 maps each byte to one code point, so the field's bytes come back exactly.
         try:
             fields = parse_qsl(data.decode("latin-1"), max_num_fields=32)
         except ValueError as e:
             raise PostHogBodyError(f"malformed form body: {e}") from None
         form = {k: v.encode("latin-1") for k, v in fields}
+        if "data" not in form and data.strip() and "data" not in query:
+            raise PostHogBodyError("form body without a `data` field: send data=<the events as JSON or base64>, "
+                                   "or the JSON itself as the body")
         data = form.get("data", b"")
     if not data.strip() and "data" in query:  # the oldest posthog-js put the payload in the URL
         data = query["data"].encode()

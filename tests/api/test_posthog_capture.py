@@ -100,3 +100,24 @@ def test_a_dropped_event_is_never_answered_200(server, http, project):
 def test_bad_capture_requests(server, http, body, headers, status, reason):
     answer = http.post("/capture/", content=body, headers=headers)
     assert answer.status_code == status and reason in answer.json()["error"]
+
+
+def test_a_json_body_labelled_as_a_form_is_read_as_json(server, http, project):
+    # Given a client that sends its JSON batch with Content-Type application/x-www-form-urlencoded
+    project_id, secrets = project
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    answer = http.post("/e/", content=json.dumps(posthog_js_batch(secrets["write"], ids)).encode(),
+                       headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"})
+    # Then it is stored, not refused as an "empty body"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stored"] == 2 and len(rows(server, project_id, ids)) == 2
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"api_key=nx_x&ver=1.0", "form body without a `data` field"),
+    (base64.b64encode(b'{"event": "x"}'), "form body without a `data` field"),
+    (b"", "empty body"),
+])
+def test_a_form_body_without_events_says_why(http, body, reason):
+    answer = http.post("/e/", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 400 and answer.json()["error"].startswith(reason), answer.text
