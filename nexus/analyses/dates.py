@@ -8,6 +8,9 @@ A range is half-open `[start, end)` in UTC instants, resolved from local calenda
   `last_month`, `this_year`;
 - absolute: an ISO date `2026-10-01` (a local day: as `date_to` it is included, through its end) or an
   ISO date-time `2026-10-01T10:00[:00][+02:00]` (local unless it carries an offset; as `date_to` exclusive).
+A local time the clocks skip (Berlin's 02:00–03:00 on 2026-03-29) is shifted forward to the end of the
+gap, the first instant whose clock reads later (03:00 CEST), so a range holds exactly the instants whose
+local time lies in it; a local time the clocks show twice (fall back) is its first occurrence.
 `date_to` defaults to the natural end of `date_from` (the end of the current unit for relative ranges,
 of the named period for keywords, of the day for a date, now for a date-time).
 
@@ -79,8 +82,11 @@ def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:
         raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is out of range") from None
     if start < EARLIEST or end > LATEST:
         raise InvalidRequest(f"dates must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
-    if end <= start:
-        raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is empty")
+    # Compared as instants: aware datetimes of one zone compare by their wall clocks.
+    if end.astimezone(timezone.utc) <= start.astimezone(timezone.utc):
+        raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is empty: in {tz} it "
+                             f"runs from {start.isoformat()} to {end.isoformat()} (local times the clocks skip "
+                             "are read as the end of the skipped span)")
     return Span(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
 
 
@@ -173,7 +179,7 @@ def _point(text: str, zi: ZoneInfo, now: datetime, as_end: bool = False) -> tupl
         raise InvalidRequest(
             f"cannot read date {text!r}: use -7d, -24h, -3m, today, this_month, 2026-10-01 or 2026-10-01T10:00"
         ) from None
-    moment = moment.replace(tzinfo=zi) if moment.tzinfo is None else moment.astimezone(zi)
+    moment = local_time(moment, zi) if moment.tzinfo is None else moment.astimezone(zi)
     return moment, moment if as_end else now
 
 
@@ -209,9 +215,27 @@ def add_months(day: date, months: int) -> date:
 
 
 def local_midnight(day: date, zi: ZoneInfo) -> datetime:
+    return local_time(datetime.combine(day, time()), zi)
+
+
+def local_time(naive: datetime, zi: ZoneInfo) -> datetime:
+    """The instant a wall clock in `zi` shows `naive`, as an aware local datetime: the first one when it shows
+    it twice, and the end of the gap when it skips it (a midnight skipped in Havana is 01:00)."""
+    earlier = naive.replace(tzinfo=zi, fold=0).astimezone(timezone.utc)
     # Through UTC and back, so the offset is the one in force at that instant (fold-safe).
-    naive = datetime.combine(day, time())
-    return naive.replace(tzinfo=zi).astimezone(timezone.utc).astimezone(zi)
+    if earlier.astimezone(zi).replace(tzinfo=None) == naive:
+        return earlier.astimezone(zi)
+    # In a gap, fold=0 reads the time with the offset before the change and fold=1 with the one after: the
+    # change lies between the two instants. Offsets change on whole seconds, so a bisection finds it.
+    before, after = sorted((earlier, naive.replace(tzinfo=zi, fold=1).astimezone(timezone.utc)))
+    new_offset = after.astimezone(zi).utcoffset()
+    while after - before > timedelta(seconds=1):
+        middle = before + (after - before) // 2
+        if middle.astimezone(zi).utcoffset() == new_offset:
+            after = middle
+        else:
+            before = middle
+    return after.replace(microsecond=0).astimezone(zi)
 
 
 def _is_midnight(moment: datetime) -> bool:

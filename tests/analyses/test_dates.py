@@ -74,3 +74,31 @@ def test_buckets_follow_local_calendars():
     assert [b.astimezone(UTC).strftime("%H:%M") for b in kolkata] == ["23:30", "00:30", "01:30"]
     with pytest.raises(InvalidRequest, match="buckets"):
         dates.bucket_starts(Span(datetime(2020, 1, 1, tzinfo=UTC), NOW), "minute", "UTC")
+
+
+BERLIN_SPRING = datetime(2026, 4, 1, tzinfo=UTC)  # Berlin's clocks jumped from 02:00 to 03:00 on 2026-03-29
+
+
+@pytest.mark.parametrize("date_from,date_to,tz,expected", [
+    # A time the clocks skip is the end of the gap: 02:30–03:30 holds the instants whose clock reads
+    # 03:00–03:30 (it had started and ended at the same instant, 01:30 UTC).
+    ("2026-03-29T02:30", "2026-03-29T03:30", "Europe/Berlin", ("2026-03-29T01:00:00+00:00", "2026-03-29T01:30:00+00:00")),
+    ("2026-03-29T01:30", "2026-03-29T02:30", "Europe/Berlin", ("2026-03-29T00:30:00+00:00", "2026-03-29T01:00:00+00:00")),
+    ("2026-03-29", None, "Europe/Berlin", ("2026-03-28T23:00:00+00:00", "2026-03-29T22:00:00+00:00")),
+    # Havana skipped midnight on 2026-03-08: the day began at 01:00.
+    ("2026-03-08", None, "America/Havana", ("2026-03-08T05:00:00+00:00", "2026-03-09T04:00:00+00:00")),
+    # Lord Howe Island skips half an hour, 02:00–02:30.
+    ("2026-10-04T02:10", "2026-10-04T02:40", "Australia/Lord_Howe", ("2026-10-03T15:30:00+00:00",
+                                                                     "2026-10-03T15:40:00+00:00")),
+    # A time the clocks show twice is its first occurrence (02:30 CEST), through the second hour.
+    ("2026-10-25T02:30", "2026-10-25T03:00", "Europe/Berlin", ("2026-10-25T00:30:00+00:00", "2026-10-25T02:00:00+00:00")),
+])
+def test_local_times_the_clocks_skip_or_repeat(date_from, date_to, tz, expected):
+    resolved = dates.resolve(DateRange(date_from, date_to), tz, BERLIN_SPRING)
+    assert (resolved.start.isoformat(), resolved.end.isoformat()) == expected
+
+
+def test_a_range_inside_the_gap_is_refused_with_the_reason():
+    with pytest.raises(InvalidRequest, match=r"is empty: in Europe/Berlin it runs from 2026-03-29T03:00:00\+02:00 "
+                                             r"to 2026-03-29T03:00:00\+02:00 \(local times the clocks skip"):
+        dates.resolve(DateRange("2026-03-29T02:15", "2026-03-29T02:45"), "Europe/Berlin", BERLIN_SPRING)
