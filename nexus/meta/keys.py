@@ -3,6 +3,11 @@
 Scopes: `write` sends events only (safe to ship in a web page), `read` runs analyses and queries,
 `admin` does everything. Keys carry 240 random bits, so a fast hash suffices: there is nothing to
 brute-force that a slow hash would protect.
+
+The instance admin key is stored the same way, as project 0 (no project has that number) with the scope
+`instance`, which allows none of the project scopes: it manages projects and keys (nexus.meta.admin) and
+reads no events. Every change that must reach other processes' key caches at once bumps a counter in
+Redis (`changed`), which they watch.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 from typing import Literal, get_args
 
 import msgspec
+import redis
 from clickhouse_connect.driver.client import Client
 
 from nexus.errors import InvalidRequest, NotFound
@@ -22,6 +28,9 @@ from nexus.meta import records
 TABLE = "api_keys"
 Scope = Literal["write", "read", "admin"]
 SCOPES: tuple[str, ...] = get_args(Scope)
+INSTANCE = "instance"
+INSTANCE_PROJECT = 0
+GENERATION = "nexus:keys:generation"
 _PREFIX = "nx_"
 _KEY_ID_LENGTH = len(_PREFIX) + 8
 
@@ -50,7 +59,21 @@ def hash_key(secret: str) -> str:
 def create(client: Client, project_id: int, scope: str, name: str = "") -> tuple[ApiKey, str]:
     """A new key for the project; returns the record and the secret, which is not stored anywhere."""
     if scope not in SCOPES:
-        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}", field="scope")
+    return _create(client, project_id, scope, name)
+
+
+def create_instance_key(client: Client) -> tuple[ApiKey, str]:
+    """A new instance admin key; returns the record and the secret, which is not stored anywhere."""
+    return _create(client, INSTANCE_PROJECT, INSTANCE, "instance admin key")
+
+
+def instance_keys(client: Client) -> list[ApiKey]:
+    """The active instance admin keys."""
+    return [k for k in list_keys(client, INSTANCE_PROJECT) if k.active and k.scope == INSTANCE]
+
+
+def _create(client: Client, project_id: int, scope: str, name: str) -> tuple[ApiKey, str]:
     secret = _PREFIX + secrets.token_urlsafe(30)
     key = ApiKey(
         project_id=project_id,
@@ -71,12 +94,23 @@ def list_keys(client: Client, project_id: int | None = None) -> list[ApiKey]:
     return records.select(client, TABLE, ApiKey, "project_id = {p:UInt32}", {"p": project_id})
 
 
-def revoke(client: Client, key_id: str) -> ApiKey:
-    """Mark the key revoked (the row stays, for the record); revoking twice is harmless."""
+def get(client: Client, key_id: str) -> ApiKey:
+    """The key with this public id, revoked or not."""
     found = records.select(client, TABLE, ApiKey, "key_id = {k:String}", {"k": key_id})
     if not found:
-        raise NotFound(f"no API key {key_id!r}: list them with `nexus key list`")
-    key = found[0]
+        raise not_found(key_id)
+    return found[0]
+
+
+def not_found(key_id: str) -> NotFound:
+    """The answer for a key that does not exist, or that the caller may not see: the same for both."""
+    return NotFound(f"no API key {key_id!r}: list them with `nexus key list`")
+
+
+def revoke(client: Client, key_id: str) -> ApiKey:
+    """Mark the key revoked (the row stays, for the record); revoking twice is harmless. Other processes
+    learn of it when `changed` is called."""
+    key = get(client, key_id)
     if key.revoked_at is None:
         key = msgspec.structs.replace(key, revoked_at=records.now())
         records.save(client, TABLE, key)
@@ -93,3 +127,13 @@ def authenticate(client: Client, secret: str) -> ApiKey | None:
         if key.active and hmac.compare_digest(key.key_hash, digest):
             return key
     return None
+
+
+def changed(client: redis.Redis) -> int:
+    """Tell every process that keys were revoked: their caches drop what they hold (see nexus.api.auth)."""
+    return int(client.incr(GENERATION))
+
+
+def generation(client: redis.Redis) -> int:
+    """How many times keys have changed: a cache built at another generation is stale."""
+    return int(client.get(GENERATION) or 0)

@@ -13,6 +13,7 @@ from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import records
 
 TABLE = "projects"
+MAX_ID = 2**32 - 1  # project_id is a UInt32
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
@@ -28,12 +29,15 @@ def create(client: Client, name: str, timezone_name: str = "UTC") -> Project:
     if not _NAME.match(name):
         raise InvalidRequest(
             f"project name {name!r} must be 1-64 letters, digits, spaces, '_', '.' or '-', starting with a "
-            f"letter or digit"
+            f"letter or digit", field="name"
         )
-    zone(timezone_name)
+    try:
+        zone(timezone_name)
+    except InvalidRequest as e:
+        raise InvalidRequest(f"timezone: {e}", field="timezone") from None
     existing = list_all(client)
     if any(p.name == name for p in existing):
-        raise InvalidRequest(f"a project named {name!r} already exists")
+        raise InvalidRequest(f"a project named {name!r} already exists", field="name")
     # Project creation is a rare admin action; numbering by max+1 keeps ids small and readable.
     project_id = max((p.project_id for p in existing), default=0) + 1
     project = Project(project_id, name, timezone_name, records.now())
@@ -49,9 +53,16 @@ def get(client: Client, reference: str | int) -> Project:
     """The project with this number or name."""
     text = str(reference).strip()
     if text.isdigit():
-        found = records.select(client, TABLE, Project, "project_id = {id:UInt32}", {"id": int(text)})
+        number = int(text)
+        found = [] if number > MAX_ID else records.select(client, TABLE, Project, "project_id = {id:UInt32}",
+                                                           {"id": number})
     else:
         found = records.select(client, TABLE, Project, "name = {name:String}", {"name": text})
     if not found:
-        raise NotFound(f"no project {text!r}: list them with `nexus project list`")
+        raise not_found(text)
     return found[0]
+
+
+def not_found(reference: str | int) -> NotFound:
+    """The answer for a project that does not exist, or that the caller may not see: the same for both."""
+    return NotFound(f"no project {str(reference)!r}: list them with `nexus project list`")

@@ -66,3 +66,19 @@ def test_bad_scopes_and_unknown_keys_are_refused(client, two_projects):
         keys.create(client, two_projects[0].project_id, "superuser")
     with pytest.raises(NotFound, match="no API key"):
         keys.revoke(client, "nx_missing")
+
+
+def test_the_instance_key_is_stored_hashed_as_project_0_and_allows_no_project_scope(client):
+    key, secret = keys.create_instance_key(client)
+    assert key.project_id == keys.INSTANCE_PROJECT == 0 and key.scope == "instance"
+    assert secret not in repr(client.query("SELECT * FROM api_keys").result_rows)
+    found = keys.authenticate(client, secret)
+    assert found == key and not any(found.allows(s) for s in ("write", "read", "admin"))
+    assert key in keys.instance_keys(client)
+    keys.revoke(client, key.key_id)
+    assert key.key_id not in {k.key_id for k in keys.instance_keys(client)}
+
+
+def test_a_change_of_keys_moves_the_generation_every_process_watches(redis):
+    before = keys.generation(redis.client)
+    assert keys.changed(redis.client) == before + 1 == keys.generation(redis.client)

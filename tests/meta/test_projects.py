@@ -39,3 +39,12 @@ def test_an_unknown_project_is_not_found(client):
         projects.get(client, "nope")
     with pytest.raises(NotFound):
         projects.get(client, 987654)
+    with pytest.raises(NotFound, match="no project '99999999999'"):  # past UInt32: not found, not a driver error
+        projects.get(client, 99_999_999_999)
+
+
+@pytest.mark.parametrize(("name", "timezone", "field"), [("-x", "UTC", "name"), ("fine", "Nowhere/City", "timezone")])
+def test_a_refused_value_names_its_field(client, name, timezone, field):
+    with pytest.raises(InvalidRequest) as refused:
+        projects.create(client, name, timezone)
+    assert refused.value.field == field
