@@ -29,7 +29,7 @@ class ImportSummary(msgspec.Struct):
 def import_file(ingestor: Ingestor, path: Path, project_id: int, fmt: str | None = None, *,
                 max_event_bytes: int = 32_768, progress: Callable[[int], None] = lambda n: None) -> ImportSummary:
     summary = ImportSummary(errors=[])
-    for chunk in read_messages(path, fmt, max_event_bytes=max_event_bytes):
+    for chunk in (c.items for c in read_messages(path, fmt, max_event_bytes=max_event_bytes)):
         offset = summary.events
         # The pipeline numbers rejections by position in what it is given: make the chunk's own zero-based.
         local = [Rejection(m.index - offset, m.field, m.reason) if isinstance(m, Rejection) else m for m in chunk]

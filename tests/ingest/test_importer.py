@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nexus.errors import InvalidRequest
-from nexus.ingest.importer import detect_format, read_messages
+from nexus.ingest.importer import Chunk, detect_format, read_messages
 from nexus.ingest.wire import Context, Message, Page, Rejection, decode_message
 
 T0 = datetime(2024, 3, 1, 10, 0, 0, tzinfo=timezone.utc)
@@ -21,7 +21,7 @@ T0_US = 1_709_287_200_000_000  # T0 in microseconds since the epoch
 
 
 def items(path: Path, **options) -> list[Message | Rejection]:
-    return [item for chunk in read_messages(path, **options) for item in chunk]
+    return [item for chunk in read_messages(path, **options) for item in chunk.items]
 
 
 def write_ndjson(path: Path, lines: list[str], compress: bool = False) -> Path:
@@ -210,10 +210,20 @@ def test_columnar_file_without_segment_columns_is_refused(tmp_path: Path) -> Non
         list(read_messages(path))
 
 
-def test_truncated_parquet_is_refused(tmp_path: Path) -> None:
+def test_truncated_parquet_is_refused_before_anything_is_read(tmp_path: Path) -> None:
     path = tmp_path / "events.parquet"
     pq.write_table(pa.table({"event": ["a"] * 100}), path)
     path.write_bytes(path.read_bytes()[:-20])
+
+    with pytest.raises(InvalidRequest, match="^the Parquet file is truncated: it does not end with its footer"):
+        read_messages(path)
+
+
+def test_corrupt_parquet_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"event": ["a"] * 100}), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:4] + b"\x00" * 64 + data[68:])
 
     with pytest.raises(InvalidRequest, match="^cannot read the Parquet file: "):
         list(read_messages(path))
@@ -313,9 +323,10 @@ def events_table(rows: int) -> pa.Table:
     })
 
 
-def assert_chunked(chunks: list[list[Message | Rejection]], rows: int) -> None:
-    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
-    flat = [item for chunk in chunks for item in chunk]
+def assert_chunked(chunks: list[Chunk], rows: int) -> None:
+    assert [len(chunk.items) for chunk in chunks] == [10, 10, 5]
+    assert [p for chunk in chunks for p in chunk.positions] == list(range(rows))
+    flat = [item for chunk in chunks for item in chunk.items]
     assert flat[17] == Rejection(17, "properties", "malformed JSON: Input data was truncated")
     assert flat[13] == Message(type="track", event="e13", properties={"i": 13})
     assert [item.event for item in flat if isinstance(item, Message)] == [f"e{i}" for i in range(rows) if i != 17]
@@ -330,8 +341,9 @@ def test_ndjson_chunks_have_chunk_size_items_and_continuous_indexes(tmp_path: Pa
 
     chunks = list(read_messages(path, chunk_size=10))
 
-    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
-    flat = [item for chunk in chunks for item in chunk]
+    assert [len(chunk.items) for chunk in chunks] == [10, 10, 5]
+    flat = [item for chunk in chunks for item in chunk.items]
+    assert [p for chunk in chunks for p in chunk.positions] == [i for i in range(27) if i not in (5, 20)]
     assert flat[16] == Rejection(17, "userId", "Expected `int | str | null`, got `object`")
     assert [item.event for item in flat if isinstance(item, Message)] == [
         f"e{i}" for i in range(27) if i not in (5, 17, 20)]
@@ -372,7 +384,7 @@ def test_reading_a_large_ndjson_file_does_not_hold_all_messages(tmp_path: Path) 
         tracemalloc.reset_peak()
         # When the file is read chunk by chunk, each chunk dropped once counted
         start = tracemalloc.get_traced_memory()[0]
-        count = sum(len(chunk) for chunk in read_messages(path, chunk_size=1_000))
+        count = sum(len(chunk.items) for chunk in read_messages(path, chunk_size=1_000))
         peak = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
@@ -389,4 +401,102 @@ def test_a_time_past_year_9999_rejects_its_row_only(tmp_path: Path) -> None:
     path = tmp_path / "far.parquet"
     pq.write_table(table, path)
     [chunk] = list(read_messages(path))
-    assert isinstance(chunk[0], Message) and chunk[1] == Rejection(1, "timestamp", "the time is out of range")
+    assert isinstance(chunk.items[0], Message)
+    assert chunk.items[1] == Rejection(1, "timestamp", "the time is out of range")
+
+
+# --- damaged files and resuming -----------------------------------------------------------------------
+
+def read_until_refused(path: Path, **options) -> tuple[list[Message | Rejection], list[int], str]:
+    """Every item handed out before the reader refused the file, their positions, and its reason."""
+    items, positions = [], []
+    with pytest.raises(InvalidRequest) as error:
+        for chunk in read_messages(path, **options):
+            items += chunk.items
+            positions += chunk.positions
+    return items, positions, str(error.value)
+
+
+def numbered_lines(n: int) -> list[str]:
+    return [json.dumps({"type": "track", "event": f"e{i}", "userId": f"u{i}", "properties": {"pad": "x" * 40}})
+            for i in range(n)]
+
+
+def test_a_truncated_gzip_hands_out_every_whole_line_before_the_cut(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "events.ndjson.gz", numbered_lines(5000), compress=True)
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * 0.7)])
+
+    items, positions, error = read_until_refused(path, chunk_size=1000)
+
+    assert error == "the gzip-compressed file is truncated: it ends before gzip's end-of-stream marker"
+    # Then the lines come in order up to the cut, and no line the cut runs through is handed out half
+    assert 3000 < len(items) < 5000
+    assert positions == list(range(len(items)))
+    assert [m.event for m in items] == [f"e{i}" for i in range(len(items))]
+
+
+def test_a_corrupt_gzip_is_refused_with_its_reason(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "events.ndjson.gz", numbered_lines(5000), compress=True)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+    items, _, error = read_until_refused(path, chunk_size=1000)
+
+    assert error.startswith("the gzip-compressed file is corrupt: ")
+    # What the damaged deflate data decodes to before zlib notices is garbage, rejected line by line.
+    assert [m.event for m in items[:2000]] == [f"e{i}" for i in range(2000)]
+
+
+@pytest.mark.parametrize("cut", ["inside a batch", "between batches"])
+def test_a_truncated_arrow_stream_hands_out_its_whole_batches(tmp_path: Path, cut: str) -> None:
+    # Given a stream of 7-row batches, cut inside the fourth one or right after the third
+    table = events_table(25)
+    whole = write_arrow(tmp_path / "whole.arrows", table, "stream", max_chunksize=7)
+    offsets = []
+    with pa.memory_map(str(whole)) as source:
+        reader = pa.ipc.open_stream(source)
+        for _ in range(3):
+            reader.read_next_batch()
+            offsets.append(source.tell())
+    end = offsets[2] + (40 if cut == "inside a batch" else 0)
+    path = tmp_path / "cut.arrows"
+    path.write_bytes(whole.read_bytes()[:end])
+
+    items, positions, error = read_until_refused(path, chunk_size=10)
+
+    assert error == {"inside a batch": "the Arrow IPC stream is truncated: it ends inside a record batch, "
+                                       "without its end-of-stream marker",
+                     "between batches": "the Arrow IPC stream is truncated: it ends without its "
+                                        "end-of-stream marker"}[cut]
+    assert positions == list(range(21))
+    assert items[17] == Rejection(17, "properties", "malformed JSON: Input data was truncated")
+
+
+def test_a_truncated_arrow_file_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    path = write_arrow(tmp_path / "events.arrow", events_table(25), "file", max_chunksize=7)
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * 0.7)])
+
+    with pytest.raises(InvalidRequest, match="^the Arrow IPC file is truncated: it does not end with its footer"):
+        read_messages(path)
+
+
+@pytest.mark.parametrize("kind", ["ndjson", "stream", "parquet"])
+def test_reading_from_a_start_line_keeps_the_positions_of_the_whole_file(tmp_path: Path, kind: str) -> None:
+    if kind == "ndjson":
+        lines = numbered_lines(25)
+        lines[14] = ""  # a blank line is not an item but keeps its line number
+        path = write_ndjson(tmp_path / "events.ndjson", lines)
+    elif kind == "stream":
+        path = write_arrow(tmp_path / "events.arrows", events_table(25), "stream", max_chunksize=7)
+    else:
+        path = tmp_path / "events.parquet"
+        pq.write_table(events_table(25), path, row_group_size=7)
+
+    chunks = list(read_messages(path, chunk_size=4, start=12))
+
+    expected = [i for i in range(12, 25) if not (kind == "ndjson" and i == 14)]
+    assert [p for chunk in chunks for p in chunk.positions] == expected
+    assert [len(chunk.items) for chunk in chunks] == [min(4, len(expected) - k) for k in range(0, len(expected), 4)]
+    assert [m.event for chunk in chunks for m in chunk.items if isinstance(m, Message)] == [
+        f"e{i}" for i in expected if not (kind != "ndjson" and i == 17)]
