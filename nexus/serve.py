@@ -14,7 +14,7 @@ from nexus.api.app import create_app
 from nexus.demo.load import load as load_demo
 from nexus.errors import InvalidConfig
 from nexus.meta import keys, projects
-from nexus.runtime import open_runtime
+from nexus.runtime import Runtime, open_runtime
 from nexus.settings import Settings
 
 DEMO_PROJECT = "demo"
@@ -27,6 +27,7 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
     _limit_malloc_arenas()
     listener = _listen(settings.host, settings.port)
     with open_runtime(settings) as runtime:
+        _instance_key(runtime, say)
         if demo_events and not projects.list_all(runtime.clickhouse):
             project = projects.create(runtime.clickhouse, DEMO_PROJECT)
             say(f"Loading {demo_events:,} demo events into project {project.name!r} (id {project.project_id})")
@@ -43,6 +44,19 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
             say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
             server.run(sockets=[listener])
     say("Nexus stopped")
+
+
+def _instance_key(runtime: Runtime, say: Callable[[str], None]) -> None:
+    """Without NEXUS_ADMIN_KEY, the first start creates the instance admin key and prints it, once; later
+    starts find it stored (as a hash). API processes starting together take turns through Redis, so
+    exactly one of them creates and prints it."""
+    if runtime.settings.admin_key:
+        return
+    with runtime.redis.client.lock("nexus:lock:instance-key", timeout=60, blocking_timeout=60):
+        if keys.instance_keys(runtime.clickhouse):
+            return
+        key, secret = keys.create_instance_key(runtime.clickhouse)
+    say(f"Instance admin key {key.key_id} (manages projects and keys; shown only now, store it): {secret}")
 
 
 def _limit_malloc_arenas() -> None:

@@ -44,6 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_MAX_IMPORT_BYTES", "21474836480", "Largest /v1/import upload; it is spooled to disk, not memory.", minimum=1024),
     Setting("NEXUS_RATE_LIMIT", "1000", "Requests per second allowed per API key; 0 turns rate limiting off.", minimum=0),
     Setting("NEXUS_CORS_ORIGINS", "", "Web origins (https://app.example.com, comma-separated) whose pages may call the read endpoints. The write endpoints answer every origin. Empty: none."),
+    Setting("NEXUS_ADMIN_KEY", "", "Instance admin key (at least 32 characters) for /v1/projects and every project's keys. Empty: `nexus serve` creates one on first start, prints it once and stores only its hash."),
     Setting("NEXUS_MAX_FUTURE_SECONDS", "3600", "Events further in the future than this (after skew correction) are rejected.", minimum=0),
     Setting("NEXUS_MAX_PAST_DAYS", "365", "Tracking-API events older than this are rejected (/v1/import takes any date from 2000 on).", minimum=1),
     Setting("NEXUS_SKEW_FLAG_SECONDS", "60", "Clock-skew corrections larger than this are counted as flagged in ingest metrics.", minimum=0),
@@ -62,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 IP_MODES = ("truncate", "hash", "full", "none")
+ADMIN_KEY_MIN_LENGTH = 32
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -93,6 +95,7 @@ class Settings(msgspec.Struct, frozen=True):
     query_max_result_bytes: int
     query_max_json_rows: int
     query_max_concurrent: int
+    admin_key: str
 
 
 def load(environ: dict[str, str] | None = None) -> Settings:
@@ -113,6 +116,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     if values["ip_mode"] not in IP_MODES:
         raise InvalidConfig(f"NEXUS_IP_MODE must be one of {', '.join(IP_MODES)}, not {values['ip_mode']!r}")
     values["cors_origins"] = _origins(str(values["cors_origins"]))
+    if values["admin_key"] and len(str(values["admin_key"])) < ADMIN_KEY_MIN_LENGTH:
+        raise InvalidConfig(f"NEXUS_ADMIN_KEY must be at least {ADMIN_KEY_MIN_LENGTH} characters (it guards every project)")
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -1,6 +1,10 @@
 """Who is calling: the API key from HTTP Basic (Segment's way: key as user name), a Bearer token, or a
 key carried in the body; checked against stored hashes, with a short cache so ingestion does not query
-ClickHouse per request (a revoked key stops working within CACHE_SECONDS)."""
+ClickHouse per request.
+
+A revoked key stops working on every process within GENERATION_CHECK_SECONDS: revoking bumps a counter in
+Redis (nexus.meta.keys.changed), and each cache drops all it holds when it sees the counter move. The
+counter is read at most that often, not per request; CACHE_SECONDS bounds an entry's life even so."""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ import binascii
 import threading
 import time
 
+import redis
 from clickhouse_connect.driver.client import Client
 from litestar import Request
 
-from nexus.errors import Forbidden, Unauthorized
+from nexus.errors import Forbidden, StorageUnavailable, Unauthorized
 from nexus.meta import keys
 
 CACHE_SECONDS = 10.0
+GENERATION_CHECK_SECONDS = 0.25
 
 
 def secret_from_headers(request: Request) -> str | None:
@@ -33,16 +39,27 @@ def secret_from_headers(request: Request) -> str | None:
 
 
 class KeyCache:
-    def __init__(self, client: Client):
+    def __init__(self, client: Client, redis_client: redis.Redis):
         self.client = client
+        self.redis = redis_client
         self._entries: dict[str, tuple[float, keys.ApiKey | None]] = {}
         self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._checked = float("-inf")
 
     def authenticate(self, secret: str | None, scope: keys.Scope) -> keys.ApiKey:
         """The caller's key, if it exists, is active and allows `scope`; else Unauthorized/Forbidden."""
+        found = self.find(secret)
+        if not found.allows(scope):
+            raise Forbidden(f"this {found.scope} key cannot {_ACTIONS[scope]}")
+        return found
+
+    def find(self, secret: str | None) -> keys.ApiKey:
+        """The active key whose secret this is, whatever its scope; else Unauthorized."""
         if not secret:
             raise Unauthorized("an API key is required: HTTP Basic with the key as user name, or a Bearer token")
         now = time.monotonic()
+        generation = self._drop_if_changed(now)
         with self._lock:
             cached = self._entries.get(secret)
         if cached is None or cached[0] < now:
@@ -50,14 +67,30 @@ class KeyCache:
             with self._lock:
                 if len(self._entries) > 10_000:
                     self._entries.clear()
-                self._entries[secret] = (now + CACHE_SECONDS, found)
+                # A lookup that raced a revocation seen meanwhile may be stale: use it, do not keep it.
+                if self._generation == generation:
+                    self._entries[secret] = (now + CACHE_SECONDS, found)
         else:
             found = cached[1]
         if found is None:
             raise Unauthorized("the API key is not valid (unknown or revoked)")
-        if not found.allows(scope):
-            raise Forbidden(f"this {found.scope} key cannot {_ACTIONS[scope]}")
         return found
+
+    def _drop_if_changed(self, now: float) -> int | None:
+        """The generation this cache holds entries of, after dropping them if Redis has moved on."""
+        if now - self._checked < GENERATION_CHECK_SECONDS:
+            return self._generation
+        try:
+            generation = keys.generation(self.redis)
+        except redis.RedisError as e:
+            # Without the counter a revoked key could live on here: refuse rather than guess.
+            raise StorageUnavailable(f"Redis: {e}") from None
+        with self._lock:
+            if generation != self._generation:
+                self._entries.clear()
+                self._generation = generation
+            self._checked = now
+        return generation
 
 
 _ACTIONS = {"write": "send events", "read": "read data", "admin": "administer the project"}
