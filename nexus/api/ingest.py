@@ -9,19 +9,19 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromQuery
+from litestar.params import FromQuery, Parameter
 
 from nexus.api.body import decode_json, read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest import metrics
-from nexus.ingest.backfill import import_file
+from nexus.ingest.backfill import ImportSummary, import_file
 from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import IngestResult, Submitted
@@ -135,9 +135,10 @@ def ingest_response(result: IngestResult) -> Response:
 
 
 @post("/v1/import")
-async def import_events(request: Request, state: State, format: FromQuery[str | None] = None) -> Response:
-    """Back-fill a file of events (NDJSON, Arrow IPC or Parquet; the format is detected unless given).
-    The upload is spooled to disk, never held in memory; needs an admin key."""
+async def import_events(request: Request, state: State, format: FromQuery[str | None] = None,
+                        resume_from: Annotated[int, Parameter(ge=0)] = 0) -> Response:
+    """Back-fill a file of events (NDJSON, Arrow IPC or Parquet; the format is detected unless given), from
+    line or row `resume_from` on. The upload is spooled to disk, never held in memory; needs an admin key."""
     api: ApiContext = state.api
     key = await anyio.to_thread.run_sync(api.authorize, request, "admin")
     spool = api.settings.data_dir / "spool"
@@ -151,11 +152,25 @@ async def import_events(request: Request, state: State, format: FromQuery[str | 
             upload.write(chunk)
         upload.flush()
         summary = await anyio.to_thread.run_sync(
-            lambda: import_file(api.ingestor, Path(upload.name), key.project_id, format,
+            lambda: import_file(api.ingestor, Path(upload.name), key.project_id, format, resume_from=resume_from,
                                 max_event_bytes=api.settings.max_event_bytes))
-    body = {"success": summary.rejected == 0, **msgspec.to_builtins(summary)}
-    return Response(body, status_code=200 if summary.rejected == 0 else 400)
+    return import_response(summary)
 
+
+_STOPPED_STATUS = {"file": 400, "store": 503, "internal": 500}
+
+
+def import_response(summary: ImportSummary) -> Response:
+    """The counts, always: 200 when every event is stored (or was already); 400 with each rejected line,
+    or with `error` when the file is corrupt or cut short; 503 with `error` when the store failed, to be
+    retried from `resume_from`."""
+    body = {"success": summary.rejected == 0 and summary.error is None, **msgspec.to_builtins(summary)}
+    stopped_by = body.pop("stopped_by")
+    if stopped_by is None:
+        del body["error"]
+        return Response(body, status_code=200 if summary.rejected == 0 else 400)
+    return Response(body, status_code=_STOPPED_STATUS[stopped_by],
+                    headers={"Retry-After": "5"} if stopped_by == "store" else {})
 
 
 # The endpoints a write key may call, open to every web origin (see api.headers).

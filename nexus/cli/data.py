@@ -48,10 +48,13 @@ def demo(events: int, project_ref: str | None, seed: int) -> None:
 @click.option("--project", "project_ref", required=True, help="Project name or id.")
 @click.option("--format", "file_format", type=click.Choice(["ndjson", "arrow", "parquet"]),
               help="File format (detected from the content when not given).")
+@click.option("--resume-from", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Pass over the first N lines or rows: where a failed import says to resume.")
 @reports_errors
-def import_command(file: Path, project_ref: str, file_format: str | None) -> None:
+def import_command(file: Path, project_ref: str, file_format: str | None, resume_from: int) -> None:
     """Back-fill events from an NDJSON (optionally gzipped), Arrow IPC or Parquet file of Segment-shaped
-    events; exits 1 if any event was rejected (each is listed with its line or row)."""
+    events; exits 1 if any event was rejected (each is listed with its line or row), or if the import
+    stopped early (a corrupt or truncated file, a failed write), saying where to resume."""
     from nexus.ingest.backfill import import_file
     from nexus.meta import projects
     from nexus.runtime import open_runtime
@@ -59,7 +62,7 @@ def import_command(file: Path, project_ref: str, file_format: str | None) -> Non
     with open_runtime(load_settings()) as runtime:
         project_id = projects.get(runtime.clickhouse, project_ref).project_id
         with progress(f"Importing {file.name}", total=None) as advance:
-            summary = import_file(runtime.ingestor, file, project_id, file_format,
+            summary = import_file(runtime.ingestor, file, project_id, file_format, resume_from=resume_from,
                                   max_event_bytes=runtime.settings.max_event_bytes,
                                   progress=lambda n: advance(n, 0))
     for error in summary.errors:
@@ -67,7 +70,13 @@ def import_command(file: Path, project_ref: str, file_format: str | None) -> Non
         click.echo(f"{where}: {error.field}: {error.reason}" if error.field else f"{where}: {error.reason}", err=True)
     click.echo(f"read {summary.events:,} events: {summary.stored:,} stored, {summary.duplicates:,} already "
                f"stored, {summary.rejected:,} rejected")
-    if summary.rejected:
+    if summary.error:
+        click.echo(f"error: {summary.error}", err=True)
+    if summary.error and summary.resume_from:
+        click.echo(f"stopped at {file.name}:{summary.resume_from + 1}: every line or row before it is done; "
+                   f"resume with --resume-from {summary.resume_from} (importing the whole file again stores "
+                   f"nothing twice)", err=True)
+    if summary.rejected or summary.error:
         sys.exit(1)
 
 

@@ -75,7 +75,7 @@ def test_parquet_and_arrow_backfills(server, http, project):
                            headers=auth(secrets["admin"]))
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"success": True, "events": 1000, "stored": 1000, "duplicates": 0, "rejected": 0,
-                                 "errors": []}
+                                 "errors": [], "resume_from": 1000}
     assert count(server, project_id, "message_id LIKE 'pq-%' OR message_id LIKE 'arrow-%'") == 2000
 
 
