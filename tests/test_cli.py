@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -78,6 +80,9 @@ def test_csv_goes_to_stdout_without_output(data_dir: Path):
         (("key", "create", "--project", "nope", "--scope", "read"), "no project 'nope'"),
         (("project", "create", "shop"), "a project named 'shop' already exists"),
         (("key", "revoke", "nx_unknown"), "no API key 'nx_unknown'"),
+        (("key", "create", "--scope", "read"), "project_id is required"),
+        (("key", "limits", "nx_unknown", "--max-seconds", "5"), "no API key 'nx_unknown'"),
+        (("project", "create", "tz", "--timezone", "Mars/Base"), "timezone: unknown time zone 'Mars/Base'"),
         (("sql", "SELEC 1"), "Syntax error"),
         (("sql", "SELECT * FROM no_such_table"), "Unknown table"),
         (("demo", "--events", "10", "--project", "shop"), "already has 3000 events"),
@@ -142,3 +147,51 @@ def test_demo_data_invalidates_cached_analyses_in_a_shared_redis(tmp_path: Path,
                        env={"NEXUS_REDIS_URL": url})
     assert loaded.returncode == 0, loaded.stderr
     assert int(redis.client.get("gen:1") or 0) == before + 1
+
+
+def test_projects_and_keys_are_managed_through_a_running_server(tmp_path: Path):
+    from tests.test_serve import Server
+
+    server = Server(tmp_path / "data")
+    elsewhere = tmp_path / "elsewhere"
+    try:
+        instance = next(re.findall(r"nx_\S+", line)[-1] for line in server.lines if "Instance admin key" in line)
+        as_instance = ("--url", server.url, "--key", instance)
+        created = run_nexus("project", "create", "live", "--timezone", "Europe/Paris", *as_instance, data_dir=elsewhere)
+        assert created.returncode == 0 and created.stdout == "created project 'live' with id 1\n", created.stderr
+        # Given the project's admin key, made with the instance key from NEXUS_ADMIN_KEY
+        made = run_nexus("key", "create", "--project", "live", "--scope", "admin", "--url", server.url,
+                         data_dir=elsewhere, env={"NEXUS_ADMIN_KEY": instance})
+        assert made.returncode == 0 and re.fullmatch(r"nx_[A-Za-z0-9_-]{40}\n", made.stdout), made.stderr
+        as_admin = ("--url", server.url, "--key", made.stdout.strip())
+        # When it makes a write key for its project, the key sends events
+        write = run_nexus("key", "create", "--scope", "write", "--name", "site", *as_admin, data_dir=elsewhere).stdout.strip()
+        event = {"event": "x", "anonymousId": "a"}
+        assert httpx.post(f"{server.url}/v1/track", json=event, auth=(write, "")).status_code == 200
+        listed = run_nexus("key", "list", "--project", "live", *as_admin, data_dir=elsewhere)
+        assert listed.returncode == 0 and write[:11] in listed.stdout and made.stdout[:11] in listed.stdout
+        assert instance[:11] not in listed.stdout and write not in listed.stdout
+        limited = run_nexus("key", "limits", write[:11], "--max-seconds", "5", *as_admin, data_dir=elsewhere)
+        assert limited.returncode == 0 and limited.stdout == f"query limits of key {write[:11]}: max_seconds=5\n"
+        # Then revoking it while the server runs stops it within a second
+        revoked = run_nexus("key", "revoke", write[:11], *as_admin, data_dir=elsewhere)
+        assert revoked.returncode == 0 and revoked.stdout == f"revoked key {write[:11]} of project 1\n"
+        deadline = time.monotonic() + 1
+        while httpx.post(f"{server.url}/v1/track", json=event, auth=(write, "")).status_code != 401:
+            assert time.monotonic() < deadline, "the revoked key still works after a second"
+        projects = run_nexus("project", "list", *as_admin, data_dir=elsewhere)
+        assert projects.returncode == 0 and "live" in projects.stdout and "(1 row)" in projects.stderr
+        # A project's admin key cannot create projects; errors are one line
+        for args, message in [(("project", "create", "other", *as_admin), "takes the instance admin key"),
+                              (("key", "revoke", "nx_nothere", *as_admin), "no API key 'nx_nothere'"),
+                              (("key", "list", "--project", "99", *as_admin), "no project '99'"),
+                              (("project", "list", "--url", server.url), "--url needs --key"),
+                              (("project", "list", "--url", server.url, "--key", "nx_wrong"), "not valid"),
+                              (("project", "list", "--url", "http://127.0.0.1:9", "--key", "k"), "cannot reach Nexus")]:
+            failed = run_nexus(*args, data_dir=elsewhere)
+            assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and message in failed.stderr, failed.stderr
+        # Without --url, the store itself stays the server's
+        held = run_nexus("key", "list", data_dir=tmp_path / "data")
+        assert held.returncode == 1 and f"in use by process {server.process.pid}" in held.stderr
+    finally:
+        server.stop()

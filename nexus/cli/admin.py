@@ -1,11 +1,48 @@
-"""Commands that administer projects and API keys."""
+"""Commands that administer projects and API keys: on the store itself (as its operator), or with --url
+through a running server's admin API (with an admin key), so nothing needs stopping."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 import click
 
-from nexus.cli.base import database, main, print_table, reports_errors
+from nexus.cli.base import database, fail, load_settings, main, print_table, reports_errors
+
+
+def administered(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --url and --key to a command and hand it, as `admin`, the Administration they choose."""
+
+    @click.option("--url", help="Administer the Nexus running at this URL, through its API.")
+    @click.option("--key", envvar="NEXUS_ADMIN_KEY", show_envvar=True,
+                  help="With --url: the instance admin key, or a project's admin key (its own keys only).")
+    @wraps(command)
+    def wrapper(*args: Any, url: str | None, key: str | None, **kwargs: Any) -> Any:
+        return command(*args, admin=_administration(url, key), **kwargs)
+
+    return wrapper
+
+
+def _administration(url: str | None, key: str | None):
+    if url:
+        from nexus.meta.remote import RemoteAdministration
+
+        if not key:
+            fail("--url needs --key (or NEXUS_ADMIN_KEY): an admin key of that server")
+        return RemoteAdministration(url, key)  # type: ignore[arg-type]
+    from nexus.meta.admin import LOCAL, Administration
+    from nexus.query.limits import from_settings
+
+    settings = load_settings()
+    client = database(settings.clickhouse_url)
+    if not settings.redis_url:  # embedded: no server runs on this store, so no other process to tell
+        return Administration(client, LOCAL, from_settings(settings))
+    from nexus import redis_server
+
+    # Server mode: API processes on the same Redis hear of revoked keys, and project creation takes turns.
+    return Administration(client, LOCAL, from_settings(settings), redis_server.connect(settings.redis_url).client)
 
 
 @main.group()
@@ -17,66 +54,64 @@ def project() -> None:
 @click.argument("name")
 @click.option("--timezone", "timezone_name", default="UTC", show_default=True, help="IANA time zone.")
 @reports_errors
-def project_create(name: str, timezone_name: str) -> None:
+@administered
+def project_create(admin, name: str, timezone_name: str) -> None:
     """Create a project; prints its id."""
-    from nexus.meta import projects
+    from nexus.meta.admin import ProjectInput
 
-    created = projects.create(database(), name, timezone_name)
+    created = admin.create_project(ProjectInput(name, timezone_name))
     click.echo(f"created project {created.name!r} with id {created.project_id}")
 
 
 @project.command("list")
 @reports_errors
-def project_list() -> None:
-    """List projects."""
-    from nexus.meta import projects
-
-    rows = [(p.project_id, p.name, p.timezone, p.created_at) for p in projects.list_all(database())]
+@administered
+def project_list(admin) -> None:
+    """List projects (with a project's admin key: its own)."""
+    rows = [(p.project_id, p.name, p.timezone, p.created_at) for p in admin.list_projects()]
     print_table(["id", "name", "timezone", "created_at"], rows)
 
 
 @main.group()
 def key() -> None:
-    """Create, list and revoke API keys."""
+    """Create, list and revoke API keys, and set their query limits."""
 
 
 @key.command("create")
-@click.option("--project", "project_ref", required=True, help="Project name or id.")
+@click.option("--project", "project_ref", help="Project name or id (with a project's admin key: its own, the default).")
 @click.option("--scope", type=click.Choice(["write", "read", "admin"]), required=True)
 @click.option("--name", default="", help="What the key is for.")
 @reports_errors
-def key_create(project_ref: str, scope: str, name: str) -> None:
+@administered
+def key_create(admin, project_ref: str | None, scope: str, name: str) -> None:
     """Create a key and print it, alone on stdout (it is shown only this once)."""
-    from nexus.meta import keys, projects
+    from nexus.meta.admin import KeyInput
 
-    client = database()
-    created, secret = keys.create(client, projects.get(client, project_ref).project_id, scope, name)
+    project_id = admin.find_project(project_ref).project_id if project_ref else None
+    created = admin.create_key(KeyInput(scope, name, project_id))  # type: ignore[arg-type]
     click.echo(f"created {scope} key {created.key_id} for project {created.project_id}; store it now", err=True)
-    click.echo(secret)
+    click.echo(created.secret)
 
 
 @key.command("list")
 @click.option("--project", "project_ref", help="Only this project's keys.")
 @reports_errors
-def key_list(project_ref: str | None) -> None:
+@administered
+def key_list(admin, project_ref: str | None) -> None:
     """List keys (their public ids, never the secrets)."""
-    from nexus.meta import keys, projects
-
-    client = database()
-    project_id = projects.get(client, project_ref).project_id if project_ref else None
+    project_id = admin.find_project(project_ref).project_id if project_ref else None
     rows = [(k.key_id, k.project_id, k.scope, k.name, k.created_at, k.revoked_at or "")
-            for k in keys.list_keys(client, project_id)]
+            for k in admin.list_keys(project_id)]
     print_table(["key_id", "project", "scope", "name", "created_at", "revoked_at"], rows)
 
 
 @key.command("revoke")
 @click.argument("key_id")
 @reports_errors
-def key_revoke(key_id: str) -> None:
-    """Revoke a key by its id (as `nexus key list` shows it)."""
-    from nexus.meta import keys
-
-    revoked = keys.revoke(database(), key_id)
+@administered
+def key_revoke(admin, key_id: str) -> None:
+    """Revoke a key by its id (as `nexus key list` shows it); a running server refuses it within a second."""
+    revoked = admin.revoke_key(key_id)
     click.echo(f"revoked key {revoked.key_id} of project {revoked.project_id}")
 
 
@@ -89,16 +124,11 @@ def key_revoke(key_id: str) -> None:
 @click.option("--max-result-bytes", type=click.IntRange(min=0))
 @click.option("--max-json-rows", type=click.IntRange(min=0))
 @reports_errors
-def key_limits(key_id: str, **overrides: int | None) -> None:
+@administered
+def key_limits(admin, key_id: str, **overrides: int | None) -> None:
     """Set a key's ad-hoc SQL limits; a limit not given goes back to the NEXUS_QUERY_* default."""
-    from nexus.errors import NotFound
-    from nexus.meta import keys
-    from nexus.query import limits
+    from nexus.meta.admin import limits_input
 
-    client = database()
-    found = [k for k in keys.list_keys(client) if k.key_id == key_id]
-    if not found:
-        raise NotFound(f"no API key {key_id!r}: list them with `nexus key list`")
-    limits.set_for_key(client, found[0].project_id, key_id, **overrides)
-    chosen = ", ".join(f"{name}={value}" for name, value in overrides.items() if value is not None) or "defaults"
+    stored = admin.set_limits(key_id, limits_input(**overrides))
+    chosen = ", ".join(f"{name}={value}" for name, value in stored.overrides.items()) or "defaults"
     click.echo(f"query limits of key {key_id}: {chosen}")
