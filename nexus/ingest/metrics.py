@@ -77,6 +77,14 @@ class MetricsRecorder:
                 pass
 
 
+def _counted_as(field: str) -> str:
+    """The name a rejection is counted under: a path inside properties or traits is the sender's own key
+    (`properties.p.q`), so it is counted as its column's, or every new key would add a Redis field."""
+    if field.startswith(("properties.", "properties[", "traits.", "traits[")):
+        return field.split(".", 1)[0].split("[", 1)[0]
+    return field or "(body)"
+
+
 class _Counts:
     def __init__(self) -> None:
         self.totals: dict[str, int] = defaultdict(int)
@@ -90,7 +98,7 @@ class _Counts:
         self.totals["duplicates"] += duplicates
         self.totals["rejected"] += len(processed.rejections)
         for rejection in processed.rejections:
-            self.rejected[rejection.field or "(body)"] += 1
+            self.rejected[_counted_as(rejection.field)] += 1
         for step, seconds in processed.step_seconds.items():
             self.steps[step] += seconds
         for library, correction in zip(processed.columns.get("library", ()), processed.columns.get("skew_ms", ())):

@@ -405,7 +405,7 @@ def test_ingest_metrics_count_what_happened(server, http):
     metrics = http.get("/v1/ingest/metrics", headers=basic(secrets["read"])).json()
     assert (metrics["received"], metrics["stored"], metrics["duplicates"], metrics["rejected"]) == (3, 1, 1, 1)
     assert metrics["rejected_by_field"] == {"event": 1}
-    assert set(metrics["step_seconds"]) == {"validate", "put_time", "put_page", "put_network", "put_device", "put_row"}
+    assert set(metrics["step_seconds"]) == {"validate", "put_properties", "put_time", "put_page", "put_network", "put_device", "put_row"}
     write_only = http.get("/v1/ingest/metrics", headers=basic(secrets["write"]))
     assert write_only.status_code == 403
 
