@@ -16,7 +16,7 @@ from nexus.ingest.identity import Link
 from nexus.ingest.wire import Message, Rejection, as_text
 from nexus.ingest.columns import events_table, select
 from nexus.ingest.dedup import Claim, Dedup
-from nexus.ingest.writer import GroupCommitWriter
+from nexus.ingest.writer import GroupCommitWriter, Outcome
 from nexus.settings import Settings
 
 log = logging.getLogger("nexus.ingest")
@@ -29,7 +29,8 @@ class Submitted(msgspec.Struct):
     sent: int
     processed: pipeline.Processed
     claim: Claim  # the events this request is storing
-    stored: Future
+    rows: list[int]  # the position in `processed` of each row handed to the writer
+    stored: Future  # resolves to the writer's Outcome
 
 
 class IngestResult(msgspec.Struct):
@@ -67,36 +68,53 @@ class Ingestor:
         claim = self.dedup.claim(self.clickhouse, list(first))
         try:
             keep = sorted(first[k] for k in claim.keys)
-            links = [link for p in keep if (link := _link(processed.messages[p], columns["ts"][p], source.project_id))]
+            links, link_rows = [], []
+            for row, p in enumerate(keep):
+                if link := _link(processed.messages[p], columns["ts"][p], source.project_id):
+                    links.append(link)
+                    link_rows.append(row)
             table = events_table(columns if len(keep) == processed.count else select(columns, keep))
-            stored = self.writer.submit(table, links)
+            stored = self.writer.submit(table, links, link_rows)
         except BaseException:  # nothing reached the writer: free the claim, or the SDK's retry would be dropped
             self.dedup.release(claim)
             raise
+        keys = [(columns["project_id"][p], columns["message_id"][p]) for p in keep]
         # Settled when the writer is done, whoever waits (or stopped waiting, e.g. a client that hung up):
-        # stored events are committed, failed ones released so that the SDK's retry is stored.
-        stored.add_done_callback(lambda done: self._settle(claim, done, source.project_id))
-        return Submitted(source, len(messages), processed, claim, stored)
+        # stored events are committed; refused and failed ones released, so that a corrected event or the
+        # SDK's retry is stored.
+        stored.add_done_callback(lambda done: self._settle(claim, keys, done, source.project_id))
+        return Submitted(source, len(messages), processed, claim, keep, stored)
 
-    def _settle(self, claim: Claim, done: Future, project_id: int) -> None:
+    def _settle(self, claim: Claim, keys: list[tuple[int, str]], done: Future, project_id: int) -> None:
         try:
-            if done.exception() is None:
-                self.dedup.commit(claim)
-                if claim.keys:
-                    cache.bump(self.dedup.redis, {project_id})
-            else:
+            if done.exception() is not None:
                 self.dedup.release(claim)
+                return
+            outcome: Outcome = done.result()
+            unstored = [keys[r.row] for r in outcome.refused] + [keys[row] for row in outcome.unstored]
+            if unstored:  # released first: the commit then covers only what the claim still holds
+                self.dedup.release(Claim(claim.mark, unstored, []))
+            if len(unstored) < len(keys):
+                self.dedup.commit(claim)
+                cache.bump(self.dedup.redis, {project_id})
         except Exception:  # Redis unreachable: the keys stay pending and are settled against ClickHouse
             log.exception("settling dedup claims failed")
 
     def finish(self, submitted: Submitted) -> IngestResult:
         """Once `submitted.stored` is done: count it and say what happened to each message (raises the
-        writer's error if it failed)."""
-        submitted.stored.result()
-        stored = len(submitted.claim.keys)
-        duplicates = submitted.processed.count - stored
-        self.metrics.add(submitted.source.project_id, submitted.sent, submitted.processed, stored, duplicates)
-        return IngestResult(stored, duplicates, submitted.processed.rejections)
+        writer's error if it failed, also when it stored only some of them)."""
+        outcome: Outcome = submitted.stored.result()
+        processed = submitted.processed
+        duplicates = processed.count - len(submitted.claim.keys)
+        stored = len(submitted.claim.keys) - len(outcome.refused) - len(outcome.unstored)
+        if outcome.refused:
+            refused = [Rejection(processed.indexes[submitted.rows[r.row]], r.field, r.reason) for r in outcome.refused]
+            processed = msgspec.structs.replace(
+                processed, rejections=sorted(processed.rejections + refused, key=lambda r: r.index))
+        self.metrics.add(submitted.source.project_id, submitted.sent, processed, stored, duplicates)
+        if outcome.unstored:
+            raise outcome.error
+        return IngestResult(stored, duplicates, processed.rejections)
 
     def ingest(self, messages: list[Message | Rejection], source: pipeline.Source, *, backfill: bool = False) -> IngestResult:
         """Store what is valid in `messages`, waiting for the writer; counts and a reason per message not stored."""

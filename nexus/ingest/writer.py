@@ -8,12 +8,24 @@ NEXUS_WRITER_MAX_ROWS rows, after NEXUS_WRITER_MAX_DELAY_MS, or once nothing new
 inserted the next one fills up, so under load blocks grow by themselves. For each block it applies the
 identify/alias links, inserts the events, and only then answers every request in it: an answered
 request's events are in ClickHouse.
+
+One block holds requests of many projects, so one event the store refuses must not fail the others.
+The pipeline refuses what it knows the JSON column cannot store (nexus.ingest.properties); should an
+insert still fail for its content (a ClickHouse code for bad data, not for an unavailable store), the
+writer isolates it: it stores the block's requests in halves, then a failing request's events in halves,
+until each refused event is alone. Only those are refused (answered 400, never retried); the rest is
+stored. ClickHouse raises a content error while it parses the block, before it writes anything, so no
+row of a split reaches the table or the rollups its materialized views feed twice. What a request
+learns is its own: a refusal's reason comes from an insert of that event alone, and an unavailable store
+is named by its error code (the log has the whole text), never by a text that may quote another
+request's rows.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from concurrent.futures import Future
@@ -31,12 +43,51 @@ log = logging.getLogger("nexus.ingest.writer")
 
 IDLE_GAP = 0.005  # seconds without a new request after which the block is complete
 
+# ClickHouse codes that blame the inserted data, not the store: the same rows would fail again.
+CONTENT_ERRORS = {
+    6: "CANNOT_PARSE_TEXT", 25: "CANNOT_PARSE_ESCAPE_SEQUENCE", 26: "CANNOT_PARSE_QUOTED_STRING",
+    27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED", 38: "CANNOT_PARSE_DATE", 41: "CANNOT_PARSE_DATETIME",
+    53: "TYPE_MISMATCH", 69: "ARGUMENT_OUT_OF_BOUND", 70: "CANNOT_CONVERT_TYPE", 72: "CANNOT_PARSE_NUMBER",
+    117: "INCORRECT_DATA", 128: "TOO_LARGE_ARRAY_SIZE", 131: "TOO_LARGE_STRING_SIZE", 306: "TOO_DEEP_RECURSION",
+    321: "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE", 376: "CANNOT_PARSE_UUID", 407: "DECIMAL_OVERFLOW",
+    467: "CANNOT_PARSE_BOOL",
+}
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """A row ClickHouse refused for its content, alone: it is answered as rejected, never retried."""
+
+    row: int  # in the request's table
+    field: str
+    reason: str
+
+
+class Outcome(msgspec.Struct):
+    """What became of a request's rows: all stored but the `refused` ones and, when the store failed while
+    the writer was isolating a refused event, the `unstored` ones (`error` says why; retry them)."""
+
+    refused: list[Refusal] = []
+    unstored: list[int] = []
+    error: Any = None  # StorageUnavailable when some rows are unstored
+
 
 class _Pending(msgspec.Struct):
     table: pa.Table
     links: list[Link]
+    link_rows: list[int]  # the row of `table` each link came with (-1: the whole request's)
     future: Future
 
+
+class _TraitsRefused(Exception):
+    """ClickHouse refused a person's traits: the text may quote traits stored by earlier requests."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.code = getattr(error, "code", None)
+
+
+# Part of a block: requests, each with the rows of its table taken.
+_Slice = list[tuple[_Pending, list[int]]]
 
 _STOP = object()
 
@@ -61,17 +112,20 @@ class GroupCommitWriter:
         self._queue.put(_STOP)
         self._thread.join()
 
-    def submit(self, table: pa.Table, links: list[Link]) -> Future:
-        """Queue events for the next block; the future resolves (to None) once they are stored."""
+    def submit(self, table: pa.Table, links: list[Link], link_rows: list[int] | None = None) -> Future:
+        """Queue events for the next block; the future resolves to an Outcome once the writer is done with
+        them, or fails with StorageUnavailable when none was stored. `link_rows` names the row each link
+        came with, so that a refused event's link is refused with it (default: the whole request's)."""
         future: Future = Future()
         if not table.num_rows and not links:
-            future.set_result(None)
+            future.set_result(Outcome())
             return future
         with self._room:
             if not self._room.wait_for(lambda: self._queued_rows < 2 * self.max_rows, timeout=30):
                 raise StorageUnavailable("the event writer is saturated; retry shortly")
             self._queued_rows += table.num_rows
-        self._queue.put(_Pending(table, links, future))
+        rows = link_rows if link_rows is not None and len(link_rows) == len(links) else [-1] * len(links)
+        self._queue.put(_Pending(table, links, rows, future))
         return future
 
     def _run(self) -> None:
@@ -98,17 +152,118 @@ class GroupCommitWriter:
             self._commit(block)
 
     def _commit(self, block: list[_Pending]) -> None:
+        whole: _Slice = [(pending, list(range(pending.table.num_rows))) for pending in block]
         try:
-            # Links first: applying one twice changes nothing, so a crash before the insert loses none.
-            self.identity.apply(self.clickhouse, [link for pending in block for link in pending.links])
-            table = pa.concat_tables([pending.table for pending in block])
-            if table.num_rows:
-                self.clickhouse.insert_arrow("events", table)
-        except Exception as e:  # every request in the block learns the reason; SDKs retry on 503
-            log.error("writing %d events failed: %s", sum(p.table.num_rows for p in block), e)
-            error = StorageUnavailable(f"events were not stored: {describe_error(e)}")
-            for pending in block:
-                pending.future.set_exception(error)
+            self._store(whole)
+        except Exception as e:
+            if not is_content_error(e):  # every request in the block learns it; SDKs retry on 503
+                self._fail(block, e)
+            else:
+                log.warning("ClickHouse refused a block of %d requests for its content; storing them apart: %s",
+                            len(block), e)
+                self._isolate(whole, e)
             return
         for pending in block:
-            pending.future.set_result(None)
+            pending.future.set_result(Outcome())
+
+    def _store(self, part: _Slice) -> None:
+        """Links, then events, of these rows."""
+        links, tables = [], []
+        for pending, rows in part:
+            whole = len(rows) == pending.table.num_rows
+            wanted = set(rows)
+            links += [link for link, row in zip(pending.links, pending.link_rows) if row < 0 or whole or row in wanted]
+            tables.append(pending.table if whole else pending.table.take(pa.array(rows, pa.int64())))
+        # Links first: applying one twice changes nothing, so a crash before the insert loses none.
+        try:
+            self.identity.apply(self.clickhouse, links)
+        except Exception as e:
+            if is_content_error(e):
+                raise _TraitsRefused(e) from e
+            raise
+        table = pa.concat_tables(tables)
+        if table.num_rows:
+            self.clickhouse.insert_arrow("events", table)
+
+    def _isolate(self, block: _Slice, error: Exception) -> None:
+        """Store a refused block but its refused rows; answer each request for its own rows."""
+        refused: dict[int, list[Refusal]] = {id(pending): [] for pending, _ in block}
+        done: dict[int, set[int]] = {id(pending): set() for pending, _ in block}
+        try:
+            self._split(block, error, refused, done)
+        except Exception as e:  # the store failed midway: what is not done yet is unstored
+            log.error("isolating a refused block failed: %s", e)
+            failure = unavailable(e)
+            for pending, rows in block:
+                left = [r for r in rows if r not in done[id(pending)]]
+                if len(left) == len(rows):
+                    pending.future.set_exception(failure)
+                else:
+                    pending.future.set_result(Outcome(refused[id(pending)], left, failure) if left
+                                              else Outcome(refused[id(pending)]))
+            return
+        for pending, _ in block:
+            pending.future.set_result(Outcome(refused[id(pending)]))
+
+    def _split(self, part: _Slice, error: Exception, refused: dict[int, list[Refusal]],
+               done: dict[int, set[int]]) -> None:
+        """`part` failed for its content: store each half of it (by request, then by row), splitting a
+        failing half again, until a refused row is alone. A non-content error is raised."""
+        if len(part) == 1 and len(part[0][1]) <= 1:
+            pending, rows = part[0]
+            row = rows[0] if rows else -1  # -1: a request of links only
+            refused[id(pending)].append(refusal(row, error))
+            done[id(pending)].update(rows)
+            return
+        if len(part) > 1:
+            halves = [part[: len(part) // 2], part[len(part) // 2:]]
+        else:
+            pending, rows = part[0]
+            halves = [[(pending, rows[: len(rows) // 2])], [(pending, rows[len(rows) // 2:])]]
+        for half in halves:
+            try:
+                self._store(half)
+            except Exception as e:
+                if not is_content_error(e):
+                    raise
+                self._split(half, e, refused, done)
+            else:
+                for pending, rows in half:
+                    done[id(pending)].update(rows)
+
+    def _fail(self, block: list[_Pending], error: Exception) -> None:
+        log.error("writing %d events failed: %s", sum(p.table.num_rows for p in block), error)
+        failure = unavailable(error)
+        for pending in block:
+            pending.future.set_exception(failure)
+
+
+def is_content_error(error: BaseException) -> bool:
+    """ClickHouse refused the data itself: the same rows would fail again, whenever they are sent."""
+    return getattr(error, "code", None) in CONTENT_ERRORS
+
+
+def unavailable(error: BaseException) -> StorageUnavailable:
+    """The error a request sees when its events could not be stored now (and should be sent again)."""
+    code = getattr(error, "code", None)
+    if code is None:  # the driver, the OS or Redis: about the store, never about the rows
+        return StorageUnavailable(f"events were not stored: {describe_error(error)}")
+    # ClickHouse's own text may quote any row of the block, of any request: only its code goes out.
+    name = getattr(error, "name", None) or "error"
+    full = " (the disk is full)" if "No space left on device" in str(error) or name == "NOT_ENOUGH_SPACE" else ""
+    return StorageUnavailable(f"events were not stored: ClickHouse error {code} {name}{full}; retry shortly")
+
+
+def refusal(row: int, error: BaseException) -> Refusal:
+    """Why one row, inserted alone, was refused: the event's own data, so ClickHouse's text may be quoted."""
+    code = getattr(error, "code", None)
+    name = CONTENT_ERRORS.get(code or 0, "error")
+    if isinstance(error, _TraitsRefused):
+        return Refusal(row, "traits", f"ClickHouse refused the person's traits ({name} {code})")
+    text = describe_error(error)
+    column = re.search(r"column `(\w+)`", text)
+    # The engine's message, without its code, file names and pipeline trail.
+    message = re.sub(r"^(Code: \d+\. DB::Exception: )+", "", text)
+    message = re.split(r": while |\. You can |:? \(in file|: While |\. \(", message)[0][:300]
+    field = column[1] if column else ""
+    return Refusal(row, field, f"ClickHouse refused the event ({name} {code}): {message}")
