@@ -59,7 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_QUERY_MAX_RESULT_ROWS", "100000000", "Ad-hoc SQL: most rows of a streamed result (arrow, parquet, csv, ndjson).", minimum=0),
     Setting("NEXUS_QUERY_MAX_RESULT_BYTES", "20000000000", "Ad-hoc SQL: most uncompressed bytes of a result.", minimum=0),
     Setting("NEXUS_QUERY_MAX_JSON_ROWS", "100000", "Ad-hoc SQL: most rows of a JSON answer, which is built whole before it is sent.", minimum=1),
-    Setting("NEXUS_QUERY_MAX_CONCURRENT", "4", "Ad-hoc SQL queries running at once per process; more wait up to 10 s, then get 429.", minimum=1),
+    Setting("NEXUS_QUERY_MAX_JSON_BYTES", "50000000", "Ad-hoc SQL: most bytes of a JSON answer, which is held in memory (larger results stream as arrow, parquet, csv or ndjson).", minimum=1),
+    Setting("NEXUS_QUERY_MAX_CONCURRENT", "4", "Ad-hoc SQL queries running at once per process (one key may run half of them, one project all but one); more wait up to 10 s, then get 429.", minimum=1),
 )
 
 IP_MODES = ("truncate", "hash", "full", "none")
@@ -94,6 +95,7 @@ class Settings(msgspec.Struct, frozen=True):
     query_max_result_rows: int
     query_max_result_bytes: int
     query_max_json_rows: int
+    query_max_json_bytes: int
     query_max_concurrent: int
     admin_key: str
 

@@ -22,6 +22,7 @@ from litestar.response import Stream
 
 from nexus.api.body import decode_json, read_body
 from nexus.api.context import ApiContext
+from nexus.api.deadline import send_deadline, set_deadline
 from nexus.errors import NexusError
 from nexus.meta.keys import ApiKey
 from nexus.query import limits, saved, schema
@@ -52,22 +53,23 @@ class SavedQueries(msgspec.Struct, frozen=True):
 
 def query_service(runtime: Runtime) -> QueryService:
     """The process's QueryService, on the runtime's store, with the installation's default limits."""
-    return QueryService(parse_url(runtime.settings.clickhouse_url), runtime.clickhouse,
-                        limits.from_settings(runtime.settings), max_concurrent=runtime.settings.query_max_concurrent)
+    settings = runtime.settings
+    return QueryService(parse_url(settings.clickhouse_url), runtime.clickhouse, limits.from_settings(settings),
+                        max_concurrent=settings.query_max_concurrent, max_json_bytes=settings.query_max_json_bytes)
 
 
 def service(state: State) -> QueryService:
     return state.query_service
 
 
-@post("/v1/query", status_code=200)
+@post("/v1/query", status_code=200, middleware=[send_deadline])
 async def run_query(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = decode_json(await read_body(request, api.settings.max_request_bytes), QueryRequest)
     return await _answer(state, request, lambda key: (body.sql, body.params), body.format, body.max_rows)
 
 
-@post("/v1/queries/{query_id:str}/run", status_code=200)
+@post("/v1/queries/{query_id:str}/run", status_code=200, middleware=[send_deadline])
 async def run_saved_query(request: Request, state: State, query_id: FromPath[str]) -> Response:
     api: ApiContext = state.api
     body = decode_json(await read_body(request, api.settings.max_request_bytes) or b"{}", RunRequest)
@@ -158,10 +160,14 @@ async def _answer(state: State, request: Request, source, fmt: Format, max_rows:
         key = api.authorize(request, "read")
         sql, params = source(key)
         key_limits = queries.limits_for(key.key_id)
+        # The key's time limit covers the whole answer, sending included.
         if fmt == "json":
-            answer = queries.answer_json(key.project_id, sql, params, key_limits, max_rows)
+            set_deadline(request, key_limits.max_seconds)
+            answer = queries.answer_json(key.project_id, sql, params, key_limits, max_rows, key_id=key.key_id)
             return msgspec.json.encode(answer)
-        return queries.open(key.project_id, sql, params, fmt, key_limits, max_rows)
+        result = queries.open(key.project_id, sql, params, fmt, key_limits, max_rows, key_id=key.key_id)
+        set_deadline(request, key_limits.max_seconds, result.close)
+        return result
 
     result = await anyio.to_thread.run_sync(start)
     if isinstance(result, bytes):

@@ -77,15 +77,15 @@ def set_for_key(client: Client, project_id: int, key_id: str, **overrides: int |
 
 def narrowed(limits: QueryLimits, max_rows: int | None, *, json: bool) -> QueryLimits:
     """The limits of one request: a request's max_rows may lower the key's result-row limit, never raise it."""
-    ceiling = _smallest(limits.max_result_rows, limits.max_json_rows if json else 0)
+    ceiling = smallest(limits.max_result_rows, limits.max_json_rows if json else 0)
     if max_rows is not None:
         if max_rows < 1:
             raise InvalidRequest(f"max_rows must be at least 1, not {max_rows}")
-        ceiling = _smallest(ceiling, max_rows)
+        ceiling = smallest(ceiling, max_rows)
     return msgspec.structs.replace(limits, max_result_rows=ceiling)
 
 
-def _smallest(*limits: int) -> int:
+def smallest(*limits: int) -> int:
     """The tightest of several ClickHouse limits, where 0 means none."""
     set_limits = [limit for limit in limits if limit > 0]
     return min(set_limits) if set_limits else 0

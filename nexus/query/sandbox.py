@@ -21,14 +21,15 @@ import msgspec
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from nexus.errors import InvalidRequest, QueryFailed, RateLimited
+from nexus.errors import InvalidRequest, QueryFailed
 from nexus.query import formats, functions, policy
 from nexus.query import limits as limits_module
 from nexus.query.check import Checked, Scope, check
-from nexus.query.errors import QueryRefused
+from nexus.query.errors import LimitExceeded, QueryRefused, QueryTimeout
 from nexus.query.formats import Format
 from nexus.query.limits import QueryLimits
 from nexus.query.session import Session, SettingValue, open_session
+from nexus.query.slots import Slots
 from nexus.store.client import StoreAddress
 
 log = logging.getLogger("nexus.query")
@@ -65,12 +66,17 @@ class Prepared(msgspec.Struct, frozen=True):
 
 class ResultStream:
     """A running query's encoded output. The first chunk is already in hand, so a query that fails at
-    once fails before any byte is sent; iterate for the bytes, and close (always) to end the query."""
+    once fails before any byte is sent; iterate for the bytes, and close (always) to end the query.
+
+    The time limit covers the whole answer, not only the engine's work: the engine does not count the
+    time it waits for a slow reader, so a chunk asked for after `max_seconds` ends the query."""
 
     def __init__(self, fmt: Format, chunks: Iterator[bytes], session: Session, release: Callable[[], None],
-                 started: float):
+                 started: float, max_seconds: int):
         self.format = fmt
         self.media_type = formats.MEDIA_TYPES[fmt]
+        self.max_seconds = max_seconds
+        self.deadline = started + max_seconds if max_seconds > 0 else None
         self._chunks = chunks
         self._session = session
         self._release = release
@@ -91,6 +97,9 @@ class ResultStream:
             return first
         if self._closed:
             raise StopIteration
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.close()
+            raise QueryTimeout(f"the answer took longer than its limit of {self.max_seconds} s, sending included")
         return next(self._chunks)
 
     def close(self) -> None:
@@ -117,12 +126,12 @@ class QueryService:
     """Ad-hoc SQL over one Nexus database; one per process. `client` serves metadata (catalog, limits)."""
 
     def __init__(self, address: StoreAddress, client: Client, defaults: QueryLimits | None = None,
-                 max_concurrent: int = 4, queue_seconds: float = 10):
+                 max_concurrent: int = 4, queue_seconds: float = 10, max_json_bytes: int = 50_000_000):
         self.address = address
         self.client = client
         self.defaults = defaults or QueryLimits()
-        self.queue_seconds = queue_seconds
-        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self.max_json_bytes = max_json_bytes
+        self.slots = Slots(max_concurrent, queue_seconds)
         self._lock = threading.Lock()
         self._catalog: functions.FunctionCatalog | None = None
         self._scope: Scope | None = None
@@ -136,13 +145,21 @@ class QueryService:
             return self._prepare(session, sql, None).checked
 
     def answer_json(self, project_id: int, sql: str, params: dict[str, Any] | None = None,
-                    limits: QueryLimits | None = None, max_rows: int | None = None) -> JsonAnswer:
-        """The whole result with column names and types, row count, time, rows and bytes read."""
+                    limits: QueryLimits | None = None, max_rows: int | None = None, *, key_id: str = "") -> JsonAnswer:
+        """The whole result with column names and types, row count, time, rows and bytes read. It is built
+        in memory, so besides its rows its size is bounded (`max_json_bytes`): the engine stops a result
+        that grows past it (it checks between blocks), and the text is checked before it is copied into
+        the answer. A larger answer is refused; it streams in the other formats."""
         started = time.monotonic()
         effective = limits_module.narrowed(limits or self.defaults, max_rows, json=True)
-        with self._session(project_id, effective) as session:
+        effective = msgspec.structs.replace(effective, max_result_bytes=limits_module.smallest(
+            effective.max_result_bytes, self.max_json_bytes))
+        with self._session(project_id, effective, key_id) as session:
             prepared = self._prepare(session, sql, params or {})
             raw = session.text(prepared.sql, prepared.params, "JSONCompact")
+        if len(raw) > self.max_json_bytes:  # one engine block can pass the engine's own count
+            raise LimitExceeded(f"the JSON answer is larger than {self.max_json_bytes} bytes "
+                                f"(NEXUS_QUERY_MAX_JSON_BYTES): ask for arrow, parquet, csv or ndjson, which stream")
         result = msgspec.json.decode(raw, type=_EngineJson)
         # The engine indents its JSON; the rows are passed on as they are, only compacted.
         return JsonAnswer(columns=result.meta, rows=msgspec.Raw(msgspec.json.format(result.data, indent=0)),
@@ -152,13 +169,13 @@ class QueryService:
                           bytes_read=int(result.statistics.get("bytes_read", 0)))
 
     def open(self, project_id: int, sql: str, params: dict[str, Any] | None = None, fmt: Format = "arrow",
-             limits: QueryLimits | None = None, max_rows: int | None = None) -> ResultStream:
+             limits: QueryLimits | None = None, max_rows: int | None = None, *, key_id: str = "") -> ResultStream:
         """Start a query whose output streams as `fmt` (ndjson, csv, arrow or parquet); close the result."""
         if fmt not in formats.FORMATS or fmt == "json":
             raise InvalidRequest(f"format must be one of ndjson, csv, arrow, parquet for a stream, not {fmt!r}")
         started = time.monotonic()
         effective = limits_module.narrowed(limits or self.defaults, max_rows, json=False)
-        release = self._acquire()
+        release = self.slots.acquire(project_id, key_id)
         try:
             session = self._open_session(project_id, effective)
         except BaseException:
@@ -176,7 +193,7 @@ class QueryService:
             session.close()
             release()
             raise
-        return ResultStream(fmt, chunks, session, release, started)
+        return ResultStream(fmt, chunks, session, release, started, effective.max_seconds)
 
     @contextmanager
     def batches(self, project_id: int, sql: str, params: dict[str, Any] | None = None,
@@ -214,8 +231,8 @@ class QueryService:
         ]
 
     @contextmanager
-    def _session(self, project_id: int, limits: QueryLimits) -> Iterator[Session]:
-        release = self._acquire()
+    def _session(self, project_id: int, limits: QueryLimits, key_id: str = "") -> Iterator[Session]:
+        release = self.slots.acquire(project_id, key_id)
         try:
             session = self._open_session(project_id, limits)
             try:
@@ -227,13 +244,6 @@ class QueryService:
 
     def _open_session(self, project_id: int, limits: QueryLimits) -> Session:
         return open_session(self.address, self.client, self.settings_for(project_id, limits))
-
-    def _acquire(self):
-        # Each running query holds an engine session and a thread: bound them, so a burst of large
-        # queries queues (briefly) instead of exhausting memory.
-        if not self._slots.acquire(timeout=self.queue_seconds):
-            raise RateLimited("too many ad-hoc queries are running; retry shortly", retry_after=2)
-        return self._slots.release
 
     def _prepare(self, session: Session, sql: str, params: dict[str, Any] | None) -> Prepared:
         if not sql.strip():
