@@ -26,7 +26,6 @@ EVENT_NAMES = {"page": "page_view", "screen": "screen_view", "identify": "identi
                "alias": "alias"}
 MAX_EVENT_NAME = 200
 EPOCH_FLOOR = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_json = msgspec.json.Encoder()
 
 
 class Rules(msgspec.Struct, frozen=True):
@@ -124,23 +123,26 @@ def validate(batch: Batch, source: Source, rules: Rules) -> None:
 
 
 def put_properties(batch: Batch, source: Source, rules: Rules) -> None:
-    """The object each event stores in its JSON column (properties; traits for identify and group), as the
-    column stores it (see nexus.ingest.properties): an event whose object the column cannot store is
+    """The JSON text each event stores in its JSON column (properties; traits for identify and group), as
+    the column stores it (see nexus.ingest.properties): an event whose object the column cannot store is
     rejected here, so it never reaches an insert shared with other requests."""
-    objects: list[dict[str, Any] | None] = []
+    texts: list[str] = []
     rejected = {}
     for i, m in enumerate(batch.messages):
         value = _properties(m)
+        text = "{}"
         if value:
             try:
-                value = properties.normalise(value, "traits" if m.type in ("identify", "group") else "properties")
+                if m.type == "identify":
+                    # The person's traits are this same object (see _link in service): normalised too.
+                    m.traits = properties.normalise(value, "traits")
+                    text = properties.to_json(m.traits, "traits")
+                else:
+                    text = properties.to_json(value, "traits" if m.type == "group" else "properties")
             except InvalidRequest as e:
                 rejected[i] = (e.field or "properties", str(e))
-                value = None
-            if m.type == "identify":
-                m.traits = value  # the person's traits are the same object (see _link in service)
-        objects.append(value)
-    batch.columns["properties"] = objects  # put_row encodes them
+        texts.append(text)
+    batch.columns["properties"] = texts  # put_row checks their size
     batch.reject(rejected)
 
 
@@ -227,7 +229,7 @@ def put_device(batch: Batch, source: Source, rules: Rules) -> None:
 def put_row(batch: Batch, source: Source, rules: Rules) -> None:
     """Ids, names and properties; events whose properties exceed the size limit are rejected here."""
     messages = batch.messages
-    encoded = [_json.encode(p).decode() if p else "{}" for p in batch.columns["properties"]]
+    encoded = batch.columns["properties"]
     limit = rules.max_event_bytes
     user_id = [as_text(m.user_id) for m in messages]
     anonymous_id = [as_text(m.anonymous_id) for m in messages]
