@@ -10,7 +10,10 @@ import time
 import uuid
 
 import httpx
+import msgspec
 import pytest
+
+from nexus.ingest import properties
 
 
 POISON = {"p.q": 1, "p": {"q": 2}}
@@ -114,14 +117,14 @@ def test_identify_traits_dotted_after_nested_update_the_person(server, http):
     assert traits(server, project_id) == [{"p": {"q": 2}, "plan": "free", "r": {"s": 3}}]
 
 
-def test_two_projects_sending_at_once_a_poison_and_valid_events(server, tenant_a, tenant_b):
-    # Given project A's clients sending the poison and project B's sending valid batches, at once, for 3 s
-    (a, a_keys), (b, b_keys) = tenant_a, tenant_b
-    before_a = len(stored(server, a))
-    answers: dict[str, list[httpx.Response]] = {"a": [], "b": []}
+def send_at_once(server, a_keys: dict, b_keys: dict, seconds: float) -> tuple[list, list, list[str]]:
+    """Three clients of A sending the poison and three of B sending valid batches of 20, for `seconds`:
+    A's answers, B's answers, and the messageIds B sent."""
+    answers_a: list[httpx.Response] = []
+    answers_b: list[httpx.Response] = []
     sent_b: list[str] = []
     lock = threading.Lock()
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + seconds
 
     def send_a() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -129,7 +132,7 @@ def test_two_projects_sending_at_once_a_poison_and_valid_events(server, tenant_a
                 answer = client.post("/v1/track", headers=basic(a_keys["write"]), json={
                     "event": "x", "userId": "a", "properties": {**POISON, "secret": "A-SECRET"}})
                 with lock:
-                    answers["a"].append(answer)
+                    answers_a.append(answer)
 
     def send_b() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -139,7 +142,7 @@ def test_two_projects_sending_at_once_a_poison_and_valid_events(server, tenant_a
                           "properties": {"p": {"q": i}, "n": i}} for i, m in enumerate(ids)]
                 answer = client.post("/v1/batch", json={"batch": batch}, headers=basic(b_keys["write"]))
                 with lock:
-                    answers["b"].append(answer)
+                    answers_b.append(answer)
                     sent_b.extend(ids)
 
     threads = [threading.Thread(target=send_a) for _ in range(3)] + [threading.Thread(target=send_b) for _ in range(3)]
@@ -147,16 +150,46 @@ def test_two_projects_sending_at_once_a_poison_and_valid_events(server, tenant_a
         thread.start()
     for thread in threads:
         thread.join()
-    # Then every one of B's calls was stored, none answered 503, and none mentions A's data
-    assert answers["b"] and answers["a"]
-    assert {r.status_code for r in answers["b"]} == {200}
-    assert all(r.json()["stored"] == 20 for r in answers["b"])
-    assert not [r.text for r in answers["b"] if "p.q" in r.text or "A-SECRET" in r.text]
+    assert answers_a and answers_b
+    return answers_a, answers_b, sent_b
+
+
+def assert_b_untouched(server, b: int, answers_b: list[httpx.Response], sent_b: list[str]) -> None:
+    """Every one of B's calls was stored, none answered 503, and none mentions A's data."""
+    assert {r.status_code for r in answers_b} == {200}
+    assert all(r.json()["stored"] == 20 for r in answers_b)
+    assert not [r.text for r in answers_b if "p.q" in r.text or "A-SECRET" in r.text]
     assert set(stored(server, b)) >= set(sent_b) and len(stored(server, b)) == len(sent_b)
+
+
+def test_two_projects_sending_at_once_a_poison_and_valid_events(server, tenant_a, tenant_b):
+    # Given project A's clients sending the poison and project B's sending valid batches, at once, for 3 s
+    (a, a_keys), (b, b_keys) = tenant_a, tenant_b
+    before_a = len(stored(server, a))
+    answers_a, answers_b, sent_b = send_at_once(server, a_keys, b_keys, 3)
+    # Then B is untouched
+    assert_b_untouched(server, b, answers_b, sent_b)
     # And every one of A's calls was refused (400, never retried into an outage), nothing of it stored
-    assert {r.status_code for r in answers["a"]} == {400}
-    assert {r.json()["errors"][0]["field"] for r in answers["a"]} == {"properties.p.q"}
+    assert {r.status_code for r in answers_a} == {400}
+    assert {r.json()["errors"][0]["field"] for r in answers_a} == {"properties.p.q"}
     assert len(stored(server, a)) == before_a
+
+
+def test_two_projects_at_once_when_the_poison_gets_past_the_pipeline(server, monkeypatch, caplog):
+    # Given a poison the pipeline does not know (its checks turned off), so that it reaches the writer's
+    # shared inserts, while B sends valid batches
+    monkeypatch.setattr(properties, "to_json", lambda value, field: msgspec.json.encode(value).decode())
+    (a, a_keys), (b, b_keys) = server.project_with_keys("poison-late-a"), server.project_with_keys("poison-late-b")
+    with caplog.at_level("WARNING", logger="nexus.ingest.writer"):
+        answers_a, answers_b, sent_b = send_at_once(server, a_keys, b_keys, 2)
+    shared = [r for r in caplog.records if "refused a block" in r.getMessage() and r.args[0] > 1]
+    assert shared, "no insert held A's poison beside other requests"
+    # Then the writer isolates it: B is untouched, and A's poison is refused as its own event, 400
+    assert_b_untouched(server, b, answers_b, sent_b)
+    assert {r.status_code for r in answers_a} == {400}
+    assert {r.json()["errors"][0]["field"] for r in answers_a} == {"properties"}
+    assert all("Duplicate path" in r.json()["errors"][0]["reason"] for r in answers_a)
+    assert stored(server, a) == {}
 
 
 def test_rejections_inside_properties_are_counted_by_column_not_by_key(server, http):
