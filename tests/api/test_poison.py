@@ -201,4 +201,5 @@ def test_rejections_inside_properties_are_counted_by_column_not_by_key(server, h
     before = http.get("/v1/ingest/metrics", headers=basic(keys["read"])).json()["rejected_by_field"]
     assert http.post("/v1/batch", json={"batch": batch}, headers=basic(keys["write"])).status_code == 400
     after = http.get("/v1/ingest/metrics", headers=basic(keys["read"])).json()["rejected_by_field"]
-    assert {field: after[field] - before.get(field, 0) for field in after} == {"properties": 5, "traits": 1}
+    added = {field: after[field] - before.get(field, 0) for field in after}
+    assert {field: n for field, n in added.items() if n} == {"properties": 5, "traits": 1}
