@@ -1,8 +1,9 @@
 """The per-person step machine that ordered and strict funnels share, as vectorised array passes.
 
 Input, per person: `t` (event times, ms) and `m` (masks) sorted by time, and `idx` (1..n). Bit k of a
-mask says the event matches step k — bit 0 only for events inside the date range, since entry must be
-in range — and bit `IN_RANGE_BIT` that the event is inside the range (later steps may come after it).
+mask says the event matches step k — bit 0 only for events inside the date range (in the ordered and
+strict funnels this machine serves, step 0 is only ever an entry, which must be in range) — and bit
+`IN_RANGE_BIT` that the event is inside the range (later steps may come after it).
 
 The machine (windowFunnel's default mode): per step k, the chain currently standing at step k. An event
 of step 0 starts a fresh chain (a later start leaves more window); an event of step k moves the chain

@@ -11,6 +11,8 @@ from nexus.analyses import funnel_chain
 
 # Only events matching a step matter: the scan reads just those.
 SCANS_ALL_EVENTS = False
+# Step 0 is only ever an entry: its events count inside the date range only.
+STEP_0_ONLY_IN_RANGE = True
 
 
 def layers(steps: int, window: str) -> list[list[str]]:

@@ -12,6 +12,8 @@ from nexus.analyses import funnel_chain
 
 # Intervening events break chains, so every event of the person in the window is read.
 SCANS_ALL_EVENTS = True
+# Step 0 is only ever an entry: its events count inside the date range only.
+STEP_0_ONLY_IN_RANGE = True
 
 
 def layers(steps: int, window: str) -> list[list[str]]:

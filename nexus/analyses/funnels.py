@@ -1,16 +1,16 @@
 """Funnels: how many persons go through 2 to 10 steps, in order, within a conversion window.
 
-Definition. A person enters with an event of step 0 inside the date range `[start, end)`; later steps
-may happen up to `window` after entry even past the range end (entry in range, conversion within the
-window). Per person the mode's step machine (`funnel_ordered` — the default, windowFunnel semantics —
-`funnel_strict`, `funnel_unordered`) gives the depth reached and the times of the chain that first
-reached it. Step k's `persons` = persons whose depth > k (exact: one row per person, counted);
-`conversion_from_first` = persons(k) / persons(0); `conversion_from_previous` = persons(k) /
-persons(k-1); `dropped` = persons(k-1) − persons(k), the persons who reached step k-1 but not k;
-`avg_seconds`/`median_seconds` = the mean and median (exact, interpolated) of t(k) − t(k-1) over the
-persons who reached step k. Persons are resolved through identities (`persons`), so ids linked mid-funnel
-are one person. A breakdown takes the property of the chain's entry event (or the person's trait), top
-`limit` values by persons entered, plus `breakdown.OTHER`; `groups[0]` is always everyone.
+Definition. A person enters with an event of step 0 (unordered: of any step) inside the date range
+`[start, end)`; later steps may happen up to `window` after entry even past the range end (entry in
+range, conversion within the window). Per person the mode's step machine (`funnel_ordered` — the
+default, windowFunnel semantics — `funnel_strict`, `funnel_unordered`) gives the depth reached and the
+times of the chain that first reached it. Step k's `persons` = persons whose depth > k (exact: one row
+per person, counted); `conversion_from_first` = persons(k) / persons(0); `conversion_from_previous` =
+persons(k) / persons(k-1); `dropped` = persons(k-1) − persons(k), the persons who reached step k-1 but
+not k; `avg_seconds`/`median_seconds` = the mean and median (exact, interpolated) of t(k) − t(k-1) over
+the persons who reached step k. Persons are resolved through identities (`persons`), so ids linked
+mid-funnel are one person. A breakdown takes the property of the chain's entry event (or the person's
+trait), top `limit` values by persons entered, plus `breakdown.OTHER`; `groups[0]` is always everyone.
 """
 
 from __future__ import annotations
@@ -117,7 +117,10 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
     steps = len(request.steps)
     event_of = {s.event: params.add(s.event, "String") for s in request.steps}
     matches = [f"({all_of(f'e.event = {event_of[s.event]}', compile_group(s.where, params))})" for s in request.steps]
-    flags = [f"{matches[0]} AND in_range AS s0", *(f"{m} AS s{k}" for k, m in enumerate(matches[1:], 1))]
+    # Ordered and strict machines read step 0 only as an entry, which must be in range; unordered ones count
+    # step 0 like any other step (after the range end too) and take entries from the in-range bit.
+    first = f"{matches[0]} AND in_range" if mode.STEP_0_ONLY_IN_RANGE else matches[0]
+    flags = [f"{first} AS s0", *(f"{m} AS s{k}" for k, m in enumerate(matches[1:], 1))]
     mask = " + ".join([*(f"{1 << k} * s{k}" for k in range(steps)), f"{1 << IN_RANGE_BIT} * in_range"])
     order = "multiIf(" + ", ".join(f"s{k}, {k}" for k in range(steps)) + f", {steps})"
     # One sortable Int64 per event — time, then step order (ties in step order, non-step events last),

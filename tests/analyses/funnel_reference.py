@@ -5,8 +5,11 @@ from __future__ import annotations
 import pandas as pd
 
 
-def person_events(frame: pd.DataFrame, steps: list[str], start, end, window_ms: int, strict: bool):
-    """Per person: (t_ms, mask, first_step, row) sorted as the SQL sorts them; bit 15 = inside the range."""
+def person_events(frame: pd.DataFrame, steps: list[str], start, end, window_ms: int, strict: bool,
+                  unordered: bool = False):
+    """Per person: (t_ms, mask, first_step, row) sorted as the SQL sorts them; bit 15 = inside the range.
+    Bit 0 (step 0) is set only inside the range, where entries are, except for unordered funnels, whose
+    step 0 counts like any other step."""
     scan = frame[(frame["ts"] >= start) & (frame["ts"] < end + pd.Timedelta(milliseconds=window_ms))]
     if not strict:
         scan = scan[scan["event"].isin(steps)]
@@ -15,7 +18,8 @@ def person_events(frame: pd.DataFrame, steps: list[str], start, end, window_ms: 
         evs = []
         for row in rows.itertuples():
             in_range = row.ts < end
-            mask = sum(1 << k for k, name in enumerate(steps) if row.event == name and (k > 0 or in_range))
+            mask = sum(1 << k for k, name in enumerate(steps)
+                       if row.event == name and (k > 0 or in_range or unordered))
             first = next((k for k in range(len(steps)) if mask >> k & 1), len(steps))
             evs.append((int(row.ts.value // 1_000_000), mask | (in_range << 15), first, row.Index))
         people[person] = sorted(evs, key=lambda e: (e[0], e[2]))
@@ -74,3 +78,23 @@ def unordered(evs, n: int, window: int):
         if len(firsts) > best[0]:
             best = (len(firsts), sorted(firsts.values()), row)
     return best
+
+
+def unordered_from_times(frame: pd.DataFrame, steps: list[str], start, end, window_ms: int) -> dict:
+    """Unordered funnels from event names and times alone, without masks or machines: per person, each
+    in-range event of any step is an entry; its steps are the distinct step names with an event at most
+    `window_ms` after it (inclusive), each at its first time. The entry with the most steps wins, the
+    earliest among equals. {person: (depth, sorted step times in ms)} for every person who entered."""
+    window = pd.Timedelta(milliseconds=window_ms)
+    scan = frame[frame["event"].isin(steps) & (frame["ts"] >= start) & (frame["ts"] < end + window)]
+    people = {}
+    for person, rows in scan.sort_values("ts", kind="stable").groupby("person", sort=False):
+        best: tuple[int, list[int]] = (0, [])
+        for t0 in rows.loc[rows["ts"] < end, "ts"]:
+            reached = rows[(rows["ts"] >= t0) & (rows["ts"] <= t0 + window)]
+            firsts = sorted(int(t.value // 1_000_000) for t in reached.groupby("event")["ts"].min())
+            if len(firsts) > best[0]:
+                best = (len(firsts), firsts)
+        if best[0]:
+            people[person] = best
+    return people

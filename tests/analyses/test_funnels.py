@@ -95,7 +95,7 @@ def test_breakdown_takes_the_entry_event_value(frame, ordered):
 def test_strict_and_unordered_match_the_python_reference(client, demo, frame, mode, steps):
     result = run(client, demo, steps, date_range=DateRange("-28d"), timezone="UTC", window=1, mode=mode)
     people = ref.person_events(frame, steps, pd.Timestamp(result.date_from), pd.Timestamp(result.date_to),
-                               86_400_000, strict=mode == "strict")
+                               86_400_000, strict=mode == "strict", unordered=mode == "unordered")
     n = len(steps)
     chains = [ref.machine(evs, n, 86_400_000, strict=True) if mode == "strict" else ref.unordered(evs, n, 86_400_000)
               for evs in people.values()]
