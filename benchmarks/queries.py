@@ -109,7 +109,7 @@ def main() -> None:
 
 def api_latencies(work: Path, project: int, days: DateRange, calls: int) -> None:
     """p50 and p95 of POST /v1/analyses/{kind} through the real HTTP server, computed afresh each call
-    (the project's cache generation is bumped before each) and served from the cache."""
+    (the project is marked changed before each, so the cache misses) and served from the cache."""
     import logging
     import socket
     import threading
@@ -117,7 +117,7 @@ def api_latencies(work: Path, project: int, days: DateRange, calls: int) -> None
     import httpx
     import uvicorn
 
-    from nexus import cache
+    from nexus import changes
     from nexus.api.app import create_app
     from nexus.meta import keys
     from nexus.runtime import open_runtime
@@ -148,7 +148,7 @@ def api_latencies(work: Path, project: int, days: DateRange, calls: int) -> None
             for kind, body in bodies.items():
                 fresh, cached = [], []
                 for _ in range(calls):
-                    cache.bump(runtime.redis.client, {project})
+                    changes.mark_changed(runtime.redis.client, {project})
                     for sink in (fresh, cached):
                         started = time.perf_counter()
                         answer = http.post(f"{url}/{kind}", json=body)

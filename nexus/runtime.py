@@ -1,6 +1,7 @@
 """The clients and services one Nexus process holds, opened at start and closed at stop: ClickHouse,
-Redis, and the ingest writer (which gets a ClickHouse client of its own, so inserts never wait behind
-queries on a shared connection)."""
+Redis, the read services (analyses and ad-hoc SQL) and, in a process that ingests, the ingest writer
+(which gets a ClickHouse client of its own, so inserts never wait behind queries on a shared
+connection)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.permissions import private_files, warn_if_open
+from nexus.query import limits
+from nexus.query.sandbox import QueryService
+from nexus.services.analyses import AnalysisService
 from nexus.settings import Settings
+from nexus.store.client import parse_url
 from nexus.store.database import open_database
 
 
@@ -26,27 +31,43 @@ class Runtime(msgspec.Struct):
     settings: Settings
     clickhouse: Client
     redis: redis_server.RedisHandle
-    ingestor: Ingestor
+    analyses: AnalysisService
+    queries: QueryService
+    ingestor: Ingestor | None  # None in a process that only reads (a dashboard, a worker in server mode)
+
+    def ingest(self) -> Ingestor:
+        if self.ingestor is None:
+            raise RuntimeError("this process was opened to read only: it has no ingest writer")
+        return self.ingestor
 
 
 @contextmanager
-def open_runtime(settings: Settings) -> Iterator[Runtime]:
-    """Open ClickHouse (migrated), Redis (embedded unless NEXUS_REDIS_URL is set) and the writer;
-    on exit, drain the writer, then close everything in reverse order. Files this process creates from
-    here on (parts, Redis's, spooled uploads, exports) are its user's only."""
+def open_runtime(settings: Settings, *, ingest: bool = True) -> Iterator[Runtime]:
+    """Open ClickHouse, Redis (embedded unless NEXUS_REDIS_URL is set), the read services and, with
+    `ingest`, the writer; on exit, drain the writer, then close everything in reverse order. A process
+    that ingests also migrates the store first; one opened to read only expects it migrated (server
+    mode: compose's `migrate` service). Files this process creates from here on (parts, Redis's,
+    spooled uploads, exports) are its user's only."""
     private_files()
     for directory in (settings.data_dir, settings.data_dir / "spool"):
         warn_if_open(directory)
     with ExitStack() as stack:
-        clickhouse = open_database(settings.clickhouse_url)
+        clickhouse = open_database(settings.clickhouse_url, migrate=ingest)
         stack.callback(clickhouse.close)
-        writer_client = open_database(settings.clickhouse_url, migrate=False)
-        stack.callback(writer_client.close)
         if settings.redis_url:
             redis = redis_server.connect(settings.redis_url)
         else:
             redis = redis_server.start_embedded(settings.data_dir)
         stack.callback(redis.close)
+        queries = QueryService(parse_url(settings.clickhouse_url), clickhouse, limits.from_settings(settings),
+                               max_concurrent=settings.query_max_concurrent,
+                               max_json_bytes=settings.query_max_json_bytes)
+        analyses = AnalysisService(clickhouse, redis.client)
+        if not ingest:
+            yield Runtime(settings, clickhouse, redis, analyses, queries, None)
+            return
+        writer_client = open_database(settings.clickhouse_url, migrate=False)
+        stack.callback(writer_client.close)
         writer = GroupCommitWriter(writer_client, IdentityResolver(redis.client),
                                    max_rows=settings.writer_max_rows, max_delay_ms=settings.writer_max_delay_ms)
         writer.start()
@@ -55,7 +76,7 @@ def open_runtime(settings: Settings) -> Iterator[Runtime]:
         recorder.start()
         stack.callback(recorder.stop)
         dedup = Dedup(redis.client, settings.dedup_hours)
-        yield Runtime(settings, clickhouse, redis,
+        yield Runtime(settings, clickhouse, redis, analyses, queries,
                       Ingestor(writer, dedup, clickhouse, recorder, settings, _ip_salt(redis)))
 
 

@@ -13,7 +13,9 @@ UTC_TIME = "DateTime64(3, 'UTC')"  # the type of events.ts, for bound instants
 # Joins here always build their hash table from the right side (identities, persons: one row per id).
 # ClickHouse may otherwise swap the sides on a row estimate — and it underestimates `event IN (a, b)`
 # badly enough to hash millions of events and probe them with identities: 0.51 s instead of 0.31 s.
-KEEP_JOIN_ORDER = "\nSETTINGS query_plan_join_swap_table = false"
+# Sent with every analysis query, not written into its SQL: it changes the plan, never the answer, and
+# an explained query must run as shown through the ad-hoc SQL sandbox, where settings are frozen.
+ENGINE_SETTINGS: dict[str, Any] = {"query_plan_join_swap_table": "false"}
 
 
 class Query(NamedTuple):
@@ -36,9 +38,9 @@ class Params:
         return f"{{{name}:{ch_type}}}"
 
     def query(self, sql: str) -> Query:
-        return Query(sql + KEEP_JOIN_ORDER, dict(self.values))
+        return Query(sql, dict(self.values))
 
 
 def fetch(client: Client, query: Query) -> list[tuple]:
     """All rows of a (small, aggregated) result; engine errors become QueryFailed."""
-    return rows(client, query.sql, query.params)[1]
+    return rows(client, query.sql, query.params, ENGINE_SETTINGS)[1]

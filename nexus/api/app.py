@@ -67,6 +67,4 @@ def create_app(runtime: Runtime) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.api = ApiContext(runtime)
-    app.state.query_service = query.query_service(runtime)
-    app.state.version = __version__
     return app

@@ -23,7 +23,7 @@ class ApiContext:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.settings = runtime.settings
-        self.ingestor = runtime.ingestor
+        self.ingestor = runtime.ingest()
         self.keys = KeyCache(runtime.clickhouse, runtime.redis.client)
         self.limiter = RateLimiter(runtime.redis.client, runtime.settings.rate_limit)
         self.query_defaults = from_settings(runtime.settings)

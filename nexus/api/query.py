@@ -25,11 +25,9 @@ from nexus.api.context import ApiContext
 from nexus.api.deadline import send_deadline, set_deadline
 from nexus.errors import NexusError
 from nexus.meta.keys import ApiKey
-from nexus.query import limits, saved, schema
+from nexus.query import saved, schema
 from nexus.query.formats import EXTENSIONS, Format
 from nexus.query.sandbox import QueryService, ResultStream
-from nexus.runtime import Runtime
-from nexus.store.client import parse_url
 
 log = logging.getLogger("nexus.api.query")
 
@@ -51,15 +49,8 @@ class SavedQueries(msgspec.Struct, frozen=True):
     queries: list[saved.SavedQueryView]
 
 
-def query_service(runtime: Runtime) -> QueryService:
-    """The process's QueryService, on the runtime's store, with the installation's default limits."""
-    settings = runtime.settings
-    return QueryService(parse_url(settings.clickhouse_url), runtime.clickhouse, limits.from_settings(settings),
-                        max_concurrent=settings.query_max_concurrent, max_json_bytes=settings.query_max_json_bytes)
-
-
 def service(state: State) -> QueryService:
-    return state.query_service
+    return state.runtime.queries
 
 
 @post("/v1/query", status_code=200, middleware=[send_deadline])

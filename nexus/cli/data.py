@@ -33,11 +33,11 @@ def demo(events: int, project_ref: str | None, seed: int) -> None:
         stored = load(client, project.project_id, events, seed=seed, progress=lambda n: advance(n, events))
     settings = load_settings()
     if settings.redis_url:  # a running API may be answering this project's analyses from the cache
-        from nexus import cache, redis_server
+        from nexus import changes, redis_server
 
         handle = redis_server.connect(settings.redis_url)
         try:
-            cache.bump(handle.client, {project.project_id})
+            changes.mark_changed(handle.client, {project.project_id})
         finally:
             handle.close()
     click.echo(f"stored {stored:,} demo events in project {project.name!r} (id {project.project_id})")
@@ -62,7 +62,7 @@ def import_command(file: Path, project_ref: str, file_format: str | None, resume
     with open_runtime(load_settings()) as runtime:
         project_id = projects.get(runtime.clickhouse, project_ref).project_id
         with progress(f"Importing {file.name}", total=None) as advance:
-            summary = import_file(runtime.ingestor, file, project_id, file_format, resume_from=resume_from,
+            summary = import_file(runtime.ingest(), file, project_id, file_format, resume_from=resume_from,
                                   max_event_bytes=runtime.settings.max_event_bytes,
                                   progress=lambda n: advance(n, 0))
     for error in summary.errors:

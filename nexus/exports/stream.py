@@ -44,7 +44,7 @@ def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat
         rows += batch.num_rows
     if output_format == "json":
         sink.write(b"[]\n" if first else b"]\n")
-    elif writer is not None:
+    elif writer is not None and writer is not sink:  # the caller's sink stays open: it may be a buffer
         writer.close()
     return rows
 

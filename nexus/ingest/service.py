@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus import cache
+from nexus import changes
 from nexus.ingest import metrics, pipeline
 from nexus.ingest.enrich import geo
 from nexus.ingest.identity import Link
@@ -96,7 +96,7 @@ class Ingestor:
                 self.dedup.release(Claim(claim.mark, unstored, []))
             if len(unstored) < len(keys):
                 self.dedup.commit(claim)
-                cache.bump(self.dedup.redis, {project_id})
+                changes.mark_changed(self.dedup.redis, {project_id})
         except Exception:  # Redis unreachable: the keys stay pending and are settled against ClickHouse
             log.exception("settling dedup claims failed")
 

@@ -70,9 +70,9 @@ DENIED_FUNCTIONS: frozenset[str] = frozenset(
     }
 )
 
-# Names the parser emits for syntax (`x -> y`, EXISTS, count(DISTINCT x)) that system.functions does
-# not list.
-SYNTAX_FUNCTIONS: frozenset[str] = frozenset({"lambda", "exists", "countDistinct"})
+# Names the parser emits for syntax (`x -> y`, EXISTS, count(DISTINCT x), GROUPING SETS' grouping())
+# that system.functions does not list.
+SYNTAX_FUNCTIONS: frozenset[str] = frozenset({"lambda", "exists", "countDistinct", "grouping"})
 
 # `x IN t` reads table t when its right side is a bare name.
 SET_FUNCTIONS: frozenset[str] = frozenset(

@@ -11,10 +11,11 @@ from nexus.errors import QueryFailed
 from nexus.store.client import describe_error
 
 
-def rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+def rows(client: Client, sql: str, parameters: dict[str, Any] | None = None,
+         settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
     """Column names and all rows of a (small) result."""
     try:
-        result = client.query(sql, parameters=parameters or {})
+        result = client.query(sql, parameters=parameters or {}, settings=settings)
     except ClickHouseError as e:
         raise QueryFailed(describe_error(e)) from None
     return list(result.column_names), result.result_rows

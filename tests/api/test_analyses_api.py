@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+from datetime import timedelta
 
 import msgspec
 import pyarrow.ipc as ipc
 import pytest
 
 from nexus.analyses import registry
+from nexus.services import analyses as services_analyses
 from nexus.demo.load import load
 from tests.analyses.test_registry import BODIES
 from tests.conftest import DEMO_END
@@ -187,3 +189,52 @@ def test_a_century_of_daily_stickiness_is_refused_quickly(server, http, project)
     body = {"event": "page_view", "period": "day", "date_range": {"date_from": "1970-01-01", "date_to": "2199-01-01"}}
     answer = http.post("/v1/analyses/stickiness", json=body, headers=auth(secrets["read"]))
     assert answer.status_code == 400 and "more than 20000" in answer.json()["error"]
+
+
+def test_the_explain_of_a_cached_answer_is_the_sql_that_computed_it(server, http, project, monkeypatch):
+    project_id, secrets = project
+    service = server.runtime.analyses
+    body = {"series": [{"event": "page_view"}], "date_range": {"date_from": "-3d"}, "timezone": "UTC"}
+    # Given an answer computed on one day, with a range relative to that day
+    monkeypatch.setattr(service, "clock", lambda: DEMO_END)
+    first = http.post("/v1/analyses/trends?explain=1", json=body, headers=auth(secrets["read"])).json()
+    # When the same question comes a day later, before the cache entry expires
+    monkeypatch.setattr(service, "clock", lambda: DEMO_END + timedelta(days=1))
+    again = http.post("/v1/analyses/trends?explain=1", json=body, headers=auth(secrets["read"])).json()
+    # Then it is the cached answer, with the SQL and parameters of its own day, not of the next
+    assert (first["cached"], again["cached"]) == (False, True)
+    assert again["explain"] == first["explain"] and again["result"] == first["result"]
+    later = registry.explain(server.runtime.clickhouse, project_id, "trends", registry.decode("trends", body),
+                             now=DEMO_END + timedelta(days=1))
+    assert later.params != {k: v for k, v in first["explain"]["params"].items()}  # a rebuilt one would differ
+
+
+def test_a_new_definition_of_the_analyses_never_serves_an_older_answer(http, project, monkeypatch):
+    _, secrets = project
+    body = {"series": [{"event": "signup"}], "date_range": FIXED_RANGE}
+    assert http.post("/v1/analyses/trends", json=body, headers=auth(secrets["read"])).json()["cached"] in (False, True)
+    assert http.post("/v1/analyses/trends", json=body, headers=auth(secrets["read"])).json()["cached"] is True
+    # An upgrade changes the code of the analyses, hence the version in every cache key
+    monkeypatch.setattr(services_analyses, "DEFINITIONS", "another-version")
+    assert http.post("/v1/analyses/trends", json=body, headers=auth(secrets["read"])).json()["cached"] is False
+
+
+@pytest.mark.parametrize("kind", sorted(BODIES))
+def test_explained_sql_runs_through_the_query_api_with_the_same_rows(server, http, project, kind):
+    # Given the explain of an analysis, shown to a user who wants to run it themselves
+    project_id, secrets = project
+    explain = http.post(f"/v1/analyses/{kind}?explain=1", json=fixed(kind), headers=auth(secrets["read"])).json()["explain"]
+    # When they send its SQL and parameters to the ad-hoc SQL API, in its sandbox
+    answer = http.post("/v1/query", json={"sql": explain["sql"], "params": explain["params"], "format": "ndjson"},
+                       headers=auth(secrets["read"]))
+    assert answer.status_code == 200, answer.text
+    # Then they get the rows the analysis read, as the engine gives them outside the sandbox (in any order:
+    # the analyses order their answers in Python; float averages to 9 digits: threads add in any order)
+    direct = server.runtime.clickhouse.raw_query(explain["sql"], parameters=explain["params"], fmt="JSONEachRow",
+                                                 settings=explain["settings"])
+    assert answer.text.strip() and _rows(answer.text) == _rows(direct.decode())
+
+
+def _rows(ndjson: str) -> list[str]:
+    rounded = (json.loads(line, parse_float=lambda text: float(f"{float(text):.9g}")) for line in ndjson.splitlines())
+    return sorted(json.dumps(row, sort_keys=True) for row in rounded)

@@ -24,7 +24,7 @@ def server_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def service(server):
-    queries = server.app.state.query_service
+    queries = server.runtime.queries
     queries.slots.queue_seconds = 0.5  # a full share answers 429 at once instead of after 10 s
     return queries
 
