@@ -44,6 +44,9 @@ def server(database_url: str, redis, tmp_path_factory: pytest.TempPathFactory,
     settings = load({"NEXUS_DATA_DIR": str(tmp_path_factory.mktemp("data")), "NEXUS_CLICKHOUSE_URL": database_url,
                      "NEXUS_REDIS_URL": redis.url, "NEXUS_LOG_LEVEL": "warning",
                      "NEXUS_WRITER_MAX_DELAY_MS": "20", **server_env})
+    # Test modules share the session's redis-server and number their projects from 1 each: start this
+    # module's server without another module's dedup keys, metrics and cache generations for its ids.
+    redis.client.flushdb()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
