@@ -4,8 +4,8 @@ window after an entry event.
 Every in-range event matching any step is a candidate entry; from it, each step's first event at or
 after the entry and at most `window` ms later counts — step 0's like any other, also after the range end,
 so the answer does not depend on the order the steps are listed in — and the steps found, sorted by those
-times, are the person's steps 1, 2, …: so step k's count is persons who did any k of the steps. The entry with the most
-steps wins (the earliest among equals) and gives the breakdown value and the step times.
+times, are the person's steps 1, 2, …: so step k's count is persons who did any k of the steps. The entry
+with the most steps wins (the earliest among equals) and gives the breakdown value and the step times.
 """
 
 from __future__ import annotations

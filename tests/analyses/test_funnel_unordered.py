@@ -47,8 +47,8 @@ def test_a_step_0_event_after_the_range_end_counts_whatever_the_order(client, st
 @pytest.fixture(scope="module")
 def random_journeys(client):
     """~120 distinct ids with 1-8 events each (steps and an unrelated event), in visits starting from a
-    day before the range to a day after it, some exactly one window apart, every tenth linked to the next one as one person;
-    returns (project, frame)."""
+    day before the range to a day after it, some exactly one window apart, every tenth id linked to the
+    next as one person; returns (project, frame)."""
     rng = random.Random(12)
     start = datetime(2024, 12, 31, tzinfo=timezone.utc)
     journeys = {}
