@@ -58,7 +58,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA time zone `name`. Only the database's zone names count: ZoneInfo also opens other files of
     the zone folder, such as 'localtime' (the host's zone) and 'right/UTC', which ClickHouse refuses."""
     if name not in _zone_names():
-        raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin")
+        raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin", field="timezone")
     return ZoneInfo(name)
 
 
@@ -68,26 +68,31 @@ def _zone_names() -> frozenset[str]:
 
 
 def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:
+    """The span of `date_range` (a request's `date_range`, which errors name as their field) in zone `tz`."""
     zi = zone(tz)
     local_now = now.astimezone(zi)
-    try:
-        start, natural_end = _point(date_range.date_from, zi, local_now)
-        if date_range.date_to is None:
-            end = natural_end
-        else:
-            _, end = _point(date_range.date_to, zi, local_now, as_end=True)
-    except InvalidRequest:
-        raise
-    except (ValueError, OverflowError):  # a relative date reaching before year 1 or past 9999
-        raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is out of range") from None
+    start, natural_end = _term(date_range, "date_from", zi, local_now)
+    end = natural_end if date_range.date_to is None else _term(date_range, "date_to", zi, local_now)[1]
     if start < EARLIEST or end > LATEST:
-        raise InvalidRequest(f"dates must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        raise InvalidRequest(f"dates must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}", field="date_range")
     # Compared as instants: aware datetimes of one zone compare by their wall clocks.
     if end.astimezone(timezone.utc) <= start.astimezone(timezone.utc):
         raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is empty: in {tz} it "
                              f"runs from {start.isoformat()} to {end.isoformat()} (local times the clocks skip "
-                             "are read as the end of the skipped span)")
+                             "are read as the end of the skipped span)", field="date_range")
     return Span(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+
+
+def _term(date_range: DateRange, name: Literal["date_from", "date_to"], zi: ZoneInfo,
+          now: datetime) -> tuple[datetime, datetime]:
+    """`_point` of one end of the range, its errors naming it (`date_range.date_to`)."""
+    try:
+        return _point(getattr(date_range, name), zi, now, as_end=name == "date_to")
+    except InvalidRequest as e:
+        raise InvalidRequest(str(e), field=f"date_range.{name}") from None
+    except (ValueError, OverflowError):  # a relative date reaching before year 1 or past 9999
+        raise InvalidRequest(f"date range {date_range.date_from!r} .. {date_range.date_to!r} is out of range",
+                             field=f"date_range.{name}") from None
 
 
 def previous(span: Span, tz: str) -> Span:
@@ -122,7 +127,7 @@ def bucket_starts(span: Span, interval: Interval, tz: str) -> list[datetime]:
     while current < span.end:
         starts.append(current)
         if len(starts) > MAX_BUCKETS:
-            raise InvalidRequest(f"more than {MAX_BUCKETS} {interval} buckets: use a longer interval")
+            raise InvalidRequest(f"more than {MAX_BUCKETS} {interval} buckets: use a longer interval", field="interval")
         current = _next(current, interval, zi)
     return starts
 

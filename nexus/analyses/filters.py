@@ -53,6 +53,10 @@ class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise InvalidRequest(f"filter {self.key!r} {self.op} needs a single value")
         elif self.op in _COMPARISONS and _kind(self.value) != "number":
             raise InvalidRequest(f"filter {self.key!r} {self.op} needs a number")
+        # A number no float holds (10**400) is refused here, where the error can name the filter.
+        for value in self.value if isinstance(self.value, list) else [self.value]:
+            if _kind(value) == "number":
+                _number(value)
 
     @property
     def property(self) -> Property:

@@ -36,11 +36,14 @@ class FunnelPersonsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     def __post_init__(self) -> None:
         first = 1 if self.status == "dropped" else 0
         if not first <= self.step < len(self.funnel.steps):
-            raise InvalidRequest(f"step must be {first}..{len(self.funnel.steps) - 1} for {self.status} persons")
-        if not 1 <= self.limit <= MAX_PAGE or not 0 <= self.offset <= 1_000_000_000:
-            raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset 0..1000000000")
+            raise InvalidRequest(f"step must be {first}..{len(self.funnel.steps) - 1} for {self.status} persons",
+                                 field="step")
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be 1..{MAX_PAGE}", field="limit")
+        if not 0 <= self.offset <= 1_000_000_000:
+            raise InvalidRequest("offset must be 0..1000000000", field="offset")
         if self.breakdown_value is not None and self.funnel.breakdown is None:
-            raise InvalidRequest("breakdown_value needs a funnel with a breakdown")
+            raise InvalidRequest("breakdown_value needs a funnel with a breakdown", field="breakdown_value")
 
 
 class FunnelPerson(msgspec.Struct, frozen=True):
@@ -70,11 +73,14 @@ def run(client: Client, project_id: int, request: FunnelPersonsRequest, *,
 def explain(client: Client, project_id: int, request: FunnelPersonsRequest, *,
             now: datetime | None = None) -> Query:
     funnel = request.funnel
-    scope = scope_of(client, project_id, funnel.date_range, funnel.timezone, now)
     params = Params(project_id)
     step = params.add(request.step, "UInt8")
     condition = f"depth = {step}" if request.status == "dropped" else f"depth > {step}"
-    rows = person_rows(scope, funnel, params, names=True)
+    try:
+        scope = scope_of(client, project_id, funnel.date_range, funnel.timezone, now)
+        rows = person_rows(scope, funnel, params, names=True)
+    except InvalidRequest as e:  # its field is the funnel's, inside this request
+        raise InvalidRequest(str(e), field=f"funnel.{e.field}" if e.field else "funnel") from None
     if request.breakdown_value is not None:
         # Labelled as the funnel labels its groups: values ranked by persons entered, the rest OTHER.
         rows = ranked(f"SELECT *, 1 AS weight FROM ({rows})", funnel.breakdown, params)

@@ -55,9 +55,9 @@ class FunnelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.steps) <= 10:
-            raise InvalidRequest("a funnel has 2 to 10 steps")
+            raise InvalidRequest("a funnel has 2 to 10 steps", field="steps")
         if not 0 < self.window_ms <= MAX_WINDOW.total_seconds() * 1000:
-            raise InvalidRequest("the conversion window must be positive and at most 365 days")
+            raise InvalidRequest("the conversion window must be positive and at most 365 days", field="window")
 
     @property
     def window_ms(self) -> int:
@@ -133,7 +133,8 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
     window = params.add(request.window_ms, "Int64")
     scan_end = scope.span.end + timedelta(milliseconds=request.window_ms)
     if scan_end - scope.span.start > MAX_SPAN:
-        raise InvalidRequest(f"a funnel's date range and window span at most {MAX_SPAN.days // 365} years")
+        raise InvalidRequest(f"a funnel's date range and window span at most {MAX_SPAN.days // 365} years",
+                             field="date_range")
     # Machines read times as ms after the scan's start: small enough to pack with an index (funnel_chain).
     origin = params.add(int(scope.span.start.timestamp() * 1000), "Int64")
     entry = (1 << steps) - 1 if mode is funnel_unordered else 1

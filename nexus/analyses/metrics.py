@@ -69,4 +69,4 @@ def metric(name: str) -> Metric:
     try:
         return CATALOGUE[name]
     except KeyError:
-        raise InvalidRequest(f"unknown metric {name!r}: use one of {', '.join(CATALOGUE)}") from None
+        raise InvalidRequest(f"unknown metric {name!r}: use one of {', '.join(CATALOGUE)}", field="metric") from None

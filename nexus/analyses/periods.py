@@ -81,7 +81,8 @@ def covering(span: Span, period: Period, tz: str) -> list[date]:
     while found[-1] < last:
         found.append(shift(found[-1], period, 1))
         if len(found) > MAX_BUCKETS:
-            raise InvalidRequest(f"more than {MAX_BUCKETS} {period}s in the range: use a shorter range or a longer period")
+            raise InvalidRequest(f"more than {MAX_BUCKETS} {period}s in the range: use a shorter range or a longer period",
+                                 field="period")
     return found
 
 

@@ -7,9 +7,10 @@ bound parameters, for `?explain=1`).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from types import ModuleType
-from typing import Any
+from types import ModuleType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 from clickhouse_connect.driver.client import Client
@@ -17,6 +18,9 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
 from nexus.analyses.query import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
+
+_NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
+_PATH_PART = re.compile(r"([A-Za-z_$][\w$]*)|\[\d+\]")  # names, and list indexes as ''
 
 ANALYSES: dict[str, ModuleType] = {
     "trends": trends,
@@ -44,11 +48,46 @@ def decode(kind: str, body: bytes | str | dict[str, Any]) -> msgspec.Struct:
             return msgspec.convert(body, request_type)
         return msgspec.json.decode(body, type=request_type)
     except msgspec.ValidationError as e:
-        raise InvalidRequest(f"invalid {kind} request: {e}", field=reason_and_field(e)[1] or None) from None
+        field = _field(e)
+        choices = _choices(request_type, field)
+        hint = f": use one of {', '.join(map(str, choices))}" if choices else ""
+        raise InvalidRequest(f"invalid {kind} request: {e}{hint}", field=field or None) from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"invalid {kind} request: {e}") from None
     except RecursionError:
         raise InvalidRequest(f"invalid {kind} request: nested too deeply") from None
+
+
+def _field(error: msgspec.ValidationError) -> str:
+    """The JSON path of the value at fault: msgspec names the object holding a missing or unknown field, and
+    the Struct whose `__post_init__` refused a value, which then names its field (`InvalidRequest.field`)."""
+    reason, path = reason_and_field(error)
+    named = _NAMED_FIELD.search(reason)
+    inner = named[1] if named else getattr(error.__cause__, "field", None)
+    return f"{path}.{inner}" if path and inner else inner or path
+
+
+def _choices(request_type: Any, field: str) -> tuple[Any, ...]:
+    """The values the enum (Literal) field at `field` (`steps[1].where.match`) accepts, in declared order."""
+    kind = request_type
+    for name in _PATH_PART.findall(field):
+        kind = next((inner for member in _members(kind) if (inner := _inner(member, name)) is not None), None)
+        if kind is None:
+            return ()
+    return tuple(value for member in _members(kind) if get_origin(member) is Literal for value in get_args(member))
+
+
+def _members(kind: Any) -> tuple[Any, ...]:
+    return get_args(kind) if get_origin(kind) in (Union, UnionType) else (kind,)
+
+
+def _inner(kind: Any, name: str) -> Any:
+    """The type of field `name` of a Struct, or of an item of a list when `name` is empty."""
+    if not name:
+        return get_args(kind)[0] if get_origin(kind) is list else None
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return next((f.type for f in msgspec.structs.fields(kind) if f.encode_name == name), None)
+    return None
 
 
 def run(client: Client, project_id: int, kind: str, request: msgspec.Struct, *,

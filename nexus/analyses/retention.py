@@ -56,7 +56,7 @@ class RetentionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
 
     def __post_init__(self) -> None:
         if not 0 <= self.periods <= MAX_PERIODS:
-            raise InvalidRequest(f"periods must be 0..{MAX_PERIODS}")
+            raise InvalidRequest(f"periods must be 0..{MAX_PERIODS}", field="periods")
 
 
 class Cohort(msgspec.Struct, frozen=True):

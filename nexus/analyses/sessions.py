@@ -42,7 +42,7 @@ class SessionsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 
     def __post_init__(self) -> None:
         if not 1 <= self.gap_minutes <= 24 * 60:
-            raise InvalidRequest("gap_minutes must be 1..1440")
+            raise InvalidRequest("gap_minutes must be 1..1440", field="gap_minutes")
 
 
 class SessionsLine(msgspec.Struct, frozen=True):

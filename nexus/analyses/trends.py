@@ -45,7 +45,8 @@ class Series(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         chosen = metric(self.metric)
         if chosen.needs_property != (self.property is not None):
-            raise InvalidRequest(f"metric {self.metric!r} {'needs' if chosen.needs_property else 'takes no'} property")
+            raise InvalidRequest(f"metric {self.metric!r} {'needs' if chosen.needs_property else 'takes no'} property",
+                                 field="property")
         if self.property is not None:
             Property(self.property)
 
@@ -62,7 +63,7 @@ class TrendsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.series) <= MAX_SERIES:
-            raise InvalidRequest(f"a trend has 1 to {MAX_SERIES} series")
+            raise InvalidRequest(f"a trend has 1 to {MAX_SERIES} series", field="series")
 
 
 class TrendLine(msgspec.Struct, frozen=True):
@@ -123,7 +124,8 @@ def _spans(scope: Scope, request: TrendsRequest) -> list[Span]:
 def _source(request: TrendsRequest, spans: list[Span], tz: str) -> str:
     table = None if request.source == "events" else trends_rollup.choose(request, spans, tz)
     if request.source == "rollup" and table is None:
-        raise InvalidRequest("this trend cannot be answered from the rollups (see docs/metrics.md: Trends)")
+        raise InvalidRequest("this trend cannot be answered from the rollups (see docs/metrics.md: Trends)",
+                             field="source")
     return table or "events"
 
 

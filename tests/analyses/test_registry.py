@@ -68,3 +68,64 @@ def test_every_kind_has_a_table(client, demo, kind):
     table = tables.table(kind, result)
     assert table.num_rows or kind in ("funnel_persons",)
     assert table.column_names == list(tables.TABLES[kind][0]) and len(set(table.column_names)) == table.num_columns
+
+
+FUNNEL = {"steps": [{"event": "a"}, {"event": "b"}]}
+
+
+@pytest.mark.parametrize(("kind", "body", "field"), [
+    # Refused while decoding: a missing or unknown field, a value a check refuses, an enum
+    ("funnel", {}, "steps"),
+    ("trends", {"series": [{"event": "x"}], "colour": "red"}, "colour"),
+    ("funnel_persons", {"funnel": {}, "step": 1}, "funnel.steps"),
+    ("trends", {"series": []}, "series"),
+    ("trends", {"series": [{"event": str(i)} for i in range(11)]}, "series"),
+    ("trends", {"series": [{"metric": "mode"}]}, "series[0].metric"),
+    ("trends", {"series": [{"metric": "sum"}]}, "series[0].property"),
+    ("trends", {"series": [{"where": {"filters": [{"key": "n", "op": "gt", "value": 10 ** 400}]}}]},
+     "series[0].where.filters[0]"),
+    ("funnel", {"steps": [{"event": "a"}]}, "steps"),
+    ("funnel", {**FUNNEL, "window": 0}, "window"),
+    ("funnel_persons", {"funnel": {**FUNNEL, "window": 400}, "step": 1}, "funnel.window"),
+    ("funnel_persons", {"funnel": FUNNEL, "step": 2}, "step"),
+    ("funnel_persons", {"funnel": FUNNEL, "step": 1, "limit": 0}, "limit"),
+    ("funnel_persons", {"funnel": FUNNEL, "step": 1, "offset": -1}, "offset"),
+    ("funnel_persons", {"funnel": FUNNEL, "step": 1, "breakdown_value": "x"}, "breakdown_value"),
+    ("retention", {"start": {}, "returning": {}, "periods": 101}, "periods"),
+    ("sessions", {"gap_minutes": 0}, "gap_minutes"),
+    # Refused when run: the range, the time zone, and what they make too large
+    ("trends", {"series": [{}], "date_range": {"date_from": "2026-10-02", "date_to": "2026-10-01"}}, "date_range"),
+    ("trends", {"series": [{}], "date_range": {"date_from": "someday"}}, "date_range.date_from"),
+    ("trends", {"series": [{}], "date_range": {"date_from": "-0d"}}, "date_range.date_from"),
+    ("trends", {"series": [{}], "date_range": {"date_from": "-9999y"}}, "date_range.date_from"),
+    ("trends", {"series": [{}], "date_range": {"date_from": "-7d", "date_to": "later"}}, "date_range.date_to"),
+    ("trends", {"series": [{}], "date_range": {"date_from": "1960-01-01"}}, "date_range"),
+    ("trends", {"series": [{}], "timezone": "Mars/Olympus"}, "timezone"),
+    ("trends", {"series": [{}], "interval": "minute", "date_range": {"date_from": "-30d"}}, "interval"),
+    ("trends", {"series": [{"metric": "median", "property": "n"}], "source": "rollup"}, "source"),
+    ("stickiness", {"event": "x", "date_range": {"date_from": "1970-01-01", "date_to": "2199-01-01"}}, "period"),
+    ("funnel", {**FUNNEL, "date_range": {"date_from": "1990-01-01", "date_to": "2026-01-01"}}, "date_range"),
+    ("funnel_persons", {"funnel": {**FUNNEL, "date_range": {"date_from": "2026-10-02", "date_to": "2026-10-01"}},
+                        "step": 1},
+     "funnel.date_range"),
+    ("funnel_persons", {"funnel": {**FUNNEL, "timezone": "Nowhere"}, "step": 1}, "funnel.timezone"),
+])
+def test_every_refusal_names_its_field(client, demo, kind, body, field):
+    with pytest.raises(InvalidRequest) as refused:
+        registry.run(client, demo, kind, registry.decode(kind, body), now=DEMO_END)
+    assert refused.value.field == field, str(refused.value)
+
+
+@pytest.mark.parametrize(("kind", "body", "field", "choices"), [
+    ("trends", {"series": [{}], "interval": "fortnight"}, "interval", "minute, hour, day, week, month"),
+    ("funnel", {**FUNNEL, "mode": 3}, "mode", "ordered, strict, unordered"),
+    ("funnel_persons", {"funnel": {**FUNNEL, "window_unit": "year"}, "step": 1}, "funnel.window_unit",
+     "second, minute, hour, day, week"),
+    ("retention", {"start": {"where": {"groups": [{"match": "most"}]}}, "returning": {}}, "start.where.groups[0].match",
+     "all, any"),
+    ("sessions", {"breakdown": {"key": "country", "source": "columns"}}, "breakdown.source", "event, person, column"),
+])
+def test_an_enum_refusal_lists_the_valid_values(kind, body, field, choices):
+    with pytest.raises(InvalidRequest, match=f"use one of {choices}$") as refused:
+        registry.decode(kind, body)
+    assert refused.value.field == field
