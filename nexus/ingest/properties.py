@@ -80,11 +80,7 @@ def _object(value: dict[Any, Any], where: Where, depth: int) -> dict[str, Any]:
     # No dotted key here: every key is a path of its own, only the values may need work.
     out: dict[str, Any] | None = None
     for key, item in value.items():
-        kind = type(item)
-        if kind is str:
-            if item.isascii():
-                continue
-        elif kind is int or kind is bool or item is None:
+        if _as_is(item):
             continue
         new = _value(item, (where, key), depth)
         if new is not item:
@@ -94,16 +90,18 @@ def _object(value: dict[Any, Any], where: Where, depth: int) -> dict[str, Any]:
     return value if out is None else out
 
 
+def _as_is(item: Any) -> bool:
+    """A value stored as it is, with nothing to check: an ASCII string, an integer, a boolean or null."""
+    kind = type(item)
+    return (kind is str and item.isascii()) or kind is int or kind is bool or item is None
+
+
 def _array(items: list[Any] | tuple[Any, ...], where: Where, depth: int) -> list[Any]:
     if depth > MAX_DEPTH:
         raise _refuse(f"the array is nested more than {MAX_DEPTH} levels deep", where)
     out = items if type(items) is list else list(items)
     for i, item in enumerate(items):
-        kind = type(item)
-        if kind is str:
-            if item.isascii():
-                continue
-        elif kind is int or kind is bool or item is None:
+        if _as_is(item):
             continue
         new = _value(item, (where, i), depth)
         if new is not item:
