@@ -10,6 +10,8 @@ another page follows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -17,9 +19,10 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses.breakdown import ranked
+from nexus.analyses.dates import DateRange
 from nexus.analyses.funnels import FunnelRequest, person_rows
 from nexus.analyses.query import Params, Query, fetch
-from nexus.analyses.scope import scope_of
+from nexus.analyses.scope import Scope, scope_of
 from nexus.errors import InvalidRequest
 
 MAX_PAGE = 10_000
@@ -55,6 +58,10 @@ class FunnelPerson(msgspec.Struct, frozen=True):
 class FunnelPersonsResult(msgspec.Struct, frozen=True):
     persons: list[FunnelPerson]
     has_more: bool
+    timezone: str
+    date_from: datetime  # the funnel's range, resolved
+    date_to: datetime
+    date_range: DateRange  # the funnel's range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
 
 
 # What the registry hands the API: the body decodes into Request, run() returns Result.
@@ -64,23 +71,40 @@ Result = FunnelPersonsResult
 
 def run(client: Client, project_id: int, request: FunnelPersonsRequest, *,
         now: datetime | None = None) -> FunnelPersonsResult:
-    rows = fetch(client, explain(client, project_id, request, now=now))
+    scope = _scope(client, project_id, request, now)
+    rows = fetch(client, _query(scope, request))
     page = [FunnelPerson(person, depth, datetime.fromtimestamp(entered / 1000, timezone.utc))
             for person, depth, entered in rows[:request.limit]]
-    return FunnelPersonsResult(page, len(rows) > request.limit)
+    return FunnelPersonsResult(page, len(rows) > request.limit, scope.timezone, scope.span.start, scope.span.end,
+                               request.funnel.date_range)
 
 
 def explain(client: Client, project_id: int, request: FunnelPersonsRequest, *,
             now: datetime | None = None) -> Query:
+    return _query(_scope(client, project_id, request, now), request)
+
+
+@contextmanager
+def _as_funnel_field() -> Iterator[None]:
+    """Refusals of the funnel's own values, named as this request's fields (`funnel.date_range`)."""
+    try:
+        yield
+    except InvalidRequest as e:
+        raise InvalidRequest(str(e), field=f"funnel.{e.field}" if e.field else "funnel") from None
+
+
+def _scope(client: Client, project_id: int, request: FunnelPersonsRequest, now: datetime | None) -> Scope:
+    with _as_funnel_field():
+        return scope_of(client, project_id, request.funnel.date_range, request.funnel.timezone, now)
+
+
+def _query(scope: Scope, request: FunnelPersonsRequest) -> Query:
     funnel = request.funnel
-    params = Params(project_id)
+    params = Params(scope.project_id)
     step = params.add(request.step, "UInt8")
     condition = f"depth = {step}" if request.status == "dropped" else f"depth > {step}"
-    try:
-        scope = scope_of(client, project_id, funnel.date_range, funnel.timezone, now)
+    with _as_funnel_field():
         rows = person_rows(scope, funnel, params, names=True)
-    except InvalidRequest as e:  # its field is the funnel's, inside this request
-        raise InvalidRequest(str(e), field=f"funnel.{e.field}" if e.field else "funnel") from None
     if request.breakdown_value is not None:
         # Labelled as the funnel labels its groups: values ranked by persons entered, the rest OTHER.
         rows = ranked(f"SELECT *, 1 AS weight FROM ({rows})", funnel.breakdown, params)

@@ -87,6 +87,7 @@ class FunnelResult(msgspec.Struct, frozen=True):
     timezone: str
     date_from: datetime
     date_to: datetime
+    date_range: DateRange  # the range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
     groups: list[FunnelGroup]
 
 
@@ -103,7 +104,7 @@ def run(client: Client, project_id: int, request: FunnelRequest, *, now: datetim
     if not groups or groups[0].breakdown is not None:
         groups.insert(0, _group(request, None, [0] * (3 * len(request.steps) - 2)))
     return FunnelResult(request.mode, request.window_ms // 1000, scope.timezone, scope.span.start, scope.span.end,
-                        groups if request.breakdown else groups[:1])
+                        request.date_range, groups if request.breakdown else groups[:1])
 
 
 def explain(client: Client, project_id: int, request: FunnelRequest, *, now: datetime | None = None) -> Query:

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
 from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
+from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -47,6 +48,7 @@ class LifecycleResult(msgspec.Struct, frozen=True):
     timezone: str
     date_from: datetime
     date_to: datetime
+    date_range: DateRange  # the range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
     periods: list[date]  # local start dates
     new: list[int]
     returning: list[int]
@@ -72,8 +74,8 @@ def run(client: Client, project_id: int, request: LifecycleRequest, *,
     breakdowns = [LifecycleBreakdown(label, **counts(cells)) for label, cells in found.items() if label is not None]
     active = {label: sum(n for (_, status), n in cells.items() if status != "dormant") for label, cells in found.items()}
     breakdowns.sort(key=lambda b: (b.breakdown == OTHER, -active[b.breakdown], b.breakdown))
-    return LifecycleResult(request.period, scope.timezone, scope.span.start, scope.span.end, covered,
-                           **counts(found.get(None, {})), breakdowns=breakdowns)
+    return LifecycleResult(request.period, scope.timezone, scope.span.start, scope.span.end, request.date_range,
+                           covered, **counts(found.get(None, {})), breakdowns=breakdowns)
 
 
 def explain(client: Client, project_id: int, request: LifecycleRequest, *, now: datetime | None = None) -> Query:

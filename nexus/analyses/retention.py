@@ -77,6 +77,7 @@ class RetentionResult(msgspec.Struct, frozen=True):
     timezone: str
     date_from: datetime
     date_to: datetime
+    date_range: DateRange  # the range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
     cohorts: list[Cohort]  # everyone
     average: list[float | None]
     breakdowns: list[RetentionBreakdown] = []  # with a breakdown: by persons in cohorts, OTHER last
@@ -95,8 +96,8 @@ def run(client: Client, project_id: int, request: RetentionRequest, *,
     breakdowns = [RetentionBreakdown(label, *_matrix(cells, request, scope))
                   for label, cells in found.items() if label is not None and request.breakdown]
     breakdowns.sort(key=lambda b: (b.breakdown == OTHER, -sum(c.persons for c in b.cohorts), b.breakdown))
-    return RetentionResult(request.period, scope.timezone, scope.span.start, scope.span.end, cohorts, average,
-                           breakdowns)
+    return RetentionResult(request.period, scope.timezone, scope.span.start, scope.span.end, request.date_range,
+                           cohorts, average, breakdowns)
 
 
 def _matrix(found: dict[tuple[date, int], int], request: RetentionRequest,

@@ -65,6 +65,7 @@ class SessionsResult(msgspec.Struct, frozen=True):
     timezone: str
     date_from: datetime
     date_to: datetime
+    date_range: DateRange  # the range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
     buckets: list[datetime]
     lines: list[SessionsLine]
     entry_pages: list[PageCount]
@@ -102,8 +103,8 @@ def run(client: Client, project_id: int, request: SessionsRequest, *, now: datet
     for label, line in by_rank:
         line["sessions"] = [int(v or 0) for v in line["sessions"]]
         result.append(SessionsLine(label if request.breakdown else None, **line))
-    return SessionsResult(request.interval, scope.timezone, scope.span.start, scope.span.end, buckets, result,
-                          _top(entries), _top(exits))
+    return SessionsResult(request.interval, scope.timezone, scope.span.start, scope.span.end, request.date_range,
+                          buckets, result, _top(entries), _top(exits))
 
 
 def explain(client: Client, project_id: int, request: SessionsRequest, *, now: datetime | None = None) -> Query:

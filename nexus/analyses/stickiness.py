@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons
 from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
+from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
@@ -42,6 +43,7 @@ class StickinessResult(msgspec.Struct, frozen=True):
     timezone: str
     date_from: datetime
     date_to: datetime
+    date_range: DateRange  # the range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
     periods: int
     persons: list[int]  # index k-1: active in exactly k periods
     cumulative: list[int]  # index k-1: active in at least k periods
@@ -65,8 +67,8 @@ def run(client: Client, project_id: int, request: StickinessRequest, *,
 
     breakdowns = [StickinessBreakdown(label, *counts(by_days)) for label, by_days in found.items() if label is not None]
     breakdowns.sort(key=lambda b: (b.breakdown == OTHER, -b.cumulative[0] if b.cumulative else 0, b.breakdown))
-    return StickinessResult(request.period, scope.timezone, scope.span.start, scope.span.end, total,
-                            *counts(found.get(None, {})), breakdowns)
+    return StickinessResult(request.period, scope.timezone, scope.span.start, scope.span.end, request.date_range,
+                            total, *counts(found.get(None, {})), breakdowns)
 
 
 def explain(client: Client, project_id: int, request: StickinessRequest, *, now: datetime | None = None) -> Query:

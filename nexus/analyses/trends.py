@@ -79,6 +79,7 @@ class TrendsResult(msgspec.Struct, frozen=True):
     timezone: str
     date_from: datetime
     date_to: datetime
+    date_range: DateRange  # the range as asked, defaults filled in: {"date_from": "-7d"} when none was sent
     source: str  # the table read: events, events_hourly or events_daily
     buckets: list[datetime]
     lines: list[TrendLine]
@@ -97,8 +98,8 @@ def run(client: Client, project_id: int, request: TrendsRequest, *, now: datetim
     source = _source(request, spans, scope.timezone)
     rows = fetch(client, _query(scope, request, spans, source))
     current = _lines(request, rows, True, dates.bucket_starts(spans[0], request.interval, scope.timezone))
-    result = TrendsResult(request.interval, scope.timezone, scope.span.start, scope.span.end, source,
-                          dates.bucket_starts(spans[0], request.interval, scope.timezone), current)
+    result = TrendsResult(request.interval, scope.timezone, scope.span.start, scope.span.end, request.date_range,
+                          source, dates.bucket_starts(spans[0], request.interval, scope.timezone), current)
     if request.compare:
         buckets = dates.bucket_starts(spans[1], request.interval, scope.timezone)
         result = msgspec.structs.replace(result, previous_buckets=buckets,

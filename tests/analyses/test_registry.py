@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
 
 from nexus.analyses import funnel_chain, registry
+from nexus.analyses.dates import DateRange
 from nexus.errors import InvalidRequest, NotFound
 from tests.conftest import DEMO_END
 
@@ -129,3 +131,18 @@ def test_an_enum_refusal_lists_the_valid_values(kind, body, field, choices):
     with pytest.raises(InvalidRequest, match=f"use one of {choices}$") as refused:
         registry.decode(kind, body)
     assert refused.value.field == field
+
+
+@pytest.mark.parametrize("kind", BODIES)
+def test_without_a_date_range_the_last_7_days_are_asked_and_the_result_says_so(client, demo, kind):
+    # Given a request of each kind without a range, in the demo project's zone (UTC), on 2026-10-31 at noon
+    body = json.loads(json.dumps(BODIES[kind]))
+    target = body["funnel"] if kind == "funnel_persons" else body
+    target.pop("date_range", None)
+    target.pop("timezone", None)
+    result = registry.run(client, demo, kind, registry.decode(kind, body), now=datetime(2026, 10, 31, 12, tzinfo=UTC))
+    # Then it asked for today and the 6 days before, and says so: as asked and as resolved
+    assert result.date_range == DateRange("-7d", None)
+    assert (result.timezone, result.date_from, result.date_to) == ("UTC", datetime(2026, 10, 25, tzinfo=UTC),
+                                                                   datetime(2026, 11, 1, tzinfo=UTC))
+    assert json.loads(msgspec.json.encode(result))["date_range"] == {"date_from": "-7d", "date_to": None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import Filter, FilterGroup, where
 from nexus.analyses.trends import Series, TrendsRequest
 from nexus.errors import InvalidRequest
+from nexus.ingest import pipeline, wire
 from tests.analyses.journeys import at, insert_events, link, new_project
 from tests.analyses.reference import person_trait
 from tests.conftest import DEMO_END
@@ -231,3 +233,23 @@ def test_explain_returns_the_sql_with_every_value_bound(client, demo):
     assert set(re.findall(r"'[^']*'", sql)) <= {"'UTC'", "''"}  # no literal but the column type's zone
     assert "purchase" in params.values() and ["pro"] in params.values()
     assert set(re.findall(r"\{(\w+):", sql)) == set(params)
+
+
+def test_a_page_call_and_a_track_call_named_page_view_share_the_name_and_the_type_tells_them_apart(client):
+    # Given what ingest stores for a Segment page call and for a track call named page_view
+    received = at("2026-10-02T10:00")
+    processed = pipeline.process(
+        [wire.decode_message(msgspec.json.encode(body), i) for i, body in enumerate([
+            {"type": "page", "anonymousId": "a", "name": "Home", "timestamp": "2026-10-02T10:00:00Z"},
+            {"type": "track", "anonymousId": "b", "event": "page_view", "timestamp": "2026-10-02T10:00:00Z"}])],
+        pipeline.Source(1, received), pipeline.Rules())
+    stored = list(zip(processed.columns["event"], processed.columns["type"]))
+    assert stored == [("page_view", "page"), ("page_view", "track")]
+    project = new_project(client)
+    insert_events(client, project, {distinct_id: [(event, "2026-10-02T10:00", {}, {"type": kind})]
+                                    for distinct_id, (event, kind) in zip("ab", stored)})
+    # When trends count page_view, then both count; filtered on the typed column, only the page call
+    week = DateRange("2026-10-01", "2026-10-07")
+    assert run(client, project, series=[Series("page_view")], date_range=week).lines[0].total == 2
+    pages = where(Filter("type", value="page", source="column"))
+    assert run(client, project, series=[Series("page_view", where=pages)], date_range=week).lines[0].total == 1
