@@ -1,0 +1,99 @@
+-- retention: {"start": {"event": "signup", "where": {"filters": [{"key": "plan", "op": "in", "value": ["pro", "team"]}]}}, "returning": {"event": "purchase"}, "start_mode": "recurring", "period": "week", "periods": 4, "date_range": {"date_from": "-8w"}, "timezone": "America/New_York"}
+-- now 2026-10-31T12:30:00Z, project time zone Europe/Berlin
+-- parameters:
+--   project_id = <the project>
+--   p1 = "2026-09-07T00:00:00-04:00"
+--   p2 = "2026-11-02T00:00:00-05:00"
+--   p3 = "2026-11-30T00:00:00-05:00"
+--   p4 = "signup"
+--   p5 = ["pro", "team"]
+--   p6 = "purchase"
+--   p7 = "America/New_York"
+--   p8 = "2026-09-07"
+--   p9 = "2026-10-26"
+--   p10 = 4
+
+SELECT
+    label,
+    grouping(label) AS is_total,
+    cohort,
+    k,
+    sum(n)
+FROM
+(
+    SELECT
+        *,
+        '' AS label
+    FROM
+    (
+        SELECT
+            bd,
+            cohort,
+            k,
+            count() AS n,
+            if(k = -1, n, 0) AS weight
+        FROM
+        (
+            SELECT
+                cohort,
+                '' AS bd,
+                arrayJoin(arrayPushFront(arrayDistinct(arrayFilter(k -> ((k >= 0) AND (k <= {p10:UInt32})), arrayMap(r -> intDiv(dateDiff('day', cohort, r), 7), return_periods))), -1)) AS k
+            FROM
+            (
+                SELECT
+                    arrayJoin(arrayFilter(c -> (c <= {p9:Date}), arrayDistinct(start_events))) AS cohort,
+                    *
+                FROM
+                (
+                    SELECT
+                        if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
+                        max(started) AS has_start,
+                        minIf(first_start, started) AS first_ever,
+                        groupUniqArrayArray(starts) AS start_events,
+                        groupUniqArrayArray(returns) AS return_periods
+                    FROM
+                    (
+                        SELECT
+                            id_key,
+                            max(is_start) AS started,
+                            minIf(p, is_start) AS first_start,
+                            groupUniqArrayIf(p, is_start AND (p >= {p8:Date})) AS starts,
+                            groupUniqArrayIf(p, is_return AND (e_ts >= {p1:DateTime64(3, 'UTC')}) AND (e_ts < {p3:DateTime64(3, 'UTC')})) AS returns
+                        FROM
+                        (
+                            SELECT
+                                e.id_key AS id_key,
+                                e.ts AS e_ts,
+                                toMonday(e.ts, {p7:String}) AS p,
+                                '' AS bd,
+                                ((e.event = {p4:String}) AND (has({p5:Array(String)}, toString(e.properties.plan)))) AND (e.ts < {p2:DateTime64(3, 'UTC')}) AND (e.ts >= {p1:DateTime64(3, 'UTC')}) AS is_start,
+                                e.event = {p6:String} AS is_return
+                            FROM events AS e
+                            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts < {p3:DateTime64(3, 'UTC')}) AND (is_start OR (is_return AND (e.ts >= {p1:DateTime64(3, 'UTC')})))
+                        )
+                        GROUP BY id_key
+                    ) AS x
+                    ANY LEFT JOIN
+                    (
+                        SELECT
+                            cityHash64(distinct_id) AS id_key,
+                            toString(person_id) AS person_id,
+                            cityHash64(toString(person_id)) AS person_key
+                        FROM identities
+                        FINAL
+                        WHERE project_id = {project_id:UInt32}
+                    ) AS ids ON ids.id_key = x.id_key
+                    GROUP BY person
+                )
+            )
+        )
+        GROUP BY
+            bd,
+            cohort,
+            k
+    )
+)
+GROUP BY
+    GROUPING SETS (
+        (label, cohort, k),
+        (cohort, k))
