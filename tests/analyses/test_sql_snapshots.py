@@ -52,8 +52,9 @@ CASES: dict[str, dict] = {
         "series": [{"event": "purchase", "metric": "p90", "property": "revenue", "label": "p90"},
                    {"metric": "persons"}],
         "interval": "hour", "timezone": "Asia/Kolkata", "date_range": {"date_from": "-24h"},
-        "where": {"match": "any", "filters": [{"key": "plan", "source": "person", "op": "is_set"},
-                                              {"key": "path", "source": "column", "op": "regex", "value": "^/pricing"}]},
+        "where": {"match": "any", "filters": [
+            {"key": "plan", "source": "person", "op": "is_set"},
+            {"key": "path", "source": "column", "op": "regex", "value": "^/pricing"}]},
         "breakdown": {"key": "plan", "source": "person", "limit": 3}},
     "funnel__strict_hours": {
         "steps": [STEPS[0], {"event": "signup", "where": {"filters": [{"key": "plan", "value": "pro"}]}}, STEPS[2]],
