@@ -21,7 +21,7 @@ from litestar.types import Message, Scope
 WRITE_REQUEST_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Retry-Count"
 READ_REQUEST_HEADERS = "Authorization, Content-Type, Content-Encoding"
 # SDKs wait as long as Retry-After says (429, 503); the browser hides any header not listed here.
-EXPOSED = "Retry-After"
+EXPOSED = "Retry-After, X-Nexus-Truncated"  # X-Nexus-Truncated: an ad-hoc SQL answer cut at max_rows
 PREFLIGHT_MAX_AGE = "7200"  # Chromium's cap, in seconds
 
 # HTML is only the API's own pages (/schema): scripts, styles and images from this origin, nothing

@@ -27,7 +27,7 @@ from nexus.errors import NexusError
 from nexus.meta.keys import ApiKey
 from nexus.query import saved, schema
 from nexus.query.formats import EXTENSIONS, Format
-from nexus.query.sandbox import QueryService, ResultStream
+from nexus.query.sandbox import JsonAnswer, QueryService, ResultStream
 
 log = logging.getLogger("nexus.api.query")
 
@@ -147,24 +147,33 @@ async def _answer(state: State, request: Request, source, fmt: Format, max_rows:
     api: ApiContext = state.api
     queries = service(state)
 
-    def start() -> bytes | ResultStream:
+    def start() -> JsonAnswer | ResultStream:
         key = api.authorize(request, "read")
         sql, params = source(key)
         key_limits = queries.limits_for(key.key_id)
         # The key's time limit covers the whole answer, sending included.
         if fmt == "json":
             set_deadline(request, key_limits.max_seconds)
-            answer = queries.answer_json(key.project_id, sql, params, key_limits, max_rows, key_id=key.key_id)
-            return msgspec.json.encode(answer)
+            return queries.answer_json(key.project_id, sql, params, key_limits, max_rows, key_id=key.key_id)
         result = queries.open(key.project_id, sql, params, fmt, key_limits, max_rows, key_id=key.key_id)
         set_deadline(request, key_limits.max_seconds, result.close)
         return result
 
     result = await anyio.to_thread.run_sync(start)
-    if isinstance(result, bytes):
-        return Response(result, media_type="application/json")
-    return Stream(_body(result), media_type=result.media_type,
-                  headers={"Content-Disposition": f'attachment; filename="result.{EXTENSIONS[fmt]}"'})
+    if isinstance(result, JsonAnswer):
+        return Response(msgspec.json.encode(result), media_type="application/json",
+                        headers={TRUNCATED: _flag(result.truncated)})
+    headers = {"Content-Disposition": f'attachment; filename="result.{EXTENSIONS[fmt]}"'}
+    if result.truncated is not None:  # a stream cut at max_rows says so when it is known before the body
+        headers[TRUNCATED] = _flag(result.truncated)
+    return Stream(_body(result), media_type=result.media_type, headers=headers)
+
+
+TRUNCATED = "X-Nexus-Truncated"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
 
 
 async def _body(result: ResultStream) -> AsyncIterator[bytes]:

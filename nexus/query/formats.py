@@ -102,3 +102,75 @@ def _parquet_options(first: pa.RecordBatch) -> dict[str, list[str]]:
     repeating = [name for name in text
                  if pc.count_distinct(first.column(name)).as_py() <= max(1, first.num_rows // 10)]
     return {"use_dictionary": repeating, "write_statistics": [n for n in first.schema.names if n not in text]}
+
+
+class Cut:
+    """A result cut at `rows` rows (a request's max_rows). The engine is asked for one row more (its `limit`
+    setting), so a result that fills the cut can be told from one that was cut: `truncated` is None until
+    that is known, then whether rows past the cut were dropped."""
+
+    def __init__(self, rows: int):
+        self.rows = rows
+        self.truncated: bool | None = None
+
+    @property
+    def engine_limit(self) -> int:
+        return self.rows + 1
+
+
+def cut_batches(batches: Iterable[pa.RecordBatch], cut: Cut) -> Iterator[pa.RecordBatch]:
+    """The batches, up to `cut.rows` rows; stops reading at the first row past it."""
+    left = cut.rows
+    for batch in batches:
+        if batch.num_rows > left:
+            if left:
+                yield batch.slice(0, left)
+            cut.truncated = True
+            return
+        left -= batch.num_rows
+        yield batch
+    cut.truncated = False
+
+
+def cut_lines(chunks: Iterable[bytes], cut: Cut, *, csv: bool) -> Iterator[bytes]:
+    """The engine's text output (JSONEachRow, or CSVWithNames whose header line comes first), up to
+    `cut.rows` rows; stops reading at the first byte past them. In CSV a newline inside a quoted value
+    ends no row: quotes come in pairs (an inner one is doubled), so a newline ends a row when the quotes
+    before it are even in number."""
+    wanted = cut.rows + (1 if csv else 0)
+    quoted = False
+    for chunk in chunks:
+        if wanted == 0:
+            if chunk:
+                cut.truncated = True
+                return
+            continue
+        if not csv:
+            if chunk.count(b"\n") < wanted:
+                wanted -= chunk.count(b"\n")
+                yield chunk
+                continue
+            end = -1
+            for _ in range(wanted):
+                end = chunk.index(b"\n", end + 1)
+        else:
+            end, position = -1, 0
+            while wanted:
+                newline = chunk.find(b"\n", position)
+                if newline < 0:
+                    quoted ^= bool(chunk.count(b'"', position) & 1)
+                    break
+                quoted ^= bool(chunk.count(b'"', position, newline) & 1)
+                if not quoted:
+                    wanted -= 1
+                    end = newline
+                position = newline + 1
+            if wanted:
+                yield chunk
+                continue
+        wanted = 0
+        yield chunk[:end + 1]
+        if end + 1 < len(chunk):
+            cut.truncated = True
+            return
+    cut.truncated = False

@@ -76,12 +76,16 @@ def set_for_key(client: Client, project_id: int, key_id: str, **overrides: int |
 
 
 def narrowed(limits: QueryLimits, max_rows: int | None, *, json: bool) -> QueryLimits:
-    """The limits of one request: a request's max_rows may lower the key's result-row limit, never raise it."""
+    """The limits of one request. The key's result-row limit (for JSON, with max_json_rows) stays a hard
+    limit: a larger result fails. A request's max_rows does not fail anything: the result is cut at that
+    many rows (sandbox's Cut), for which the engine produces one row more, let through when max_rows is
+    the limit itself; a max_rows above the limit leaves the limit as it is."""
     ceiling = smallest(limits.max_result_rows, limits.max_json_rows if json else 0)
     if max_rows is not None:
         if max_rows < 1:
-            raise InvalidRequest(f"max_rows must be at least 1, not {max_rows}")
-        ceiling = smallest(ceiling, max_rows)
+            raise InvalidRequest(f"max_rows must be at least 1, not {max_rows}", field="max_rows")
+        if max_rows == ceiling:
+            ceiling += 1
     return msgspec.structs.replace(limits, max_result_rows=ceiling)
 
 

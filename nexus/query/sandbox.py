@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,7 +27,7 @@ from nexus.query import formats, functions, policy
 from nexus.query import limits as limits_module
 from nexus.query.check import Checked, Scope, check
 from nexus.query.errors import LimitExceeded, QueryRefused, QueryTimeout
-from nexus.query.formats import Format
+from nexus.query.formats import Cut, Format
 from nexus.query.limits import QueryLimits
 from nexus.query.session import Session, SettingValue, open_session
 from nexus.query.slots import Slots
@@ -40,8 +41,13 @@ class Column(msgspec.Struct, frozen=True):
     type: str
 
 
+# A streamed answer cut at max_rows says so in a header only if the cut is known before the first byte
+# goes out: the output is read ahead until the row past the cut arrives or the result ends, up to this much.
+READ_AHEAD_BYTES = 16 << 20
+
+
 class JsonAnswer(msgspec.Struct, frozen=True):
-    """A whole result as JSON: rows are arrays in column order."""
+    """A whole result as JSON: rows are arrays in column order; `truncated` when max_rows cut it short."""
 
     columns: list[Column]
     rows: msgspec.Raw
@@ -49,6 +55,7 @@ class JsonAnswer(msgspec.Struct, frozen=True):
     elapsed_ms: float
     rows_read: int
     bytes_read: int
+    truncated: bool = False
 
 
 class _EngineJson(msgspec.Struct):
@@ -69,10 +76,13 @@ class ResultStream:
     once fails before any byte is sent; iterate for the bytes, and close (always) to end the query.
 
     The time limit covers the whole answer, not only the engine's work: the engine does not count the
-    time it waits for a slow reader, so a chunk asked for after `max_seconds` ends the query."""
+    time it waits for a slow reader, so a chunk asked for after `max_seconds` ends the query.
+
+    A result cut at max_rows is read ahead (at most READ_AHEAD_BYTES) until the cut is known, so that
+    `truncated` can go out before the body; it stays None when the read-ahead did not settle it."""
 
     def __init__(self, fmt: Format, chunks: Iterator[bytes], session: Session, release: Callable[[], None],
-                 started: float, max_seconds: int):
+                 started: float, max_seconds: int, cut: Cut | None = None):
         self.format = fmt
         self.media_type = formats.MEDIA_TYPES[fmt]
         self.max_seconds = max_seconds
@@ -82,19 +92,32 @@ class ResultStream:
         self._release = release
         self._started = started
         self._closed = False
+        self._cut = cut
         try:
-            self._first: bytes | None = next(chunks, b"")
+            self._ahead: deque[bytes] = deque([next(chunks, b"")])
+            size = len(self._ahead[0])
+            while cut is not None and cut.truncated is None and size < READ_AHEAD_BYTES:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                self._ahead.append(chunk)
+                size += len(chunk)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def truncated(self) -> bool | None:
+        """Whether max_rows cut the result short; None while unknown. A result without max_rows is whole
+        (a limit it hits fails it instead)."""
+        return False if self._cut is None else self._cut.truncated
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
+        if self._ahead:
+            return self._ahead.popleft()
         if self._closed:
             raise StopIteration
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -154,46 +177,57 @@ class QueryService:
         effective = limits_module.narrowed(limits or self.defaults, max_rows, json=True)
         effective = msgspec.structs.replace(effective, max_result_bytes=limits_module.smallest(
             effective.max_result_bytes, self.max_json_bytes))
-        with self._session(project_id, effective, key_id) as session:
+        cut = Cut(max_rows) if max_rows is not None else None
+        with self._session(project_id, effective, key_id, cut) as session:
             prepared = self._prepare(session, sql, params or {})
             raw = session.text(prepared.sql, prepared.params, "JSONCompact")
         if len(raw) > self.max_json_bytes:  # one engine block can pass the engine's own count
             raise LimitExceeded(f"the JSON answer is larger than {self.max_json_bytes} bytes "
                                 f"(NEXUS_QUERY_MAX_JSON_BYTES): ask for arrow, parquet, csv or ndjson, which stream")
         result = msgspec.json.decode(raw, type=_EngineJson)
+        data, row_count, truncated = result.data, result.rows, False
+        if cut is not None and row_count > cut.rows:  # the one row past the cut, asked for to tell
+            data = msgspec.json.encode(msgspec.json.decode(data, type=list[msgspec.Raw])[:cut.rows])
+            row_count, truncated = cut.rows, True
         # The engine indents its JSON; the rows are passed on as they are, only compacted.
-        return JsonAnswer(columns=result.meta, rows=msgspec.Raw(msgspec.json.format(result.data, indent=0)),
-                          row_count=result.rows,
+        return JsonAnswer(columns=result.meta, rows=msgspec.Raw(msgspec.json.format(data, indent=0)),
+                          row_count=row_count,
                           elapsed_ms=round((time.monotonic() - started) * 1000, 3),
                           rows_read=int(result.statistics.get("rows_read", 0)),
-                          bytes_read=int(result.statistics.get("bytes_read", 0)))
+                          bytes_read=int(result.statistics.get("bytes_read", 0)),
+                          truncated=truncated)
 
     def open(self, project_id: int, sql: str, params: dict[str, Any] | None = None, fmt: Format = "arrow",
              limits: QueryLimits | None = None, max_rows: int | None = None, *, key_id: str = "") -> ResultStream:
-        """Start a query whose output streams as `fmt` (ndjson, csv, arrow or parquet); close the result."""
+        """Start a query whose output streams as `fmt` (ndjson, csv, arrow or parquet); close the result.
+        With `max_rows`, the result is cut after that many rows (see ResultStream.truncated)."""
         if fmt not in formats.FORMATS or fmt == "json":
             raise InvalidRequest(f"format must be one of ndjson, csv, arrow, parquet for a stream, not {fmt!r}")
         started = time.monotonic()
         effective = limits_module.narrowed(limits or self.defaults, max_rows, json=False)
+        cut = Cut(max_rows) if max_rows is not None else None
         release = self.slots.acquire(project_id, key_id)
         try:
-            session = self._open_session(project_id, effective)
+            session = self._open_session(project_id, effective, cut)
         except BaseException:
             release()
             raise
         try:
             prepared = self._prepare(session, sql, params or {})
-            if fmt == "arrow":
-                chunks = formats.arrow_stream(session.batches(prepared.sql, prepared.params))
-            elif fmt == "parquet":
-                chunks = formats.parquet_stream(session.batches(prepared.sql, prepared.params))
+            if fmt in ("arrow", "parquet"):
+                batches = session.batches(prepared.sql, prepared.params)
+                if cut is not None:
+                    batches = formats.cut_batches(batches, cut)
+                chunks = (formats.arrow_stream if fmt == "arrow" else formats.parquet_stream)(batches)
             else:
                 chunks = session.chunks(prepared.sql, prepared.params, "CSVWithNames" if fmt == "csv" else "JSONEachRow")
+                if cut is not None:
+                    chunks = formats.cut_lines(chunks, cut, csv=fmt == "csv")
         except BaseException:
             session.close()
             release()
             raise
-        return ResultStream(fmt, chunks, session, release, started, effective.max_seconds)
+        return ResultStream(fmt, chunks, session, release, started, effective.max_seconds, cut)
 
     @contextmanager
     def batches(self, project_id: int, sql: str, params: dict[str, Any] | None = None,
@@ -204,8 +238,9 @@ class QueryService:
             prepared = self._prepare(session, sql, params or {})
             yield session.batches(prepared.sql, prepared.params)
 
-    def settings_for(self, project_id: int, limits: QueryLimits) -> list[tuple[str, SettingValue]]:
-        """The session settings of one query, readonly last: once it is set, nothing else can change."""
+    def settings_for(self, project_id: int, limits: QueryLimits, cut: Cut | None = None) -> list[tuple[str, SettingValue]]:
+        """The session settings of one query, readonly last: once it is set, nothing else can change. A cut
+        (max_rows) is the engine's `limit`, which caps the outermost result (a UNION's too) and no subquery."""
         database = self.address.database
         filters: dict[str, str] = {}
         for table, column in policy.PROJECT_TABLES.items():
@@ -227,14 +262,15 @@ class QueryService:
             ("result_overflow_mode", "throw"),
             ("additional_table_filters", filters),
             *policy.NO_METADATA_SHORTCUTS,
+            *([("limit", cut.engine_limit)] if cut is not None else []),
             ("readonly", 1),
         ]
 
     @contextmanager
-    def _session(self, project_id: int, limits: QueryLimits, key_id: str = "") -> Iterator[Session]:
+    def _session(self, project_id: int, limits: QueryLimits, key_id: str = "", cut: Cut | None = None) -> Iterator[Session]:
         release = self.slots.acquire(project_id, key_id)
         try:
-            session = self._open_session(project_id, limits)
+            session = self._open_session(project_id, limits, cut)
             try:
                 yield session
             finally:
@@ -242,8 +278,8 @@ class QueryService:
         finally:
             release()
 
-    def _open_session(self, project_id: int, limits: QueryLimits) -> Session:
-        return open_session(self.address, self.client, self.settings_for(project_id, limits))
+    def _open_session(self, project_id: int, limits: QueryLimits, cut: Cut | None = None) -> Session:
+        return open_session(self.address, self.client, self.settings_for(project_id, limits, cut))
 
     def _prepare(self, session: Session, sql: str, params: dict[str, Any] | None) -> Prepared:
         if not sql.strip():

@@ -69,6 +69,7 @@ def test_the_json_answer(http, projects) -> None:
                     {"name": "minute", "type": "UInt64"}],
         "rows": [["alpha_event", "alpha-user", m] for m in range(5)],
         "row_count": 5,
+        "truncated": False,
     }
 
 
@@ -156,6 +157,37 @@ def test_limits_per_key_over_http(server, http, projects) -> None:
     assert huge.status_code == 400 and "max_rows_to_read" in huge.json()["error"]
     many = http.post("/v1/query", json={"sql": "SELECT number FROM numbers(11)"}, headers=bearer(secret))
     assert many.status_code == 400 and many.json()["error"].startswith("Limit for result exceeded, max rows: 10.00")
+
+
+def test_max_rows_returns_at_most_that_many_rows_and_says_when_it_cut(server, http, projects) -> None:
+    # Given a key whose own limits are 10 rows of JSON and 1,000 rows of any result
+    alpha = projects["alpha"][0]
+    key, secret = keys.create(server.runtime.clickhouse, alpha, "read", "max-rows")
+    limits.set_for_key(server.runtime.clickhouse, alpha, key.key_id, max_json_rows=10, max_result_rows=1000)
+    sql = "SELECT number FROM numbers(2000)"
+    # When a query asks for at most 2 rows: 2 rows, flagged as cut in the body and a header
+    cut = http.post("/v1/query", json={"sql": sql, "max_rows": 2}, headers=bearer(secret))
+    assert cut.status_code == 200 and cut.json()["rows"] == [[0], [1]] and cut.json()["truncated"] is True
+    assert cut.headers["x-nexus-truncated"] == "true"
+    whole = http.post("/v1/query", json={"sql": "SELECT 1", "max_rows": 2}, headers=bearer(secret))
+    assert whole.json()["truncated"] is False and whole.headers["x-nexus-truncated"] == "false"
+    # Every streamed format too, up to the key's own limit
+    for fmt, count in [("ndjson", lambda b: b.count(b"\n")), ("csv", lambda b: b.count(b"\n") - 1),
+                       ("arrow", lambda b: ipc.open_stream(b).read_all().num_rows),
+                       ("parquet", lambda b: pq.read_table(io.BytesIO(b)).num_rows)]:
+        for max_rows, truncated in [(3, "true"), (1000, "true")]:
+            answer = http.post("/v1/query", json={"sql": sql, "format": fmt, "max_rows": max_rows}, headers=bearer(secret))
+            assert answer.status_code == 200 and count(answer.content) == max_rows, (fmt, max_rows)
+            assert answer.headers["x-nexus-truncated"] == truncated
+    # And a saved query's run
+    created = http.post("/v1/queries", json={"name": "two thousand", "sql": sql}, headers=bearer(projects["alpha"][1]["admin"]))
+    ran = http.post(f"/v1/queries/{created.json()['query_id']}/run", json={"max_rows": 3}, headers=bearer(secret))
+    assert ran.status_code == 200 and ran.json()["rows"] == [[0], [1], [2]] and ran.json()["truncated"] is True
+    http.delete(f"/v1/queries/{created.json()['query_id']}", headers=bearer(projects["alpha"][1]["admin"]))
+    # While the key's own limits stay hard: a larger result without max_rows, or max_rows above them, fails
+    for body in ({"sql": sql}, {"sql": sql, "max_rows": 11}, {"sql": sql, "format": "csv", "max_rows": 1001}):
+        failed = http.post("/v1/query", json=body, headers=bearer(secret))
+        assert failed.status_code == 400 and "Limit for result exceeded" in failed.json()["error"], body
 
 
 def test_a_limit_hit_mid_stream_cuts_the_connection(server, http, projects) -> None:

@@ -9,6 +9,7 @@ import json
 import msgspec
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -98,18 +99,67 @@ def test_empty_results_keep_their_columns(world: World) -> None:
     assert streamed(world.service, world.alpha, sql, "ndjson") == b""
 
 
-def test_max_rows_lowers_the_key_s_limit_but_never_raises_it(world: World) -> None:
+def test_max_rows_cuts_the_result_and_says_so(world: World) -> None:
     sql = "SELECT number FROM numbers(50)"
-    assert world.service.answer_json(world.alpha, sql, max_rows=50).row_count == 50
-    with pytest.raises(QueryFailed, match="max rows: 49"):
-        world.service.answer_json(world.alpha, sql, max_rows=49)
+    whole = world.service.answer_json(world.alpha, sql, max_rows=50)
+    assert whole.row_count == 50 and not whole.truncated
+    cut = world.service.answer_json(world.alpha, sql, max_rows=49)
+    assert cut.row_count == 49 and cut.truncated
+    assert msgspec.json.decode(bytes(cut.rows)) == [[n] for n in range(49)]
+    # It caps the outermost result (a UNION's as a whole), never a subquery
+    union = world.service.answer_json(world.alpha, f"{sql} UNION ALL {sql}", max_rows=60)
+    assert union.row_count == 60 and union.truncated
+    inner = world.service.answer_json(world.alpha, f"SELECT count() FROM ({sql}) WHERE number IN ({sql})", max_rows=1)
+    assert msgspec.json.decode(bytes(inner.rows)) == [[50]] and not inner.truncated
+    with pytest.raises(InvalidRequest):
+        world.service.answer_json(world.alpha, sql, max_rows=0)
+
+
+def test_the_key_s_row_limits_stay_hard_limits_beside_max_rows(world: World) -> None:
+    sql = "SELECT number FROM numbers(50)"
     with pytest.raises(QueryFailed, match="max rows: 10"):
         world.service.answer_json(world.alpha, sql, limits=QueryLimits(max_result_rows=10), max_rows=1000)
     with pytest.raises(QueryFailed, match="max rows: 20"):
         world.service.answer_json(world.alpha, sql, limits=QueryLimits(max_json_rows=20))
     assert len(streamed(world.service, world.alpha, sql, "csv", limits=QueryLimits(max_json_rows=20))) > 0
-    with pytest.raises(InvalidRequest):
-        world.service.answer_json(world.alpha, sql, max_rows=0)
+    # A cut at or under the limit is a cut, not a failure: the limit itself included
+    for key_limits in (QueryLimits(max_result_rows=10), QueryLimits(max_json_rows=10)):
+        answer = world.service.answer_json(world.alpha, sql, limits=key_limits, max_rows=10)
+        assert answer.row_count == 10 and answer.truncated
+    with world.service.open(world.alpha, sql, None, "ndjson", QueryLimits(max_result_rows=10), max_rows=10) as result:
+        assert result.truncated is True and b"".join(result).count(b"\n") == 10
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet", "csv", "ndjson"])
+def test_max_rows_cuts_every_streamed_format_and_says_so_before_the_body(world: World, fmt: str) -> None:
+    # Given a result of several engine blocks (~10 MB: within the read-ahead), with newlines and quotes inside its values
+    sql = "SELECT number AS n, concat('a\n\"', toString(number), '\"\nb') AS s FROM numbers(300000)"
+
+    def rows(max_rows: int) -> tuple[bool | None, list[dict]]:
+        with world.service.open(world.alpha, sql, None, fmt, max_rows=max_rows) as result:
+            truncated, data = result.truncated, b"".join(result)
+        if fmt == "arrow":
+            return truncated, ipc.open_stream(data).read_all().to_pylist()
+        if fmt == "parquet":
+            return truncated, pq.read_table(io.BytesIO(data)).to_pylist()
+        if fmt == "csv":
+            return truncated, pd.read_csv(io.BytesIO(data), keep_default_na=False).to_dict("records")
+        return truncated, [json.loads(line) for line in data.splitlines()]
+
+    # Then each answer holds exactly max_rows rows, and knows before its first byte whether it was cut
+    for max_rows, cut in [(3, True), (100_000, True), (299_999, True), (300_000, False), (2_000_000, False)]:
+        truncated, got = rows(max_rows)
+        assert truncated is cut and len(got) == min(max_rows, 300_000), (max_rows, len(got))
+        assert got[-1] == {"n": len(got) - 1, "s": f'a\n"{len(got) - 1}"\nb'}
+
+
+def test_a_cut_unknown_before_the_read_ahead_ends_streams_all_the_same(world: World, monkeypatch) -> None:
+    from nexus.query import sandbox
+
+    monkeypatch.setattr(sandbox, "READ_AHEAD_BYTES", 1)
+    with world.service.open(world.alpha, "SELECT number FROM numbers(1000000)", None, "ndjson", max_rows=700_000) as result:
+        assert result.truncated is None
+        assert b"".join(result).count(b"\n") == 700_000 and result.truncated is True
 
 
 def test_limits_per_key_override_the_defaults(world: World, client) -> None:
