@@ -1,4 +1,11 @@
-"""The one error tree of Nexus; driver errors are wrapped into it where they enter."""
+"""The one error tree of Nexus; driver errors are wrapped into it where they enter (nexus.store.guard for
+ClickHouse, nexus.query.session for ad-hoc SQL, nexus.redis_server for Redis), and the API maps each class to
+its HTTP status in one table (nexus.api.app)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
 
 
 class NexusError(Exception):
@@ -44,7 +51,15 @@ class Forbidden(NexusError):
 
 
 class StorageUnavailable(NexusError):
-    """ClickHouse or Redis cannot be reached, opened or written."""
+    """ClickHouse or Redis cannot be reached, opened or written, or is too busy to take the work now: the
+    same request may succeed after `retry_after` seconds. `code` and `name` are ClickHouse's error code,
+    when the engine gave one (TOO_MANY_SIMULTANEOUS_QUERIES, TOO_MANY_PARTS, ...)."""
+
+    def __init__(self, message: str, *, code: int | None = None, name: str | None = None, retry_after: int = 5):
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.retry_after = retry_after
 
 
 class StoreLocked(StorageUnavailable):
@@ -56,7 +71,42 @@ class MigrationError(NexusError):
 
 
 class QueryFailed(NexusError):
-    """ClickHouse refused or failed a query."""
+    """The caller's own SQL (ad-hoc or saved) failed in the engine: a syntax error, an unknown column, a
+    value that does not parse. The message is the engine's reason, meant for the person who wrote it."""
+
+
+class LimitExceeded(QueryFailed):
+    """The caller's request went over a limit on what one query may use (time, memory, rows read, result
+    size). `limit` names it (a key's limit such as `max_seconds`, or the ClickHouse setting), and the
+    message says how it can be raised or the request narrowed."""
+
+    def __init__(self, message: str, limit: str = ""):
+        super().__init__(message)
+        self.limit = limit
+
+
+class QueryTimeout(LimitExceeded):
+    """The query ran, or its answer was sent, for longer than its time limit."""
+
+
+class EngineError(NexusError):
+    """ClickHouse refused SQL that Nexus itself wrote (an analysis, a catalog or metadata query, an insert):
+    a fault of Nexus or of the store, never the caller's. The message is the engine's text, for logs and
+    the operator's terminal; the API answers 500 with `error_id` only, and logs it with the SQL."""
+
+    def __init__(self, message: str, *, code: int | None = None, name: str | None = None, sql: str = "",
+                 params: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.sql = sql
+        self.params = params or {}
+        self.error_id = new_error_id()
+
+
+def new_error_id() -> str:
+    """A short id that ties an answer to its entry in the server log."""
+    return secrets.token_hex(6)
 
 
 def reason_and_field(error: Exception) -> tuple[str, str]:

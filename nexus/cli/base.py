@@ -14,11 +14,9 @@ from typing import Any
 
 import click
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus import settings as settings_module
 from nexus.errors import NexusError
-from nexus.store.client import describe_error
 
 _DEBUG = False
 
@@ -29,7 +27,8 @@ def fail(message: str) -> None:
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn NexusError (and any unexpected error) into one line on stderr and exit status 1."""
+    """Turn NexusError (and any unexpected error) into one line on stderr and exit status 1. ClickHouse's
+    and Redis's errors arrive as NexusErrors: their clients wrap them (nexus.store.guard, nexus.redis_server)."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,8 +36,6 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except NexusError as e:
             fail(str(e))
-        except ClickHouseError as e:
-            fail(f"ClickHouse: {describe_error(e)}")
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as e:

@@ -122,7 +122,8 @@ class ResultStream:
             raise StopIteration
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.close()
-            raise QueryTimeout(f"the answer took longer than its limit of {self.max_seconds} s, sending included")
+            raise QueryTimeout(f"the answer took longer than this key's max_seconds limit of {self.max_seconds} s, "
+                               f"sending included", limit="max_seconds")
         return next(self._chunks)
 
     def close(self) -> None:
@@ -183,7 +184,8 @@ class QueryService:
             raw = session.text(prepared.sql, prepared.params, "JSONCompact")
         if len(raw) > self.max_json_bytes:  # one engine block can pass the engine's own count
             raise LimitExceeded(f"the JSON answer is larger than {self.max_json_bytes} bytes "
-                                f"(NEXUS_QUERY_MAX_JSON_BYTES): ask for arrow, parquet, csv or ndjson, which stream")
+                                f"(NEXUS_QUERY_MAX_JSON_BYTES): ask for arrow, parquet, csv or ndjson, which stream",
+                                limit="max_json_bytes")
         result = msgspec.json.decode(raw, type=_EngineJson)
         data, row_count, truncated = result.data, result.rows, False
         if cut is not None and row_count > cut.rows:  # the one row past the cut, asked for to tell
@@ -289,6 +291,8 @@ class QueryService:
         except QueryFailed as e:
             if "parseQueryToJSON" in str(e):  # a statement (DESCRIBE, INSERT ... VALUES) with no JSON form
                 raise QueryRefused(f"only SELECT queries can run here ({e})") from None
+            if "Multi-statements are not allowed" in str(e):  # refused before anything runs, like the rest
+                raise QueryRefused("only a single SELECT can run here: the query has more than one statement") from None
             raise
         canonical = session.scalar("SELECT formatQueryFromJSON({ast:String})", {"ast": first})
         catalog, scope = self._metadata()

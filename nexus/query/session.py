@@ -21,24 +21,21 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import urllib3.exceptions
 from clickhouse_connect.driver.binding import format_bind_value
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import NexusError, QueryFailed
-from nexus.query.errors import LimitExceeded, QueryRefused, QueryTimeout
+from nexus.query.errors import QueryRefused, limit_exceeded
 from nexus.store.client import StoreAddress
+from nexus.store.errors import classify
+from nexus.store.guard import unavailable, unguarded
 
 SettingValue = int | str | dict[str, str]
 _SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _ESCAPES = str.maketrans({c: "\\" + c for c in ("\\", "'", "`", "\t", "\n")})
 
-# ClickHouse error codes, by what they mean for the caller.
-_REFUSED = {164: "READONLY", 497: "ACCESS_DENIED", 344: "SUPPORT_IS_DISABLED"}
-_LIMITS = {158: "TOO_MANY_ROWS", 307: "TOO_MANY_BYTES", 396: "TOO_MANY_ROWS_OR_BYTES", 241: "MEMORY_LIMIT_EXCEEDED",
-           160: "TOO_SLOW", 161: "TOO_MANY_COLUMNS", 162: "TOO_DEEP_SUBQUERIES", 168: "TOO_BIG_AST",
-           169: "TOO_DEEP_AST", 191: "SET_SIZE_LIMIT_EXCEEDED"}
-_TIMEOUT = 159
 
 
 class Session(Protocol):
@@ -59,7 +56,7 @@ def open_session(address: StoreAddress, client: Client, settings: Sequence[tuple
             raise ValueError(f"not a setting name: {name!r}")
     if address.engine == "chdb":
         return ChdbSession(os.path.realpath(address.path), address.database, settings)
-    return HttpSession(client, settings)
+    return HttpSession(unguarded(client), settings)  # the caller's SQL: its errors are wrapped here
 
 
 class ChdbSession:
@@ -157,14 +154,14 @@ class HttpSession:
     def text(self, sql: str, params: Mapping[str, Any], fmt: str) -> bytes:
         try:
             return self.client.raw_query(sql, parameters=dict(params), settings=self.settings, fmt=fmt)
-        except ClickHouseError as e:
+        except (ClickHouseError, OSError, urllib3.exceptions.HTTPError) as e:
             raise engine_error(e) from None
 
     def batches(self, sql: str, params: Mapping[str, Any]) -> Iterator[pa.RecordBatch]:
         try:
             with self.client.raw_stream(sql, parameters=dict(params), settings=self.settings, fmt="ArrowStream") as raw:
                 yield from ipc.open_stream(raw)
-        except (ClickHouseError, pa.ArrowInvalid) as e:
+        except (ClickHouseError, pa.ArrowInvalid, OSError, urllib3.exceptions.HTTPError) as e:
             raise engine_error(e) from None
 
     def chunks(self, sql: str, params: Mapping[str, Any], fmt: str) -> Iterator[bytes]:
@@ -172,7 +169,7 @@ class HttpSession:
             with self.client.raw_stream(sql, parameters=dict(params), settings=self.settings, fmt=fmt) as raw:
                 while chunk := raw.read(1 << 20):
                     yield chunk
-        except ClickHouseError as e:
+        except (ClickHouseError, OSError, urllib3.exceptions.HTTPError) as e:
             raise engine_error(e) from None
 
     def close(self) -> None:
@@ -180,28 +177,19 @@ class HttpSession:
 
 
 def engine_error(error: BaseException) -> NexusError:
-    """The engine's reason, in one line, as the Nexus error for what it means to the caller."""
-    message = engine_message(str(error))
-    code_match = re.search(r"Code: (\d+)", str(error))
-    code = int(code_match[1]) if code_match else 0
-    if code in _REFUSED:
-        return QueryRefused(message)
-    if code == _TIMEOUT:
-        return QueryTimeout(message)
-    if code in _LIMITS:
-        return LimitExceeded(message)
-    return QueryFailed(message)
-
-
-def engine_message(text: str) -> str:
-    """`Code: 164. DB::Exception: Code: 164. DB::Exception: Cannot ... (READONLY) (version 26.9)` -> its reason."""
-    text = text.split("Stack trace", 1)[0].replace("Streaming query failed: ", "")
-    text = re.sub(r"\s*\(version [^)]*\)", "", text)
-    text = re.sub(r"(Code: \d+\. DB::Exception: )+", "", text)
-    # Parsing runs inside our own wrapper query; the caller's position numbers are what matter.
-    text = re.sub(r":? In scope SELECT (parseQueryToJSON|formatQueryFromJSON)\(.*", "", text, flags=re.S)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(lines)[:1000] or "the query failed"
+    """An error of the caller's own SQL as what it means to the caller (nexus.store.errors sorts it by its
+    ClickHouse code): the store unavailable (503), one of the key's limits (400, naming it and how to raise
+    it), a refused operation (403), else the engine's reason (400: the caller's SQL, the caller's to fix)."""
+    if isinstance(error, NexusError):
+        return error
+    failure = classify(error)
+    if failure.kind == "unavailable":
+        return unavailable(failure)
+    if failure.kind == "limit":
+        return limit_exceeded(failure)
+    if failure.kind == "refused":
+        return QueryRefused(failure.message)
+    return QueryFailed(failure.message)
 
 
 def _bind(params: Mapping[str, Any]) -> dict[str, str]:

@@ -17,11 +17,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import clickhouse_connect
 import msgspec
+import urllib3.exceptions
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import InvalidConfig, StorageUnavailable, StoreLocked
 from nexus.permissions import private_files, warn_if_open
+from nexus.store.guard import guard
 
 DEFAULT_DATABASE = "nexus"
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -86,7 +88,12 @@ _CLIENT_SETTINGS = {"max_partitions_per_insert_block": 0}
 
 
 def connect(address: StoreAddress) -> Client:
-    """A client on the address's server, not yet bound to its database (migrations create that)."""
+    """A client on the address's server, not yet bound to its database (migrations create that). Its
+    calls raise Nexus's errors (nexus.store.guard)."""
+    return guard(_open(address))
+
+
+def _open(address: StoreAddress) -> Client:
     try:
         if address.engine == "chdb":
             _lock_data_dir(Path(address.path))
@@ -102,7 +109,7 @@ def connect(address: StoreAddress) -> Client:
             tz_mode="aware",
             settings=_CLIENT_SETTINGS,
         )
-    except ClickHouseError as e:
+    except (ClickHouseError, OSError, urllib3.exceptions.HTTPError) as e:
         raise StorageUnavailable(f"cannot open {address.describe()}: {describe_error(e)}") from None
 
 

@@ -17,7 +17,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from nexus.errors import MigrationError
+from nexus.errors import EngineError, MigrationError
 from nexus.store.client import describe_error
 from nexus.store.sql import sql_dir
 
@@ -81,7 +81,7 @@ def use_database(client: Client, database: str) -> None:
     """Create the database if needed and make it the client's default."""
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")  # name checked by parse_url
-    except ClickHouseError as e:
+    except (EngineError, ClickHouseError) as e:  # an unreachable server stays StorageUnavailable
         raise MigrationError(f"cannot create database {database}: {describe_error(e)}") from None
     client.database = database
 
@@ -123,7 +123,7 @@ def migrate(client: Client) -> list[Migration]:
         for number, statement in enumerate(migration.statements(), start=1):
             try:
                 client.command(statement)
-            except ClickHouseError as e:
+            except (EngineError, ClickHouseError) as e:
                 raise MigrationError(
                     f"migration {migration.file_name} failed at statement {number}: {describe_error(e)} "
                     f"(its earlier statements are idempotent; fix the cause and run nexus migrate again)"

@@ -127,7 +127,7 @@ ESCAPES = [
     ("SELECT name FROM system.tables", 403, "table 'system.tables' is not available"),
     ("SELECT file('/etc/passwd')", 403, "function 'file' is not allowed"),
     ("SELECT count() FROM events SETTINGS readonly = 0", 403, "SETTINGS is not allowed"),
-    ("SELECT count() FROM events -- x\n; DROP TABLE events", 400, "Syntax error (Multi-statements are not allowed)"),
+    ("SELECT count() FROM events -- x\n; DROP TABLE events", 403, "only a single SELECT"),
     ("DROP TABLE events", 403, "only SELECT queries can run here"),
     ("SELECT * FROM events INTO OUTFILE '/tmp/x'", 403, "INTO OUTFILE is not allowed"),
     ("SELECT sleep(3)", 403, "function 'sleep' is not allowed"),
