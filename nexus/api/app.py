@@ -11,28 +11,61 @@ from nexus import __version__
 from nexus.api import admin, analyses, health, ingest, openapi, posthog, query
 from nexus.api.context import ApiContext
 from nexus.api.headers import ResponseHeaders
-from nexus.errors import (Forbidden, InvalidRequest, NexusError, NotFound, QueryFailed, RateLimited,
-                          StorageUnavailable, TooLarge, Unauthorized)
+from nexus.errors import (EngineError, Forbidden, InvalidRequest, LimitExceeded, NexusError, NotFound, QueryFailed,
+                          RateLimited, StorageUnavailable, TooLarge, Unauthorized, new_error_id)
 from nexus.runtime import Runtime
 
-# First match wins: subclasses before their parents.
-_STATUS = {TooLarge: 413, InvalidRequest: 400, QueryFailed: 400, Unauthorized: 401, Forbidden: 403,
-           NotFound: 404, RateLimited: 429, StorageUnavailable: 503}
+log = logging.getLogger("nexus.api")
+
+# Every error class and its HTTP status, in one place; first match wins: subclasses before their parents.
+# A NexusError that is none of these (and any other exception) is a 500 with an error id.
+_STATUS: dict[type[NexusError], int] = {
+    TooLarge: 413,            # a body or an event over its size limit
+    InvalidRequest: 400,      # a malformed or impossible request, with its `field`
+    LimitExceeded: 400,       # a query went over a limit: `limit` names it, the message says how to raise it
+    QueryFailed: 400,         # the caller's own SQL failed: the engine's reason
+    Unauthorized: 401,
+    Forbidden: 403,           # the key's scope, or SQL that the sandbox refuses before running it
+    NotFound: 404,
+    RateLimited: 429,         # with Retry-After
+    StorageUnavailable: 503,  # ClickHouse or Redis unreachable or overloaded, with Retry-After
+    EngineError: 500,         # SQL Nexus wrote failed: an error id; the SQL and the engine's text go to the log
+}
+
+
+def status_of(error: Exception) -> int:
+    return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
 
 
 def _nexus_error(_: Request, error: NexusError) -> Response:
-    status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
+    status = status_of(error)
+    if status == 500:
+        return _internal(error)
     headers = {}
-    if isinstance(error, RateLimited):
+    if isinstance(error, (RateLimited, StorageUnavailable)):
         headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = 'Basic realm="nexus"'
-    elif isinstance(error, StorageUnavailable):
-        headers["Retry-After"] = "5"
     body = {"error": str(error)}
     if isinstance(error, InvalidRequest) and error.field:
         body["field"] = error.field
+    if isinstance(error, LimitExceeded) and error.limit:
+        body["limit"] = error.limit
     return Response(body, status_code=status, headers=headers)
+
+
+def _internal(error: Exception) -> Response:
+    """500 with an id the log has too: what failed (for Nexus's own SQL: the statement, its parameters and
+    the engine's text), never any of it in the answer, which may reach anyone holding a key."""
+    if isinstance(error, EngineError):
+        error_id = error.error_id
+        log.error("error %s: ClickHouse refused Nexus's SQL (code %s %s): %s\nSQL: %s\nparameters: %.2000r",
+                  error_id, error.code, error.name or "", error, error.sql, error.params)
+    else:
+        error_id = new_error_id()
+        log.error("error %s: unhandled %s", error_id, type(error).__name__, exc_info=error)
+    return Response({"error": f"internal error {error_id}: the server log has the details under this id",
+                     "error_id": error_id}, status_code=500)
 
 
 def _http_error(_: Request, error: HTTPException) -> Response:
@@ -46,8 +79,7 @@ def _http_error(_: Request, error: HTTPException) -> Response:
 
 
 def _unexpected_error(_: Request, error: Exception) -> Response:
-    logging.getLogger("nexus.api").error("unhandled error", exc_info=error)
-    return Response({"error": "internal error; the server log has the details"}, status_code=500)
+    return _internal(error)
 
 
 def _paths(handlers: list) -> set[str]:
