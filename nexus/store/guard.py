@@ -37,7 +37,9 @@ def guard(client: Client) -> Client:
 
 
 def unguarded(client: Client) -> Client:
-    """The client's calls as the driver makes them, raising the driver's errors (for the sandbox)."""
+    """The client's calls as the driver makes them, raising the driver's errors: for the sandbox's
+    `raw_query` and `raw_stream`. (A driver method that calls another public one, as `insert_arrow` calls
+    `insert`, still meets the guarded one inside.)"""
     return super(type(client), client) if _is_guarded(client) else client  # type: ignore[return-value]
 
 
