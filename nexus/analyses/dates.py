@@ -21,15 +21,15 @@ its start, so a 23- or 25-hour DST day is one bucket.
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from nexus.errors import InvalidRequest
+from nexus.timezones import zone
 
 Interval = Literal["minute", "hour", "day", "week", "month"]
 MAX_BUCKETS = 20_000
@@ -52,19 +52,6 @@ class Span(msgspec.Struct, frozen=True):
 
     start: datetime
     end: datetime
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone `name`. Only the database's zone names count: ZoneInfo also opens other files of
-    the zone folder, such as 'localtime' (the host's zone) and 'right/UTC', which ClickHouse refuses."""
-    if name not in _zone_names():
-        raise InvalidRequest(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin", field="timezone")
-    return ZoneInfo(name)
-
-
-@functools.cache
-def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones()) - {"localtime", "posixrules"}  # the host's zone, a POSIX default
 
 
 def resolve(date_range: DateRange, tz: str, now: datetime) -> Span:

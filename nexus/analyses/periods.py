@@ -13,9 +13,10 @@ import msgspec
 
 from nexus.analyses import persons
 from nexus.analyses.breakdown import Breakdown
-from nexus.analyses.dates import MAX_BUCKETS, DateRange, Span, add_months, local_midnight, zone
+from nexus.analyses.dates import MAX_BUCKETS, DateRange, Span, add_months, local_midnight
 from nexus.analyses.filters import FilterGroup
 from nexus.errors import InvalidRequest
+from nexus.timezones import zone
 
 Period = Literal["day", "week", "month"]
 

@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses.dates import DateRange, Span, resolve, zone
+from nexus.analyses.dates import DateRange, Span, resolve
 from nexus.meta import projects
+from nexus.timezones import zone
 
 
 class Scope(msgspec.Struct, frozen=True):

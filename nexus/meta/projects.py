@@ -8,9 +8,9 @@ from datetime import datetime
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses.dates import zone
 from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import records
+from nexus.timezones import zone
 
 TABLE = "projects"
 MAX_ID = 2**32 - 1  # project_id is a UInt32
