@@ -17,7 +17,7 @@ import redis
 from clickhouse_connect.driver.client import Client
 from litestar import Request
 
-from nexus.errors import Forbidden, StorageUnavailable, Unauthorized
+from nexus.errors import Forbidden, Unauthorized
 from nexus.meta import keys
 
 CACHE_SECONDS = 10.0
@@ -80,11 +80,9 @@ class KeyCache:
         """The generation this cache holds entries of, after dropping them if Redis has moved on."""
         if now - self._checked < GENERATION_CHECK_SECONDS:
             return self._generation
-        try:
-            generation = keys.generation(self.redis)
-        except redis.RedisError as e:
-            # Without the counter a revoked key could live on here: refuse rather than guess.
-            raise StorageUnavailable(f"Redis: {e}") from None
+        # Without the counter a revoked key could live on here: an unreachable Redis refuses the request
+        # (RedisUnavailable, a 503) rather than guess.
+        generation = keys.generation(self.redis)
         with self._lock:
             if generation != self._generation:
                 self._entries.clear()

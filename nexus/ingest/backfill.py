@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-import redis
-from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import InvalidRequest, StorageUnavailable
 from nexus.ingest import import_ids
@@ -28,7 +26,6 @@ from nexus.ingest.importer import Chunk, read_messages
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import Ingestor, Submitted
 from nexus.ingest.wire import Message, Rejection, as_text
-from nexus.store.client import describe_error
 
 log = logging.getLogger("nexus.ingest.backfill")
 
@@ -114,9 +111,5 @@ def _landed(ingestor: Ingestor, project_id: int, submitted: Submitted, summary: 
 def _reason(error: Exception) -> tuple[Stop, str]:
     if isinstance(error, StorageUnavailable):
         return "store", str(error)
-    if isinstance(error, ClickHouseError):
-        return "store", f"events were not stored: {describe_error(error)}"
-    if isinstance(error, redis.RedisError):
-        return "store", f"events were not stored: Redis: {error}"
     log.exception("an import stopped on an unexpected error")
     return "internal", f"an unexpected {type(error).__name__} stopped the import (the log has the details)"

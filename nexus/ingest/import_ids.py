@@ -21,12 +21,9 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from nexus.errors import StorageUnavailable
 from nexus.ingest.pipeline import EPOCH_FLOOR
 from nexus.ingest.wire import Message, Rejection, as_text
-from nexus.store.client import describe_error
 
 _STORED = """
 SELECT message_id FROM events
@@ -57,12 +54,9 @@ def stored(clickhouse: Client, project_id: int, messages: Sequence[Message], now
     if not ids:
         return set()
     earliest, latest = _span(messages, now)
-    try:
-        rows = clickhouse.query(_STORED, parameters={
-            "project_id": project_id, "earliest": earliest, "latest": latest, "hashes": [_hash(i) for i in ids],
-        }).result_rows
-    except ClickHouseError as e:
-        raise StorageUnavailable(f"cannot look up which events are stored: {describe_error(e)}") from None
+    rows = clickhouse.query(_STORED, parameters={  # an unavailable store raises StorageUnavailable
+        "project_id": project_id, "earliest": earliest, "latest": latest, "hashes": [_hash(i) for i in ids],
+    }).result_rows
     return {message_id for (message_id,) in rows} & ids
 
 
