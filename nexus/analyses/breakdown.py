@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from nexus.analyses.properties import Property, Source
-from nexus.analyses.query import Params
+from nexus.analyses.sql import Params
 from nexus.errors import InvalidRequest
 
 OTHER = "$other"

@@ -14,7 +14,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses.properties import COLUMNS
-from nexus.analyses.query import PROJECT, UTC_TIME, Params, fetch
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, fetch
 
 DAYS = 30
 SAMPLE = 100_000

@@ -16,7 +16,7 @@ import msgspec
 import re2
 
 from nexus.analyses.properties import Property, Source
-from nexus.analyses.query import Params
+from nexus.analyses.sql import Params
 from nexus.errors import InvalidRequest
 
 Operator = Literal["eq", "neq", "contains", "not_contains", "regex", "not_regex", "gt", "gte", "lt", "lte",

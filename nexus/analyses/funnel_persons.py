@@ -21,8 +21,8 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses.breakdown import ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.funnels import FunnelRequest, person_rows
-from nexus.analyses.query import Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.sql import Params, Query, fetch
 from nexus.errors import InvalidRequest
 
 MAX_PAGE = 10_000

@@ -27,8 +27,8 @@ from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.funnel_chain import IN_RANGE_BIT, INDEX_BITS
-from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
 MODES: dict[str, ModuleType] = {"ordered": funnel_ordered, "strict": funnel_strict, "unordered": funnel_unordered}

@@ -25,8 +25,8 @@ from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
-from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 
 STATUSES = ("new", "returning", "resurrecting", "dormant")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from nexus.analyses.query import PROJECT
+from nexus.analyses.sql import PROJECT
 
 # Each distinct id's live link, keyed by the hash events store (`id_key`); a join reads the columns it uses.
 _IDENTITIES = (

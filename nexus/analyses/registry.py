@@ -16,7 +16,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
-from nexus.analyses.query import Query
+from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
 
 _NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")

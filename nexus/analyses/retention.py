@@ -31,8 +31,8 @@ from nexus.analyses.breakdown import OTHER, Breakdown, cells_by_label, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.periods import Period
-from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
 MAX_PERIODS = 100

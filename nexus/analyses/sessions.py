@@ -25,8 +25,8 @@ from nexus.analyses import dates, persons
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange, Interval
 from nexus.analyses.filters import FilterGroup, compile_group
-from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
 TOP_PAGES = 10

@@ -1,4 +1,4 @@
-"""A built query — SQL text with `{name:Type}` placeholders and the values bound to them — and running it."""
+"""The SQL an analysis builds: text with `{name:Type}` placeholders, the values bound to them, and running it."""
 
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ from nexus.analyses.dates import DateRange, Interval, Span
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.metrics import metric
 from nexus.analyses.properties import Property
-from nexus.analyses.query import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
 MAX_SERIES = 10

@@ -19,7 +19,7 @@ from nexus.analyses import dates
 from nexus.analyses.dates import Span
 from nexus.analyses.filters import FilterGroup, compile_group
 from nexus.analyses.metrics import ROLLUP_PROPERTY, ROLLUP_SUM, metric
-from nexus.analyses.query import PROJECT, Params
+from nexus.analyses.sql import PROJECT, Params
 
 if TYPE_CHECKING:
     from nexus.analyses.trends import Series, TrendsRequest

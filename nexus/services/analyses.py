@@ -26,7 +26,7 @@ from clickhouse_connect.driver.client import Client
 import nexus.analyses
 from nexus import changes
 from nexus.analyses import registry, tables
-from nexus.analyses.query import ENGINE_SETTINGS
+from nexus.analyses.sql import ENGINE_SETTINGS
 from nexus.exports.stream import write_batches
 
 CACHE_SECONDS = 60
