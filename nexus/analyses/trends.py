@@ -4,9 +4,9 @@ compared with the previous period.
 Definition. For each series, the events of the project in `[start, end)` of the date range, of the
 series' event (any event when none is named), passing the request's and the series' filters; grouped
 by local bucket of `interval` in the request's time zone (default: the project's); each bucket's value
-is the series' catalogue metric (`metrics.CATALOGUE`) over its events. Empty buckets are 0 for counts
-and sums, None for averages, extremes and quantiles. `total` is the metric over the whole range (a
-distinct count of the range, not a sum of buckets). With `breakdown`, one line per value among the top
+is the series' metric from the catalogue (`metric_catalogue.CATALOGUE`) over its events. Empty buckets
+are 0 for counts and sums, None for averages, extremes and quantiles. `total` is the metric over the
+whole range (a distinct count of the range, not a sum of buckets). With `breakdown`, one line per value among the top
 `limit` by number of events in the range plus one for `breakdown.OTHER`; with `compare`, the same lines
 for the period just before (`dates.previous`), with those same top values.
 
@@ -26,7 +26,7 @@ from nexus.analyses import dates, persons, trends_rollup
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange, Interval, Span
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
-from nexus.analyses.metrics import metric
+from nexus.analyses.metric_catalogue import metric
 from nexus.analyses.properties import Property
 from nexus.analyses.scope import Scope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch

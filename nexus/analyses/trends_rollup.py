@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from nexus.analyses import dates
 from nexus.analyses.dates import Span
 from nexus.analyses.filters import FilterGroup, compile_group
-from nexus.analyses.metrics import ROLLUP_PROPERTY, ROLLUP_SUM, metric
+from nexus.analyses.metric_catalogue import ROLLUP_PROPERTY, ROLLUP_SUM, metric
 from nexus.analyses.sql import PROJECT, Params
 
 if TYPE_CHECKING:

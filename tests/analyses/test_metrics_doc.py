@@ -11,13 +11,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from nexus.analyses import filters, funnels, metrics, registry
+from nexus.analyses import filters, funnels, metric_catalogue, registry
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
 
 
-@pytest.mark.parametrize("name", [*registry.ANALYSES, *metrics.CATALOGUE, *typing.get_args(filters.Operator),
-                                  *funnels.MODES])
+@pytest.mark.parametrize("name", [*registry.ANALYSES, *metric_catalogue.CATALOGUE,
+                                  *typing.get_args(filters.Operator), *funnels.MODES])
 def test_every_name_is_documented(name):
     assert f"`{name}`" in DOC or f"**{name.capitalize()}**" in DOC, name
 
