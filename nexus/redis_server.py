@@ -110,7 +110,8 @@ def connect(url: str, loading_timeout: float = 60, starting: bool = False) -> Re
     deadline = time.monotonic() + loading_timeout
     waits = (redis.BusyLoadingError, redis.ConnectionError) if starting else (redis.BusyLoadingError,)
     try:
-        client = NexusRedis.from_url(url, socket_connect_timeout=5)
+        # A Redis that hangs (rather than refuses) fails a command after 10 s instead of holding it forever.
+        client = NexusRedis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         plain = redis.Redis(connection_pool=client.connection_pool)  # its errors tell loading from down
         while True:
             try:

@@ -4,6 +4,8 @@ ConnectionError, so the uses that are best effort (ingest metrics) still catch i
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,4 +61,18 @@ def test_a_running_redis_is_used_as_before(tmp_path: Path) -> None:
         lock = redis.lock("l", timeout=5, blocking_timeout=1)
         assert lock.acquire() and lock.release() is None
     finally:
+        handle.close()
+
+
+def test_a_redis_that_hangs_fails_a_command_after_ten_seconds(tmp_path: Path) -> None:
+    # Given a redis-server that stops answering without closing its connections (SIGSTOP)
+    handle = redis_server.start_embedded(tmp_path)
+    handle.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        # Then a command fails as an outage after the socket timeout instead of waiting forever
+        unavailable(lambda: handle.client.get("anything"))
+        assert 9 < time.monotonic() - started < 20
+    finally:
+        handle.process.send_signal(signal.SIGCONT)
         handle.close()
