@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses.breakdown import ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.funnels import FunnelRequest, person_rows
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import Params, Query, fetch
 from nexus.errors import InvalidRequest
 
@@ -93,12 +93,12 @@ def _as_funnel_field() -> Iterator[None]:
         raise InvalidRequest(str(e), field=f"funnel.{e.field}" if e.field else "funnel") from None
 
 
-def _scope(client: Client, project_id: int, request: FunnelPersonsRequest, now: datetime | None) -> Scope:
+def _scope(client: Client, project_id: int, request: FunnelPersonsRequest, now: datetime | None) -> AnalysisScope:
     with _as_funnel_field():
-        return scope_of(client, project_id, request.funnel.date_range, request.funnel.timezone, now)
+        return scope_of(client, project_id, request.funnel, now)
 
 
-def _query(scope: Scope, request: FunnelPersonsRequest) -> Query:
+def _query(scope: AnalysisScope, request: FunnelPersonsRequest) -> Query:
     funnel = request.funnel
     params = Params(scope.project_id)
     step = params.add(request.step, "UInt8")

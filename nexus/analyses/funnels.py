@@ -27,7 +27,7 @@ from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.funnel_chain import IN_RANGE_BIT, INDEX_BITS
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
@@ -97,7 +97,7 @@ Result = FunnelResult
 
 
 def run(client: Client, project_id: int, request: FunnelRequest, *, now: datetime | None = None) -> FunnelResult:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     rows = fetch(client, _query(scope, request))
     groups = [_group(request, None if is_total else label, values) for label, is_total, *values in rows]
     groups.sort(key=lambda g: (g.breakdown is not None, g.breakdown == OTHER, -g.steps[0].persons, g.breakdown or ""))
@@ -108,10 +108,10 @@ def run(client: Client, project_id: int, request: FunnelRequest, *, now: datetim
 
 
 def explain(client: Client, project_id: int, request: FunnelRequest, *, now: datetime | None = None) -> Query:
-    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+    return _query(scope_of(client, project_id, request, now), request)
 
 
-def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: bool = False) -> str:
+def person_rows(scope: AnalysisScope, request: FunnelRequest, params: Params, names: bool = False) -> str:
     """One row per entered person: person (its key), depth (1..steps), times (ms of each step reached), bd;
     with `names`, also `name`, the person's id."""
     mode = MODES[request.mode]
@@ -170,7 +170,7 @@ def person_rows(scope: Scope, request: FunnelRequest, params: Params, names: boo
             f" {'bds[entry]' if bd else chr(39) * 2} AS bd FROM ({layered})")
 
 
-def _query(scope: Scope, request: FunnelRequest) -> Query:
+def _query(scope: AnalysisScope, request: FunnelRequest) -> Query:
     params = Params(scope.project_id)
     steps = len(request.steps)
     states = ["count() AS weight", "countState() AS n0"]

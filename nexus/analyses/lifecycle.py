@@ -25,7 +25,7 @@ from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 
 STATUSES = ("new", "returning", "resurrecting", "dormant")
@@ -64,7 +64,7 @@ Result = LifecycleResult
 
 def run(client: Client, project_id: int, request: LifecycleRequest, *,
         now: datetime | None = None) -> LifecycleResult:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     covered = periods.covering(scope.span, request.period, scope.timezone)
     found = cells_by_label(fetch(client, _query(scope, request)))  # {label: {(period, status): persons}}
 
@@ -79,10 +79,10 @@ def run(client: Client, project_id: int, request: LifecycleRequest, *,
 
 
 def explain(client: Client, project_id: int, request: LifecycleRequest, *, now: datetime | None = None) -> Query:
-    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+    return _query(scope_of(client, project_id, request, now), request)
 
 
-def _query(scope: Scope, request: LifecycleRequest) -> Query:
+def _query(scope: AnalysisScope, request: LifecycleRequest) -> Query:
     params = Params(scope.project_id)
     tz = scope.timezone
     covered = periods.covering(scope.span, request.period, tz)

@@ -31,7 +31,7 @@ from nexus.analyses.breakdown import OTHER, Breakdown, cells_by_label, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.periods import Period
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
@@ -90,7 +90,7 @@ Result = RetentionResult
 
 def run(client: Client, project_id: int, request: RetentionRequest, *,
         now: datetime | None = None) -> RetentionResult:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     found = cells_by_label(fetch(client, _query(scope, request)))  # {label: {(cohort, k): persons}}
     cohorts, average = _matrix(found.get(None, {}), request, scope)
     breakdowns = [RetentionBreakdown(label, *_matrix(cells, request, scope))
@@ -101,7 +101,7 @@ def run(client: Client, project_id: int, request: RetentionRequest, *,
 
 
 def _matrix(found: dict[tuple[date, int], int], request: RetentionRequest,
-            scope: Scope) -> tuple[list[Cohort], list[float | None]]:
+            scope: AnalysisScope) -> tuple[list[Cohort], list[float | None]]:
     """The cohorts (k = -1 carries their sizes) and the average curve, from the cells found."""
     cohorts = []
     for start in periods.covering(scope.span, request.period, scope.timezone):
@@ -119,10 +119,10 @@ def _matrix(found: dict[tuple[date, int], int], request: RetentionRequest,
 
 
 def explain(client: Client, project_id: int, request: RetentionRequest, *, now: datetime | None = None) -> Query:
-    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+    return _query(scope_of(client, project_id, request, now), request)
 
 
-def _query(scope: Scope, request: RetentionRequest) -> Query:
+def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
     params = Params(scope.project_id)
     tz = scope.timezone
     cohorts = periods.covering(scope.span, request.period, tz)
@@ -192,5 +192,5 @@ def _matches(item: RetentionEvent, params: Params) -> str:
 
 
 
-def _begun(cohort: date, k: int, period: Period, scope: Scope) -> bool:
+def _begun(cohort: date, k: int, period: Period, scope: AnalysisScope) -> bool:
     return periods.starts_at(periods.shift(cohort, period, k), scope.timezone) < scope.now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Protocol
 
 import msgspec
 from clickhouse_connect.driver.client import Client
@@ -12,17 +13,28 @@ from nexus.meta import projects
 from nexus.timezones import zone
 
 
-class Scope(msgspec.Struct, frozen=True):
+class AnalysisScope(msgspec.Struct, frozen=True):
+    """The project an analysis reads, the time zone it counts in, its range resolved and the clock it read."""
+
     project_id: int
     timezone: str
     span: Span
     now: datetime
 
 
-def scope_of(client: Client, project_id: int, date_range: DateRange, tz: str | None,
-             now: datetime | None = None) -> Scope:
+class Ranged(Protocol):
+    """A request over a range of time: every analysis request has both fields (a funnel's persons: its funnel)."""
+
+    @property
+    def date_range(self) -> DateRange: ...
+
+    @property
+    def timezone(self) -> str | None: ...
+
+
+def scope_of(client: Client, project_id: int, request: Ranged, now: datetime | None = None) -> AnalysisScope:
     """The request's time zone, or else the project's (`projects.timezone`); `now` pins the clock in tests."""
-    name = tz or projects.get(client, project_id).timezone
+    name = request.timezone or projects.get(client, project_id).timezone
     zone(name)
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return Scope(project_id, name, resolve(date_range, name, moment), moment)
+    return AnalysisScope(project_id, name, resolve(request.date_range, name, moment), moment)

@@ -25,7 +25,7 @@ from nexus.analyses import dates, persons
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange, Interval
 from nexus.analyses.filters import FilterGroup, compile_group
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
@@ -81,7 +81,7 @@ Result = SessionsResult
 
 
 def run(client: Client, project_id: int, request: SessionsRequest, *, now: datetime | None = None) -> SessionsResult:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     buckets = dates.bucket_starts(scope.span, request.interval, scope.timezone)
     position = {dates.key(b): i for i, b in enumerate(buckets)}
     lines: dict[str, dict] = {} if request.breakdown else {"": _empty(len(buckets))}
@@ -108,10 +108,10 @@ def run(client: Client, project_id: int, request: SessionsRequest, *, now: datet
 
 
 def explain(client: Client, project_id: int, request: SessionsRequest, *, now: datetime | None = None) -> Query:
-    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+    return _query(scope_of(client, project_id, request, now), request)
 
 
-def _query(scope: Scope, request: SessionsRequest) -> Query:
+def _query(scope: AnalysisScope, request: SessionsRequest) -> Query:
     params = Params(scope.project_id)
     gap = params.add(request.gap_minutes * 60_000, "Int64")
     bd = request.breakdown.expression() if request.breakdown else "''"

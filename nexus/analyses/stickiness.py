@@ -24,7 +24,7 @@ from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 
 
@@ -57,7 +57,7 @@ Result = StickinessResult
 
 def run(client: Client, project_id: int, request: StickinessRequest, *,
         now: datetime | None = None) -> StickinessResult:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     total = len(periods.covering(scope.span, request.period, scope.timezone))
     found = cells_by_label(fetch(client, _query(scope, request)))  # {label: {(days,): persons}}
 
@@ -72,10 +72,10 @@ def run(client: Client, project_id: int, request: StickinessRequest, *,
 
 
 def explain(client: Client, project_id: int, request: StickinessRequest, *, now: datetime | None = None) -> Query:
-    return _query(scope_of(client, project_id, request.date_range, request.timezone, now), request)
+    return _query(scope_of(client, project_id, request, now), request)
 
 
-def _query(scope: Scope, request: StickinessRequest) -> Query:
+def _query(scope: AnalysisScope, request: StickinessRequest) -> Query:
     params = Params(scope.project_id)
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
     period = periods.sql(request.period, "e.ts", params.add(scope.timezone, "String"))

@@ -28,7 +28,7 @@ from nexus.analyses.dates import DateRange, Interval, Span
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.metric_catalogue import metric
 from nexus.analyses.properties import Property
-from nexus.analyses.scope import Scope, scope_of
+from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
 
@@ -93,7 +93,7 @@ Result = TrendsResult
 
 
 def run(client: Client, project_id: int, request: TrendsRequest, *, now: datetime | None = None) -> TrendsResult:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     spans = _spans(scope, request)
     source = _source(request, spans, scope.timezone)
     rows = fetch(client, _query(scope, request, spans, source))
@@ -108,12 +108,12 @@ def run(client: Client, project_id: int, request: TrendsRequest, *, now: datetim
 
 
 def explain(client: Client, project_id: int, request: TrendsRequest, *, now: datetime | None = None) -> Query:
-    scope = scope_of(client, project_id, request.date_range, request.timezone, now)
+    scope = scope_of(client, project_id, request, now)
     spans = _spans(scope, request)
     return _query(scope, request, spans, _source(request, spans, scope.timezone))
 
 
-def _spans(scope: Scope, request: TrendsRequest) -> list[Span]:
+def _spans(scope: AnalysisScope, request: TrendsRequest) -> list[Span]:
     spans = [scope.span]
     if request.compare:
         spans.append(dates.previous(scope.span, scope.timezone))
@@ -130,7 +130,7 @@ def _source(request: TrendsRequest, spans: list[Span], tz: str) -> str:
     return table or "events"
 
 
-def _query(scope: Scope, request: TrendsRequest, spans: list[Span], source: str) -> Query:
+def _query(scope: AnalysisScope, request: TrendsRequest, spans: list[Span], source: str) -> Query:
     params = Params(scope.project_id)
     parts = []
     for index, series in enumerate(request.series):
