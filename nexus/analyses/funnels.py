@@ -146,7 +146,7 @@ def person_rows(scope: AnalysisScope, request: FunnelRequest, params: Params, na
         f"SELECT {persons.PERSON_KEY} AS person, {name} AS name, e.ts < {end} AS in_range, {', '.join(flags)},"
         f" {key} AS key"
         f"{f', {bd} AS bd' if bd else ''}\n"
-        f"FROM events AS e\n{joins}\n"
+        f"FROM events AS e\n{joins.sql}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
         f" AND e.ts < {params.add(scan_end, UTC_TIME)}"
         f" AND {all_of(compile_group(request.where, params), only_steps)}"

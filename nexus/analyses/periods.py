@@ -34,7 +34,7 @@ class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     def joins(self) -> str:
         """The joins its events need: persons' traits when a filter reads one (a breakdown by a trait is
         joined per person, in `per_person`)."""
-        return persons.joins(False, self.where)
+        return persons.joins(False, self.where).sql
 
     def bd(self) -> str:
         """The breakdown value of an event (`e`); '' without a breakdown, or for a person's trait."""

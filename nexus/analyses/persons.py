@@ -12,9 +12,26 @@ lets the hash join stop at the first match.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from nexus.analyses.sql import PROJECT
+
+
+class JoinedColumn(NamedTuple):
+    """A column a join brings into a query under the alias of its subquery: the join and the expressions
+    that read the column take both names from here, so they cannot drift apart."""
+
+    alias: str
+    column: str
+
+    @property
+    def sql(self) -> str:
+        return f"{self.alias}.{self.column}"
+
+
+# A person's traits (`persons.properties`), as both person joins below bring them in; `properties.Property`
+# reads person properties from here.
+PERSON_TRAITS = JoinedColumn("pp", "person_properties")
 
 # Each distinct id's live link, keyed by the hash events store (`id_key`); a join reads the columns it uses.
 _IDENTITIES = (
@@ -35,12 +52,19 @@ IDENTITIES_JOIN = _identities_join("e")
 PERSON = "if(ids.person_id = '', e.distinct_id, ids.person_id)"
 PERSON_KEY = _person_key("e")
 
-# Person traits for person-property filters and breakdowns. A person without a row reads as having no
-# properties, so negative filters (`neq`, `is_not_set`) hold for them, as they do for missing event ones.
-PERSON_PROPERTIES_JOIN = (
-    "LEFT ANY JOIN (SELECT toString(person_id) AS person_key, properties AS person_properties FROM persons "
-    f"FINAL WHERE project_id = {PROJECT}) AS pp ON pp.person_key = {PERSON}"
-)
+
+def _traits_join(key: str, person: str) -> str:
+    """Persons' traits as `PERSON_TRAITS`, joined where `key` (an expression of `persons.person_id`) equals
+    `person`. A person without a row reads as having no properties, so negative filters (`neq`,
+    `is_not_set`) hold for them, as they do for missing event ones."""
+    return (
+        f"LEFT ANY JOIN (SELECT {key} AS person_key, properties AS {PERSON_TRAITS.column} FROM persons FINAL "
+        f"WHERE project_id = {PROJECT}) AS {PERSON_TRAITS.alias} ON {PERSON_TRAITS.alias}.person_key = {person}"
+    )
+
+
+# Person traits for person-property filters and breakdowns, per event.
+PERSON_PROPERTIES_JOIN = _traits_join("toString(person_id)", PERSON)
 
 
 class ReadsProperties(Protocol):
@@ -50,16 +74,24 @@ class ReadsProperties(Protocol):
     def needs_person(self) -> bool: ...
 
 
-def joins(person: bool, *reads: ReadsProperties | None) -> str:
+class Joins(NamedTuple):
+    """The joins a query over `events AS e` needs, and what they bring into it."""
+
+    identities: bool  # the person behind each event: `PERSON` and `PERSON_KEY` may be read
+    traits: bool  # the person's traits: `PERSON_TRAITS` may be read
+
+    @property
+    def sql(self) -> str:
+        return "\n".join([*([IDENTITIES_JOIN] if self.identities else []),
+                          *([PERSON_PROPERTIES_JOIN] if self.traits else [])])
+
+
+def joins(person: bool, *reads: ReadsProperties | None) -> Joins:
     """The joins a query over `events AS e` needs: identities for the person (`person`), and persons for
-    their traits when any of `reads` (filter groups, a breakdown; None for absent ones) reads one."""
-    person_properties = any(r.needs_person for r in reads if r is not None)
-    parts = []
-    if person or person_properties:
-        parts.append(IDENTITIES_JOIN)
-    if person_properties:
-        parts.append(PERSON_PROPERTIES_JOIN)
-    return "\n".join(parts)
+    their traits when any of `reads` (filter groups, a breakdown; None for absent ones) reads one (traits
+    are joined by person, so identities come with them)."""
+    traits = any(r.needs_person for r in reads if r is not None)
+    return Joins(person or traits, traits)
 
 
 ID_KEY = "e.id_key"  # = cityHash64(e.distinct_id), stored
@@ -83,13 +115,12 @@ def by_person(per_id: str, aggregates: str, also: str = "") -> str:
 
 def with_trait(per_person: str, value: str) -> str:
     """`per_person` — rows keyed by `person`, as `by_person` gives them — plus `bd`: `value`, an
-    expression over the person's traits (`pp.person_properties`), '' for a person without any.
+    expression over the person's traits (`PERSON_TRAITS`), '' for a person without any.
 
     For breakdowns by a trait in analyses that group by person anyway (retention, stickiness, lifecycle):
     one join per person instead of one per event, which also needs the identities join per event.
     """
     return (
         f"SELECT x.*, {value} AS bd FROM ({per_person}) AS x\n"
-        "LEFT ANY JOIN (SELECT cityHash64(toString(person_id)) AS person_key, properties AS person_properties "
-        f"FROM persons FINAL WHERE project_id = {PROJECT}) AS pp ON pp.person_key = x.person"
+        f"{_traits_join('cityHash64(toString(person_id))', 'x.person')}"
     )

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from nexus.analyses.persons import PERSON_TRAITS
 from nexus.errors import InvalidRequest
 
 Source = Literal["event", "person", "column"]
@@ -24,9 +25,6 @@ COLUMNS = frozenset({
     "country", "region", "city", "browser", "browser_version", "os", "os_version", "device_type", "library",
     "library_version",
 })
-
-# The alias under which queries join person traits (see persons.PERSON_PROPERTIES_JOIN).
-PERSON_PROPERTIES = "pp.person_properties"
 
 
 class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,7 +46,7 @@ class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return f"{table}.{self.key}" if table else self.key
         # The pattern admits no backtick, so quoting the whole dotted name is safe; ClickHouse reads
         # `a.b` as the nested path a → b, the way the JSON type stores {"a": {"b": ...}} and {"a.b": ...}.
-        base = PERSON_PROPERTIES if self.source == "person" else f"{table}.properties"
+        base = PERSON_TRAITS.sql if self.source == "person" else f"{table}.properties"
         return f"{base}.`{self.key}`"
 
     def text(self, table: str = "e") -> str:

@@ -154,7 +154,7 @@ def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
         f" groupUniqArrayIf(p, is_return AND e_ts >= {scan_start} AND e_ts < {returns_end}) AS returns\n"
         f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p, {bd} AS bd,"
         f" ({is_start}) AND {start_window} AS is_start, {is_return} AS is_return\n"
-        f"  FROM events AS e\n{joins}\n"
+        f"  FROM events AS e\n{joins.sql}\n"
         f"  WHERE {all_of(f'e.project_id = {PROJECT} AND e.ts < {returns_end}', compile_group(request.where, params))}\n"
         f"    AND (is_start OR (is_return AND e.ts >= {scan_start})))\n"
         f"GROUP BY id_key"

@@ -119,7 +119,7 @@ def _query(scope: AnalysisScope, request: SessionsRequest) -> Query:
     events = (
         f"SELECT {persons.PERSON_KEY} AS person, (toUnixTimestamp64Milli(e.ts), e.type IN ('page', 'screen'),"
         f" if(e.type IN ('page', 'screen'), e.path, ''), {bd}, {compile_group(request.where, params)}) AS ev\n"
-        f"FROM events AS e\n{joins}\n"
+        f"FROM events AS e\n{joins.sql}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
         f" AND e.ts < {params.add(scope.span.end, UTC_TIME)}"
     )

@@ -165,10 +165,10 @@ def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: st
     return (
         f"SELECT current, bd, bucket, {chosen.state()} AS m, if(current, count(), 0) AS weight FROM (\n"
         f"  SELECT e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
-        f" {bd} AS bd, {persons.PERSON_KEY if 'ids' in joins else persons.ID_KEY} AS person,"
+        f" {bd} AS bd, {persons.PERSON_KEY if joins.identities else persons.ID_KEY} AS person,"
         f" e.distinct_id AS distinct_id, nullIf(e.session_id, '') AS session, {value} AS value,"
         f" {amount} AS amount\n"
-        f"  FROM events AS e\n{joins}\n"
+        f"  FROM events AS e\n{joins.sql}\n"
         f"  WHERE e.project_id = {PROJECT} AND ({ranges}) AND {event}\n"
         f"    AND {all_of(compile_group(request.where, params), compile_group(series.where, params))})\n"
         f"GROUP BY current, bd, bucket"
