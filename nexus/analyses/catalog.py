@@ -13,8 +13,8 @@ from datetime import date, datetime, timedelta, timezone
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses.properties import COLUMNS
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, fetch
+from nexus.event_columns import FILTERABLE
 
 DAYS = 30
 SAMPLE = 100_000
@@ -60,4 +60,4 @@ def properties(client: Client, project_id: int, event: str | None = None, *,
         f"ARRAY JOIN mapKeys(paths) AS key, mapValues(paths) AS type GROUP BY key"))
     found = sorted((PropertyName(key, source, sorted(types)) for source, key, types in rows),
                    key=lambda p: (p.source != "event", p.key))
-    return found + [PropertyName(column, "column", ["String"]) for column in sorted(COLUMNS)]
+    return found + [PropertyName(column, "column", ["String"]) for column in sorted(FILTERABLE)]

@@ -13,18 +13,12 @@ import msgspec
 
 from nexus.analyses.persons import PERSON_TRAITS
 from nexus.errors import InvalidRequest
+from nexus.event_columns import FILTERABLE
 
 Source = Literal["event", "person", "column"]
 
 PROPERTY_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.-]{0,99}$")
 
-# Typed columns an analysis may filter or break down by (ids and the IP are deliberately absent).
-COLUMNS = frozenset({
-    "event", "type", "distinct_id", "user_id", "anonymous_id", "session_id", "url", "host", "path", "referrer",
-    "referrer_domain", "referrer_class", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-    "country", "region", "city", "browser", "browser_version", "os", "os_version", "device_type", "library",
-    "library_version",
-})
 
 
 class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -35,8 +29,8 @@ class Property(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if self.source == "column":
-            if self.key not in COLUMNS:
-                raise InvalidRequest(f"unknown column {self.key!r}: use one of {', '.join(sorted(COLUMNS))}")
+            if self.key not in FILTERABLE:
+                raise InvalidRequest(f"unknown column {self.key!r}: use one of {', '.join(sorted(FILTERABLE))}")
         elif not PROPERTY_NAME.fullmatch(self.key):
             raise InvalidRequest(f"property name {self.key!r} must match {PROPERTY_NAME.pattern}")
 

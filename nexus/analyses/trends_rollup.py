@@ -20,12 +20,10 @@ from nexus.analyses.dates import Span
 from nexus.analyses.filters import FilterGroup, compile_group
 from nexus.analyses.metric_catalogue import ROLLUP_PROPERTY, ROLLUP_SUM, metric
 from nexus.analyses.sql import PROJECT, Params
+from nexus.event_columns import DAILY, HOURLY, dimensions
 
 if TYPE_CHECKING:
     from nexus.analyses.trends import Series, TrendsRequest
-
-DAILY_COLUMNS = frozenset({"event", "country", "browser", "os", "device_type", "referrer_class", "utm_source"})
-HOURLY_COLUMNS = frozenset({"event"})
 
 
 def choose(request: TrendsRequest, spans: Sequence[Span], tz: str) -> str | None:
@@ -37,10 +35,10 @@ def choose(request: TrendsRequest, spans: Sequence[Span], tz: str) -> str | None
     if request.breakdown is not None:
         columns.add(request.breakdown.key if request.breakdown.source == "column" else "")
     boundaries = [moment for span in spans for moment in _boundaries(span, request.interval, tz)]
-    if columns <= HOURLY_COLUMNS and all(_on_utc(m, "hour") for m in boundaries):
-        return "events_hourly"
-    if columns <= DAILY_COLUMNS and all(_on_utc(m, "day") for m in boundaries):
-        return "events_daily"
+    if columns <= dimensions(HOURLY) and all(_on_utc(m, "hour") for m in boundaries):
+        return HOURLY
+    if columns <= dimensions(DAILY) and all(_on_utc(m, "day") for m in boundaries):
+        return DAILY
     return None
 
 
@@ -72,13 +70,13 @@ def inner_sql(table: str, series: Series, request: TrendsRequest, spans: Sequenc
 
 
 # Per table: its time column, that column as a UTC DateTime (for bucketing), and the type range ends bind as.
-_TIME = {"events_hourly": ("hour", "hour", "DateTime('UTC')"),
-         "events_daily": ("day", "toDateTime(day, 'UTC')", "Date")}
+_TIME = {HOURLY: ("hour", "hour", "DateTime('UTC')"),
+         DAILY: ("day", "toDateTime(day, 'UTC')", "Date")}
 
 
 def _bound(table: str, moment: datetime, params: Params) -> str:
     # Range ends lie on UTC hours (hourly) or UTC midnights (daily): choose() checked it.
-    value = moment if table == "events_hourly" else moment.astimezone(timezone.utc).date()
+    value = moment if table == HOURLY else moment.astimezone(timezone.utc).date()
     return params.add(value, _TIME[table][2])
 
 
