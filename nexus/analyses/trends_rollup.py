@@ -13,17 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from nexus.analyses import dates
 from nexus.analyses.dates import Span
 from nexus.analyses.filters import FilterGroup, compile_group
 from nexus.analyses.metric_catalogue import ROLLUP_PROPERTY, ROLLUP_SUM, metric
 from nexus.analyses.sql import PROJECT, Params
+from nexus.analyses.trends_request import Series, TrendsRequest
 from nexus.event_columns import DAILY, HOURLY, dimensions
-
-if TYPE_CHECKING:
-    from nexus.analyses.trends import Series, TrendsRequest
 
 
 def choose(request: TrendsRequest, spans: Sequence[Span], tz: str) -> str | None:
