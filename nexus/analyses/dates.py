@@ -15,8 +15,8 @@ local time lies in it; a local time the clocks show twice (fall back) is its fir
 of the named period for keywords, of the day for a date, now for a date-time).
 
 Buckets start where ClickHouse's `toStartOfHour/Day(ts, tz)`, `toMonday(ts, tz)` and
-`toStartOfMonth(ts, tz)` put them; both the SQL and `bucket_starts` key a bucket by the Unix time of
-its start, so a 23- or 25-hour DST day is one bucket.
+`toStartOfMonth(ts, tz)` put them; both the SQL (`time_sql.bucket`) and `bucket_starts` key a bucket by
+the Unix time of its start, so a 23- or 25-hour DST day is one bucket.
 """
 
 from __future__ import annotations
@@ -93,19 +93,6 @@ def previous(span: Span, tz: str) -> Span:
     return Span(span.start - (span.end - span.start), span.start)
 
 
-def bucket_sql(interval: Interval, column: str, tz_placeholder: str) -> str:
-    """SQL for the Unix time (UInt32) of the start of the local bucket holding `column`."""
-    inner = {
-        "minute": f"toStartOfMinute({column})",
-        "hour": f"toStartOfHour({column}, {tz_placeholder})",
-        "day": f"toStartOfDay({column}, {tz_placeholder})",
-        # toMonday/toStartOfMonth give a Date; back to the DateTime of that local midnight.
-        "week": f"toDateTime(toMonday({column}, {tz_placeholder}), {tz_placeholder})",
-        "month": f"toDateTime(toStartOfMonth({column}, {tz_placeholder}), {tz_placeholder})",
-    }[interval]
-    return f"toUnixTimestamp({inner})"
-
-
 def bucket_starts(span: Span, interval: Interval, tz: str) -> list[datetime]:
     """Every bucket overlapping `span`, as aware local datetimes of their starts, in order."""
     zi = zone(tz)
@@ -120,17 +107,20 @@ def bucket_starts(span: Span, interval: Interval, tz: str) -> list[datetime]:
 
 
 def floor(moment: datetime, interval: Interval, zi: ZoneInfo) -> datetime:
+    """The start of the local bucket holding `moment`, as an aware local datetime."""
     local = moment.astimezone(zi)
     if interval == "minute":
         return local.replace(second=0, microsecond=0)
     if interval == "hour":
         return local.replace(minute=0, second=0, microsecond=0)
-    day = local.date()
-    if interval == "week":
-        day -= timedelta(days=day.weekday())
-    elif interval == "month":
-        day = day.replace(day=1)
-    return local_midnight(day, zi)
+    return local_midnight(first_day(local.date(), interval), zi)
+
+
+def first_day(day: date, unit: Literal["day", "week", "month"]) -> date:
+    """The first day of the day, week (from Monday) or month holding `day`: how periods are named."""
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if unit == "month" else day
 
 
 def key(moment: datetime) -> int:

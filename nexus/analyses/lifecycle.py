@@ -20,9 +20,10 @@ from datetime import date, datetime
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import periods, persons
+from nexus.analyses import periods, persons, time_sql
 from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.dates import DateRange
+from nexus.analyses.event_periods import EventPeriodsRequest
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.scope import AnalysisScope, scope_of
@@ -31,7 +32,7 @@ from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 STATUSES = ("new", "returning", "resurrecting", "dormant")
 
 
-class LifecycleRequest(periods.EventPeriodsRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class LifecycleRequest(EventPeriodsRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The event, filters, period and range to classify persons over."""
 
 
@@ -92,7 +93,7 @@ def _query(scope: AnalysisScope, request: LifecycleRequest) -> Query:
     before = params.add(periods.starts_at(periods.shift(covered[0], request.period, -1), tz), UTC_TIME)
     end = params.add(periods.starts_at(periods.shift(covered[-1], request.period, 1), tz), UTC_TIME)
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
-    period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
+    period = time_sql.period(request.period, "e.ts", params.add(tz, "String"))
     per_id = (
         f"SELECT {persons.ID_KEY} AS id_key, {request.bd()} AS bd, min({period}) AS first_seen,"
         f" groupUniqArrayIf({period}, e.ts >= {before}) AS active\n"
@@ -103,7 +104,7 @@ def _query(scope: AnalysisScope, request: LifecycleRequest) -> Query:
     merged = request.per_person(per_id, "min(first_seen) AS first_seen, groupUniqArrayArray(active) AS active")
     labelled = per_label(merged, request.breakdown,
                          "min(first_seen) AS first_ever, groupUniqArrayArray(active) AS seen", params)
-    prev, nxt = periods.step_sql(request.period, "a", -1), periods.step_sql(request.period, "a", 1)
+    prev, nxt = time_sql.period_after(request.period, "a", -1), time_sql.period_after(request.period, "a", 1)
     statuses = (
         f"arrayConcat("
         f"arrayMap(a -> (a, if(a = first_ever, 'new', if(has(seen, {prev}), 'returning', 'resurrecting'))),"

@@ -26,7 +26,7 @@ from typing import Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import periods, persons
+from nexus.analyses import periods, persons, time_sql
 from nexus.analyses.breakdown import OTHER, Breakdown, cells_by_label, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
@@ -135,7 +135,7 @@ def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
     start_window = f"e.ts < {cohorts_end}"
     if request.start_mode == "recurring":
         start_window += f" AND e.ts >= {scan_start}"
-    period = periods.sql(request.period, "e.ts", params.add(tz, "String"))
+    period = time_sql.period(request.period, "e.ts", params.add(tz, "String"))
     first_period, last_period = params.add(first, "Date"), params.add(last, "Date")
     # Start events are kept as their periods; with a breakdown by an event's value, as (period, ms, value),
     # to find the value of each cohort's first start event (sets of tuples cost ~20% more, so only then).
@@ -166,7 +166,7 @@ def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
         merged = persons.with_trait(merged, request.breakdown.expression())
     cohort_list = (f"if(has_start AND first_ever >= {first_period}, [first_ever], [])"
                    if request.start_mode == "first_time" else f"arrayDistinct({start_periods})")
-    gap = periods.difference(request.period, "cohort", "r")
+    gap = time_sql.periods_between(request.period, "cohort", "r")
     periods_bound = params.add(request.periods, "UInt32")
     # Per person and cohort: the value of the cohort's first start event (the least value among
     # simultaneous ones); k = -1 carries the cohort's size, k = 0..periods the cells.

@@ -21,7 +21,7 @@ from datetime import datetime
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import dates, persons
+from nexus.analyses import dates, persons, time_sql
 from nexus.analyses.breakdown import OTHER, Breakdown, ranked
 from nexus.analyses.dates import DateRange, Interval
 from nexus.analyses.filters import FilterGroup, compile_group
@@ -133,7 +133,7 @@ def _query(scope: AnalysisScope, request: SessionsRequest) -> Query:
         f"FROM (SELECT person, arraySort(groupArray(ev)) AS evs FROM ({events}) GROUP BY person)"
     )
     start = "fromUnixTimestamp64Milli(session.1, 'UTC')"
-    bucket = dates.bucket_sql(request.interval, start, params.add(scope.timezone, "String"))
+    bucket = time_sql.bucket(request.interval, start, params.add(scope.timezone, "String"))
     per_value = (
         f"SELECT session.7 AS bd, {bucket} AS bucket, count() AS weight, countState() AS n,"
         f" avgState(session.2 / 1000) AS d, quantileExactInclusiveState(0.5)(session.2 / 1000) AS md,"

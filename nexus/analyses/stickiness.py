@@ -19,16 +19,17 @@ from datetime import datetime
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import periods, persons
+from nexus.analyses import periods, persons, time_sql
 from nexus.analyses.breakdown import OTHER, cells_by_label, per_label
 from nexus.analyses.dates import DateRange
+from nexus.analyses.event_periods import EventPeriodsRequest
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.periods import Period
 from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 
 
-class StickinessRequest(periods.EventPeriodsRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class StickinessRequest(EventPeriodsRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The event, filters, period and range to count active periods of."""
 
 
@@ -78,7 +79,7 @@ def explain(client: Client, project_id: int, request: StickinessRequest, *, now:
 def _query(scope: AnalysisScope, request: StickinessRequest) -> Query:
     params = Params(scope.project_id)
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
-    period = periods.sql(request.period, "e.ts", params.add(scope.timezone, "String"))
+    period = time_sql.period(request.period, "e.ts", params.add(scope.timezone, "String"))
     per_id = (
         f"SELECT {persons.ID_KEY} AS id_key, {request.bd()} AS bd, groupUniqArray({period}) AS active\n"
         f"FROM events AS e\n{request.joins()}\n"

@@ -21,7 +21,7 @@ from datetime import datetime
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import dates, persons, trends_rollup
+from nexus.analyses import dates, persons, time_sql, trends_rollup
 from nexus.analyses.breakdown import OTHER, ranked
 from nexus.analyses.dates import DateRange, Interval, Span
 from nexus.analyses.filters import all_of, compile_group
@@ -126,7 +126,7 @@ def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: st
         for s in spans
     )
     event = "1" if series.event is None else f"e.event = {params.add(series.event, 'String')}"
-    bucket = dates.bucket_sql(request.interval, "e.ts", params.add(tz, "String"))
+    bucket = time_sql.bucket(request.interval, "e.ts", params.add(tz, "String"))
     bd = request.breakdown.expression() if request.breakdown else "''"
     return (
         f"SELECT current, bd, bucket, {chosen.state()} AS m, if(current, count(), 0) AS weight FROM (\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from nexus.analyses import dates
+from nexus.analyses import dates, time_sql
 from nexus.analyses.dates import Span
 from nexus.analyses.filters import FilterGroup, compile_group
 from nexus.analyses.metric_catalogue import ROLLUP_PROPERTY, ROLLUP_SUM, metric
@@ -50,7 +50,7 @@ def inner_sql(table: str, series: Series, request: TrendsRequest, spans: Sequenc
               params: Params) -> str:
     """Rows (current, bd, bucket, m, weight) per breakdown value and bucket, read from `table`."""
     column, as_time, _ = _TIME[table]
-    bucket = dates.bucket_sql(request.interval, as_time, params.add(tz, "String"))
+    bucket = time_sql.bucket(request.interval, as_time, params.add(tz, "String"))
     ranges = " OR ".join(
         f"({column} >= {_bound(table, s.start, params)} AND {column} < {_bound(table, s.end, params)})" for s in spans
     )
