@@ -173,6 +173,8 @@ def test_projects_and_keys_are_managed_through_a_running_server(tmp_path: Path):
         assert instance[:11] not in listed.stdout and write not in listed.stdout
         limited = run_nexus("key", "limits", write[:11], "--max-seconds", "5", *as_admin, data_dir=elsewhere)
         assert limited.returncode == 0 and limited.stdout == f"query limits of key {write[:11]}: max_seconds=5\n"
+        shown = run_nexus("key", "limits", write[:11], *as_admin, data_dir=elsewhere)
+        assert shown.returncode == 0 and re.search(r"max_seconds\s+│ 5\s+│ this key", shown.stdout), shown.stdout
         # Then revoking it while the server runs stops it within a second
         revoked = run_nexus("key", "revoke", write[:11], *as_admin, data_dir=elsewhere)
         assert revoked.returncode == 0 and revoked.stdout == f"revoked key {write[:11]} of project 1\n"

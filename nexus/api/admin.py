@@ -74,10 +74,15 @@ async def revoke_key(admin: NamedDependency[Administration], key_id: FromPath[st
     return await anyio.to_thread.run_sync(admin.revoke_key, key_id)
 
 
+@get("/v1/keys/{key_id:str}/limits", guards=[any_admin], dependencies=_ADMIN)
+async def get_limits(admin: NamedDependency[Administration], key_id: FromPath[str]) -> LimitsView:
+    return await anyio.to_thread.run_sync(admin.get_limits, key_id)
+
+
 @put("/v1/keys/{key_id:str}/limits", guards=[any_admin], dependencies=_ADMIN)
 async def set_limits(request: Request, admin: NamedDependency[Administration], key_id: FromPath[str]) -> LimitsView:
     data = await _body(request, LimitsInput)
     return await anyio.to_thread.run_sync(admin.set_limits, key_id, data)
 
 
-ROUTES = [create_project, list_projects, create_key, list_keys, revoke_key, set_limits]
+ROUTES = [create_project, list_projects, create_key, list_keys, revoke_key, get_limits, set_limits]

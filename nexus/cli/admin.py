@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any
 
 import click
+import msgspec
 
 from nexus.cli.base import database, fail, load_settings, main, print_table, reports_errors
 
@@ -123,12 +124,22 @@ def key_revoke(admin, key_id: str) -> None:
 @click.option("--max-result-rows", type=click.IntRange(min=0))
 @click.option("--max-result-bytes", type=click.IntRange(min=0))
 @click.option("--max-json-rows", type=click.IntRange(min=0))
+@click.option("--defaults", is_flag=True, help="Set every limit back to its NEXUS_QUERY_* default.")
 @reports_errors
 @administered
-def key_limits(admin, key_id: str, **overrides: int | None) -> None:
-    """Set a key's ad-hoc SQL limits; a limit not given goes back to the NEXUS_QUERY_* default."""
+def key_limits(admin, key_id: str, defaults: bool, **overrides: int | None) -> None:
+    """Show a key's ad-hoc SQL limits, or set them: a limit not given goes back to the NEXUS_QUERY_* default."""
     from nexus.meta.admin import limits_input
 
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if defaults and given:
+        raise click.UsageError("--defaults sets every limit back to its default: give no limit with it")
+    if not defaults and not given:
+        shown = admin.get_limits(key_id)
+        print_table(["limit", "value", "from"],
+                    [(name, value, "this key" if name in shown.overrides else f"NEXUS_QUERY_{name.upper()}")
+                     for name, value in msgspec.structs.asdict(shown.limits).items()])
+        return
     stored = admin.set_limits(key_id, limits_input(**overrides))
     chosen = ", ".join(f"{name}={value}" for name, value in stored.overrides.items()) or "defaults"
     click.echo(f"query limits of key {key_id}: {chosen}")

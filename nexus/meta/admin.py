@@ -161,6 +161,12 @@ class Administration:
         return LimitsView(key.key_id, key.project_id, {k: v for k, v in overrides.items() if v is not None},
                           limits.for_key(self.client, key.key_id, self.defaults))
 
+    def get_limits(self, key_id: str) -> LimitsView:
+        """A key's query limits: those set for it, and those its queries run under."""
+        key = self._key(key_id)
+        overrides = limits.overrides_of(self.client, key.key_id)
+        return LimitsView(key.key_id, key.project_id, overrides, msgspec.structs.replace(self.defaults, **overrides))
+
     @contextmanager
     def _one_at_a_time(self, what: str) -> Iterator[None]:
         if self.redis is None:

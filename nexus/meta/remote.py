@@ -48,6 +48,9 @@ class RemoteAdministration:
     def revoke_key(self, key_id: str) -> KeyView:
         return self._call("DELETE", f"/v1/keys/{_segment(key_id)}", KeyView)
 
+    def get_limits(self, key_id: str) -> LimitsView:
+        return self._call("GET", f"/v1/keys/{_segment(key_id)}/limits", LimitsView)
+
     def set_limits(self, key_id: str, data: msgspec.Struct) -> LimitsView:
         return self._call("PUT", f"/v1/keys/{_segment(key_id)}/limits", LimitsView, data)
 

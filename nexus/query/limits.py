@@ -54,11 +54,16 @@ def from_settings(settings: Any) -> QueryLimits:
 
 def for_key(client: Client, key_id: str, defaults: QueryLimits) -> QueryLimits:
     """The limits a key's queries run under: its overrides applied to the defaults."""
+    overrides = overrides_of(client, key_id)
+    return msgspec.structs.replace(defaults, **overrides) if overrides else defaults
+
+
+def overrides_of(client: Client, key_id: str) -> dict[str, int]:
+    """The limits set for a key (the others are the installation's defaults)."""
     found = records.select(client, TABLE, KeyLimits, "key_id = {k:String}", {"k": key_id})
     if not found:
-        return defaults
-    overrides = {name: getattr(found[0], name) for name in LIMIT_FIELDS if getattr(found[0], name) is not None}
-    return msgspec.structs.replace(defaults, **overrides)
+        return {}
+    return {name: getattr(found[0], name) for name in LIMIT_FIELDS if getattr(found[0], name) is not None}
 
 
 def set_for_key(client: Client, project_id: int, key_id: str, **overrides: int | None) -> KeyLimits:

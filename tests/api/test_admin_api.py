@@ -100,6 +100,7 @@ def test_another_projects_admin_key_finds_nothing_of_it(server, http, victim, at
     attempts = [
         http.delete(f"/v1/keys/{target}", headers=as_attacker),
         http.put(f"/v1/keys/{target}/limits", json={"max_seconds": 1}, headers=as_attacker),
+        http.get(f"/v1/keys/{target}/limits", headers=as_attacker),
         http.get("/v1/keys", params={"project_id": victim_id}, headers=as_attacker),
         http.post("/v1/keys", json={"project_id": victim_id, "scope": "admin"}, headers=as_attacker),
     ]
@@ -107,6 +108,7 @@ def test_another_projects_admin_key_finds_nothing_of_it(server, http, victim, at
     missing = [
         http.delete("/v1/keys/nx_AAAAAAAA", headers=as_attacker),
         http.put("/v1/keys/nx_AAAAAAAA/limits", json={"max_seconds": 1}, headers=as_attacker),
+        http.get("/v1/keys/nx_AAAAAAAA/limits", headers=as_attacker),
         http.get("/v1/keys", params={"project_id": 99_999}, headers=as_attacker),
         http.post("/v1/keys", json={"project_id": 99_999, "scope": "admin"}, headers=as_attacker),
     ]
@@ -130,6 +132,7 @@ def test_another_projects_admin_key_finds_nothing_of_it(server, http, victim, at
     ("GET", "/v1/keys", None),
     ("DELETE", "/v1/keys/{key}", None),
     ("PUT", "/v1/keys/{key}/limits", {"max_seconds": 1}),
+    ("GET", "/v1/keys/{key}/limits", None),
 ])
 def test_write_and_read_keys_administer_nothing(server, http, victim, method, path, body):
     victim_id, victim_keys = victim
@@ -192,6 +195,7 @@ def test_bad_input_is_a_clear_400_naming_the_field(server, http, instance, victi
 def test_unknown_keys_and_projects_are_404(http, instance):
     assert http.delete("/v1/keys/nx_missing", headers=bearer(instance)).status_code == 404
     assert http.put("/v1/keys/nx_missing/limits", json={}, headers=bearer(instance)).status_code == 404
+    assert http.get("/v1/keys/nx_missing/limits", headers=bearer(instance)).status_code == 404
     assert http.get("/v1/keys", params={"project_id": 987_654}, headers=bearer(instance)).status_code == 404
     absent = http.post("/v1/keys", json={"scope": "read", "project_id": 987_654}, headers=bearer(instance))
     assert absent.status_code == 404
@@ -199,15 +203,19 @@ def test_unknown_keys_and_projects_are_404(http, instance):
 
 
 def test_limits_are_set_for_a_key_and_reset_to_the_defaults(server, http, victim):
-    _, victim_keys = victim
+    victim_id, victim_keys = victim
     key_id = victim_keys["read"][:11]
     url = f"/v1/keys/{key_id}/limits"
+    defaults = server.app.state.api.query_defaults
+    shown = http.get(url, headers=bearer(victim_keys["admin"]))
+    assert shown.status_code == 200 and shown.json() == {
+        "key_id": key_id, "project_id": victim_id, "overrides": {}, "limits": msgspec.to_builtins(defaults)}
     answer = http.put(url, json={"max_seconds": 5, "max_json_rows": 10}, headers=bearer(victim_keys["admin"]))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["overrides"] == {"max_seconds": 5, "max_json_rows": 10}
-    defaults = server.app.state.api.query_defaults
     assert body["limits"] == msgspec.to_builtins(msgspec.structs.replace(defaults, max_seconds=5, max_json_rows=10))
+    assert http.get(url, headers=bearer(victim_keys["admin"])).json() == body  # what is set can be read back
     rows = http.post("/v1/query", json={"sql": "SELECT number FROM numbers(50)"}, headers=bearer(victim_keys["read"]))
     assert rows.status_code == 400, rows.text  # the key's 10-row JSON limit applies at once
     reset = http.put(url, json={}, headers=bearer(victim_keys["admin"])).json()
