@@ -82,10 +82,6 @@ class FilterGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return any(f.property.needs_person for f in self.leaves())
 
 
-def where(*filters: Filter, match: Literal["all", "any"] = "all") -> FilterGroup:
-    return FilterGroup(list(filters), match=match)
-
-
 def compile_group(group: FilterGroup | None, params: Params, table: str = "e") -> str:
     """A boolean SQL expression for the group ('1' when empty); values become bound parameters."""
     if group is None:

@@ -11,7 +11,7 @@ import pytest
 from nexus.analyses import funnel_persons, funnels
 from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import Filter, where
+from nexus.analyses.filters import Filter, FilterGroup
 from nexus.analyses.funnel_persons import FunnelPersonsRequest
 from nexus.analyses.funnels import FunnelRequest, FunnelStep
 from nexus.errors import InvalidRequest
@@ -198,7 +198,8 @@ def test_step_filters_and_dropped_off_persons_page_by_page(client):
                           *([("signup", "2026-10-02T10:05")] if i % 3 == 0 else [])] for i in range(7)}
     project, result = journey_funnel(client, journeys, steps=("view", "signup"))
     assert counts(result) == [7, 3]
-    request = FunnelRequest(steps=[FunnelStep("view", where(Filter("page", "eq", "/pricing"))), FunnelStep("signup")],
+    pricing = FilterGroup([Filter("page", "eq", "/pricing")])
+    request = FunnelRequest(steps=[FunnelStep("view", pricing), FunnelStep("signup")],
                             date_range=DateRange("2026-10-01", "2026-10-07"))
     assert counts(funnels.run(client, project, request, now=DEMO_END)) == [3, 1]  # u1, u3, u5 of which u3
     unfiltered = msgspec.structs.replace(request, steps=[FunnelStep("view"), FunnelStep("signup")])

@@ -10,7 +10,7 @@ import pytest
 from nexus.analyses import retention
 from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import Filter, where
+from nexus.analyses.filters import Filter, FilterGroup
 from nexus.analyses.retention import RetentionEvent, RetentionRequest
 from nexus.errors import InvalidRequest
 from tests.analyses.journeys import insert_events, link, new_project
@@ -63,8 +63,8 @@ def reference(frame, result, starts, returns, period, periods, mode):
     ("day", 14, "first_time", "Europe/Berlin", ("signup",), (None,)),
     ("day", 10, "recurring", "UTC", ("page_view",), ("purchase",)),
     ("week", 4, "first_time", "America/New_York", ("page_view",),
-     ("page_view", where(Filter("path", "eq", "/pricing", "column")))),
-    ("month", 2, "recurring", "UTC", ("signup", where(Filter("plan", "in", ["pro", "team"]))), (None,)),
+     ("page_view", FilterGroup([Filter("path", "eq", "/pricing", "column")]))),
+    ("month", 2, "recurring", "UTC", ("signup", FilterGroup([Filter("plan", "in", ["pro", "team"])])), (None,)),
 ])
 def test_cohorts_match_pandas(client, demo, frame, period, periods, mode, tz, start, returning):
     result = run(client, demo, start, returning, period=period, periods=periods, start_mode=mode, timezone=tz,

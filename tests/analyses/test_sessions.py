@@ -8,7 +8,7 @@ import pytest
 from nexus.analyses import sessions
 from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import Filter, where
+from nexus.analyses.filters import Filter, FilterGroup
 from nexus.analyses.sessions import SessionsRequest
 from nexus.errors import InvalidRequest
 from tests.analyses.journeys import insert_events, link, new_project
@@ -58,7 +58,7 @@ def test_daily_sessions_match_pandas_in_a_dst_zone(client, demo, frame):
 def test_breakdown_and_filters_apply_to_the_first_event(client, demo, frame):
     result = run(client, demo, timezone="UTC", date_range=DateRange("-7d"), gap_minutes=10,
                  breakdown=Breakdown("utm_source", "column", limit=2),
-                 where=where(Filter("country", "neq", "US", "column")))
+                 where=FilterGroup([Filter("country", "neq", "US", "column")]))
     expected = reference_sessions(frame, pd.Timestamp(result.date_from), pd.Timestamp(result.date_to), 10)
     expected = expected[expected["country"] != "US"]
     counts = expected["utm_source"].value_counts()

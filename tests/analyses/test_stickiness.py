@@ -8,7 +8,7 @@ import pytest
 from nexus.analyses import stickiness
 from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import Filter, where
+from nexus.analyses.filters import Filter, FilterGroup
 from nexus.analyses.stickiness import StickinessRequest
 from tests.analyses.journeys import insert_events, link, new_project
 from tests.analyses.reference import person_trait
@@ -21,7 +21,7 @@ def run(client, project_id, **kwargs):
 
 @pytest.mark.parametrize("period,tz,event,filters", [
     ("day", "Europe/Berlin", "page_view", None),
-    ("week", "UTC", None, where(Filter("device_type", "eq", "mobile", "column"))),
+    ("week", "UTC", None, FilterGroup([Filter("device_type", "eq", "mobile", "column")])),
 ])
 def test_active_periods_per_person_match_pandas(client, demo, frame, period, tz, event, filters):
     result = run(client, demo, event=event, where=filters, period=period, timezone=tz, date_range=DateRange("-21d"))

@@ -11,7 +11,7 @@ import pytest
 from nexus.analyses import trends
 from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.dates import DateRange
-from nexus.analyses.filters import Filter, FilterGroup, where
+from nexus.analyses.filters import Filter, FilterGroup
 from nexus.analyses.trends import Series, TrendsRequest
 from nexus.errors import InvalidRequest
 from nexus.ingest import pipeline, wire
@@ -74,7 +74,7 @@ def test_breakdown_keeps_the_top_values_and_merges_the_rest_into_other(client, d
 
 def test_person_property_breakdown_and_filter(client, demo, frame):
     result = run(client, demo, timezone="UTC", date_range=DateRange("-7d"), series=[Series("page_view")],
-                 breakdown=Breakdown("plan", "person"), where=where(Filter("plan", "is_set", source="person")))
+                 breakdown=Breakdown("plan", "person"), where=FilterGroup([Filter("plan", "is_set", source="person")]))
     rows = local_days(frame, "UTC", result.date_from, result.date_to)
     views = rows[rows["event"] == "page_view"]
     views = views.assign(plan=person_trait(client, demo, views, "plan"))
@@ -110,7 +110,7 @@ ROLLUP_CASES = {
 def test_rollup_equals_raw(client, demo, case):
     settings, table = ROLLUP_CASES[case]
     series = [Series("page_view"), Series("purchase", "sum", "revenue"), Series(metric="distinct_ids"),
-              Series("signup", where=where(Filter("event", "eq", "signup", "column")))]
+              Series("signup", where=FilterGroup([Filter("event", "eq", "signup", "column")]))]
     rolled = run(client, demo, series=series, **settings)
     raw = run(client, demo, series=series, source="events", **settings)
     assert rolled.source == table and raw.source == "events"
@@ -138,7 +138,7 @@ def test_revenue_sums_alike_from_the_rollups_and_raw_events_in_any_order(client)
 @pytest.mark.parametrize("settings", [
     {"timezone": "Asia/Kolkata"},  # half-hour offset: days do not start on a UTC hour
     {"timezone": "UTC", "interval": "minute", "date_range": DateRange("-2h")},
-    {"timezone": "UTC", "where": where(Filter("plan", "eq", "pro"))},  # an event property
+    {"timezone": "UTC", "where": FilterGroup([Filter("plan", "eq", "pro")])},  # an event property
     {"timezone": "UTC", "date_range": DateRange("2026-10-20T10:30", "2026-10-25")},  # starts mid-hour
 ])
 def test_questions_the_rollups_cannot_answer_read_raw_events(client, demo, settings):
@@ -180,7 +180,8 @@ def test_every_filter_operator_on_exact_journeys(client):
         (Filter("vip", "eq", True), 1), (Filter("plan", "eq", "pro' OR 1=1 --"), 0),
     ]
     for item, expected in cases:
-        result = run(client, project, series=[Series("buy")], date_range=DateRange("2026-10-01"), where=where(item))
+        result = run(client, project, series=[Series("buy")], date_range=DateRange("2026-10-01"),
+                     where=FilterGroup([item]))
         assert result.lines[0].total == expected, item
     either = FilterGroup([Filter("plan", "eq", "pro")], [FilterGroup([Filter("revenue", "gt", 20),
                                                                        Filter("country", "eq", "DE", "column")])],
@@ -227,8 +228,8 @@ def test_invalid_requests_are_refused(bad):
 
 
 def test_explain_returns_the_sql_with_every_value_bound(client, demo):
-    request = TrendsRequest(series=[Series("purchase", "sum", "revenue", where=where(Filter("plan", "eq", "pro")))],
-                            timezone="UTC")
+    pro = FilterGroup([Filter("plan", "eq", "pro")])
+    request = TrendsRequest(series=[Series("purchase", "sum", "revenue", where=pro)], timezone="UTC")
     sql, params = trends.explain(client, demo, request, now=DEMO_END)
     assert set(re.findall(r"'[^']*'", sql)) <= {"'UTC'", "''"}  # no literal but the column type's zone
     assert "purchase" in params.values() and ["pro"] in params.values()
@@ -251,5 +252,5 @@ def test_a_page_call_and_a_track_call_named_page_view_share_the_name_and_the_typ
     # When trends count page_view, then both count; filtered on the typed column, only the page call
     week = DateRange("2026-10-01", "2026-10-07")
     assert run(client, project, series=[Series("page_view")], date_range=week).lines[0].total == 2
-    pages = where(Filter("type", value="page", source="column"))
+    pages = FilterGroup([Filter("type", value="page", source="column")])
     assert run(client, project, series=[Series("page_view", where=pages)], date_range=week).lines[0].total == 1
