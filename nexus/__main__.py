@@ -2,4 +2,4 @@
 
 from nexus.cli import main
 
-main()
+main(prog_name="nexus")  # messages name the command a person types

@@ -95,10 +95,24 @@ def test_bad_input_is_one_line_and_exit_1(data_dir: Path, args: tuple[str, ...],
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
-@pytest.mark.parametrize("args", [("key", "create", "--project", "shop", "--scope", "root"), ("demo", "--events", "0")])
-def test_bad_options_are_usage_errors_not_tracebacks(data_dir: Path, args: tuple[str, ...]):
+@pytest.mark.parametrize(("args", "message"), [
+    (("key", "create", "--project", "shop", "--scope", "root"),
+     "error: Invalid value for '--scope': 'root' is not one of 'write', 'read', 'admin'. (see nexus key create --help)"),
+    (("demo", "--events", "0"), "error: Invalid value for '--events': 0 is not in the range x>=1. (see nexus demo --help)"),
+    (("sql",), "error: Missing argument 'QUERY'. (see nexus sql --help)"),
+    (("sql", "SELECT 1", "--fromat", "csv"), "error: No such option '--fromat'. Did you mean '--format'? (see nexus sql --help)"),
+    (("nope",), "error: No such command 'nope'. (see nexus --help)"),
+    (("key", "limits", "nx_x", "--defaults", "--max-seconds", "3"),
+     "error: --defaults sets every limit back to its default: give no limit with it (see nexus key limits --help)"),
+])
+def test_usage_errors_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, ...], message: str):
     result = run_nexus(*args, data_dir=data_dir)
-    assert result.returncode == 2 and "Invalid value" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and result.stderr == message + "\n" and result.stdout == ""
+
+
+def test_a_bare_group_still_shows_its_help(data_dir: Path):
+    result = run_nexus("key", data_dir=data_dir)
+    assert result.returncode == 2 and "Commands:" in result.stderr and "limits" in result.stderr
 
 
 def test_bad_settings_are_one_line(tmp_path: Path):

@@ -64,7 +64,32 @@ def database(url: str | None = None, *, migrate: bool = True) -> Client:
     return open_database(url or load_settings().clickhouse_url, migrate=migrate)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Nexus(click.Group):
+    """The group, with click's usage errors (an unknown option, a bad value, a missing argument) as one
+    `error:` line too, exit status 2; its four lines (usage, hint, blank, error) were not the one line
+    the rest of the CLI prints. A group called bare still shows its help."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            message = " ".join(e.format_message().split())
+            if isinstance(e, click.UsageError) and e.ctx is not None:
+                message += f" (see {e.ctx.command_path} --help)"
+            click.echo(f"error: {message}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Nexus, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Nexus: product analytics on ClickHouse."""
 
