@@ -25,15 +25,20 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from redis import Redis
 
 from nexus.meta import records
+from nexus.store import json_insert
 
 _CACHE_SIZE = 200_000
 _LOCK = "nexus:identity:lock"
 _TURNS = "nexus:identity:turns"  # counts every process's turns: a jump means another process wrote
 _LOCK_SECONDS = 120  # the lock expires after this (a process died holding it); a turn waits as long for it
+_PERSON_SCHEMA = pa.schema([("project_id", pa.uint32()), ("person_id", pa.string()), ("properties", pa.string()),
+                            ("created_at", pa.timestamp("ms", tz="UTC")), ("version", pa.uint64()),
+                            ("is_deleted", pa.uint8())])
 
 
 class Link(msgspec.Struct, frozen=True):
@@ -154,10 +159,12 @@ class IdentityResolver:
             stored_traits, stored_created = current.get((project_id, person), ({}, None))
             created_at = stored_created or created.get((project_id, person)) or records.now()
             deleted = (project_id, person) in merged_into
-            rows.append([project_id, str(person), json.dumps({**stored_traits, **traits}), created_at, version,
-                         int(deleted)])
-        clickhouse.insert("persons", rows, column_names=["project_id", "person_id", "properties", "created_at",
-                                                          "version", "is_deleted"])
+            rows.append((project_id, str(person), json.dumps({**stored_traits, **traits}), created_at, version,
+                         int(deleted)))
+        # One insert holds persons of many projects: each project's traits are parsed apart, as sent.
+        columns = [pa.array(values, field.type) for values, field in zip(zip(*rows), _PERSON_SCHEMA)]
+        if rows:
+            json_insert.insert(clickhouse, "persons", pa.table(columns, schema=_PERSON_SCHEMA))
 
     def _remember(self, key: tuple[int, str], person: uuid.UUID) -> None:
         self._person_of[key] = person

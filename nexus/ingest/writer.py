@@ -37,6 +37,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.errors import StorageUnavailable
 from nexus.ingest.identity import IdentityResolver, Link
+from nexus.store import json_insert
 from nexus.store.client import describe_error
 
 log = logging.getLogger("nexus.ingest.writer")
@@ -181,9 +182,8 @@ class GroupCommitWriter:
             if is_content_error(e):
                 raise _TraitsRefused(e) from e
             raise
-        table = pa.concat_tables(tables)
-        if table.num_rows:
-            self.clickhouse.insert_arrow("events", table)
+        # Each project's properties are parsed apart, with no type inference that rewrites a value.
+        json_insert.insert(self.clickhouse, "events", pa.concat_tables(tables))
 
     def _isolate(self, block: _Slice, error: Exception) -> None:
         """Store a refused block but its refused rows; answer each request for its own rows."""
@@ -261,9 +261,10 @@ def refusal(row: int, error: BaseException) -> Refusal:
     if isinstance(error, _TraitsRefused):
         return Refusal(row, "traits", f"ClickHouse refused the person's traits ({name} {code})")
     text = describe_error(error)
-    column = re.search(r"column `(\w+)`", text)
+    # The column is named as such, or (JSON text cast by nexus.store.json_insert) in its CAST.
+    column = re.search(r"column `(\w+)`|CAST\((?:\w+\.)?(\w+)\b[^,]*, 'JSON'", text)
     # The engine's message, without its code, file names and pipeline trail.
     message = re.sub(r"^(Code: \d+\. DB::Exception: )+", "", text)
     message = re.split(r": while |\. You can |:? \(in file|: While |\. \(", message)[0][:300]
-    field = column[1] if column else ""
+    field = (column[1] or column[2]) if column else ""
     return Refusal(row, field, f"ClickHouse refused the event ({name} {code}): {message}")

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from nexus.api import auth
+from nexus.store import json_insert
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/120.0.0.0 Safari/537.36")
@@ -412,17 +413,16 @@ def test_ingest_metrics_count_what_happened(server, http):
 
 def test_a_failed_write_is_answered_503_and_its_retry_is_stored(server, http, shop, monkeypatch):
     project_id, secrets = shop
-    writer = server.runtime.ingestor.writer
-    real_insert = writer.clickhouse.insert_arrow
+    real_insert = json_insert.insert
     failures = []
 
-    def failing_once(*args, **kwargs):
-        if not failures:
+    def failing_once(clickhouse, table, *args, **kwargs):
+        if table == "events" and not failures:
             failures.append(1)
             raise OSError("disk on fire")
-        return real_insert(*args, **kwargs)
+        return real_insert(clickhouse, table, *args, **kwargs)
 
-    monkeypatch.setattr(writer.clickhouse, "insert_arrow", failing_once)
+    monkeypatch.setattr(json_insert, "insert", failing_once)
     message_id = mid()
     event = {"event": "Fragile", "anonymousId": "f", "messageId": message_id}
     first = http.post("/v1/track", json=event, headers=basic(secrets["write"]))
@@ -435,17 +435,16 @@ def test_a_failed_write_is_answered_503_and_its_retry_is_stored(server, http, sh
 
 def test_a_failed_identity_write_is_redone_by_the_retry(server, http, monkeypatch):
     project_id, secrets = server.project_with_keys("identity-retry")
-    writer = server.runtime.ingestor.writer
-    real_insert = writer.clickhouse.insert
+    real_insert = json_insert.insert
     failures = []
 
-    def failing_once(table, *args, **kwargs):
+    def failing_once(clickhouse, table, *args, **kwargs):
         if table == "persons" and not failures:
             failures.append(1)
             raise OSError("disk on fire")
-        return real_insert(table, *args, **kwargs)
+        return real_insert(clickhouse, table, *args, **kwargs)
 
-    monkeypatch.setattr(writer.clickhouse, "insert", failing_once)
+    monkeypatch.setattr(json_insert, "insert", failing_once)
     body = {"userId": "user-r", "anonymousId": "anon-r", "traits": {"plan": "pro"}, "messageId": mid()}
     assert http.post("/v1/identify", json=body, headers=basic(secrets["write"])).status_code == 503
     assert http.post("/v1/identify", json=body, headers=basic(secrets["write"])).status_code == 200

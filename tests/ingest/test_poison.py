@@ -26,6 +26,7 @@ from nexus.ingest.service import Ingestor
 from nexus.ingest.wire import Message, Rejection, decode_message
 from nexus.ingest.writer import GroupCommitWriter, Outcome, unavailable
 from nexus.settings import load
+from nexus.store import json_insert
 from nexus.store.database import open_database
 from tests.analyses.journeys import new_project
 
@@ -173,7 +174,7 @@ def alone(client, project_id: int, props: dict[str, Any]) -> bool:
     row.update(project_id=[project_id], ts=[now_ms], received_at=[now_ms], sent_at=[None], skew_ms=[0],
                properties=[msgspec.json.encode(props).decode()])
     try:
-        client.insert_arrow("events", events_table(row))
+        json_insert.insert(client, "events", events_table(row))
     except (DatabaseError, EngineError):  # the engine refused the row (wrapped by the store's client, or not)
         return False
     return True
@@ -292,16 +293,16 @@ def test_an_unavailable_store_midway_leaves_the_rest_to_the_retry(ingestor, clie
     # Given a poison in a request, and a store that fails for good once the writer starts splitting
     without_checks(monkeypatch)
     project = new_project(client)
-    real_insert = ingestor.writer.clickhouse.insert_arrow
+    real_insert = json_insert.insert
     calls = []
 
-    def failing_after_two(*args, **kwargs):
+    def failing_after_two(clickhouse, table, *args, **kwargs):
         calls.append(1)
         if len(calls) > 2:
             raise OSError("the disk went away")
-        return real_insert(*args, **kwargs)
+        return real_insert(clickhouse, table, *args, **kwargs)
 
-    monkeypatch.setattr(ingestor.writer.clickhouse, "insert_arrow", failing_after_two)
+    monkeypatch.setattr(json_insert, "insert", failing_after_two)
     source = pipeline.Source(project, datetime.now(timezone.utc))
     messages = [track(f"u{i}", {"n": i}) for i in range(8)] + [track("u8", POISON)]
     # When it is sent: the whole fails, its first half is stored, its second half meets the failure
@@ -309,7 +310,7 @@ def test_an_unavailable_store_midway_leaves_the_rest_to_the_retry(ingestor, clie
         ingestor.ingest(messages, source)
     assert count(client, project) == 4
     # Then the SDK's retry stores the rest, refuses the poison, and counts the first half as duplicates
-    monkeypatch.setattr(ingestor.writer.clickhouse, "insert_arrow", real_insert)
+    monkeypatch.setattr(json_insert, "insert", real_insert)
     retry = ingestor.ingest(messages, source)
     assert (retry.stored, retry.duplicates, [r.index for r in retry.rejections]) == (4, 4, [8])
     assert count(client, project) == 8 and count(client, project, "events_hourly") == 8
@@ -333,14 +334,16 @@ def _table(project_id: int, texts: list[str]) -> pa.Table:
 
 
 def _count_inserts(client, monkeypatch) -> list[int]:
+    """Counts the events inserts made through `client`."""
     calls: list[int] = []
-    real = client.insert_arrow
+    real = json_insert.insert
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(clickhouse, table, *args, **kwargs):
+        if clickhouse is client and table == "events":
+            calls.append(1)
+        return real(clickhouse, table, *args, **kwargs)
 
-    monkeypatch.setattr(client, "insert_arrow", counting)
+    monkeypatch.setattr(json_insert, "insert", counting)
     return calls
 
 
