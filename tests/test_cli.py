@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,8 +127,140 @@ def test_sql_parameters_row_limits_and_ndjson(data_dir: Path):
     result = run_nexus("sql", "SELECT number * {k:UInt8} AS n FROM numbers(10)", "--param", "k=3", "--max-rows", "4",
                        "--format", "ndjson", data_dir=data_dir)
     assert result.returncode == 0 and result.stdout.splitlines() == ['{"n":0}', '{"n":3}', '{"n":6}', '{"n":9}']
+    assert result.stderr == "(4 rows, cut at --max-rows 4: the result has more)\n"
+    whole = run_nexus("sql", "SELECT number AS n FROM numbers(4)", "--max-rows", "4", "--format", "csv", data_dir=data_dir)
+    assert whole.stdout.splitlines() == ['"n"', "0", "1", "2", "3"] and whole.stderr == ""
     bad = run_nexus("sql", "SELECT 1", "--param", "oops", data_dir=data_dir)
     assert bad.returncode == 1 and "--param takes NAME=VALUE" in bad.stderr
+
+
+def test_sql_writes_a_table_to_a_file(data_dir: Path, tmp_path: Path):
+    target = tmp_path / "table.txt"
+    query = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC, event"
+    result = run_nexus("sql", query, "--output", str(target), data_dir=data_dir)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "(10 rows)\n", result.stderr
+    lines = target.read_text().splitlines()
+    assert re.fullmatch(r" event\s+┃ n", lines[0]) and set(lines[1]) <= {"━", "╇"} and len(lines) == 12
+    assert re.fullmatch(r" page_view\s+│ \d+", lines[2])
+    empty = run_nexus("sql", "SELECT event FROM events WHERE event = 'never'", data_dir=data_dir)
+    assert empty.stdout.split() == ["event", "━━━━━━━"] and empty.stderr == "(0 rows)\n"
+
+
+def test_sql_on_a_store_without_projects_says_which_store_it_opened(tmp_path: Path):
+    result = run_nexus("sql", "SELECT count() AS n FROM events", "--format", "csv", data_dir=tmp_path / "new")
+    assert result.returncode == 0 and result.stdout == '"n"\n0\n'
+    assert result.stderr == (f"note: no projects in the store at {tmp_path / 'new'}: the data dir is NEXUS_DATA_DIR, "
+                             f"by default .nexus in the working directory\n")
+
+
+PEAK_RSS = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, done.stderr.strip()[-300:])
+"""
+
+
+def peak_rss_mb(data_dir: Path, *args: str) -> int:
+    """The peak resident memory of `nexus ARGS` alone, in MB: a process that runs only it reads its children's."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+    environment["NEXUS_DATA_DIR"] = str(data_dir)
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "nexus", *args],
+                          capture_output=True, text=True, env=environment, timeout=300)
+    code, peak, stderr = done.stdout.split(" ", 2)
+    assert code == "0", stderr
+    return int(peak)
+
+
+@pytest.mark.parametrize("output_format", ["table", "csv", "json", "ndjson", "parquet", "arrow"])
+def test_sql_memory_stays_bounded_whatever_the_result_size(data_dir: Path, tmp_path: Path, output_format: str):
+    # Given a result of 3M rows, ~700 MB as Python objects (the table gathered it whole: 2.5 GB peak)
+    query = "SELECT number, repeat('x', 200) AS pad, toString(number) AS s FROM numbers(3000000)"
+    baseline = peak_rss_mb(data_dir, "sql", "SELECT 1", "--format", output_format, "--output", str(tmp_path / "one"))
+    # When its first rows are asked for, in any format
+    peak = peak_rss_mb(data_dir, "sql", query, "--format", output_format, "--max-rows", "3",
+                       "--output", str(tmp_path / "out"))
+    # Then the command uses about what a one-row query uses
+    assert peak < baseline + 200, (baseline, peak)
+
+
+def test_the_table_is_written_a_page_at_a_time():
+    import tracemalloc
+
+    from nexus.cli import sql
+
+    # Given 50 MB of the engine's JSON rows, arriving in 1 MB chunks
+    def chunks():
+        row = b'{"n":%d,"text":"' + b"x" * 980 + b'"}\n'
+        for start in range(0, 50_000, 1000):
+            yield b"".join(row % n for n in range(start, start + 1000))
+
+    class Sink:
+        lines = 0
+
+        def write(self, text: str) -> None:
+            self.lines += text.count("\n")
+
+    sink = Sink()
+    tracemalloc.start()
+    try:
+        rows = sql._write_table(sql._Result(sql._json_rows(chunks()), lambda: False), sink, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Then every row is written, while at most a few pages (1,000 rows, ~1 MB each) are held at once
+    assert rows == 50_000 and sink.lines == 50_002
+    assert peak < 10_000_000, peak
+
+
+def test_sql_writes_the_same_in_every_format_locally_and_through_a_server(tmp_path: Path):
+    from tests.test_serve import Server
+
+    # Given a project with events and its read key, and what each format holds on the store itself
+    data_dir = tmp_path / "data"
+    for name in ("mine", "theirs"):
+        assert run_nexus("project", "create", name, data_dir=data_dir).returncode == 0
+        assert run_nexus("demo", "--events", "500", "--project", name, "--seed", "3", data_dir=data_dir).returncode == 0
+    key = run_nexus("key", "create", "--project", "mine", "--scope", "read", data_dir=data_dir).stdout.strip()
+    query = ("SELECT event, count() AS n, max(ts) AS last, toDateTime(max(ts)) AS second, [1, 2] AS a, "
+             "map('k', count()) AS m, NULL AS nothing, 'a\n\"b\"' AS text FROM events WHERE project_id = {p:UInt32} "
+             "GROUP BY event ORDER BY n DESC, event")
+    local: dict[str, bytes] = {}
+    for fmt in ["table", "csv", "json", "ndjson", "parquet", "arrow"]:
+        for max_rows in ([], ["--max-rows", "3"]):
+            target = tmp_path / f"local-{fmt}-{len(max_rows)}"
+            done = run_nexus("sql", query, "--param", "p=1", "--format", fmt, *max_rows, "--output", str(target),
+                             data_dir=data_dir)
+            assert done.returncode == 0, done.stderr
+            local[f"{fmt}-{len(max_rows)}"] = target.read_bytes()
+    server = Server(data_dir)
+    try:
+        # When the same query runs through the server's sandbox, written to a file
+        for fmt in ["table", "csv", "json", "ndjson", "parquet", "arrow"]:
+            for max_rows in ([], ["--max-rows", "3"]):
+                target = tmp_path / f"remote-{fmt}-{len(max_rows)}"
+                done = run_nexus("sql", query, "--param", "p=1", "--format", fmt, *max_rows, "--output", str(target),
+                                 "--url", server.url, "--key", key, data_dir=tmp_path / "elsewhere")
+                assert done.returncode == 0, done.stderr
+                assert ("cut at --max-rows 3: the result has more" in done.stderr) == bool(max_rows), done.stderr
+                # Then the file holds exactly what the store itself wrote
+                assert target.read_bytes() == local[f"{fmt}-{len(max_rows)}"], fmt
+        rows = json.loads(local["json-0"])
+        assert isinstance(rows, list) and rows[0]["text"] == 'a\n"b"' and len(json.loads(local["json-2"])) == 3
+    finally:
+        server.stop()
+
+
+def test_key_limits_alone_shows_them(data_dir: Path):
+    secret = run_nexus("key", "create", "--project", "shop", "--scope", "read", data_dir=data_dir).stdout.strip()
+    assert run_nexus("key", "limits", secret[:11], "--max-seconds", "7", data_dir=data_dir).returncode == 0
+    shown = run_nexus("key", "limits", secret[:11], data_dir=data_dir)
+    assert shown.returncode == 0 and shown.stderr == "(6 rows)\n"
+    rows = {line.split()[0]: line.split()[2:] for line in shown.stdout.splitlines()[2:]}
+    assert rows["max_seconds"] == ["7", "│", "this", "key"]
+    assert rows["max_json_rows"] == ["100000", "│", "NEXUS_QUERY_MAX_JSON_ROWS"]
+    assert run_nexus("key", "limits", secret[:11], "--defaults", data_dir=data_dir).stdout.endswith(": defaults\n")
+    again = run_nexus("key", "limits", secret[:11], data_dir=data_dir)
+    assert "this key" not in again.stdout and "NEXUS_QUERY_MAX_SECONDS" in again.stdout
 
 
 def test_sql_through_a_running_server_uses_its_sandbox(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Commands that put data in and get it out: demo, import, sql."""
+"""Commands that put data in: demo, import (getting it out: nexus.cli.sql)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nexus.cli.base import database, fail, load_settings, main, print_table, progress, reports_errors, stdout_binary
+from nexus.cli.base import database, load_settings, main, progress, reports_errors
 
 
 @main.command()
@@ -78,74 +78,3 @@ def import_command(file: Path, project_ref: str, file_format: str | None, resume
                    f"nothing twice)", err=True)
     if summary.rejected or summary.error:
         sys.exit(1)
-
-
-@main.command()
-@click.argument("query")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "ndjson", "parquet", "arrow"]),
-              default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A value for a {NAME:Type} placeholder.")
-@click.option("--max-rows", type=click.IntRange(min=1), help="Return at most this many rows.")
-@click.option("--url", help="Query a running Nexus at this URL, in the API's read-only sandbox.")
-@click.option("--key", help="A read key of the project to query (with --url).")
-@reports_errors
-def sql(query: str, output_format: str, output: Path | None, params: tuple[str, ...], max_rows: int | None,
-        url: str | None, key: str | None) -> None:
-    """Run ClickHouse SQL: on the embedded store directly (all projects, no sandbox; the store must not
-    be held by a running server), or with --url/--key through a server's /v1/query sandbox."""
-    if output_format in ("parquet", "arrow") and output is None and sys.stdout.isatty():
-        fail(f"{output_format} output is binary: use --output FILE or redirect stdout")
-    values = _params(params)
-    if url:
-        from nexus.query import remote
-
-        if not key:
-            fail("--url needs --key: a read key of the project to query")
-        if output_format == "table":
-            print_table(*remote.fetch_rows(url, key, query, values, max_rows))
-            return
-        with output.open("wb") if output else stdout_binary() as sink:
-            remote.stream_remote(url, key, query, values, output_format, sink, max_rows)
-        return
-    from nexus.exports.stream import write_batches
-    from nexus.query.session import open_session
-    from nexus.store import query as store_query
-    from nexus.store.client import parse_url
-
-    settings = load_settings()
-    client = database(settings.clickhouse_url)
-    if output_format == "table" and output is None:
-        columns, rows = store_query.rows(client, query, values)
-        print_table(columns, rows[:max_rows] if max_rows else rows)
-        return
-    # The embedded engine streams through a session of its own: clickhouse-connect's chDB backend would
-    # gather the whole result first.
-    session = open_session(parse_url(settings.clickhouse_url), client, [])
-    try:
-        with output.open("wb") if output else stdout_binary() as sink:
-            write_batches(_first_rows(session.batches(query, values), max_rows), output_format, sink)
-    finally:
-        session.close()
-
-
-def _params(pairs: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            fail(f"--param takes NAME=VALUE, not {pair!r}")
-        values[name] = value
-    return values
-
-
-def _first_rows(batches, limit: int | None):
-    """The batches, cut after `limit` rows."""
-    left = limit
-    for batch in batches:
-        if left is not None:
-            if left <= 0:
-                return
-            batch = batch.slice(0, left)
-            left -= batch.num_rows
-        yield batch

@@ -28,6 +28,8 @@ def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat
     first = True
     for raw in batches:
         batch = _plain(raw)
+        if output_format == "csv":
+            batch = _flat(batch)
         if writer is None:
             writer = _open(output_format, batch.schema, sink)
         if output_format == "json":
@@ -57,6 +59,22 @@ def _open(output_format: StreamFormat, schema: pa.Schema, sink: BinaryIO):
     if output_format == "arrow":
         return pa_ipc.new_stream(sink, schema)
     return sink  # json and ndjson write rows themselves
+
+
+def _flat(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Arrays, maps and tuples as JSON text (a map as an object): a CSV cell holds one value, and
+    pyarrow's CSV writer refuses nested types."""
+    if not any(pa.types.is_nested(f.type) for f in batch.schema):
+        return batch
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_nested(column.type):
+            values = column.to_pylist()
+            if pa.types.is_map(column.type):
+                values = [None if v is None else dict(v) for v in values]
+            column = pa.array([None if v is None else msgspec.json.encode(v).decode() for v in values], pa.string())
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -1,5 +1,5 @@
 """Ad-hoc SQL against a running Nexus over HTTP (`nexus sql --url --key`): the same endpoint, the same
-sandbox as any API client. Uses only the standard library, so the CLI needs nothing more."""
+sandbox as any API client. HTTP through the standard library; Arrow answers read with pyarrow."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
+
+import pyarrow as pa
 
 from nexus.errors import (
     Forbidden,
@@ -40,6 +44,44 @@ def stream_remote(url: str, key: str, sql: str, params: dict[str, Any] | None, f
             raise QueryFailed(f"the server stopped sending the result before its end ({type(e).__name__}); "
                               f"its log has the reason, often a limit such as max_result_rows") from None
     return written
+
+
+class RemoteAnswer:
+    """An answer of /v1/query as it arrives: its bytes, or (format arrow) its record batches, and whether
+    the server cut it at max_rows (None: it did not say)."""
+
+    def __init__(self, response: http.client.HTTPResponse):
+        self.response = response
+        flag = response.headers.get("X-Nexus-Truncated")
+        self.truncated: bool | None = None if flag is None else flag == "true"
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            while chunk := self.response.read(_CHUNK):
+                yield chunk
+        except (http.client.IncompleteRead, http.client.HTTPException, OSError):
+            raise _cut_short() from None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow.ipc as ipc
+
+        try:
+            yield from ipc.open_stream(self.response)
+        except (pa.ArrowException, http.client.IncompleteRead, http.client.HTTPException, OSError):
+            raise _cut_short() from None
+
+
+@contextmanager
+def answer(url: str, key: str, sql: str, params: dict[str, Any] | None, fmt: str, max_rows: int | None = None,
+           timeout: float = 300) -> Iterator[RemoteAnswer]:
+    """POST the query; the answer streams while the block runs."""
+    with _post(url, key, sql, params, fmt, max_rows, timeout) as response:
+        yield RemoteAnswer(response)
+
+
+def _cut_short() -> QueryFailed:
+    return QueryFailed("the server stopped sending the result before its end; its log has the reason, often a "
+                       "limit such as max_result_rows")
 
 
 def fetch_json(url: str, key: str, sql: str, params: dict[str, Any] | None = None, max_rows: int | None = None,
