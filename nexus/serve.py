@@ -16,6 +16,7 @@ from nexus.errors import InvalidConfig
 from nexus.meta import keys, projects
 from nexus.runtime import Runtime, open_runtime
 from nexus.settings import Settings
+from nexus.store.client import parse_url
 
 DEMO_PROJECT = "demo"
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -26,9 +27,12 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
     """Serve the API on settings.host:port. With demo_events, an empty store first gets a demo project."""
     _limit_malloc_arenas()
     listener = _listen(settings.host, settings.port)
+    host, port = listener.getsockname()[:2]
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     with open_runtime(settings) as runtime:
         _instance_key(runtime, say)
-        if demo_events and not projects.list_all(runtime.clickhouse):
+        existing = projects.list_all(runtime.clickhouse)
+        if demo_events and not existing:
             project = projects.create(runtime.clickhouse, DEMO_PROJECT)
             say(f"Loading {demo_events:,} demo events into project {project.name!r} (id {project.project_id})")
             load_demo(runtime.clickhouse, project.project_id, demo_events,
@@ -36,14 +40,30 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
             for scope in ("write", "read"):
                 _, secret = keys.create(runtime.clickhouse, project.project_id, scope, name=f"demo {scope} key")
                 say(f"Demo {scope} key (shown once): {secret}")
+        elif demo_events:
+            names = ", ".join(repr(p.name) for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+            say(f"Demo skipped: the store already has projects ({names}), and their data. Keys are shown only "
+                f"when made: make one while the server runs with the instance admin key (printed at the first "
+                f"start, or NEXUS_ADMIN_KEY): nexus key create --url {base} --key INSTANCE_KEY --project "
+                f"{existing[0].name} --scope read (or POST {base}/v1/keys)")
+        elif not existing:
+            say(_no_projects(settings))
         server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level=settings.log_level,
                                                lifespan="on", access_log=False))
         with _stop_on_signals(server):
-            host, port = listener.getsockname()[:2]
-            base = f"http://{host}:{port}"
             say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
             server.run(sockets=[listener])
     say("Nexus stopped")
+
+
+def _no_projects(settings: Settings) -> str:
+    """A store with no project is most often a new one made by mistake: the data dir is relative to the
+    working directory, so a start from elsewhere creates another, empty store."""
+    address = parse_url(settings.clickhouse_url)
+    where = (f"the store at {settings.data_dir} (the data dir is NEXUS_DATA_DIR, by default .nexus in the "
+             f"working directory)" if address.engine == "chdb" else address.describe())
+    return (f"Note: no projects in {where}; create one with the instance admin key (POST /v1/projects), "
+            f"or start with --demo")
 
 
 def _instance_key(runtime: Runtime, say: Callable[[str], None]) -> None:

@@ -77,16 +77,31 @@ def test_serve_loads_demo_answers_health_and_stops_cleanly(data_dir: Path):
         code, out = server.stop()
     assert code == 0 and "Nexus stopped" in out
     assert redis_servers_under(data_dir) == []
-    # The data survives the restart, and a second start loads no more demo data
+    # The data survives the restart, and a second start loads no more demo data, saying so and how to get keys
+    instance = next(re.findall(r"nx_\S+", line)[-1] for line in server.lines if "Instance admin key" in line)
     again = Server(data_dir, "--demo", "2000")
-    assert not any("Loading" in line for line in again.lines)
-    assert again.stop()[0] == 0
+    try:
+        assert not any("Loading" in line or "key (shown once)" in line for line in again.lines)
+        [skipped] = [line for line in again.lines if line.startswith("Demo skipped")]
+        assert "already has projects ('demo')" in skipped
+        command = re.search(r"nexus (key create --url \S+ --key INSTANCE_KEY --project demo --scope read)", skipped)
+        assert command and again.url in command[1]
+        # Following it with the instance admin key of the first start gives a read key that works
+        made = run_nexus(*command[1].replace("INSTANCE_KEY", instance).split(), data_dir=data_dir.parent / "cwd")
+        assert made.returncode == 0, made.stderr
+        answer = httpx.post(f"{again.url}/v1/query", json={"sql": "SELECT count() FROM events"},
+                            headers={"Authorization": f"Bearer {made.stdout.strip()}"})
+        assert answer.json()["rows"] == [[2000]]
+    finally:
+        assert again.stop()[0] == 0
     counted = run_nexus("sql", "SELECT count() FROM events", "--format", "csv", data_dir=data_dir)
     assert counted.stdout.splitlines()[1] == "2000"
 
 
 def test_a_killed_server_takes_its_redis_with_it_and_the_store_reopens(data_dir: Path):
     server = Server(data_dir)
+    # A new store has no projects: the start says which data dir it opened, in case it was not the one meant
+    assert f"Note: no projects in the store at {data_dir} (the data dir is NEXUS_DATA_DIR" in "".join(server.lines)
     assert redis_servers_under(data_dir)
     server.stop(signal.SIGKILL)
     deadline = time.monotonic() + 10
