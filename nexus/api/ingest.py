@@ -94,7 +94,7 @@ def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Submitted
 track, identify, page, screen, group, alias = (_single(c) for c in ("track", "identify", "page", "screen", "group", "alias"))
 
 
-@post("/v1/receipts")
+@post("/v1/receipts", status_code=200)  # a question, not a creation: Segment-style clients expect 200
 async def receipts(request: Request, state: State) -> ReceiptsAnswer:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -102,6 +102,8 @@ async def receipts(request: Request, state: State) -> ReceiptsAnswer:
 
 
 def _receipts(api: ApiContext, request: Request, body: bytes) -> ReceiptsAnswer:
+    # The sender's key asks (write, or admin, which may do anything): receipts are how a pipeline
+    # reconciles what it sent. Read keys query events with SQL instead.
     key = api.authorize(request, "write")
     asked = decode_json(body, Receipts).message_ids
     if len(asked) > MAX_RECEIPTS:

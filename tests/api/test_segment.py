@@ -331,7 +331,11 @@ def test_receipts_say_which_message_ids_are_stored(server, http, shop):
     kept = mid()
     http.post("/v1/track", json={"event": "R", "anonymousId": "r", "messageId": kept}, headers=basic(secrets["write"]))
     answer = http.post("/v1/receipts", json={"messageIds": [kept, "never-sent"]}, headers=basic(secrets["write"]))
-    assert answer.json() == {"stored": [kept], "missing": ["never-sent"]}
+    assert answer.status_code == 200 and answer.json() == {"stored": [kept], "missing": ["never-sent"]}
+    # The sender's write key asks, or an admin key; a read key queries events instead
+    admin = http.post("/v1/receipts", json={"messageIds": [kept]}, headers=basic(secrets["admin"]))
+    assert admin.status_code == 200 and admin.json() == {"stored": [kept], "missing": []}
+    assert http.post("/v1/receipts", json={"messageIds": [kept]}, headers=basic(secrets["read"])).status_code == 403
     too_many = http.post("/v1/receipts", json={"messageIds": ["x"] * 10_001}, headers=basic(secrets["write"]))
     assert too_many.status_code == 400 and "at most 10000" in too_many.json()["error"]
 
