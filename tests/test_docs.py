@@ -19,6 +19,17 @@ def test_every_setting_is_documented_with_its_default():
         assert (f"`{setting.default}`" in row) if setting.default else ("empty" in row), row
 
 
+def test_every_setting_s_minimum_is_documented():
+    lines = README.splitlines()
+    for setting in SETTINGS:
+        if setting.minimum is not None and setting.minimum > 1:
+            row = next(line for line in lines if line.startswith(f"| `{setting.name}` |"))
+            assert re.search(rf"at least `?{setting.minimum}`?", row), row
+    ones = re.search(r"the minimums are those given above, 1 for (.*?), and 0 for the others", " ".join(lines), re.S)
+    assert ones, "the README's sentence on minimums is missing"
+    assert set(re.findall(r"`(NEXUS_\w+)`", ones[1])) == {s.name for s in SETTINGS if s.minimum == 1}
+
+
 def test_no_undocumented_setting_is_read():
     source = "\n".join(p.read_text() for p in (ROOT / "nexus").rglob("*.py"))
     used = set(re.findall(r"NEXUS_[A-Z_]*[A-Z]\b(?!\*)", source))
