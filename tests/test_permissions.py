@@ -18,6 +18,8 @@ from nexus import permissions
 from tests.conftest import run_nexus
 from tests.test_serve import Server
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 
 def open_entries(root: Path) -> list[str]:
     """Every path under `root` (itself included) that another local user could enter or read."""

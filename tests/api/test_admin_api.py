@@ -16,6 +16,8 @@ from nexus.api.app import create_app
 from nexus.meta import keys, projects
 from nexus.query import limits
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 CHROMIUM = Path("/usr/bin/chromium")
 # name: (version, npm's sha512 integrity of the tarball, what the pages load)
 BUNDLES = {

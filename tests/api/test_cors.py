@@ -12,6 +12,8 @@ import pytest
 from nexus.errors import InvalidConfig
 from nexus.settings import load
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 DASHBOARD = "http://dashboard.example"
 SHOP = "http://shop.example"
 SHORT = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}

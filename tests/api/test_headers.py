@@ -9,6 +9,8 @@ import pytest
 
 from nexus.api.headers import HTML_POLICY
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/health/live", 200),

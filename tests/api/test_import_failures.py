@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import run_nexus
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 ROWS = 30_000  # three of the importer's 10,000-row chunks
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from nexus.ingest import properties
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 
 POISON = {"p.q": 1, "p": {"q": 2}}
 TWICE = "p.q is given twice (a key with dots names the same path as nested objects)"

@@ -30,6 +30,8 @@ from nexus.store import json_insert
 from nexus.store.database import open_database
 from tests.analyses.journeys import new_project
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 POISON = {"p.q": 1, "p": {"q": 2}}
 
 

@@ -21,6 +21,8 @@ from nexus.settings import load
 from nexus.store.database import open_database
 from tests.analyses.journeys import new_project
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 # At path `x`: what project A sends, and what project B sends in the same block.
 A = {"s": "2024-01-02", "t": "2024-01-02 10:00:00", "n": "123", "e": "1e5", "ids": [1.5], "tags": ["2024-01-02"]}
 B = {"s": "2024-13-45", "t": "2024-01-02 25:00:00", "n": "abc", "e": "007", "ids": [9007199254740993],

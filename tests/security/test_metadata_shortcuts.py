@@ -11,6 +11,8 @@ import pytest
 from nexus.query import policy
 from tests.security.conftest import B_MARKERS, events, read_headers, send
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 
 @pytest.fixture(scope="module")
 def populated(server, http, keys_of) -> None:

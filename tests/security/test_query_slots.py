@@ -14,6 +14,8 @@ import pytest
 
 from nexus.query import limits
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 HUGE = "SELECT number, repeat('x', 200) AS padding FROM numbers(100000000)"
 
 

@@ -14,6 +14,8 @@ import pytest
 from nexus.query import policy
 from tests.security.conftest import B_MARKERS, B_SECRET, events, read_headers, send
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 B_RUN = uuid.uuid4().hex[:8]  # the start of B's message ids
 
 # A's probes, each aimed at B's data through a different kind of column. `{nonce}` changes the text

@@ -11,6 +11,8 @@ import pytest
 
 from nexus.store import json_insert
 
+pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
+
 TABLE = "json_probe"
 
 
