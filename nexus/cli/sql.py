@@ -92,7 +92,7 @@ def _local(query: str, values: dict[str, str], max_rows: int | None, table: bool
         if table:
             chunks = session.chunks(query, values, "JSONEachRow")
             if cut:
-                chunks = cut_lines(chunks, cut, csv=False)
+                chunks = cut_lines(chunks, cut)
 
             def names() -> list[str]:
                 header = session.text(query, values, "JSONCompactEachRowWithNames").split(b"\n", 1)[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_FORMULA_START = r"^[=+\-@\t\r]"
+_FORMULA_START = ["=", "+", "-", "@", "\t", "\r"]
 
 
 def neutralized(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
@@ -17,8 +17,12 @@ def neutralized(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
     columns = []
     for column in batch.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            risky = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
-            column = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+            # The first character looked up in a set: six times faster than a regex (^[=+\-@\t\r]) on
+            # 5M rows of three text columns, where it cost twice the CSV writing itself.
+            first = pc.utf8_slice_codeunits(column, 0, 1)
+            risky = pc.fill_null(pc.is_in(first, value_set=pa.array(_FORMULA_START, column.type)), False)
+            if pc.any(risky).as_py():
+                column = pc.if_else(risky, pc.binary_join_element_wise(pa.scalar("'", column.type), column, pa.scalar("", column.type)), column)
         columns.append(column)
     kind = pa.Table if isinstance(batch, pa.Table) else pa.RecordBatch
     return kind.from_arrays(columns, names=batch.schema.names)

@@ -23,6 +23,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from nexus.errors import InvalidRequest, QueryFailed
+from nexus.exports.stream import encoded
 from nexus.query import formats, functions, policy
 from nexus.query import limits as limits_module
 from nexus.query.check import Checked, Scope, check
@@ -216,15 +217,15 @@ class QueryService:
             raise
         try:
             prepared = self._prepare(session, sql, params or {})
-            if fmt in ("arrow", "parquet"):
+            if fmt == "ndjson":
+                chunks = session.chunks(prepared.sql, prepared.params, "JSONEachRow")
+                if cut is not None:
+                    chunks = formats.cut_lines(chunks, cut)
+            else:
                 batches = session.batches(prepared.sql, prepared.params)
                 if cut is not None:
                     batches = formats.cut_batches(batches, cut)
-                chunks = (formats.arrow_stream if fmt == "arrow" else formats.parquet_stream)(batches)
-            else:
-                chunks = session.chunks(prepared.sql, prepared.params, "CSVWithNames" if fmt == "csv" else "JSONEachRow")
-                if cut is not None:
-                    chunks = formats.cut_lines(chunks, cut, csv=fmt == "csv")
+                chunks = encoded(batches, fmt)
         except BaseException:
             session.close()
             release()

@@ -93,17 +93,7 @@ class ChdbSession:
             yield pa.RecordBatch.from_pylist([], schema=schema)
 
     def chunks(self, sql: str, params: Mapping[str, Any], fmt: str) -> Iterator[bytes]:
-        header: bytes | None = None
-        for chunk in self._chunks(sql, params, fmt):
-            if fmt.endswith("WithNames"):
-                # chDB encodes each block on its own, header included: keep the first one only.
-                if header is None:
-                    header = chunk[: _csv_header_length(chunk)]
-                elif chunk.startswith(header):
-                    chunk = chunk[len(header):]
-            yield chunk
-        if header is None and fmt.endswith("WithNames"):
-            yield self.text(sql, params, fmt)  # an empty result: its header line alone
+        return self._chunks(sql, params, fmt)
 
     def close(self) -> None:
         stream, self._stream = self._stream, None
@@ -223,24 +213,3 @@ def _arrow_file_batches(chunk: bytes) -> Iterator[pa.RecordBatch]:
     reader = ipc.open_file(pa.py_buffer(chunk))
     for index in range(reader.num_record_batches):
         yield reader.get_batch(index)
-
-
-def _csv_header_length(chunk: bytes) -> int:
-    """Length of the header line of ClickHouse CSVWithNames: every name quoted, `""` inside, then a newline."""
-    position = 0
-    while position < len(chunk) and chunk[position:position + 1] == b'"':
-        position += 1
-        while True:
-            end = chunk.index(b'"', position)
-            if chunk[end + 1:end + 2] == b'"':
-                position = end + 2
-                continue
-            position = end + 1
-            break
-        if chunk[position:position + 1] == b",":
-            position += 1
-        elif chunk[position:position + 2] == b"\r\n":
-            return position + 2
-        elif chunk[position:position + 1] == b"\n":
-            return position + 1
-    raise QueryFailed("the engine's CSV header could not be read")

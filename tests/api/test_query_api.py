@@ -9,6 +9,7 @@ import json
 import urllib.request
 
 import httpx
+import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
@@ -17,6 +18,7 @@ from litestar import Router
 from nexus.api.query import ROUTES
 from nexus.demo.load import load
 from nexus.errors import Forbidden, QueryFailed, StorageUnavailable, Unauthorized
+from nexus.exports.stream import write_batches
 from nexus.meta import keys
 from nexus.query import limits, policy, remote
 from tests.conftest import DEMO_END
@@ -87,6 +89,20 @@ def test_streamed_formats(http, projects) -> None:
     assert csv.text.splitlines()[:2] == ['"event","distinct_id","minute"', '"alpha_event","alpha-user",0']
     ndjson = query(http, projects, {**body, "format": "ndjson"})
     assert [json.loads(line) for line in ndjson.text.splitlines()] == expected
+
+
+def test_csv_writes_formula_like_cells_as_text_as_every_csv_path_does(http, projects) -> None:
+    """A value a public write key sent (an event name, a property) can start like a spreadsheet formula:
+    /v1/query's CSV neutralises it exactly as exports, analyses and `nexus sql` do (one CSV writer)."""
+    cells = ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]
+    sql = "SELECT arrayJoin({cells:Array(String)}) AS cell"
+    answer = query(http, projects, {"sql": sql, "params": {"cells": cells}, "format": "csv"})
+    assert answer.status_code == 200
+    sink = io.BytesIO()
+    write_batches([pa.record_batch({"cell": cells})], "csv", sink)
+    assert answer.content == sink.getvalue()
+    assert answer.content.split(b"\n")[1:-1] == [b"\"'=1+1\"", b"\"'+1\"", b"\"'-1\"", b"\"'@SUM(A1)\"",
+                                                 b"\"'\tx\"", b"\"'\rx\"", b'"plain"', b'"a=b"']
 
 
 def test_python_reads_arrow_straight_from_the_response(server, projects) -> None:
