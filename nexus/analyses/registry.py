@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
 from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
+from nexus.json_input import UnreadableJson, decode_json
 
 _NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 _PATH_PART = re.compile(r"([A-Za-z_$][\w$]*)|\[\d+\]")  # names, and list indexes as ''
@@ -46,16 +47,15 @@ def decode(kind: str, body: bytes | str | dict[str, Any]) -> msgspec.Struct:
     try:
         if isinstance(body, dict):
             return msgspec.convert(body, request_type)
-        return msgspec.json.decode(body, type=request_type)
-    except msgspec.ValidationError as e:
-        field = _field(e)
+        return decode_json(body, request_type)
+    except (msgspec.ValidationError, UnreadableJson) as e:
+        error = e.error if isinstance(e, UnreadableJson) else e
+        if not isinstance(error, msgspec.ValidationError):  # malformed, or nested too deeply
+            raise InvalidRequest(f"invalid {kind} request: {e.reason}") from None
+        field = _field(error)
         choices = _choices(request_type, field)
         hint = f": use one of {', '.join(map(str, choices))}" if choices else ""
-        raise InvalidRequest(f"invalid {kind} request: {e}{hint}", field=field or None) from None
-    except msgspec.DecodeError as e:
-        raise InvalidRequest(f"invalid {kind} request: {e}") from None
-    except RecursionError:
-        raise InvalidRequest(f"invalid {kind} request: nested too deeply") from None
+        raise InvalidRequest(f"invalid {kind} request: {error}{hint}", field=field or None) from None
 
 
 def _field(error: msgspec.ValidationError) -> str:

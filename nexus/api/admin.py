@@ -14,8 +14,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
 
-from nexus.api.body import decode_json, read_body
+from nexus.api.body import read_body
 from nexus.api.context import ApiContext
+from nexus.json_input import decode_json
 from nexus.meta.admin import Administration, KeyInput, KeyView, LimitsInput, LimitsView, NewKey, ProjectInput
 from nexus.meta.projects import Project
 

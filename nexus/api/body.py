@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 from litestar import Request
 
-from nexus.errors import InvalidRequest, TooLarge, reason_and_field
+from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest.compression import gunzip
 
 
@@ -29,16 +26,3 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding not in ("", "identity"):
         raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported: send gzip or nothing")
     return body
-
-
-def decode_json(body: bytes, kind: Any) -> Any:
-    """The body as `kind`; a malformed or mistyped one is InvalidRequest naming the field and the reason."""
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as e:
-        reason, field = reason_and_field(e)
-        raise InvalidRequest(f"{field or 'body'}: {reason}", field=field or None) from None
-    except msgspec.DecodeError as e:
-        raise InvalidRequest(f"malformed JSON: {e}") from None
-    except RecursionError:
-        raise InvalidRequest("the JSON is nested too deeply") from None

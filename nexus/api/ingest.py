@@ -17,7 +17,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromQuery, Parameter
 
-from nexus.api.body import decode_json, read_body
+from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.errors import InvalidRequest, TooLarge
 from nexus.ingest import metrics
@@ -26,6 +26,7 @@ from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import IngestResult, Submitted
 from nexus.ingest.wire import BatchEnvelope, Message, Rejection, decode_message
+from nexus.json_input import decode_json
 
 MAX_RECEIPTS = 10_000
 

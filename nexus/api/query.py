@@ -20,10 +20,11 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from nexus.api.body import decode_json, read_body
+from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.api.deadline import send_deadline, set_deadline
 from nexus.errors import NexusError
+from nexus.json_input import decode_json
 from nexus.meta.keys import ApiKey
 from nexus.query import saved, schema
 from nexus.query.formats import EXTENSIONS, Format

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from nexus.errors import InvalidRequest
 from nexus.ingest.wire import Message, Rejection, rejection_from
+from nexus.json_input import UnreadableJson, decode_json
 
 Item = Message | Rejection
 
@@ -168,19 +169,15 @@ def _objects(array: pa.Array, field: str, start: int, failed: dict[int, Rejectio
 
 def _json_objects(texts: list[str | bytes | None], field: str, start: int,
                   failed: dict[int, Rejection]) -> list[Any]:
-    decode = msgspec.json.decode
     values: list[Any] = []
     for index, text in enumerate(texts, start):
         if text is None or not text.strip():
             values.append(None)
             continue
         try:
-            values.append(decode(text))
-        except msgspec.DecodeError as e:
-            failed.setdefault(index, Rejection(index, field, f"malformed JSON: {e}"))
-            values.append(None)
-        except RecursionError:
-            failed.setdefault(index, Rejection(index, field, "the JSON is nested too deeply"))
+            values.append(decode_json(text))
+        except UnreadableJson as e:
+            failed.setdefault(index, Rejection(index, field, e.reason))
             values.append(None)
     return values
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from nexus.errors import reason_and_field
+from nexus.json_input import UnreadableJson, decode_json
 
 CallType = Literal["track", "page", "screen", "identify", "group", "alias"]
 Id = str | int | None
@@ -102,13 +103,9 @@ _decoder = msgspec.json.Decoder(Message)
 def decode_message(raw: bytes | msgspec.Raw, index: int) -> Message | Rejection:
     """One message, or the reason it is malformed (field is the JSON path below the message)."""
     try:
-        return _decoder.decode(raw)
-    except msgspec.ValidationError as e:
-        return rejection_from(index, e)
-    except msgspec.DecodeError as e:
-        return Rejection(index, "", f"malformed JSON: {e}")
-    except RecursionError:
-        return Rejection(index, "", "the JSON is nested too deeply")
+        return decode_json(raw, decoder=_decoder)
+    except UnreadableJson as e:
+        return Rejection(index, e.path, e.reason)
 
 
 def rejection_from(index: int, error: msgspec.ValidationError) -> Rejection:
