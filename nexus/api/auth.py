@@ -47,7 +47,7 @@ class KeyCache:
         self._generation: int | None = None
         self._checked = float("-inf")
 
-    def authenticate(self, secret: str | None, scope: keys.Scope) -> keys.ApiKey:
+    def authenticate(self, secret: str | None, scope: keys.KeyScope) -> keys.ApiKey:
         """The caller's key, if it exists, is active and allows `scope`; else Unauthorized/Forbidden."""
         found = self.find(secret)
         if not found.allows(scope):

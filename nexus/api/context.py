@@ -14,7 +14,7 @@ from nexus.api.limits import RateLimiter
 from nexus.errors import Forbidden
 from nexus.meta import keys
 from nexus.meta.admin import Administration, Caller
-from nexus.meta.keys import ApiKey, Scope
+from nexus.meta.keys import ApiKey, KeyScope
 from nexus.query.limits import from_settings
 from nexus.runtime import Runtime
 
@@ -30,7 +30,7 @@ class ApiContext:
         # Decoding and enriching hold the GIL: more threads than cores only add switching.
         self.cpu = anyio.CapacityLimiter(2)
 
-    def authorize(self, request: Request, scope: Scope, body_key: str | None = None) -> ApiKey:
+    def authorize(self, request: Request, scope: KeyScope, body_key: str | None = None) -> ApiKey:
         """The caller's key (from headers, else the body), allowed `scope` and within its rate limit."""
         key = self.keys.authenticate(secret_from_headers(request) or body_key, scope)
         self.limiter.check(key.key_id)

@@ -26,8 +26,8 @@ from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import records
 
 TABLE = "api_keys"
-Scope = Literal["write", "read", "admin"]
-SCOPES: tuple[str, ...] = get_args(Scope)
+KeyScope = Literal["write", "read", "admin"]  # what a key may do: send events, read, administer
+SCOPES: tuple[str, ...] = get_args(KeyScope)
 INSTANCE = "instance"
 INSTANCE_PROJECT = 0
 GENERATION = "nexus:keys:generation"
@@ -48,7 +48,7 @@ class ApiKey(msgspec.Struct, frozen=True):
     def active(self) -> bool:
         return self.revoked_at is None
 
-    def allows(self, scope: Scope) -> bool:
+    def allows(self, scope: KeyScope) -> bool:
         return self.active and (self.scope == scope or self.scope == "admin")
 
 

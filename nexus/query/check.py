@@ -46,27 +46,27 @@ class Checked(msgspec.Struct, frozen=True):
     parameters: tuple[Parameter, ...]
 
 
-class Scope(msgspec.Struct, frozen=True):
-    """The names a query may resolve: this database's tables, and every table it holds (a CTE must not
-    take the name of a table it could then fall back to)."""
+class VisibleTables(msgspec.Struct, frozen=True):
+    """The tables an ad-hoc query may see: this database's, by the names it holds (a CTE must not take
+    the name of a table it could then fall back to)."""
 
     database: str
     existing_tables: frozenset[str]
 
 
-def check(ast: dict[str, Any], scope: Scope, catalog: FunctionCatalog) -> Checked:
+def check(ast: dict[str, Any], visible: VisibleTables, catalog: FunctionCatalog) -> Checked:
     """The query's tables and parameters when it may run; QueryRefused naming the first reason it may not."""
     if ast.get("type") != "SelectWithUnionQuery":
         raise QueryRefused(f"only SELECT queries can run here, not {_statement_name(ast)}")
     ctes = {node["name"] for node in _nodes(ast) if node.get("type") == "WithElement" and "subquery" in node}
-    walker = _Walker(scope, catalog, ctes)
+    walker = _Walker(visible, catalog, ctes)
     walker.visit(ast)
     return Checked(tuple(sorted(walker.tables)), tuple(walker.parameters.values()))
 
 
 class _Walker:
-    def __init__(self, scope: Scope, catalog: FunctionCatalog, ctes: set[str]):
-        self.scope = scope
+    def __init__(self, visible: VisibleTables, catalog: FunctionCatalog, ctes: set[str]):
+        self.visible = visible
         self.catalog = catalog
         self.ctes = ctes
         self.tables: set[str] = set()
@@ -117,12 +117,12 @@ class _Walker:
             if name in policy.PROJECT_TABLES:
                 self.tables.add(name)
                 return
-            if name in self.ctes and name not in self.scope.existing_tables:
+            if name in self.ctes and name not in self.visible.existing_tables:
                 return  # a CTE of this query; with no table of its name, nothing else can answer to it
             raise QueryRefused(f"table {name!r} is not available to ad-hoc SQL; GET /v1/schema lists those that are")
         if len(parts) == 2:
             database, name = parts
-            if database == self.scope.database and name in policy.PROJECT_TABLES:
+            if database == self.visible.database and name in policy.PROJECT_TABLES:
                 self.tables.add(name)
                 return
             if database == "system" and name in policy.SYSTEM_TABLES:

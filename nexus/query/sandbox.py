@@ -26,7 +26,7 @@ from nexus.errors import InvalidRequest, QueryFailed
 from nexus.exports.stream import encoded
 from nexus.query import formats, functions, policy
 from nexus.query import limits as limits_module
-from nexus.query.check import Checked, Scope, check
+from nexus.query.check import Checked, VisibleTables, check
 from nexus.query.errors import LimitExceeded, QueryRefused, QueryTimeout
 from nexus.query.formats import Cut, Format
 from nexus.query.limits import QueryLimits
@@ -159,7 +159,7 @@ class QueryService:
         self.slots = Slots(max_concurrent, queue_seconds)
         self._lock = threading.Lock()
         self._catalog: functions.FunctionCatalog | None = None
-        self._scope: Scope | None = None
+        self._visible: VisibleTables | None = None
 
     def limits_for(self, key_id: str) -> QueryLimits:
         return limits_module.for_key(self.client, key_id, self.defaults)
@@ -296,23 +296,23 @@ class QueryService:
                 raise QueryRefused("only a single SELECT can run here: the query has more than one statement") from None
             raise
         canonical = session.scalar("SELECT formatQueryFromJSON({ast:String})", {"ast": first})
-        catalog, scope = self._metadata()
+        catalog, visible = self._metadata()
         try:
             ast = json.loads(session.scalar("SELECT parseQueryToJSON({sql:String})", {"sql": canonical}))
-            checked = check(ast, scope, catalog)
+            checked = check(ast, visible, catalog)
         except RecursionError:
             raise QueryRefused("the query is nested too deeply") from None
         bound = {} if params is None else bind_parameters(checked, params)
         return Prepared(canonical, bound, checked)
 
-    def _metadata(self) -> tuple[functions.FunctionCatalog, Scope]:
+    def _metadata(self) -> tuple[functions.FunctionCatalog, VisibleTables]:
         with self._lock:
-            if self._catalog is None or self._scope is None:
+            if self._catalog is None or self._visible is None:
                 self._catalog = functions.load(self.client)
                 tables = self.client.query("SELECT name FROM system.tables WHERE database = {d:String}",
                                            parameters={"d": self.address.database}).result_rows
-                self._scope = Scope(self.address.database, frozenset(name for (name,) in tables))
-            return self._catalog, self._scope
+                self._visible = VisibleTables(self.address.database, frozenset(name for (name,) in tables))
+            return self._catalog, self._visible
 
 
 def bind_parameters(checked: Checked, params: dict[str, Any]) -> dict[str, Any]:
