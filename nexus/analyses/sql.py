@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
-from nexus.store.query import rows
+from nexus.store.reads import rows
 
 PROJECT = "{project_id:UInt32}"
 UTC_TIME = "DateTime64(3, 'UTC')"  # the type of events.ts, for bound instants

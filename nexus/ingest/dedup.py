@@ -21,7 +21,7 @@ import msgspec
 import redis
 from clickhouse_connect.driver.client import Client
 
-from nexus.store.sql import load
+from nexus.store.sql_files import load
 
 _LONG_ID = 64  # longer messageIds are keyed by their hash, to bound Redis memory
 

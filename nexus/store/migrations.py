@@ -19,7 +19,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import EngineError, MigrationError
 from nexus.store.client import describe_error
-from nexus.store.sql import sql_dir
+from nexus.store.sql_files import sql_dir
 
 _FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 

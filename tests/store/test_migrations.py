@@ -11,7 +11,7 @@ import pytest
 from nexus.errors import MigrationError
 from nexus.store import migrations
 from nexus.store.client import connect, parse_url
-from nexus.store.sql import sql_dir
+from nexus.store.sql_files import sql_dir
 
 NEXT = f"{len(migrations.discover()) + 1:03d}_extra.sql"  # a migration after the real ones
 

@@ -1,4 +1,5 @@
-"""Finds the SQL files shipped with Nexus: migrations now, analysis queries later."""
+"""Finds the files under Nexus's sql/ directory: the ClickHouse migrations and schema dump (store.migrations), and
+the Redis Lua scripts in sql/lua (ingest.dedup)."""
 
 from __future__ import annotations
 
