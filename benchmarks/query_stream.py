@@ -54,7 +54,7 @@ def engine_phase(data_dir: Path) -> None:
     import resource
 
     from nexus.meta import projects
-    from nexus.query.sandbox import QueryService
+    from nexus.adhoc.sandbox import QueryService
     from nexus.store.client import parse_url
     from nexus.store.database import open_database
 

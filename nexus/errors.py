@@ -1,5 +1,5 @@
 """The one error tree of Nexus; driver errors are wrapped into it where they enter (nexus.store.guard for
-ClickHouse, nexus.query.session for ad-hoc SQL, nexus.redis_server for Redis), and the API maps each class to
+ClickHouse, nexus.adhoc.session for ad-hoc SQL, nexus.redis_server for Redis), and the API maps each class to
 its HTTP status in one table (nexus.api.app)."""
 
 from __future__ import annotations

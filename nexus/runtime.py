@@ -19,8 +19,8 @@ from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.permissions import private_files, warn_if_open
-from nexus.query import limits
-from nexus.query.sandbox import QueryService
+from nexus.adhoc import limits
+from nexus.adhoc.sandbox import QueryService
 from nexus.services.analyses import AnalysisService
 from nexus.settings import Settings
 from nexus.store.client import parse_url

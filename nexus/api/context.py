@@ -15,7 +15,7 @@ from nexus.errors import Forbidden
 from nexus.meta import keys
 from nexus.meta.admin import Administration, Caller
 from nexus.meta.keys import ApiKey, KeyScope
-from nexus.query.limits import from_settings
+from nexus.adhoc.limits import from_settings
 from nexus.runtime import Runtime
 
 

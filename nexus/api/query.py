@@ -1,6 +1,6 @@
 """Ad-hoc SQL over HTTP: POST /v1/query, saved queries at /v1/queries, schema discovery at /v1/schema.
 
-Handlers decode, authorize, and call nexus.query; queries run off the event loop. A JSON answer is built
+Handlers decode, authorize, and call nexus.adhoc; queries run off the event loop. A JSON answer is built
 whole (its row limit is small) so every failure is a clean 4xx. Other formats stream: the first chunk is
 produced before the status line goes out, so a query that fails at once still gets its 4xx; a limit hit
 later cuts the connection (no final chunk), so no client can take a partial result for a whole one.
@@ -26,9 +26,9 @@ from nexus.api.deadline import send_deadline, set_deadline
 from nexus.errors import NexusError
 from nexus.json_input import decode_json
 from nexus.meta.keys import ApiKey
-from nexus.query import saved, schema
-from nexus.query.formats import EXTENSIONS, Format
-from nexus.query.sandbox import JsonAnswer, QueryService, ResultStream
+from nexus.adhoc import saved, schema
+from nexus.adhoc.formats import EXTENSIONS, Format
+from nexus.adhoc.sandbox import JsonAnswer, QueryService, ResultStream
 
 log = logging.getLogger("nexus.api.query")
 

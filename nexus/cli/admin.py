@@ -34,7 +34,7 @@ def _administration(url: str | None, key: str | None):
             fail("--url needs --key (or NEXUS_ADMIN_KEY): an admin key of that server")
         return RemoteAdministration(url, key)  # type: ignore[arg-type]
     from nexus.meta.admin import LOCAL, Administration
-    from nexus.query.limits import from_settings
+    from nexus.adhoc.limits import from_settings
 
     settings = load_settings()
     client = database(settings.clickhouse_url)

@@ -77,8 +77,8 @@ def sql(query: str, output_format: str, output: Path | None, params: tuple[str, 
 def _local(query: str, values: dict[str, str], max_rows: int | None, table: bool) -> Iterator[_Result]:
     # The store streams through a session of its own: clickhouse-connect's chDB backend would gather the
     # whole result first. The engine's `limit` stops the query one row past --max-rows (to tell a cut).
-    from nexus.query.formats import Cut, cut_batches, cut_lines
-    from nexus.query.session import open_session
+    from nexus.adhoc.formats import Cut, cut_batches, cut_lines
+    from nexus.adhoc.session import open_session
     from nexus.store.client import parse_url
 
     settings = load_settings()
@@ -109,7 +109,7 @@ def _local(query: str, values: dict[str, str], max_rows: int | None, table: bool
 @contextmanager
 def _remote(url: str, key: str, query: str, values: dict[str, str], max_rows: int | None,
             table: bool) -> Iterator[_Result]:
-    from nexus.query import remote
+    from nexus.adhoc import remote
 
     # The server's ndjson is the engine's JSON rows, as the local table reads them; its Arrow feeds the
     # same writers as the local store's batches.

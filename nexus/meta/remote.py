@@ -1,6 +1,6 @@
 """Administering a running Nexus over HTTP (`nexus project … --url`, `nexus key … --url`): the methods of
 nexus.meta.admin.Administration, answered by the server's admin API for the key given. Like `nexus sql
---url` (nexus.query.remote, whose error mapping it shares), it needs only the standard library."""
+--url` (nexus.adhoc.remote, whose error mapping it shares), it needs only the standard library."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nexus.errors import StorageUnavailable
 from nexus.meta import projects
 from nexus.meta.admin import KeyInput, KeyView, LimitsView, NewKey, ProjectInput
 from nexus.meta.projects import Project
-from nexus.query.remote import _error
+from nexus.adhoc.remote import _error
 
 
 class RemoteAdministration:

@@ -1,6 +1,6 @@
 """What an error of the engine or of the way to it means for Nexus, read from ClickHouse's error code: the
 one place Nexus sorts them. nexus.store.guard turns the answer into Nexus's errors for SQL that Nexus
-wrote, nexus.query.session for the caller's own ad-hoc SQL.
+wrote, nexus.adhoc.session for the caller's own ad-hoc SQL.
 
 clickhouse-connect carries the code (`code`, `name`) on its errors; chDB's own connection (the sandbox's)
 only writes it into the message (`Code: 62. DB::Exception: ... (SYNTAX_ERROR)`), read here and nowhere

@@ -5,7 +5,7 @@ so driver errors are wrapped once, here, by what their ClickHouse code means (ne
 - the server is unreachable or overloaded -> StorageUnavailable (503, retry);
 - a limit on the query stopped it -> LimitExceeded (400, naming the limit);
 - anything else -> EngineError: a fault in SQL Nexus wrote, logged by the API with the SQL under an id.
-The caller's own ad-hoc SQL is not Nexus's: the sandbox (nexus.query.session) runs it on the `unguarded`
+The caller's own ad-hoc SQL is not Nexus's: the sandbox (nexus.adhoc.session) runs it on the `unguarded`
 client and wraps the same errors with the caller's meaning (a syntax error is the caller's 400).
 
 The client stays the driver's object, of a subclass whose calling methods wrap errors, so it is a

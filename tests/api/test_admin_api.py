@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from nexus.api.app import create_app
 from nexus.meta import keys, projects
-from nexus.query import limits
+from nexus.adhoc import limits
 
 pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
 

@@ -20,9 +20,9 @@ from nexus.demo.load import load
 from nexus.errors import Forbidden, QueryFailed, StorageUnavailable, Unauthorized
 from nexus.exports.stream import write_batches
 from nexus.meta import keys
-from nexus.query import limits, policy, remote
+from nexus.adhoc import limits, policy, remote
 from tests.conftest import DEMO_END
-from tests.query.conftest import BETA_MARKERS, insert_marked_rows
+from tests.adhoc.conftest import BETA_MARKERS, insert_marked_rows
 
 PERSON_EVENTS = ("SELECT event, distinct_id, toUInt64(toMinute(ts)) AS minute FROM events "
                  "WHERE distinct_id = {who:String} ORDER BY minute")

@@ -11,7 +11,7 @@ import pytest
 from nexus.errors import Forbidden, InvalidRequest, NotFound
 from nexus.meta import keys, projects
 from nexus.meta.admin import LOCAL, Administration, Caller, KeyInput, ProjectInput, limits_input
-from nexus.query.limits import QueryLimits
+from nexus.adhoc.limits import QueryLimits
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexus.query import policy
+from nexus.adhoc import policy
 from tests.security.conftest import B_MARKERS, events, read_headers, send
 
 pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security

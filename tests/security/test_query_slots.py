@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from nexus.query import limits
+from nexus.adhoc import limits
 
 pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
 

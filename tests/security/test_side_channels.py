@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from nexus.query import policy
+from nexus.adhoc import policy
 from tests.security.conftest import B_MARKERS, B_SECRET, events, read_headers, send
 
 pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security

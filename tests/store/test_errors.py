@@ -1,5 +1,5 @@
 """Engine errors sorted by their ClickHouse code, on the real engine: what each kind of failure becomes for
-SQL Nexus wrote (nexus.store.guard) and for a caller's ad-hoc SQL (nexus.query.session)."""
+SQL Nexus wrote (nexus.store.guard) and for a caller's ad-hoc SQL (nexus.adhoc.session)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from nexus.errors import EngineError, LimitExceeded, QueryFailed, StorageUnavailable
-from nexus.query.errors import QueryRefused, QueryTimeout
-from nexus.query.session import engine_error
+from nexus.adhoc.errors import QueryRefused, QueryTimeout
+from nexus.adhoc.session import engine_error
 from nexus.store.client import connect, parse_url
 from nexus.store.database import open_database
 from nexus.store.errors import LIMITS, REFUSED, UNAVAILABLE, classify

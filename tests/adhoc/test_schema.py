@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nexus.query import policy, schema
+from nexus.adhoc import policy, schema
 
 
 def test_schema_lists_the_queryable_tables_with_their_comments(client) -> None:

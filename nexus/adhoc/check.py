@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from nexus.query import policy
-from nexus.query.errors import QueryRefused
-from nexus.query.functions import FunctionCatalog
+from nexus.adhoc import policy
+from nexus.adhoc.errors import QueryRefused
+from nexus.adhoc.functions import FunctionCatalog
 
 # Node types a SELECT is made of. Anything else (a new construct, a non-SELECT statement) is refused
 # until someone has looked at what it can reach.

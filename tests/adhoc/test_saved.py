@@ -7,10 +7,10 @@ import msgspec
 import pytest
 
 from nexus.errors import InvalidRequest, NotFound, QueryFailed
-from nexus.query import saved
-from nexus.query.check import Parameter
-from nexus.query.errors import QueryRefused
-from tests.query.conftest import World
+from nexus.adhoc import saved
+from nexus.adhoc.check import Parameter
+from nexus.adhoc.errors import QueryRefused
+from tests.adhoc.conftest import World
 
 TOP_EVENTS = ("SELECT event, count() AS n FROM events WHERE distinct_id = {who:String} GROUP BY event "
               "ORDER BY n DESC LIMIT {k:UInt32}")

@@ -16,10 +16,10 @@ import pytest
 from nexus.errors import InvalidRequest, QueryFailed, RateLimited
 from nexus.exports.stream import write_batches
 from nexus.meta import keys
-from nexus.query import limits
-from nexus.query.limits import QueryLimits
-from nexus.query.sandbox import QueryService
-from tests.query.conftest import World
+from nexus.adhoc import limits
+from nexus.adhoc.limits import QueryLimits
+from nexus.adhoc.sandbox import QueryService
+from tests.adhoc.conftest import World
 
 ALPHA_USER = ("SELECT event, distinct_id, toUInt64(toMinute(ts)) AS minute FROM events "
               "WHERE distinct_id = {who:String} ORDER BY minute")
@@ -154,7 +154,7 @@ def test_max_rows_cuts_every_streamed_format_and_says_so_before_the_body(world: 
 
 
 def test_a_cut_unknown_before_the_read_ahead_ends_streams_all_the_same(world: World, monkeypatch) -> None:
-    from nexus.query import sandbox
+    from nexus.adhoc import sandbox
 
     monkeypatch.setattr(sandbox, "READ_AHEAD_BYTES", 1)
     with world.service.open(world.alpha, "SELECT number FROM numbers(1000000)", None, "ndjson", max_rows=700_000) as result:

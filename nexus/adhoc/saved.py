@@ -17,8 +17,8 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import records
-from nexus.query.check import Parameter
-from nexus.query.sandbox import QueryService
+from nexus.adhoc.check import Parameter
+from nexus.adhoc.sandbox import QueryService
 
 TABLE = "saved_queries"
 _NAME = re.compile(r"^\S(?:.{0,126}\S)?$")

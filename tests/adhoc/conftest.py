@@ -13,8 +13,8 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.demo.load import load
 from nexus.meta import keys, projects
-from nexus.query import saved
-from nexus.query.sandbox import QueryService
+from nexus.adhoc import saved
+from nexus.adhoc.sandbox import QueryService
 from nexus.store.client import parse_url
 from tests.conftest import DEMO_END
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from nexus.query import functions, policy
-from nexus.query.check import Parameter
-from tests.query.conftest import World
+from nexus.adhoc import functions, policy
+from nexus.adhoc.check import Parameter
+from tests.adhoc.conftest import World
 
 ANALYST_QUERIES = [
     "SELECT event, count() AS n, uniq(distinct_id) FROM events WHERE ts >= now() - INTERVAL 7 DAY GROUP BY event "

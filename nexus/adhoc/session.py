@@ -27,7 +27,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import NexusError, QueryFailed
-from nexus.query.errors import QueryRefused, limit_exceeded
+from nexus.adhoc.errors import QueryRefused, limit_exceeded
 from nexus.store.client import StoreAddress
 from nexus.store.errors import classify
 from nexus.store.guard import unavailable, unguarded

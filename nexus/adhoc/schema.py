@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.query import policy
+from nexus.adhoc import policy
 
 
 class ColumnInfo(msgspec.Struct, frozen=True):

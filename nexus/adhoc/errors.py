@@ -8,7 +8,7 @@ from nexus.store.errors import Failure
 
 __all__ = ["KEY_LIMITS", "LimitExceeded", "QueryRefused", "QueryTimeout", "limit_exceeded"]
 
-# The ClickHouse setting that stopped a query -> the key's limit (nexus.query.limits) that set it.
+# The ClickHouse setting that stopped a query -> the key's limit (nexus.adhoc.limits) that set it.
 KEY_LIMITS = {"max_execution_time": "max_seconds", "max_memory_usage": "max_memory_bytes",
               "max_rows_to_read": "max_rows_to_read", "max_result_rows": "max_result_rows",
               "max_result_bytes": "max_result_bytes"}

@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from nexus.errors import Forbidden, NexusError, QueryFailed
-from nexus.query.errors import LimitExceeded, QueryRefused, QueryTimeout
-from nexus.query.limits import QueryLimits
-from tests.query.conftest import BETA_MARKERS, World
+from nexus.adhoc.errors import LimitExceeded, QueryRefused, QueryTimeout
+from nexus.adhoc.limits import QueryLimits
+from tests.adhoc.conftest import BETA_MARKERS, World
 
 
 def answer(world: World, sql: str, params: dict | None = None, **limits: int) -> list[list]:

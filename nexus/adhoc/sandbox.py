@@ -24,17 +24,17 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.errors import InvalidRequest, QueryFailed
 from nexus.exports.stream import encoded
-from nexus.query import formats, functions, policy
-from nexus.query import limits as limits_module
-from nexus.query.check import Checked, VisibleTables, check
-from nexus.query.errors import LimitExceeded, QueryRefused, QueryTimeout
-from nexus.query.formats import Cut, Format
-from nexus.query.limits import QueryLimits
-from nexus.query.session import Session, SettingValue, open_session
-from nexus.query.slots import Slots
+from nexus.adhoc import formats, functions, policy
+from nexus.adhoc import limits as limits_module
+from nexus.adhoc.check import Checked, VisibleTables, check
+from nexus.adhoc.errors import LimitExceeded, QueryRefused, QueryTimeout
+from nexus.adhoc.formats import Cut, Format
+from nexus.adhoc.limits import QueryLimits
+from nexus.adhoc.session import Session, SettingValue, open_session
+from nexus.adhoc.slots import Slots
 from nexus.store.client import StoreAddress
 
-log = logging.getLogger("nexus.query")
+log = logging.getLogger("nexus.adhoc")
 
 
 class Column(msgspec.Struct, frozen=True):
