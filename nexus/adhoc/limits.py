@@ -4,13 +4,13 @@ installation, optionally narrowed or widened per API key (stored in `query_limit
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.errors import InvalidRequest
 from nexus.meta import records
+from nexus.settings import Settings
 
 TABLE = "query_limits"
 
@@ -45,11 +45,16 @@ class KeyLimits(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
-def from_settings(settings: Any) -> QueryLimits:
-    """The installation's defaults from Settings fields named `query_<limit>`, where they exist."""
-    base = QueryLimits()
-    values = {name: getattr(settings, f"query_{name}", getattr(base, name)) for name in LIMIT_FIELDS}
-    return QueryLimits(**values)
+def from_settings(settings: Settings) -> QueryLimits:
+    """The installation's defaults, each limit from its NEXUS_QUERY_* setting."""
+    return QueryLimits(
+        max_seconds=settings.query_max_seconds,
+        max_memory_bytes=settings.query_max_memory_bytes,
+        max_rows_to_read=settings.query_max_rows_to_read,
+        max_result_rows=settings.query_max_result_rows,
+        max_result_bytes=settings.query_max_result_bytes,
+        max_json_rows=settings.query_max_json_rows,
+    )
 
 
 def for_key(client: Client, key_id: str, defaults: QueryLimits) -> QueryLimits:

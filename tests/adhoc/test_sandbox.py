@@ -19,6 +19,7 @@ from nexus.meta import keys
 from nexus.adhoc import limits
 from nexus.adhoc.limits import QueryLimits
 from nexus.adhoc.sandbox import QueryService
+from nexus.settings import load as load_settings
 from tests.adhoc.conftest import World
 
 ALPHA_USER = ("SELECT event, distinct_id, toUInt64(toMinute(ts)) AS minute FROM events "
@@ -176,13 +177,11 @@ def test_limits_per_key_override_the_defaults(world: World, client) -> None:
         limits.set_for_key(client, world.alpha, key.key_id, max_cpu=1)
 
 
-def test_defaults_come_from_settings_that_have_them() -> None:
-    class Settings:
-        query_max_seconds = 7
-        query_max_json_rows = 9
-
-    assert limits.from_settings(Settings()) == QueryLimits(max_seconds=7, max_json_rows=9)
-    assert limits.from_settings(object()) == QueryLimits()
+def test_every_limit_s_default_comes_from_its_setting() -> None:
+    names = limits.LIMIT_FIELDS
+    environ = {f"NEXUS_QUERY_{name.upper()}": str(7 + index) for index, name in enumerate(names)}
+    assert limits.from_settings(load_settings(environ)) == QueryLimits(**{n: 7 + i for i, n in enumerate(names)})
+    assert limits.from_settings(load_settings({})) == QueryLimits()  # the settings' defaults are the limits' own
 
 
 def test_exports_and_dashboards_read_batches(world: World) -> None:
