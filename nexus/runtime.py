@@ -23,7 +23,7 @@ from nexus.adhoc import limits
 from nexus.adhoc.sandbox import QueryService
 from nexus.services.analyses import AnalysisService
 from nexus.settings import Settings
-from nexus.store.client import parse_url
+from nexus.store.client import describe_error, parse_url
 from nexus.store.database import open_database
 
 
@@ -39,6 +39,20 @@ class Runtime(msgspec.Struct):
         if self.ingestor is None:
             raise RuntimeError("this process was opened to read only: it has no ingest writer")
         return self.ingestor
+
+    def readiness(self) -> dict[str, str]:
+        """Whether ClickHouse and Redis answer a ping now: "ok" for each, else why not (never raises)."""
+        checks = {}
+        try:
+            checks["clickhouse"] = "ok" if self.clickhouse.ping() else "does not answer"
+        except Exception as e:  # any failure means not ready; the reason is reported, not raised
+            checks["clickhouse"] = describe_error(e)
+        try:
+            self.redis.client.ping()
+            checks["redis"] = "ok"
+        except Exception as e:
+            checks["redis"] = str(e) or type(e).__name__
+        return checks
 
 
 @contextmanager

@@ -10,7 +10,6 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from nexus.runtime import Runtime
-from nexus.store.client import describe_error
 
 
 class Health(msgspec.Struct):
@@ -33,15 +32,6 @@ async def ready(state: State) -> Response[Health]:
 
 
 def _check(runtime: Runtime) -> Response[Health]:
-    checks = {}
-    try:
-        checks["clickhouse"] = "ok" if runtime.clickhouse.ping() else "does not answer"
-    except Exception as e:  # any failure means not ready; the reason is reported, not raised
-        checks["clickhouse"] = describe_error(e)
-    try:
-        runtime.redis.client.ping()
-        checks["redis"] = "ok"
-    except Exception as e:
-        checks["redis"] = str(e) or type(e).__name__
+    checks = runtime.readiness()
     ok = all(v == "ok" for v in checks.values())
     return Response(Health("ok" if ok else "unavailable", checks), status_code=200 if ok else 503)
