@@ -11,30 +11,12 @@ from nexus import __version__
 from nexus.api import admin, analyses, health, ingest, openapi, posthog, query
 from nexus.api.context import ApiContext
 from nexus.api.headers import ResponseHeaders
-from nexus.errors import (EngineError, Forbidden, InvalidRequest, LimitExceeded, NexusError, NotFound, QueryFailed,
-                          RateLimited, StorageUnavailable, TooLarge, Unauthorized, new_error_id)
+from nexus.api.statuses import status_of
+from nexus.errors import (EngineError, InvalidRequest, LimitExceeded, NexusError, RateLimited, StorageUnavailable,
+                          Unauthorized, new_error_id)
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.api")
-
-# Every error class and its HTTP status, in one place; first match wins: subclasses before their parents.
-# A NexusError that is none of these (and any other exception) is a 500 with an error id.
-_STATUS: dict[type[NexusError], int] = {
-    TooLarge: 413,            # a body or an event over its size limit
-    InvalidRequest: 400,      # a malformed or impossible request, with its `field`
-    LimitExceeded: 400,       # a query went over a limit: `limit` names it, the message says how to raise it
-    QueryFailed: 400,         # the caller's own SQL failed: the engine's reason
-    Unauthorized: 401,
-    Forbidden: 403,           # the key's scope, or SQL that the sandbox refuses before running it
-    NotFound: 404,
-    RateLimited: 429,         # with Retry-After
-    StorageUnavailable: 503,  # ClickHouse or Redis unreachable or overloaded, with Retry-After
-    EngineError: 500,         # SQL Nexus wrote failed: an error id; the SQL and the engine's text go to the log
-}
-
-
-def status_of(error: Exception) -> int:
-    return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
 
 
 def _nexus_error(_: Request, error: NexusError) -> Response:

@@ -19,9 +19,10 @@ from litestar.params import FromQuery, Parameter
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
-from nexus.errors import InvalidRequest, TooLarge
+from nexus.api.statuses import status_for
+from nexus.errors import InvalidRequest, StorageUnavailable, TooLarge
 from nexus.ingest import metrics
-from nexus.ingest.backfill import ImportSummary, import_file
+from nexus.ingest.backfill import ImportSummary, Stop, import_file
 from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import IngestResult, Submitted
@@ -160,7 +161,8 @@ async def import_events(request: Request, state: State, format: FromQuery[str | 
     return import_response(summary)
 
 
-_STOPPED_STATUS = {"file": 400, "store": 503, "internal": 500}
+# What stopped an import, as the error class whose status (api.statuses) the answer carries.
+_STOP_CAUSE: dict[Stop, type[Exception]] = {"file": InvalidRequest, "store": StorageUnavailable, "internal": Exception}
 
 
 def import_response(summary: ImportSummary) -> Response:
@@ -172,7 +174,7 @@ def import_response(summary: ImportSummary) -> Response:
     if stopped_by is None:
         del body["error"]
         return Response(body, status_code=200 if summary.rejected == 0 else 400)
-    return Response(body, status_code=_STOPPED_STATUS[stopped_by],
+    return Response(body, status_code=status_for(_STOP_CAUSE[stopped_by]),
                     headers={"Retry-After": "5"} if stopped_by == "store" else {})
 
 
