@@ -53,8 +53,8 @@ def engine_phase(data_dir: Path) -> None:
     query through the sandbox's own stream without HTTP; prints JSON."""
     import resource
 
-    from nexus.meta import projects
     from nexus.adhoc.sandbox import QueryService
+    from nexus.meta import projects
     from nexus.store.client import parse_url
     from nexus.store.database import open_database
 

@@ -13,14 +13,14 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus import redis_server
+from nexus.adhoc import limits
+from nexus.adhoc.sandbox import QueryService
 from nexus.ingest.dedup import Dedup
 from nexus.ingest.identity import IdentityResolver
 from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.permissions import private_files, warn_if_open
-from nexus.adhoc import limits
-from nexus.adhoc.sandbox import QueryService
 from nexus.services.analyses import AnalysisService
 from nexus.settings import Settings
 from nexus.store.client import describe_error, parse_url

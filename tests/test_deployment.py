@@ -53,8 +53,10 @@ def test_services_are_configured_only_with_known_settings():
 
 
 def test_the_dashboard_waits_for_a_healthy_api_and_the_api_for_its_stores():
+    assert COMPOSE["services"]["dashboard"]["depends_on"]["api"]["condition"] == "service_healthy"
     api = COMPOSE["services"]["api"]
     assert api["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
 

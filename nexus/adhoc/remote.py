@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 
@@ -27,23 +27,6 @@ from nexus.errors import (
 _CHUNK = 1 << 20
 _ERRORS: dict[int, type[NexusError]] = {400: QueryFailed, 401: Unauthorized, 403: Forbidden, 404: NotFound,
                                          413: InvalidRequest, 429: RateLimited, 503: StorageUnavailable}
-
-
-def stream_remote(url: str, key: str, sql: str, params: dict[str, Any] | None, fmt: str, sink: BinaryIO,
-                  max_rows: int | None = None, timeout: float = 300) -> int:
-    """POST the query to `url`/v1/query and copy the answer, as it arrives, to `sink`; returns the bytes
-    written. A result the server cut short (a limit hit mid-stream) raises QueryFailed, never a quiet
-    truncated file."""
-    written = 0
-    with _post(url, key, sql, params, fmt, max_rows, timeout) as response:
-        try:
-            while chunk := response.read(_CHUNK):
-                sink.write(chunk)
-                written += len(chunk)
-        except (http.client.IncompleteRead, http.client.HTTPException, OSError) as e:
-            raise QueryFailed(f"the server stopped sending the result before its end ({type(e).__name__}); "
-                              f"its log has the reason, often a limit such as max_result_rows") from None
-    return written
 
 
 class RemoteAnswer:
@@ -82,20 +65,6 @@ def answer(url: str, key: str, sql: str, params: dict[str, Any] | None, fmt: str
 def _cut_short() -> QueryFailed:
     return QueryFailed("the server stopped sending the result before its end; its log has the reason, often a "
                        "limit such as max_result_rows")
-
-
-def fetch_json(url: str, key: str, sql: str, params: dict[str, Any] | None = None, max_rows: int | None = None,
-               timeout: float = 300) -> dict[str, Any]:
-    """The JSON answer: columns (name, type), rows (arrays), row_count, elapsed_ms, rows_read, bytes_read."""
-    with _post(url, key, sql, params, "json", max_rows, timeout) as response:
-        return json.loads(response.read())
-
-
-def fetch_rows(url: str, key: str, sql: str, params: dict[str, Any] | None = None,
-               max_rows: int | None = None) -> tuple[list[str], list[tuple]]:
-    """Column names and rows, the shape `nexus sql` prints as a table."""
-    answer = fetch_json(url, key, sql, params, max_rows)
-    return [c["name"] for c in answer["columns"]], [tuple(row) for row in answer["rows"]]
 
 
 def _post(url: str, key: str, sql: str, params: dict[str, Any] | None, fmt: str, max_rows: int | None,

@@ -22,8 +22,6 @@ import msgspec
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from nexus.errors import InvalidRequest, QueryFailed
-from nexus.exports.stream import encoded
 from nexus.adhoc import formats, functions, policy
 from nexus.adhoc import limits as limits_module
 from nexus.adhoc.check import Checked, VisibleTables, check
@@ -32,6 +30,8 @@ from nexus.adhoc.formats import Cut, Format
 from nexus.adhoc.limits import QueryLimits
 from nexus.adhoc.session import Session, SettingValue, open_session
 from nexus.adhoc.slots import Slots
+from nexus.errors import InvalidRequest, QueryFailed
+from nexus.exports.stream import encoded
 from nexus.store.client import StoreAddress
 
 log = logging.getLogger("nexus.adhoc")

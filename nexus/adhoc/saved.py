@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.errors import InvalidRequest, NotFound
-from nexus.meta import records
 from nexus.adhoc.check import Parameter
 from nexus.adhoc.sandbox import QueryService
+from nexus.errors import InvalidRequest, NotFound
+from nexus.meta import records
 
 TABLE = "saved_queries"
 _NAME = re.compile(r"^\S(?:.{0,126}\S)?$")

@@ -26,8 +26,8 @@ from clickhouse_connect.driver.binding import format_bind_value
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from nexus.errors import NexusError, QueryFailed
 from nexus.adhoc.errors import QueryRefused, limit_exceeded
+from nexus.errors import NexusError, QueryFailed
 from nexus.store.client import StoreAddress
 from nexus.store.errors import classify
 from nexus.store.guard import unavailable, unguarded

@@ -9,13 +9,13 @@ import anyio
 from litestar import Request
 from litestar.connection import ASGIConnection
 
+from nexus.adhoc.limits import from_settings
 from nexus.api.auth import KeyCache, secret_from_headers
 from nexus.api.limits import RateLimiter
 from nexus.errors import Forbidden
 from nexus.meta import keys
 from nexus.meta.admin import Administration, Caller
 from nexus.meta.keys import ApiKey, KeyScope
-from nexus.adhoc.limits import from_settings
 from nexus.runtime import Runtime
 
 

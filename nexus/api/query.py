@@ -20,15 +20,15 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from nexus.adhoc import saved, schema
+from nexus.adhoc.formats import EXTENSIONS, Format
+from nexus.adhoc.sandbox import JsonAnswer, QueryService, ResultStream
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.api.deadline import send_deadline, set_deadline
 from nexus.errors import NexusError
 from nexus.json_input import decode_json
 from nexus.meta.keys import ApiKey
-from nexus.adhoc import saved, schema
-from nexus.adhoc.formats import EXTENSIONS, Format
-from nexus.adhoc.sandbox import JsonAnswer, QueryService, ResultStream
 
 log = logging.getLogger("nexus.api.query")
 

@@ -33,8 +33,8 @@ def _administration(url: str | None, key: str | None):
         if not key:
             fail("--url needs --key (or NEXUS_ADMIN_KEY): an admin key of that server")
         return RemoteAdministration(url, key)  # type: ignore[arg-type]
-    from nexus.meta.admin import LOCAL, Administration
     from nexus.adhoc.limits import from_settings
+    from nexus.meta.admin import LOCAL, Administration
 
     settings = load_settings()
     client = database(settings.clickhouse_url)

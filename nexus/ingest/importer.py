@@ -25,7 +25,7 @@ import msgspec
 
 from nexus.errors import InvalidRequest
 from nexus.ingest.columnar import ARROW_FILE_MAGIC, Item, arrow_pieces, parquet_pieces
-from nexus.ingest.wire import Message, Rejection, decode_message
+from nexus.ingest.wire import Rejection, decode_message
 
 Format = Literal["ndjson", "arrow", "parquet"]
 FORMATS: tuple[Format, ...] = ("ndjson", "arrow", "parquet")

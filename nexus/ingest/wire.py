@@ -83,12 +83,6 @@ class BatchEnvelope(msgspec.Struct, rename="camel"):
     write_key: str | None = None
 
 
-class SingleEnvelope(msgspec.Struct, rename="camel"):
-    """The fields of a single-call body (/v1/track, ...) the API reads before the message itself."""
-
-    write_key: str | None = None
-
-
 class Rejection(msgspec.Struct):
     """Why one message of a batch was not stored."""
 

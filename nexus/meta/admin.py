@@ -18,10 +18,10 @@ import msgspec
 import redis
 from clickhouse_connect.driver.client import Client
 
+from nexus.adhoc import limits
 from nexus.errors import Forbidden, InvalidRequest, StorageUnavailable, reason_and_field
 from nexus.meta import keys, projects
 from nexus.meta.projects import Project
-from nexus.adhoc import limits
 
 _PROJECT_ID = Annotated[int, msgspec.Meta(ge=1, le=projects.MAX_ID)]
 _INT64 = 2**63 - 1  # the largest bound msgspec checks; far past any real limit

@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 
+from nexus.adhoc.remote import _error
 from nexus.errors import StorageUnavailable
 from nexus.meta import projects
 from nexus.meta.admin import KeyInput, KeyView, LimitsView, NewKey, ProjectInput
 from nexus.meta.projects import Project
-from nexus.adhoc.remote import _error
 
 
 class RemoteAdministration:

@@ -11,10 +11,10 @@ import msgspec
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from nexus.demo.load import load
-from nexus.meta import keys, projects
 from nexus.adhoc import saved
 from nexus.adhoc.sandbox import QueryService
+from nexus.demo.load import load
+from nexus.meta import keys, projects
 from nexus.store.client import parse_url
 from tests.conftest import DEMO_END
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from nexus.errors import InvalidRequest, QueryFailed, RateLimited
-from nexus.exports.stream import write_batches
-from nexus.meta import keys
 from nexus.adhoc import limits
 from nexus.adhoc.limits import QueryLimits
 from nexus.adhoc.sandbox import QueryService
+from nexus.errors import InvalidRequest, QueryFailed, RateLimited
+from nexus.exports.stream import write_batches
+from nexus.meta import keys
 from nexus.settings import load as load_settings
 from tests.adhoc.conftest import World
 

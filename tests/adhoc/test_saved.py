@@ -6,10 +6,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from nexus.errors import InvalidRequest, NotFound, QueryFailed
 from nexus.adhoc import saved
 from nexus.adhoc.check import Parameter
 from nexus.adhoc.errors import QueryRefused
+from nexus.errors import InvalidRequest, NotFound, QueryFailed
 from tests.adhoc.conftest import World
 
 TOP_EVENTS = ("SELECT event, count() AS n FROM events WHERE distinct_id = {who:String} GROUP BY event "

@@ -7,9 +7,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from nexus.errors import Forbidden, NexusError, QueryFailed
 from nexus.adhoc.errors import LimitExceeded, QueryRefused, QueryTimeout
 from nexus.adhoc.limits import QueryLimits
+from nexus.errors import Forbidden, NexusError, QueryFailed
 from tests.adhoc.conftest import BETA_MARKERS, World
 
 

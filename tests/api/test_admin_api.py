@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from nexus.adhoc import limits
 from nexus.api.app import create_app
 from nexus.meta import keys, projects
-from nexus.adhoc import limits
 
 pytestmark = pytest.mark.security  # the outside security review's attacks: pytest -m security
 

@@ -13,28 +13,17 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from litestar import Router
 
-from nexus.api.query import ROUTES
+from nexus.adhoc import limits, policy, remote
 from nexus.demo.load import load
 from nexus.errors import Forbidden, QueryFailed, StorageUnavailable, Unauthorized
 from nexus.exports.stream import write_batches
 from nexus.meta import keys
-from nexus.adhoc import limits, policy, remote
-from tests.conftest import DEMO_END
 from tests.adhoc.conftest import BETA_MARKERS, insert_marked_rows
+from tests.conftest import DEMO_END
 
 PERSON_EVENTS = ("SELECT event, distinct_id, toUInt64(toMinute(ts)) AS minute FROM events "
                  "WHERE distinct_id = {who:String} ORDER BY minute")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def routes(server) -> None:
-    """Serve nexus.api.query.ROUTES: registered here until create_app registers them (then a no-op).
-    One Router, so that the handlers sharing a path are registered together (Litestar wraps the handlers
-    of a path again each time one more is registered on it alone)."""
-    if "/v1/query" not in {route.path for route in server.app.routes}:
-        server.app.register(Router(path="/", route_handlers=ROUTES))
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +209,9 @@ def test_a_limit_hit_mid_stream_cuts_the_connection(server, http, projects) -> N
                 pass
     # And the remote client of `nexus sql --url` reports it as a failed query
     with pytest.raises(QueryFailed, match="stopped sending the result before its end"):
-        remote.stream_remote(server.url, secret, body["sql"], None, "ndjson", io.BytesIO())
+        with remote.answer(server.url, secret, body["sql"], None, "ndjson") as answer:
+            for _ in answer.chunks():
+                pass
     # While the server goes on answering
     assert query(http, projects, {"sql": "SELECT 1"}).json()["rows"] == [[1]]
 
@@ -296,17 +287,18 @@ def test_schema_discovery(http, projects) -> None:
 
 def test_the_remote_client_of_nexus_sql(server, projects) -> None:
     secret = read_key(projects)
-    columns, rows = remote.fetch_rows(server.url, secret, PERSON_EVENTS, {"who": "alpha-user"})
-    assert columns == ["event", "distinct_id", "minute"] and rows[0] == ("alpha_event", "alpha-user", 0)
-    sink = io.BytesIO()
-    written = remote.stream_remote(server.url, secret, PERSON_EVENTS, {"who": "alpha-user"}, "parquet", sink)
-    assert written == len(sink.getvalue()) and pq.read_table(io.BytesIO(sink.getvalue())).num_rows == 5
+    with remote.answer(server.url, secret, PERSON_EVENTS, {"who": "alpha-user"}, "arrow", 3) as answer:
+        table = pa.Table.from_batches(list(answer.batches()))
+    assert table.column_names == ["event", "distinct_id", "minute"] and answer.truncated is True
+    assert table.to_pylist()[0] == {"event": "alpha_event", "distinct_id": "alpha-user", "minute": 0}
+    with remote.answer(server.url, secret, PERSON_EVENTS, {"who": "alpha-user"}, "parquet") as answer:
+        assert pq.read_table(io.BytesIO(b"".join(answer.chunks()))).num_rows == 5 and answer.truncated is False
     with pytest.raises(Forbidden, match="table 'api_keys'"):
-        remote.fetch_rows(server.url, secret, "SELECT * FROM api_keys")
+        remote.answer(server.url, secret, "SELECT * FROM api_keys", None, "arrow").__enter__()
     with pytest.raises(Unauthorized):
-        remote.fetch_rows(server.url, "nx_not-a-key-at-all-xxxxxxxxxxxxxxxxxxxx", "SELECT 1")
+        remote.answer(server.url, "nx_not-a-key-at-all-xxxxxxxxxxxxxxxxxxxx", "SELECT 1", None, "arrow").__enter__()
     with pytest.raises(StorageUnavailable, match="cannot reach Nexus"):
-        remote.fetch_rows("http://127.0.0.1:9", secret, "SELECT 1")
+        remote.answer("http://127.0.0.1:9", secret, "SELECT 1", None, "arrow").__enter__()
 
 
 def test_no_answer_to_alpha_mentions_beta(http, projects) -> None:

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from nexus.adhoc.limits import QueryLimits
 from nexus.errors import Forbidden, InvalidRequest, NotFound
 from nexus.meta import keys, projects
 from nexus.meta.admin import LOCAL, Administration, Caller, KeyInput, ProjectInput, limits_input
-from nexus.adhoc.limits import QueryLimits
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import chdb
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from nexus.errors import EngineError, LimitExceeded, QueryFailed, StorageUnavailable
 from nexus.adhoc.errors import QueryRefused, QueryTimeout
 from nexus.adhoc.session import engine_error
+from nexus.errors import EngineError, LimitExceeded, QueryFailed, StorageUnavailable
 from nexus.store.client import connect, parse_url
 from nexus.store.database import open_database
 from nexus.store.errors import LIMITS, REFUSED, UNAVAILABLE, classify
