@@ -131,7 +131,7 @@ def api_latencies(work: Path, project: int, days: DateRange, calls: int) -> None
         "trends": {"series": [{"event": "page_view"}], "date_range": range_, "timezone": "UTC"},
     }
     settings = load_settings({"NEXUS_DATA_DIR": str(work), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"})
-    listener = socket.socket()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, as serve's
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     with open_runtime(settings) as runtime:

@@ -47,7 +47,7 @@ def server(database_url: str, redis, tmp_path_factory: pytest.TempPathFactory,
     # Test modules share the session's redis-server and number their projects from 1 each: start this
     # module's server without another module's dedup keys, metrics and cache generations for its ids.
     redis.client.flushdb()
-    listener = socket.socket()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, as serve's
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
     with open_runtime(settings) as runtime:
