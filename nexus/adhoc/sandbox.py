@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -222,7 +223,7 @@ class QueryService:
                 if cut is not None:
                     chunks = formats.cut_lines(chunks, cut)
             else:
-                batches = session.batches(prepared.sql, prepared.params)
+                batches = with_times(session, prepared, session.batches(prepared.sql, prepared.params))
                 if cut is not None:
                     batches = formats.cut_batches(batches, cut)
                 chunks = encoded(batches, fmt)
@@ -239,7 +240,7 @@ class QueryService:
         effective = limits or self.defaults
         with self._session(project_id, effective) as session:
             prepared = self._prepare(session, sql, params or {})
-            yield session.batches(prepared.sql, prepared.params)
+            yield with_times(session, prepared, session.batches(prepared.sql, prepared.params))
 
     def settings_for(self, project_id: int, limits: QueryLimits, cut: Cut | None = None) -> list[tuple[str, SettingValue]]:
         """The session settings of one query, readonly last: once it is set, nothing else can change. A cut
@@ -336,3 +337,23 @@ def _value(value: Any, kind: str) -> Any:
     if isinstance(value, dict) and not kind.replace("Nullable(", "").startswith("Map("):
         return msgspec.json.encode(value).decode()  # a JSON (or String) parameter takes the object as text
     return value
+
+
+_DATETIME = re.compile(r"^(?:Nullable\()?DateTime(?:\('([^']*)'\))?\)?$")
+
+
+def with_times(session: Session, prepared: Prepared, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches with each DateTime column as timestamps. The engine's Arrow output gives a DateTime as its
+    seconds (uint32) with nothing to tell it from a number, so CSV, Parquet and Arrow readers showed epoch
+    numbers; the query's column types (DESCRIBE, which runs nothing) say which columns are times."""
+    described = msgspec.json.decode(session.text(f"DESCRIBE TABLE ({prepared.sql})", prepared.params, "JSONCompact"),
+                                    type=_EngineJson)
+    columns = msgspec.json.decode(described.data, type=list[list[str]])
+    zones = {i: match[1] or "UTC" for i, (_, kind, *_) in enumerate(columns) if (match := _DATETIME.match(kind))}
+    for batch in batches:
+        if not zones:
+            yield batch
+            continue
+        arrays = [column.cast(pa.int64()).cast(pa.timestamp("s", tz=zones[i])) if i in zones else column
+                  for i, column in enumerate(batch.columns)]
+        yield pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

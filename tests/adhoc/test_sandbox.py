@@ -225,3 +225,19 @@ def test_arrow_keeps_clickhouse_types_readable(world: World) -> None:
     assert len(frame) == 1
     parquet = pq.read_table(io.BytesIO(streamed(world.service, world.alpha, sql, "parquet")))
     assert parquet.column("a").to_pylist() == [[1, 2]] and parquet.num_rows == 1
+
+
+def test_datetime_columns_stream_as_times_not_epoch_numbers(world: World) -> None:
+    # The engine's Arrow output gives DateTime as its seconds; CSV, Arrow and Parquet show times, in the
+    # column's own zone
+    sql = ("SELECT toStartOfHour(toDateTime(max(ts))) AS hour, toDateTime({at:String}, 'Europe/Berlin') AS berlin, "
+           "CAST(NULL AS Nullable(DateTime)) AS never, toDate('2026-10-20') AS day FROM events "
+           "WHERE distinct_id = {who:String}")
+    params = {"who": "alpha-user", "at": "2026-10-20 14:00:00"}
+    csv = streamed(world.service, world.alpha, sql, "csv", params).decode().splitlines()
+    assert csv == ['"hour","berlin","never","day"', "2026-10-20 12:00:00Z,2026-10-20 14:00:00+0200,,2026-10-20"]
+    table = pq.read_table(io.BytesIO(streamed(world.service, world.alpha, sql, "parquet", params)))
+    assert table.column("hour").to_pylist()[0].isoformat() == "2026-10-20T12:00:00+00:00"  # Parquet keeps ms
+    assert table.schema.field("berlin").type.tz == "Europe/Berlin"
+    arrow = ipc.open_stream(streamed(world.service, world.alpha, sql, "arrow", params)).read_all()
+    assert arrow.column("hour").to_pylist()[0].isoformat() == "2026-10-20T12:00:00+00:00"
