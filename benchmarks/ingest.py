@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+from serving import served_url  # benchmarks/serving.py (benchmarks run as scripts from this folder)
+
 BATCH = 500
 AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
@@ -155,13 +157,7 @@ def run_server_phase(events: int, clients: int, connections: int, compress: bool
     key = subprocess.run([*nexus, "key", "create", "--project", "bench", "--scope", "write"], env=env,
                          check=True, capture_output=True, text=True).stdout.strip()
     server = subprocess.Popen([*nexus, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True)
-    # serve prints what it made first (the instance admin key, notes); the URL is on its "serving" line
-    for line in server.stdout:
-        if serving := re.search(r"serving (http://\S+)", line):
-            break
-    else:
-        raise SystemExit("nexus serve stopped before it served")
-    url = serving[1]
+    url = served_url(server)
     host, port = url.removeprefix("http://").split(":")
     requests = events // BATCH
     share = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]

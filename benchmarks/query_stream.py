@@ -24,6 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from serving import served_url  # benchmarks/serving.py (benchmarks run as scripts from this folder)
+
 QUERY = ("SELECT ts, event, distinct_id, session_id, url, path, referrer_domain, country, browser, os, device_type "
          "FROM events")
 
@@ -150,13 +152,7 @@ def main() -> None:
         env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"}
         server = subprocess.Popen(shlex.split(args.server_command), env=env, stdout=subprocess.PIPE, text=True)
         try:
-            # serve prints what it made first (the instance admin key, notes); the URL is on its "serving" line
-            for line in server.stdout:
-                if serving := re.search(r"Nexus is serving (http://\S+)", line):
-                    break
-            else:
-                raise SystemExit("nexus serve stopped before it served")
-            url = serving[1]
+            url = served_url(server)
             runs = []
             small = stream(url, key, "arrow", QUERY + " LIMIT 1000000", Path(scratch))
             runs.append(("HTTP arrow, 1M rows", *small, rss_peak_mb(server.pid)))
