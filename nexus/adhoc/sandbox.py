@@ -31,7 +31,7 @@ from nexus.adhoc.formats import Cut, Format
 from nexus.adhoc.limits import QueryLimits
 from nexus.adhoc.session import Session, SettingValue, open_session
 from nexus.adhoc.slots import Slots
-from nexus.errors import InvalidRequest, QueryFailed
+from nexus.errors import InvalidRequest, NexusError, QueryFailed
 from nexus.exports.stream import encoded
 from nexus.store.client import StoreAddress
 
@@ -223,7 +223,8 @@ class QueryService:
                 if cut is not None:
                     chunks = formats.cut_lines(chunks, cut)
             else:
-                batches = with_times(session, prepared, session.batches(prepared.sql, prepared.params))
+                batches = with_times(session, prepared.sql, prepared.params,
+                                     session.batches(prepared.sql, prepared.params))
                 if cut is not None:
                     batches = formats.cut_batches(batches, cut)
                 chunks = encoded(batches, fmt)
@@ -240,7 +241,7 @@ class QueryService:
         effective = limits or self.defaults
         with self._session(project_id, effective) as session:
             prepared = self._prepare(session, sql, params or {})
-            yield with_times(session, prepared, session.batches(prepared.sql, prepared.params))
+            yield with_times(session, prepared.sql, prepared.params, session.batches(prepared.sql, prepared.params))
 
     def settings_for(self, project_id: int, limits: QueryLimits, cut: Cut | None = None) -> list[tuple[str, SettingValue]]:
         """The session settings of one query, readonly last: once it is set, nothing else can change. A cut
@@ -342,12 +343,18 @@ def _value(value: Any, kind: str) -> Any:
 _DATETIME = re.compile(r"^(?:Nullable\()?DateTime(?:\('([^']*)'\))?\)?$")
 
 
-def with_times(session: Session, prepared: Prepared, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The batches with each DateTime column as timestamps. The engine's Arrow output gives a DateTime as its
-    seconds (uint32) with nothing to tell it from a number, so CSV, Parquet and Arrow readers showed epoch
-    numbers; the query's column types (DESCRIBE, which runs nothing) say which columns are times."""
-    described = msgspec.json.decode(session.text(f"DESCRIBE TABLE ({prepared.sql})", prepared.params, "JSONCompact"),
-                                    type=_EngineJson)
+def with_times(session: Session, sql: str, params: dict[str, Any],
+               batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches of `sql` with each DateTime column as timestamps. The engine's Arrow output gives a
+    DateTime as its seconds (uint32) with nothing to tell it from a number, so CSV, Parquet and Arrow readers
+    showed epoch numbers; the query's column types (DESCRIBE, which runs nothing) say which columns are
+    times. A statement that cannot be described (`nexus sql` runs any, SHOW included) passes as it is."""
+    try:
+        described = msgspec.json.decode(session.text(f"DESCRIBE TABLE ({sql})", params, "JSONCompact"),
+                                        type=_EngineJson)
+    except NexusError:
+        yield from batches
+        return
     columns = msgspec.json.decode(described.data, type=list[list[str]])
     zones = {i: match[1] or "UTC" for i, (_, kind, *_) in enumerate(columns) if (match := _DATETIME.match(kind))}
     for batch in batches:

@@ -78,6 +78,7 @@ def _local(query: str, values: dict[str, str], max_rows: int | None, table: bool
     # The store streams through a session of its own: clickhouse-connect's chDB backend would gather the
     # whole result first. The engine's `limit` stops the query one row past --max-rows (to tell a cut).
     from nexus.adhoc.formats import Cut, cut_batches, cut_lines
+    from nexus.adhoc.sandbox import with_times
     from nexus.adhoc.session import open_session
     from nexus.store.client import parse_url
 
@@ -100,7 +101,7 @@ def _local(query: str, values: dict[str, str], max_rows: int | None, table: bool
 
             yield _Result(_json_rows(chunks), truncated, names, note)
         else:
-            batches = session.batches(query, values)
+            batches = with_times(session, query, values, session.batches(query, values))
             yield _Result(cut_batches(batches, cut) if cut else batches, truncated, note=note)
     finally:
         session.close()
