@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from nexus.api.app import create_app
+from nexus.dashboard import server as dashboard
 from nexus.demo.load import load as load_demo
 from nexus.errors import InvalidConfig
 from nexus.meta import keys, projects
@@ -50,7 +51,9 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
             say(_no_projects(settings))
         server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level=settings.log_level,
                                                lifespan="on", access_log=False))
-        with _stop_on_signals(server):
+        with dashboard.running(runtime, host=settings.host, port=settings.dashboard_port) as dashboard_url, \
+                _stop_on_signals(server):
+            say(f"Dashboard: {dashboard_url}  (sign in with a read or admin key of a project)")
             say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
             server.run(sockets=[listener])
     say("Nexus stopped")

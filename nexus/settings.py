@@ -38,6 +38,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NEXUS_HOST", "127.0.0.1", "Address the HTTP API listens on."),
     Setting("NEXUS_PORT", "8000", "Port the HTTP API listens on.", minimum=0),
+    Setting("NEXUS_DASHBOARD_PORT", "8001", "Port the dashboard listens on (on NEXUS_HOST): inside `nexus serve`, and `nexus dashboard`'s default; 0 picks a free one.", minimum=0),
+    Setting("NEXUS_DASHBOARD_SESSION_HOURS", "12", "How long a dashboard sign-in lasts before the key must be given again.", minimum=1),
     Setting("NEXUS_LOG_LEVEL", "info", "Log level: debug, info, warning or error."),
     Setting("NEXUS_MAX_REQUEST_BYTES", "1048576", "Largest tracking request body, after gzip decoding (Segment: 500 KB).", minimum=512000),
     Setting("NEXUS_MAX_EVENT_BYTES", "32768", "Largest single event, as JSON (Segment: 32 KB).", minimum=1024),
@@ -75,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True):
     redis_url: str
     host: str
     port: int
+    dashboard_port: int
+    dashboard_session_hours: int
     log_level: str
     max_request_bytes: int
     max_event_bytes: int
@@ -113,8 +117,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     values["log_level"] = level = str(values["log_level"]).lower()
     if level not in {"debug", "info", "warning", "error"}:
         raise InvalidConfig(f"NEXUS_LOG_LEVEL must be debug, info, warning or error, not {level!r}")
-    if int(values["port"]) > 65535:  # type: ignore[call-overload]
-        raise InvalidConfig(f"NEXUS_PORT must be a port number 1-65535, not {values['port']}")
+    for name in ("port", "dashboard_port"):
+        if int(values[name]) > 65535:  # type: ignore[call-overload]
+            raise InvalidConfig(f"NEXUS_{name.upper()} must be a port number 1-65535, not {values[name]}")
     if values["ip_mode"] not in IP_MODES:
         raise InvalidConfig(f"NEXUS_IP_MODE must be one of {', '.join(IP_MODES)}, not {values['ip_mode']!r}")
     values["cors_origins"] = _origins(str(values["cors_origins"]))

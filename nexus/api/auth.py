@@ -12,6 +12,7 @@ import base64
 import binascii
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 from clickhouse_connect.driver.client import Client
@@ -42,7 +43,7 @@ class KeyCache:
     def __init__(self, client: Client, redis_client: redis.Redis):
         self.client = client
         self.redis = redis_client
-        self._entries: dict[str, tuple[float, keys.ApiKey | None]] = {}
+        self._entries: dict[tuple[str, str], tuple[float, keys.ApiKey | None]] = {}
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._checked = float("-inf")
@@ -58,22 +59,29 @@ class KeyCache:
         """The active key whose secret this is, whatever its scope; else Unauthorized."""
         if not secret:
             raise Unauthorized("an API key is required: HTTP Basic with the key as user name, or a Bearer token")
+        found = self._cached(("secret", secret), lambda: keys.authenticate(self.client, secret))
+        if found is None:
+            raise Unauthorized("the API key is not valid (unknown or revoked)")
+        return found
+
+    def active(self, key_id: str) -> keys.ApiKey | None:
+        """The key with this public id while it is active (the dashboard's sign-ins hold ids, not secrets)."""
+        return self._cached(("id", key_id), lambda: keys.find_active(self.client, key_id))
+
+    def _cached(self, name: tuple[str, str], lookup: Callable[[], keys.ApiKey | None]) -> keys.ApiKey | None:
         now = time.monotonic()
         generation = self._drop_if_changed(now)
         with self._lock:
-            cached = self._entries.get(secret)
-        if cached is None or cached[0] < now:
-            found = keys.authenticate(self.client, secret)
-            with self._lock:
-                if len(self._entries) > 10_000:
-                    self._entries.clear()
-                # A lookup that raced a revocation seen meanwhile may be stale: use it, do not keep it.
-                if self._generation == generation:
-                    self._entries[secret] = (now + CACHE_SECONDS, found)
-        else:
-            found = cached[1]
-        if found is None:
-            raise Unauthorized("the API key is not valid (unknown or revoked)")
+            cached = self._entries.get(name)
+        if cached is not None and cached[0] >= now:
+            return cached[1]
+        found = lookup()
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            # A lookup that raced a revocation seen meanwhile may be stale: use it, do not keep it.
+            if self._generation == generation:
+                self._entries[name] = (now + CACHE_SECONDS, found)
         return found
 
     def _drop_if_changed(self, now: float) -> int | None:

@@ -20,12 +20,15 @@ def version() -> None:
 @main.command()
 @click.option("--host", help="Listen address (default NEXUS_HOST, 127.0.0.1).")
 @click.option("--port", type=int, help="Listen port (default NEXUS_PORT, 8000; 0 picks a free one).")
+@click.option("--dashboard-port", type=int,
+              help="Dashboard port (default NEXUS_DASHBOARD_PORT, 8001; 0 with --port 0 unless given).")
 @click.option("--demo", "demo_events", type=int, default=0, flag_value=1_000_000, is_flag=False,
               help="When the store has no project yet, load this many demo events first (--demo alone: 1M).")
 @reports_errors
-def serve(host: str | None, port: int | None, demo_events: int) -> None:
-    """Run Nexus in one process: migrate, then serve the HTTP API until SIGTERM or Ctrl-C."""
-    _run_service(host, port, demo_events)
+def serve(host: str | None, port: int | None, dashboard_port: int | None, demo_events: int) -> None:
+    """Run Nexus in one process: migrate, then serve the HTTP API and the dashboard until SIGTERM or Ctrl-C."""
+    # --port 0 (a free port, as tests and scripts ask) takes a free dashboard port too, unless one is given.
+    _run_service(host, port, demo_events, 0 if port == 0 and dashboard_port is None else dashboard_port)
 
 
 @main.command()
@@ -34,16 +37,17 @@ def serve(host: str | None, port: int | None, demo_events: int) -> None:
 @reports_errors
 def api(host: str | None, port: int | None) -> None:
     """Run the HTTP API alone (server mode: NEXUS_CLICKHOUSE_URL and NEXUS_REDIS_URL point at servers)."""
-    _run_service(host, port, 0)
+    _run_service(host, port, 0, None)
 
 
-def _run_service(host: str | None, port: int | None, demo_events: int) -> None:
+def _run_service(host: str | None, port: int | None, demo_events: int, dashboard_port: int | None) -> None:
     import msgspec
 
     from nexus.serve import serve as run
 
     base = load_settings()
-    value = msgspec.structs.replace(base, host=host or base.host, port=base.port if port is None else port)
+    value = msgspec.structs.replace(base, host=host or base.host, port=base.port if port is None else port,
+                                    dashboard_port=base.dashboard_port if dashboard_port is None else dashboard_port)
     with progress("Loading demo events") as advance:
         run(value, demo_events=demo_events, say=lambda line: click.echo(line, err=False),
             demo_progress=advance)
@@ -56,9 +60,18 @@ def worker() -> None:
 
 
 @main.command()
-def dashboard() -> None:
-    """Serve the analyst dashboard (not yet available)."""
-    click.echo("nexus dashboard: not yet available in this version")
+@click.option("--host", help="Listen address (default NEXUS_HOST).")
+@click.option("--port", type=int, help="Listen port (default NEXUS_DASHBOARD_PORT, 8001).")
+@reports_errors
+def dashboard(host: str | None, port: int | None) -> None:
+    """Serve the analyst dashboard alone (server mode: NEXUS_CLICKHOUSE_URL and NEXUS_REDIS_URL point at servers)."""
+    from nexus.dashboard.server import run
+    from nexus.runtime import open_runtime
+
+    settings = load_settings()
+    with open_runtime(settings, ingest=False) as runtime:
+        run(runtime, host=host or settings.host, port=settings.dashboard_port if port is None else port,
+            say=click.echo)
 
 
 @main.command()

@@ -117,6 +117,12 @@ def revoke(client: Client, key_id: str) -> ApiKey:
     return key
 
 
+def find_active(client: Client, key_id: str) -> ApiKey | None:
+    """The key with this public id if it exists and is not revoked, else None."""
+    found = records.select(client, TABLE, ApiKey, "key_id = {k:String}", {"k": key_id})
+    return found[0] if found and found[0].active else None
+
+
 def authenticate(client: Client, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None."""
     if not secret.startswith(_PREFIX) or len(secret) <= _KEY_ID_LENGTH:

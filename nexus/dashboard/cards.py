@@ -1,0 +1,80 @@
+"""A card: one analysis answer drawn as a chart, loading on its own (several cards of a page at once),
+with its actions: show the SQL behind the very number shown, download the data as CSV, pin it to a
+saved dashboard."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+import panel as pn
+
+from nexus.dashboard import theme
+from nexus.dashboard.shell import Context, guarded
+from nexus.services.analyses import Answer
+
+Draw = Callable[[Any, Answer], Any]  # (the decoded result, its answer) → a viewable
+
+
+def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, *, chart: str = "line",
+         width: int | None = None, height: int = 360) -> pn.viewable.Viewable:
+    """The analysis `kind` answered for `request` and drawn by `draw`, inside a card with its actions."""
+    holder = pn.Column(sizing_mode="stretch_width", min_height=height)
+    box = pn.Column(theme.html(f"<div class='nx-card-title'>{escape(title)}</div>", margin=(5, 10, 0, 10)),
+                    holder, css_classes=["nx-card"], sizing_mode="stretch_width" if width is None else "fixed",
+                    width=width, styles={"border": "1px solid var(--nx-line, #e3e6eb)", "border-radius": "10px"},
+                    margin=6)
+
+    def load() -> None:
+        holder.loading = True
+        try:
+            holder.objects = [guarded(lambda: _drawn(ctx, title, kind, request, draw, chart))]
+        finally:
+            holder.loading = False
+
+    _later(load)
+    return box
+
+
+def _later(load: Callable[[], None]) -> None:
+    """Run `load` once the page is shown, on Panel's thread pool: the cards of a page load side by side."""
+    pn.state.onload(load, threaded=True)
+
+
+def _drawn(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, chart: str) -> Any:
+    answer = ctx.reader.answer(kind, request)
+    result = answer.decoded()
+    return pn.Column(draw(result, answer), actions(ctx, title, kind, request, answer, chart),
+                     sizing_mode="stretch_width")
+
+
+def actions(ctx: Context, title: str, kind: str, request: dict[str, Any], answer: Answer,
+            chart: str) -> pn.viewable.Viewable:
+    """Show me the SQL, the data as CSV, and (for an admin key) pin to a dashboard."""
+    sql = theme.html(explain_html(ctx, answer), visible=False)
+    show = pn.widgets.Toggle(name="Show me the SQL", button_type="light", width=140, css_classes=["nx-show-sql"])
+    show.param.watch(lambda e: setattr(sql, "visible", e.new), "value")
+    download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(answer.table_bytes("csv")),
+                                       filename=f"{kind}.csv", label="Data as CSV", button_type="light", width=120)
+    row: list[Any] = [show, download]
+    if ctx.reader.can_edit:
+        from nexus.dashboard.pin import pin_control
+        row.append(pin_control(ctx, title, kind, request, chart))
+    return pn.Column(pn.Row(*row), sql, sizing_mode="stretch_width")
+
+
+def explain_html(ctx: Context, answer: Answer) -> str:
+    """The SQL and parameters that produced the answer shown (its cached explain, not a rebuilt one), and a
+    link that opens them in the SQL explorer."""
+    explain = answer.explain
+    params = json.dumps(explain.params, indent=1, default=str)
+    link = ctx.link("sql", sql=explain.sql, params=json.dumps(explain.params, default=str))
+    when = answer.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (f"<div class='nx-muted'>Computed {escape(when)}{' (from the cache)' if answer.cached else ''}</div>"
+            f"<pre class='nx-sql' data-role='sql'>{escape(explain.sql)}</pre>"
+            f"<div>Parameters</div><pre class='nx-sql' data-role='params'>{escape(params)}</pre>"
+            f"<a class='nx-open-sql' href='{escape(link, quote=True)}' target='_self'>Open in the SQL explorer</a>")
+

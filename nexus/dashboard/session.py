@@ -1,0 +1,85 @@
+"""What a dashboard page reads through: the signed-in person's project, and the read services asked on
+their behalf, each call checking first that the key behind the project is still active (a revoked key's
+open pages stop answering at once, and their next check closes them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import panel as pn
+
+from nexus.adhoc.sandbox import JsonAnswer
+from nexus.analyses import catalog
+from nexus.dashboard.signin import COOKIE, Grant, SignIns, Viewer
+from nexus.errors import Unauthorized
+from nexus.runtime import Runtime
+from nexus.services.analyses import Answer
+
+
+class Dashboard:
+    """The process's dashboard: its runtime and sign-ins, shared by every page session."""
+
+    def __init__(self, runtime: Runtime, signins: SignIns):
+        self.runtime = runtime
+        self.signins = signins
+
+    def viewer(self) -> Viewer | None:
+        """Who opened the current page (Bokeh passes the page's cookies into its session), if still signed in."""
+        cookies = pn.state.cookies or {}
+        return self.signins.viewer(self.signins.token_from_cookie(cookies.get(COOKIE)))
+
+
+class Reader:
+    """The read services for one project, as one signed-in person."""
+
+    def __init__(self, dashboard: Dashboard, viewer: Viewer, grant: Grant):
+        self.dashboard = dashboard
+        self.viewer = viewer
+        self.grant = grant
+
+    @property
+    def project_id(self) -> int:
+        return self.grant.project_id
+
+    @property
+    def can_edit(self) -> bool:
+        return self.grant.scope == "admin"
+
+    def still_allowed(self) -> bool:
+        current = self.dashboard.signins.viewer(self.viewer.token)
+        return current is not None and current.grant(self.project_id) is not None
+
+    def _check(self) -> None:
+        if not self.still_allowed():
+            raise Unauthorized("your sign-in ended or its key was revoked: sign in again")
+
+    def answer(self, kind: str, request: dict[str, Any] | msgspec.Struct) -> Answer:
+        self._check()
+        return self.dashboard.runtime.analyses.answer(self.project_id, kind, request)
+
+    def query(self, sql: str, params: dict[str, Any], max_rows: int) -> JsonAnswer:
+        """Ad-hoc SQL in the same sandbox, limits and slots as POST /v1/query, as this key."""
+        self._check()
+        queries = self.dashboard.runtime.queries
+        limits = queries.limits_for(self.grant.key_id)
+        return queries.answer_json(self.project_id, sql, params, limits, max_rows, key_id=self.grant.key_id)
+
+    def query_file(self, sql: str, params: dict[str, Any], fmt: str) -> bytes:
+        """The whole result of ad-hoc SQL as a CSV or Parquet file, within the key's limits."""
+        self._check()
+        queries = self.dashboard.runtime.queries
+        result = queries.open(self.project_id, sql, params, fmt, queries.limits_for(self.grant.key_id),  # type: ignore[arg-type]
+                              key_id=self.grant.key_id)
+        try:
+            return b"".join(result)
+        finally:
+            result.close()
+
+    def event_names(self) -> list[catalog.EventName]:
+        self._check()
+        return catalog.event_names(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def properties(self, event: str | None = None) -> list[catalog.PropertyName]:
+        self._check()
+        return catalog.properties(self.dashboard.runtime.clickhouse, self.project_id, event)
