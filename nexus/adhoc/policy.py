@@ -18,6 +18,7 @@ PROJECT_TABLES: dict[str, str] = {
     "sessions": "project_id",
     "projects": "project_id",
     "saved_queries": "project_id",
+    "dashboards": "project_id",
 }
 
 # Engine shortcuts that answer from part metadata instead of rows, switched off for ad-hoc SQL. Rows are

@@ -42,6 +42,11 @@ def create(client: Client, name: str, timezone_name: str = "UTC") -> Project:
     project_id = max((p.project_id for p in existing), default=0) + 1
     project = Project(project_id, name, timezone_name, records.now())
     records.save(client, TABLE, project)
+    # Every creation (API, CLI, serve --demo) passes here, so every project starts with a dashboard.
+    # Imported here: dashboards check tiles through the analyses, which read projects.
+    from nexus.meta import dashboards
+
+    dashboards.ensure_default(client, project_id)
     return project
 
 
