@@ -13,6 +13,7 @@ from typing import Any
 import panel as pn
 
 from nexus.dashboard import theme
+from nexus.dashboard.pin import pin_control
 from nexus.dashboard.shell import Context, guarded
 from nexus.services.analyses import Answer
 
@@ -61,7 +62,6 @@ def actions(ctx: Context, title: str, kind: str, request: dict[str, Any], answer
                                        filename=f"{kind}.csv", label="Data as CSV", button_type="light", width=120)
     row: list[Any] = [show, download]
     if ctx.reader.can_edit:
-        from nexus.dashboard.pin import pin_control
         row.append(pin_control(ctx, title, kind, request, chart))
     return pn.Column(pn.Row(*row), sql, sizing_mode="stretch_width")
 

@@ -9,10 +9,12 @@ from typing import Any
 import msgspec
 import panel as pn
 
+from nexus.adhoc import saved
 from nexus.adhoc.sandbox import JsonAnswer
 from nexus.analyses import catalog
 from nexus.dashboard.signin import COOKIE, Grant, SignIns, Viewer
-from nexus.errors import Unauthorized
+from nexus.errors import Forbidden, Unauthorized
+from nexus.meta import dashboards
 from nexus.runtime import Runtime
 from nexus.services.analyses import Answer
 
@@ -83,3 +85,43 @@ class Reader:
     def properties(self, event: str | None = None) -> list[catalog.PropertyName]:
         self._check()
         return catalog.properties(self.dashboard.runtime.clickhouse, self.project_id, event)
+
+    def dashboards(self) -> list[dashboards.Dashboard]:
+        self._check()
+        return dashboards.list_all(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def saved_dashboard(self, dashboard_id: str) -> dashboards.Dashboard:
+        self._check()
+        return dashboards.get(self.dashboard.runtime.clickhouse, self.project_id, dashboard_id)
+
+    def save_dashboard(self, dashboard_id: str | None, data: dashboards.DashboardInput) -> dashboards.Dashboard:
+        """Create (no id) or replace a saved dashboard: an admin key's right, as through /v1/dashboards."""
+        self._check_admin()
+        client = self.dashboard.runtime.clickhouse
+        if dashboard_id is None:
+            return dashboards.create(client, self.project_id, data, self.grant.key_id)
+        return dashboards.replace(client, self.project_id, dashboard_id, data)
+
+    def delete_dashboard(self, dashboard_id: str) -> None:
+        self._check_admin()
+        dashboards.delete(self.dashboard.runtime.clickhouse, self.project_id, dashboard_id)
+
+    def _check_admin(self) -> None:
+        self._check()
+        if not self.can_edit:
+            raise Forbidden("changing dashboards takes an admin key: sign in with one of this project's")
+
+    def saved_queries(self) -> list[saved.SavedQueryView]:
+        """The project's saved queries, by name (any key that may read lists them, as GET /v1/queries)."""
+        self._check()
+        return [saved.view(q) for q in saved.list_all(self.dashboard.runtime.queries.client, self.project_id)]
+
+    def save_query(self, name: str, sql: str, params: dict[str, Any]) -> saved.SavedQueryView:
+        """Save ad-hoc SQL under a new name with `params` as its defaults, checked in the sandbox first.
+        An admin key only, as POST /v1/queries: saved queries feed the project's dashboards and scheduled
+        exports. The key's id is recorded as the author."""
+        self._check()
+        if not self.can_edit:
+            raise Forbidden("saving a query takes an admin key of this project (read keys list and run them)")
+        data = saved.SavedQueryInput(name=name, sql=sql, default_params=params)
+        return saved.view(saved.create(self.dashboard.runtime.queries, self.project_id, data, self.grant.key_id))

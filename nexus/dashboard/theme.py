@@ -64,5 +64,32 @@ a { color: var(--nx-accent); }
 .nx-up { color: var(--nx-up); } .nx-down { color: var(--nx-down); } .nx-flat { color: var(--nx-muted); }
 .nx-sql { font-family: ui-monospace, monospace; font-size: .8rem; white-space: pre-wrap; background: var(--nx-bg);
   border: 1px solid var(--nx-line); border-radius: 6px; padding: .6rem; max-height: 24rem; overflow: auto; }
-.nx-live-row { font-family: ui-monospace, monospace; font-size: .8rem; }
+.nx-muted { color: var(--nx-muted); font-size: .85rem; }
+.nx-kpis { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: .6rem; padding: .4rem; }
+.nx-kpi-card { background: var(--nx-card); border: 1px solid var(--nx-line); border-radius: 10px; padding: .6rem .8rem;
+  font-size: .85rem; }
+.nx-spark { color: var(--nx-accent); display: block; margin-top: .3rem; max-width: 100%; }
+.nx-lists { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: .8rem; padding: .4rem; }
+.nx-top { background: var(--nx-card); border: 1px solid var(--nx-line); border-radius: 10px; padding: .5rem .7rem; }
+.nx-top h3 { display: flex; font-size: .9rem; margin: .2rem 0 .5rem; gap: .5rem; }
+.nx-top h3 span { font-weight: 400; color: var(--nx-muted); font-size: .75rem; width: 4.5rem; text-align: right; }
+.nx-top h3 span:first-of-type { margin-left: auto; }
+.nx-top-row { display: flex; position: relative; gap: .5rem; padding: .22rem .35rem; color: var(--nx-fg);
+  text-decoration: none; font-size: .85rem; border-radius: 4px; }
+.nx-top-row:hover { outline: 1px solid var(--nx-accent); }
+.nx-top-bar { position: absolute; left: 0; top: 0; bottom: 0; background: var(--nx-accent); opacity: .14;
+  border-radius: 4px; }
+.nx-top-label { position: relative; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; flex: 1; }
+.nx-top-count, .nx-top-events { position: relative; width: 4.5rem; text-align: right; font-variant-numeric: tabular-nums; }
+.nx-top-events { color: var(--nx-muted); }
+.nx-live-panel { background: var(--nx-card); border: 1px solid var(--nx-line); border-radius: 10px; padding: .6rem .8rem; }
+.nx-live-panel h3 { font-size: .95rem; margin: 0 0 .4rem; display: flex; align-items: center; gap: .4rem; }
+.nx-live-dot { width: .55rem; height: .55rem; border-radius: 50%; background: #009e73; display: inline-block; }
+.nx-live-numbers { display: flex; gap: 1.5rem; align-items: flex-end; }
+.nx-live-strip { display: flex; align-items: flex-end; gap: 2px; height: 3rem; flex: 1; }
+.nx-live-bar { flex: 1; background: var(--nx-accent); opacity: .7; min-height: 1px; }
+.nx-live-table { width: 100%; border-collapse: collapse; margin-top: .5rem; font-size: .8rem; }
+.nx-live-table th { text-align: left; color: var(--nx-muted); font-weight: 500; }
+.nx-live-row td { font-family: ui-monospace, monospace; padding: .1rem .3rem; border-top: 1px solid var(--nx-line);
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 20rem; }
 """

@@ -1,9 +1,30 @@
-"""The dashboard's pages: URL path → the function that builds the page for the session opening it."""
+"""The dashboard's pages: URL path → the function that builds the page for the session opening it; and
+how each analysis kind is drawn (a saved dashboard's tiles are drawn by the page of their kind)."""
 
 from __future__ import annotations
 
-from nexus.dashboard.pages import trends
+from nexus.dashboard.pages import dashboards, overview, trends
+from nexus.dashboard.pages import sql
+from nexus.dashboard.pages import funnels, retention, sessions, stickiness
 
 ROUTES = {
+    "overview": overview.view,
     "trends": trends.view,
+    "dashboards": dashboards.view,
+    "sql": sql.view,
+    "funnels": funnels.view,
+    "retention": retention.view,
+    "sessions": sessions.view,
+    "stickiness": stickiness.view,
+}
+
+DRAWERS = {
+    "overview": overview.draw,
+    "trends": trends.draw,
+    "funnel": funnels.draw,
+    "funnel_persons": funnels.draw_persons,
+    "retention": retention.draw,
+    "sessions": sessions.draw,
+    "stickiness": stickiness.draw_stickiness,
+    "lifecycle": stickiness.draw_lifecycle,
 }

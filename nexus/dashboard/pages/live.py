@@ -1,0 +1,64 @@
+"""The Overview's live panel: events and persons in the last 30 minutes, per minute, and the latest events as
+they arrive, asked again every few seconds (the `live` analysis; cached answers last until new events
+change the project, so an idle project costs no query)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import panel as pn
+
+from nexus.dashboard import charts, theme
+from nexus.dashboard.shell import Context
+from nexus.errors import NexusError
+
+REFRESH_MS = 5_000
+MINUTES = 30
+
+
+def panel(ctx: Context) -> pn.viewable.Viewable:
+    shown = theme.html("<div class='nx-muted'>Live: loading…</div>", css_classes=["nx-live"])
+
+    def refresh() -> None:
+        if not ctx.reader.still_allowed():
+            callback.stop()
+            return
+        try:
+            shown.object = markup(ctx)
+        except NexusError as e:
+            shown.object = f"<div class='nx-notice nx-warning'>Live: {escape(str(e))}</div>"
+
+    def markup(ctx: Context) -> str:
+        request: dict[str, Any] = {"minutes": MINUTES, "latest": 15}
+        where = ctx.view.where()
+        if where:
+            request["where"] = where
+        return render(ctx.reader.answer("live", request).decoded(), ctx.timezone)
+
+    callback = pn.state.add_periodic_callback(refresh, period=REFRESH_MS, start=False)
+    pn.state.onload(lambda: (refresh(), callback.start()), threaded=True)
+    return pn.Column(shown, sizing_mode="stretch_width")
+
+
+def render(result: Any, timezone: str) -> str:
+    """The live numbers, a per-minute bar strip and the latest events, as markup (every user string escaped)."""
+    most = max((p.events for p in result.series), default=0) or 1
+    strip = "".join(f"<span class='nx-live-bar' style='height:{p.events / most * 100:.0f}%' "
+                    f"title='{p.events:,} events'></span>" for p in result.series)
+    rows = "".join(
+        f"<tr class='nx-live-row'><td>{escape(_local(e.timestamp, timezone))}</td><td>{escape(e.event)}</td>"
+        f"<td>{escape(e.distinct_id)}</td><td>{escape(e.path)}</td><td>{escape(e.country)}</td></tr>"
+        for e in result.latest)
+    table = (f"<table class='nx-live-table'><tr><th>time</th><th>event</th><th>distinct id</th><th>page</th>"
+             f"<th>country</th></tr>{rows}</table>") if rows else "<div class='nx-muted'>No events in the last 30 minutes.</div>"
+    return (f"<section class='nx-live-panel'><h3><span class='nx-live-dot'></span>Live · last {MINUTES} minutes</h3>"
+            f"<div class='nx-live-numbers'><div><div class='nx-kpi' data-live='events'>{charts.format_number(result.events)}</div>"
+            f"<div class='nx-kpi-label'>events</div></div><div><div class='nx-kpi' data-live='persons'>"
+            f"{charts.format_number(result.persons)}</div><div class='nx-kpi-label'>persons</div></div>"
+            f"<div class='nx-live-strip'>{strip}</div></div>{table}</section>")
+
+
+def _local(moment: Any, timezone: str) -> str:
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%H:%M:%S")
