@@ -7,5 +7,5 @@ COPY sql ./sql
 RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 nexus && mkdir /data && chown nexus /data
 USER nexus
 ENV NEXUS_DATA_DIR=/data NEXUS_HOST=0.0.0.0 NEXUS_PORT=8000
-EXPOSE 8000
+EXPOSE 8000 8001
 CMD ["nexus", "serve"]
