@@ -3,6 +3,7 @@ property), a breakdown, the previous period beside, as lines, bars, stacked bars
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 import panel as pn
@@ -14,9 +15,8 @@ from nexus.dashboard.cards import card
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, page
 from nexus.dashboard.url_state import dumps, json_list
-from nexus.services.analyses import Answer
 
-CHARTS = ["line", "bar", "stacked_bar", "area", "number"]
+CHARTS = ["line", "bar", "stacked_bar", "area", "number", "pie"]
 ALL_EVENTS = "(all events)"
 
 
@@ -52,8 +52,12 @@ def draw(ctx: Context, result: Any, chart: str) -> Any:
     if not result.lines or all(not any(v for v in line.values if v) for line in result.lines):
         return theme.html("<div class='nx-notice'>No events in this range.</div>")
     if chart == "number":
-        return pn.Row(*[big_number(line.label + (f" · {line.breakdown}" if line.breakdown else ""), line.total)
-                        for line in result.lines], sizing_mode="stretch_width")
+        return pn.Row(*[big_number(_label(line), line.total) for line in result.lines], sizing_mode="stretch_width")
+    if chart == "pie" or (chart == "bar" and any(line.breakdown is not None for line in result.lines)):
+        # Shares of the range's totals: a breakdown's values (or the series) as slices, or as a top list.
+        labels, totals = [_label(line) for line in result.lines], [line.total for line in result.lines]
+        figure = charts.pie(labels, totals) if chart == "pie" else charts.bars(labels, totals)
+        return pn.pane.Bokeh(figure, sizing_mode="stretch_width")
     series = [charts.SeriesData(label=_label(line), times=list(result.buckets), values=list(line.values))
               for line in result.lines]
     for line in result.previous or []:
@@ -67,12 +71,10 @@ def _label(line: Any) -> str:
     return line.label + (f" · {line.breakdown}" if line.breakdown is not None else "")
 
 
-def big_number(label: str, value: float | None, *, percent: bool = False, duration: bool = False,
-               change: str = "") -> pn.viewable.Viewable:
-    from html import escape
-    shown = charts.format_number(value, percent=percent, duration=duration)
-    return theme.html(f"<div class='nx-kpi-label'>{escape(label)}</div><div class='nx-kpi'>{escape(shown)}</div>"
-                      f"{change}", width=220, sizing_mode="fixed")
+def big_number(label: str, value: float | None) -> pn.viewable.Viewable:
+    shown = charts.format_number(value)
+    return theme.html(f"<div class='nx-kpi-card'><div class='nx-kpi-label'>{escape(label)}</div>"
+                      f"<div class='nx-kpi' data-total>{escape(shown)}</div></div>", width=240, sizing_mode="fixed")
 
 
 def builder(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
