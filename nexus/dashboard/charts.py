@@ -168,7 +168,9 @@ def time_series(series: Sequence[SeriesData], *, kind: Kind = "line", timezone: 
     """Series over time as lines, grouped bars, stacked bars or stacked areas. Times are drawn at their wall
     time in `timezone`, so the axis shows local dates; `percent` says values are rates (fractions). A
     dashed series (previous period) is drawn dashed beside the others and never stacked. The legend sits
-    above the plot; clicking an entry hides its series."""
+    above the plot (right of it past four series); clicking an entry hides its series."""
+    if kind not in ("line", "bar", "stacked_bar", "area"):
+        raise InvalidRequest(f"unknown chart kind {kind!r}: use line, bar, stacked_bar or area", field="kind")
     tz = zone(timezone)
     for index, line in enumerate(series):
         _same_length(line.times, line.values, f"series[{index}]")
@@ -228,7 +230,7 @@ def time_series(series: Sequence[SeriesData], *, kind: Kind = "line", timezone: 
         items.append(LegendItem(label=fixed(line.label), renderers=drawn))
     if all(v is None or v >= 0 for line in shown for v in line.values):
         fig.y_range.start = 0
-    fig.add_layout(_legend(items), "above")
+    _add_legend(fig, items)
     rows = [("Series", "@label"), ("Time", "@time_text"), ("Value", "@value_text")]
     fig.add_tools(HoverTool(renderers=hovered, tooltips=rows, mode="mouse" if "bar" in kind else "vline"))
     return fig
@@ -325,7 +327,7 @@ def funnel_bars(steps: Sequence[str], counts: Sequence[int], *, conversion: Sequ
         hovered.append(back)
         items.append(LegendItem(label=fixed(name), renderers=[back, front, text]))
     if groups is not None:
-        fig.add_layout(_legend(items), "above")
+        _add_legend(fig, items)
     _value_axis(fig.xaxis, False, [0])
     fig.ygrid.visible = False
     rows = [("Step", "@step"), ("Persons", "@persons_text"), ("Conversion", "@conversion_text"),
@@ -495,9 +497,13 @@ def _empty(height: int, *, tools: str = TOOLS, font_size: str = "13px") -> figur
     return fig
 
 
-def _legend(items: list[LegendItem]) -> Legend:
-    return Legend(items=items, click_policy="hide", orientation="horizontal", location="top_left", spacing=16,
-                  label_standoff=6, ncols=min(len(items), 4))
+def _add_legend(fig: figure, items: list[LegendItem]) -> None:
+    """A clickable legend outside the plot: in a row above it for up to four series, else in a column on
+    the right, where more rows take the chart's width instead of its height."""
+    row = len(items) <= 4
+    fig.add_layout(Legend(items=items, click_policy="hide", orientation="horizontal" if row else "vertical",
+                          location="top_left", spacing=16 if row else 2, label_standoff=6, glyph_height=16,
+                          label_height=16, label_text_font_size="12px"), "above" if row else "right")
 
 
 def _labels(fig: figure, source: ColumnDataSource, **glyph: Any) -> Any:

@@ -104,6 +104,8 @@ def test_a_utc_time_late_in_the_evening_shows_on_the_next_local_day():
     assert sources(fig)[0].data["x"][0] == np.datetime64("2024-03-10T23:00")
     with pytest.raises(InvalidRequest):
         charts.time_series([SeriesData("e", [late], [1])], kind="line", timezone="Mars/Olympus")
+    with pytest.raises(InvalidRequest):
+        charts.time_series([SeriesData("e", [late], [1])], kind="pie", timezone="UTC")
 
 
 def test_stacked_bars_and_areas_stack_the_series_in_order_as_pandas_does_and_leave_dashed_ones_out():
@@ -135,6 +137,12 @@ def test_grouped_bars_stand_side_by_side_within_each_bucket():
     assert [b.width for b in bars] == [day * 0.4, day * 0.4]
     assert [b.x.transform.value for b in bars] == [-day * 0.2, day * 0.2]
     assert hover(fig).mode == "mouse"
+
+
+def test_a_long_legend_stands_right_of_the_plot_so_the_plot_keeps_its_height():
+    fig = charts.time_series([SeriesData(f"s{i}", DAYS, [i] * 5) for i in range(5)], kind="line", timezone="UTC")
+    (legend,) = fig.select(type=Legend)
+    assert fig.right == [legend] and legend.orientation == "vertical" and not fig.above
 
 
 def test_percentages_are_formatted_as_rates_on_the_axis_and_in_the_hover():
