@@ -87,8 +87,10 @@ class Reader:
         return catalog.properties(self.dashboard.runtime.clickhouse, self.project_id, event)
 
     def dashboards(self) -> list[dashboards.Dashboard]:
+        """The project's saved dashboards; a project made before dashboards existed gets its default now."""
         self._check()
-        return dashboards.list_all(self.dashboard.runtime.clickhouse, self.project_id)
+        client = self.dashboard.runtime.clickhouse
+        return dashboards.list_all(client, self.project_id) or [dashboards.ensure_default(client, self.project_id)]
 
     def saved_dashboard(self, dashboard_id: str) -> dashboards.Dashboard:
         self._check()
