@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import panel as pn
 import param
@@ -26,8 +27,27 @@ def synced(settings: param.Parameterized) -> param.Parameterized:
                 settings.param.update(**{name: value})
             except (ValueError, TypeError):
                 continue
+    keep_json_in_url()
     pn.state.location.sync(settings, {name: name for name in names})
     return settings
+
+
+def keep_json_in_url(location: Any = None) -> None:
+    """Make this session's URL keep JSON settings as JSON. Panel's `Location.update_query` re-reads the
+    query through `parse_query`, which turns a JSON text (`[{"event":"a"}]`) into a list, and writes it
+    back with `urlencode`, that is as Python's repr (`[{'event': 'a'}]`): a link's steps, series or filters
+    were lost as soon as another setting changed. Here the query is merged as the texts it holds."""
+    location = location or pn.state.location
+    if location is None or getattr(location, "_keeps_json", False):
+        return
+
+    def update_query(**values: Any) -> None:
+        query = dict(parse_qsl(location.search[1:], keep_blank_values=True))
+        query.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()})
+        location.search = "?" + urlencode(query)
+
+    location.update_query = update_query
+    location._keeps_json = True
 
 
 def json_list(text: str) -> list[Any]:

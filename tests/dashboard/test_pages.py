@@ -8,12 +8,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from urllib.parse import parse_qsl, urlencode
 from datetime import date, datetime, timezone
 from typing import Any
 
 import msgspec
 import pytest
 from bokeh.models import DataTable, GlyphRenderer, StringFormatter
+from panel.io.location import Location
 
 from nexus.analyses import registry
 from nexus.analyses.funnel_persons import FunnelPersonsRequest
@@ -25,7 +27,7 @@ from nexus.analyses.sessions import SessionsRequest
 from nexus.analyses.stickiness import StickinessRequest
 from nexus.dashboard.pages import funnels, retention, sessions, shared, stickiness
 from nexus.dashboard.shell import INTERVALS, Context, View
-from nexus.dashboard.url_state import dumps
+from nexus.dashboard.url_state import dumps, keep_json_in_url
 from nexus.errors import InvalidRequest
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -242,3 +244,15 @@ def test_cards_showing_one_request_ask_once() -> None:
         t.join()
     assert found == ["sessions:1"] * 4 and Slow.calls == 1
     assert reader.answer("sessions", {"n": 2}) == "sessions:2" and Slow.calls == 2
+
+
+def test_a_json_setting_stays_json_in_the_url_when_another_changes() -> None:
+    steps = '[{"event":"a"},{"event":"b"}]'
+    # Panel's own merge re-reads the JSON and writes it back as Python's repr, which no page can read
+    plain = Location(search="?" + urlencode({"steps": steps}))
+    plain.update_query(breakdown="plan")
+    assert dict(parse_qsl(plain.search[1:]))["steps"] == "[{'event': 'a'}, {'event': 'b'}]"
+    kept = Location(search="?" + urlencode({"steps": steps, "window": "3"}))
+    keep_json_in_url(kept)
+    kept.update_query(breakdown="plan", periods=4)
+    assert dict(parse_qsl(kept.search[1:])) == {"steps": steps, "window": "3", "breakdown": "plan", "periods": "4"}
