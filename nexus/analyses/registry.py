@@ -15,7 +15,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
+from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, overview, retention, sessions, stickiness,
+                            trends)
 from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
 from nexus.json_input import UnreadableJson, decode_json
@@ -31,6 +32,9 @@ ANALYSES: dict[str, ModuleType] = {
     "sessions": sessions,
     "stickiness": stickiness,
     "lifecycle": lifecycle,
+    "overview": overview,
+    "live": live,
+    "events": events,
 }
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from nexus.analyses import funnel_persons, funnels, lifecycle, retention, sessions, stickiness, trends
+from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, overview, retention, sessions, stickiness,
+                            trends)
 
 Rows = Iterable[tuple]
 
@@ -59,6 +60,27 @@ def _lifecycle(result: lifecycle.LifecycleResult) -> Rows:
             for values in zip(result.periods, group.new, group.returning, group.resurrecting, group.dormant))
 
 
+def _overview(result: overview.OverviewResult) -> Rows:
+    """Each KPI's totals (bucket None), then its sparkline's points, then each top list's rows (the list's
+    name as section, the row's value as name)."""
+    for kpi in result.kpis:
+        yield "kpi", kpi.name, None, kpi.value, kpi.previous, None, None
+    for kpi in result.kpis:
+        for point in kpi.series:
+            yield "series", kpi.name, point.t, point.value, None, None, None
+    for top in result.top:
+        for row in top.rows:
+            yield top.dimension, row.value, None, None, None, row.events, row.persons
+
+
+def _live(result: live.LiveResult) -> Rows:
+    return ((point.t, point.events) for point in result.series)
+
+
+def _events(result: events.EventsResult) -> Rows:
+    return (msgspec.structs.astuple(row) for row in result.rows)
+
+
 def _fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(struct))
 
@@ -72,6 +94,9 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
                   "bounce_rate"), _sessions),
     "stickiness": (("breakdown", "periods_active", "persons", "at_least"), _stickiness),
     "lifecycle": (("breakdown", "period", "new", "returning", "resurrecting", "dormant"), _lifecycle),
+    "overview": (("section", "name", "bucket", "value", "previous", "events", "persons"), _overview),
+    "live": (("minute", "events"), _live),
+    "events": (_fields(events.EventRow), _events),
 }
 
 

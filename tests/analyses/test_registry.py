@@ -29,6 +29,11 @@ BODIES = {
     "stickiness": {"event": "page_view", "period": "week", "date_range": {"date_from": "this_month"}},
     "lifecycle": {"event": "page_view", "date_range": {"date_from": "-7d"}, "timezone": "Asia/Tokyo",
                   "breakdown": {"key": "device_type", "source": "column", "limit": 1}},
+    "overview": {"date_range": {"date_from": "-14d"}, "interval": "week", "top": 3,
+                 "where": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}},
+    "live": {"minutes": 60, "latest": 5, "where": {"filters": [{"key": "country", "source": "column", "value": "US"}]}},
+    "events": {"event": "page_view", "limit": 10, "date_range": {"date_from": "-3d"},
+               "where": {"filters": [{"key": "plan", "source": "person", "op": "is_set"}]}},
 }
 
 
@@ -136,6 +141,8 @@ def test_an_enum_refusal_lists_the_valid_values(kind, body, field, choices):
 @pytest.mark.parametrize("kind", BODIES)
 def test_without_a_date_range_the_last_7_days_are_asked_and_the_result_says_so(client, demo, kind):
     # Given a request of each kind without a range, in the demo project's zone (UTC), on 2026-10-31 at noon
+    if kind == "live":
+        pytest.skip("live has no date range: it reads the minutes ending now")
     body = json.loads(json.dumps(BODIES[kind]))
     target = body["funnel"] if kind == "funnel_persons" else body
     target.pop("date_range", None)

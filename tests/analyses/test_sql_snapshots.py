@@ -42,6 +42,9 @@ CASES: dict[str, dict] = {
     "sessions__defaults": {},
     "stickiness__defaults": {"event": "page_view"},
     "lifecycle__defaults": {"event": "page_view"},
+    "overview__defaults": {},
+    "live__defaults": {},
+    "events__defaults": {},
     # The variants that take another path through the code
     "trends__daily_rollup": {
         "series": [{"event": "purchase", "metric": "sum", "property": "revenue"}, {"metric": "distinct_ids"}],
@@ -76,6 +79,10 @@ CASES: dict[str, dict] = {
                                    "breakdown": {"key": "plan", "source": "person", "limit": 2}},
     "lifecycle__months_filtered": {"event": None, "period": "month", "date_range": {"date_from": "-6m"},
                                    "where": {"filters": [{"key": "revenue", "op": "gt", "value": 10}]}},
+    "overview__hourly_by_trait": {"interval": "hour", "date_range": {"date_from": "yesterday"}, "top": 5,
+                                  "where": {"filters": [{"key": "plan", "source": "person", "value": "pro"}]}},
+    "events__next_page": {"event": "purchase", "limit": 50, "before": "WzE3OTM0OTA3Nzk1MjIsIm0tNDIiXQ",
+                          "where": {"filters": [{"key": "revenue", "op": "gt", "value": 10}]}},
 }
 
 

@@ -1,0 +1,58 @@
+-- events: {"event": "purchase", "limit": 50, "before": "WzE3OTM0OTA3Nzk1MjIsIm0tNDIiXQ", "where": {"filters": [{"key": "revenue", "op": "gt", "value": 10}]}}
+-- now 2026-10-31T12:30:00Z, project time zone Europe/Berlin
+-- parameters:
+--   project_id = <the project>
+--   p1 = "2026-10-24T22:00:00Z"
+--   p2 = "2026-10-31T23:00:00Z"
+--   p3 = "purchase"
+--   p4 = "2026-10-31T23:52:59.522000Z"
+--   p5 = "m-42"
+--   p6 = 10.0
+--   p7 = 51
+
+SELECT
+    e.ts,
+    toString(e.event),
+    e.distinct_id,
+    nullIf(ids.person_id, ''),
+    e.path,
+    toString(e.country),
+    toString(e.browser),
+    toString(e.os),
+    toString(e.device_type),
+    e.message_id,
+    e.properties
+FROM
+(
+    SELECT
+        e.ts AS ts,
+        e.event AS event,
+        e.distinct_id AS distinct_id,
+        e.id_key AS id_key,
+        e.path AS path,
+        e.country AS country,
+        e.browser AS browser,
+        e.os AS os,
+        e.device_type AS device_type,
+        e.message_id AS message_id,
+        toJSONString(e.properties) AS properties
+    FROM events AS e
+    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')}) AND (e.event = {p3:String}) AND ((e.ts, e.message_id) < ({p4:DateTime64(3, 'UTC')}, {p5:String})) AND (ifNull(toFloat64OrNull(toString(e.properties.revenue)) > {p6:Float64}, 0))
+    ORDER BY
+        e.ts DESC,
+        e.message_id DESC
+    LIMIT {p7:UInt32}
+) AS e
+ANY LEFT JOIN
+(
+    SELECT
+        cityHash64(distinct_id) AS id_key,
+        toString(person_id) AS person_id,
+        cityHash64(toString(person_id)) AS person_key
+    FROM identities
+    FINAL
+    WHERE project_id = {project_id:UInt32}
+) AS ids ON ids.id_key = e.id_key
+ORDER BY
+    e.ts DESC,
+    e.message_id DESC
