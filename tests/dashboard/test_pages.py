@@ -6,6 +6,7 @@ as text."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from urllib.parse import parse_qsl, urlencode
@@ -43,7 +44,8 @@ def common(with_interval: bool, **view: Any) -> dict[str, Any]:
 GLOBALS = [  # the shell's global settings: defaults, a custom range in another zone with filters, a preset
     {},
     {"range": "custom", "date_from": "2026-10-01", "date_to": "2026-10-31", "tz": "Europe/Berlin",
-     "filters": '[{"key":"$browser","op":"eq","value":"Firefox"},{"key":"plan","op":"in","value":["pro"],"source":"person"}]'},
+     "filters": '[{"key":"$browser","op":"eq","value":"Firefox"},'
+                '{"key":"plan","op":"in","value":["pro"],"source":"person"}]'},
     {"range": "-90d", "interval": "week"},
 ]
 
@@ -78,7 +80,8 @@ def test_funnel_requests_from_set_settings_decode(view: dict[str, Any]) -> None:
 
 
 def test_every_mode_and_window_unit_the_builder_offers_decode() -> None:
-    for mode, unit in itertools.product(funnels.Settings.param.mode.objects, funnels.Settings.param.window_unit.objects):
+    offered = funnels.Settings.param
+    for mode, unit in itertools.product(offered.mode.objects, offered.window_unit.objects):
         settings = funnels.Settings(mode=mode, window_unit=unit, window=1)
         request = registry.decode("funnel", funnels.request(common(False), settings, NAMES))
         assert (request.mode, request.window_unit) == (mode, unit)
@@ -98,7 +101,8 @@ def test_a_funnel_the_analysis_refuses_says_why() -> None:
     with pytest.raises(InvalidRequest, match="2 to 10 steps"):
         registry.decode("funnel", funnels.request(common(False), eleven, NAMES))
     with pytest.raises(InvalidRequest, match="365 days"):
-        registry.decode("funnel", funnels.request(common(False), funnels.Settings(window=53, window_unit="week"), NAMES))
+        too_long = funnels.Settings(window=53, window_unit="week")
+        registry.decode("funnel", funnels.request(common(False), too_long, NAMES))
 
 
 @pytest.mark.parametrize("steps", [2, 3, 10])
@@ -124,7 +128,8 @@ def test_a_step_condition_is_typed_as_the_filter_vocabulary_wants() -> None:
     assert funnels.typed("10", "eq") == "10"  # eq compares text unless the value is a number in the request
     assert funnels.typed("a, 2,", "in") == ["a", 2]
     assert funnels.typed("x", "is_set") is None
-    assert funnels.step_filter({"event": "a", "where": {"filters": [{"key": "k", "value": 1}]}}) == {"key": "k", "value": 1}
+    one = {"key": "k", "value": 1}
+    assert funnels.step_filter({"event": "a", "where": {"filters": [one]}}) == one
     assert funnels.step_filter({"event": "a", "where": "junk"}) is None
 
 
@@ -256,3 +261,40 @@ def test_a_json_setting_stays_json_in_the_url_when_another_changes() -> None:
     keep_json_in_url(kept)
     kept.update_query(breakdown="plan", periods=4)
     assert dict(parse_qsl(kept.search[1:])) == {"steps": steps, "window": "3", "breakdown": "plan", "periods": "4"}
+
+
+def test_the_step_builder_writes_what_its_widgets_say() -> None:
+    # Given a link's funnel whose second step holds two conditions, the row showing only the first
+    two = {"filters": [{"key": "plan", "op": "eq", "value": "pro"}, {"key": "n", "op": "gt", "value": 1}]}
+    settings = funnels.Settings(steps=dumps([{"event": "page_view"}, {"event": "signup", "where": two}]))
+    built = funnels.builder(settings, NAMES)
+    rows, problem = built.objects[0], built.objects[1]
+
+    def widgets(row: int) -> dict[str, Any]:
+        return {w.name: w for w in rows.objects[row].objects if hasattr(w, "value") or w.name == "✕"}
+
+    assert "and 1 more condition from the link" in rows.objects[1].objects[-1].object
+    # When the second step's event changes, its conditions stay
+    widgets(1)["Step 2"].value = "purchase"
+    assert json_steps(settings) == [{"event": "page_view"}, {"event": "purchase", "where": two}]
+    # A condition typed on the first step: numbers for comparisons
+    first = widgets(0)
+    first["Operator"].value = "gte"
+    first["Value"].value = "20"
+    first["Property"].value = "revenue"
+    assert json_steps(settings)[0] == {"event": "page_view", "where": {"filters": [
+        {"key": "revenue", "op": "gte", "source": "event", "value": 20}]}}
+    # A property name the filter vocabulary refuses: the builder says why and keeps the funnel as it was
+    before = settings.steps
+    widgets(0)["Property"].value = XSS
+    assert settings.steps == before and problem.visible and XSS not in problem.object
+    # Adding, then removing the first step
+    built.objects[2].objects[0].clicks += 1
+    assert [s["event"] for s in json_steps(settings)] == ["page_view", "purchase", NAMES[0]]
+    widgets(0)["✕"].clicks += 1
+    assert [s["event"] for s in json_steps(settings)] == ["purchase", NAMES[0]]
+    assert widgets(0)["✕"].disabled  # two steps left: none can go
+
+
+def json_steps(settings: funnels.Settings) -> list[dict[str, Any]]:
+    return json.loads(settings.steps)

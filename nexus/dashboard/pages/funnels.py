@@ -16,8 +16,8 @@ from nexus.analyses.filters import Filter
 from nexus.analyses.funnels import MODES, UNIT_SECONDS
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
-from nexus.dashboard.pages.shared import (Breakdowns, breakdown_controls, breakdown_of, event_names, event_options,
-                                          group_label, html_table, sharing)
+from nexus.dashboard.pages.shared import (Breakdowns, breakdown_controls, breakdown_of, checked, event_names,
+                                          event_options, group_label, html_table, sharing)
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import OPERATORS, Context, empty, page
 from nexus.dashboard.url_state import dumps, json_list
@@ -80,7 +80,7 @@ def body(ctx: Context, settings: Settings, names: list[str]) -> pn.viewable.View
     if len(steps_of(settings, names)) < MIN_STEPS:
         return empty("A funnel needs two steps: this project has tracked fewer than two kinds of event.")
     ctx = sharing(ctx)
-    funnel = request(ctx.common(interval=False), settings, names)
+    funnel = checked("funnel", request(ctx.common(interval=False), settings, names))
     people = pn.Column(sizing_mode="stretch_width")
     return pn.Column(
         card(ctx, "Funnel", "funnel", funnel, lambda result, _: pn.Column(draw(ctx, result, "funnel"),
@@ -225,6 +225,57 @@ def typed(text: str, op: str) -> Any:
     return number_or_text(text.strip()) if op in ("gt", "gte", "lt", "lte") else text
 
 
+def step_row(index: int, item: dict[str, Any], names: list[str], removable: bool,
+             replace: Any) -> pn.viewable.Viewable:
+    """The widgets of one step; `replace(index, step, error)` takes the edited step (None: removed)."""
+    condition = step_filter(item) or {}
+    shown = condition.get("value")
+    event = pn.widgets.Select(name=f"Step {index + 1}", options=event_options(names, item["event"], any_event=False),
+                              value=item["event"], width=200)
+    source = pn.widgets.Select(name="where", options=["event", "person", "column"],
+                               value=condition.get("source", "event"), width=90)
+    key = pn.widgets.TextInput(name="Property", value=str(condition.get("key", "")), placeholder="(none)",
+                               width=130)
+    op = pn.widgets.Select(name="Operator", options=OPERATORS, value=condition.get("op", "eq"), width=100)
+    value = pn.widgets.TextInput(name="Value", width=130, value=", ".join(map(str, shown)) if isinstance(shown, list)
+                                 else "" if shown is None else str(shown))
+    remove = pn.widgets.Button(name="✕", width=40, margin=(23, 5, 5, 5), disabled=not removable,
+                               description="Remove this step")
+
+    def new_event(_: object) -> None:  # the step's conditions stay as they are, shown or not
+        replace(index, {**item, "event": event.value})
+
+    def new_condition(_: object) -> None:
+        step = {k: v for k, v in item.items() if k != "where"}
+        if key.value.strip():
+            wanted = {"key": key.value.strip(), "op": op.value, "source": source.value}
+            if op.value not in ("is_set", "is_not_set"):
+                wanted["value"] = typed(value.value, op.value)
+            try:
+                msgspec.convert(wanted, Filter)
+            except (msgspec.ValidationError, InvalidRequest) as error:
+                return replace(index, None, error)
+            step["where"] = {"filters": [wanted]}
+        replace(index, step)
+
+    event.param.watch(new_event, "value")
+    for widget in (source, key, op, value):
+        widget.param.watch(new_condition, "value")
+    remove.on_click(lambda _: replace(index, None))
+    hidden = conditions(item) - (1 if condition else 0)
+    note = [theme.html(f"<div class='nx-muted'>and {hidden} more condition{'s' if hidden > 1 else ''} from the link"
+                       " (editing this row replaces them)</div>", margin=(30, 5, 5, 5), width=260)] if hidden else []
+    return pn.Row(event, source, key, op, value, remove, *note)
+
+
+def conditions(item: dict[str, Any]) -> int:
+    """How many conditions a step's `where` holds (filters and nested groups)."""
+    where = item.get("where")
+    if not isinstance(where, dict):
+        return 0
+    return len(where.get("filters") or []) + len(where.get("groups") or [])
+
+
 def builder(settings: Settings, names: list[str]) -> pn.viewable.Viewable:
     """One row per step: its event, and a property condition (source, key, operator, value); then the
     mode, the conversion window and the breakdown."""
@@ -234,47 +285,21 @@ def builder(settings: Settings, names: list[str]) -> pn.viewable.Viewable:
     def current() -> list[dict[str, Any]]:
         return steps_of(settings, names)
 
+    def replace(index: int, step: dict[str, Any] | None, error: Exception | None = None) -> None:
+        """Step `index` becomes `step` (None: removed), or the builder says why it cannot."""
+        if error is not None:
+            problem.object = f"<div class='nx-notice nx-warning'>Step {index + 1}: {escape(str(error))}</div>"
+            problem.visible = True
+            return
+        problem.visible = False
+        steps = current()
+        settings.steps = dumps([s for j, s in enumerate(steps) if j != index] if step is None else
+                               [step if j == index else s for j, s in enumerate(steps)])
+
     def redraw(*_: object) -> None:
         items = current()
-        widgets = []
-        for index, item in enumerate(items):
-            condition = step_filter(item) or {}
-            event = pn.widgets.Select(name=f"Step {index + 1}", options=event_options(names, item["event"], any_event=False),
-                                      value=item["event"], width=200)
-            source = pn.widgets.Select(name="where", options=["event", "person", "column"],
-                                       value=condition.get("source", "event"), width=90)
-            key = pn.widgets.TextInput(name="Property", value=str(condition.get("key", "")), placeholder="(none)", width=130)
-            op = pn.widgets.Select(name="Operator", options=OPERATORS, value=condition.get("op", "eq"), width=100)
-            shown = condition.get("value")
-            value = pn.widgets.TextInput(name="Value", width=130, value=", ".join(map(str, shown)) if isinstance(shown, list)
-                                         else "" if shown is None else str(shown))
-            remove = pn.widgets.Button(name="✕", width=40, margin=(23, 5, 5, 5), disabled=len(items) <= MIN_STEPS,
-                                       description="Remove this step")
-
-            def changed(_: object, i: int = index, e: Any = event, s: Any = source, k: Any = key, o: Any = op,
-                        v: Any = value) -> None:
-                steps = current()
-                step: dict[str, Any] = {"event": e.value}
-                if k.value.strip():
-                    condition = {"key": k.value.strip(), "op": o.value, "source": s.value}
-                    if o.value not in ("is_set", "is_not_set"):
-                        condition["value"] = typed(v.value, o.value)
-                    try:
-                        msgspec.convert(condition, Filter)
-                    except (msgspec.ValidationError, InvalidRequest) as error:
-                        problem.object = f"<div class='nx-notice nx-warning'>Step {i + 1}: {escape(str(error))}</div>"
-                        problem.visible = True
-                        return
-                    step["where"] = {"filters": [condition]}
-                problem.visible = False
-                steps[i] = step
-                settings.steps = dumps(steps)
-
-            for widget in (event, source, key, op, value):
-                widget.param.watch(changed, "value")
-            remove.on_click(lambda _, i=index: setattr(settings, "steps", dumps([s for j, s in enumerate(current()) if j != i])))
-            widgets.append(pn.Row(event, source, key, op, value, remove))
-        rows.objects = widgets
+        rows.objects = [step_row(index, item, names, len(items) > MIN_STEPS, replace)
+                        for index, item in enumerate(items)]
         add.disabled = len(items) >= MAX_STEPS
 
     add = pn.widgets.Button(name="+ Step", button_type="light", width=90, margin=(23, 5, 5, 5))

@@ -15,8 +15,8 @@ from nexus.analyses.periods import Period
 from nexus.analyses.retention import MAX_PERIODS
 from nexus.dashboard import charts
 from nexus.dashboard.cards import card
-from nexus.dashboard.pages.shared import (ANY_EVENT, Breakdowns, breakdown_controls, breakdown_of, event_names,
-                                          event_options, group_label, sharing)
+from nexus.dashboard.pages.shared import (ANY_EVENT, Breakdowns, breakdown_controls, breakdown_of, checked,
+                                          event_names, event_options, group_label, sharing)
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, page
 
@@ -52,7 +52,7 @@ def request(common: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     ctx = sharing(ctx)
-    asked = request(ctx.common(interval=False), settings)
+    asked = checked("retention", request(ctx.common(interval=False), settings))
     return pn.Column(
         card(ctx, "Retention by cohort", "retention", asked, lambda result, _: draw(ctx, result, "heatmap"),
              chart="heatmap", height=200),
@@ -103,9 +103,10 @@ def curve(result: Any, height: int = 320) -> figure:
     items, hovered = [], []
     for label, values in lines:
         points = [(k, v) for k, v in enumerate(values) if v is not None]
-        data = ColumnDataSource({"x": [k for k, _ in points], "y": [v for _, v in points], "label": [label] * len(points),
-                "period": [f"{unit} {k}" for k, _ in points],
-                "value_text": [charts.format_number(v, percent=True) for _, v in points]})
+        data = ColumnDataSource({
+            "x": [k for k, _ in points], "y": [v for _, v in points], "label": [label] * len(points),
+            "period": [f"{unit} {k}" for k, _ in points],
+            "value_text": [charts.format_number(v, percent=True) for _, v in points]})
         drawn = [fig.line("x", "y", source=data, line_width=2, color=colours[label]),
                  fig.scatter("x", "y", source=data, size=6, color=colours[label])]
         hovered.append(drawn[-1])

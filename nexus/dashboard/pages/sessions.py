@@ -11,7 +11,8 @@ import param
 
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
-from nexus.dashboard.pages.shared import Breakdowns, breakdown_controls, breakdown_of, group_label, html_table, sharing
+from nexus.dashboard.pages.shared import (Breakdowns, breakdown_controls, breakdown_of, checked, group_label,
+                                          html_table, sharing)
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, page
 
@@ -45,7 +46,7 @@ def request(common: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     ctx = sharing(ctx)  # seven cards, one query
-    asked = request(ctx.common(), settings)
+    asked = checked("sessions", request(ctx.common(), settings))
 
     def one(title: str, chart: str, height: int = 320) -> pn.viewable.Viewable:
         return card(ctx, title, "sessions", asked, lambda result, _: draw(ctx, result, chart), chart=chart,

@@ -14,6 +14,7 @@ import msgspec
 import panel as pn
 import param
 
+from nexus.analyses import registry
 from nexus.analyses.breakdown import OTHER
 from nexus.dashboard import theme
 from nexus.dashboard.session import Reader
@@ -52,6 +53,13 @@ class OneAnswer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reader, name)
+
+
+def checked(kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    """`request`, once its analysis accepts it: a setting it refuses (a bad property name) raises here, so
+    the page shows the reason once instead of in each of its cards."""
+    registry.decode(kind, request)
+    return request
 
 
 def sharing(ctx: Context) -> Context:

@@ -15,7 +15,7 @@ from nexus.analyses.lifecycle import STATUSES
 from nexus.analyses.periods import Period
 from nexus.dashboard import charts
 from nexus.dashboard.cards import card
-from nexus.dashboard.pages.shared import ANY_EVENT, event_names, event_options
+from nexus.dashboard.pages.shared import ANY_EVENT, checked, event_names, event_options
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, page
 
@@ -41,7 +41,7 @@ def request(common: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
-    asked = request(ctx.common(interval=False), settings)
+    asked = checked("lifecycle", checked("stickiness", request(ctx.common(interval=False), settings)))
     return pn.Column(
         card(ctx, "Stickiness", "stickiness", asked, lambda result, _: draw_stickiness(ctx, result, "bar"),
              chart="bar", height=340),
