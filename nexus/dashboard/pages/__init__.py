@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from nexus.dashboard.pages import dashboards, overview, trends
 from nexus.dashboard.pages import sql
+from nexus.dashboard.pages import events
 from nexus.dashboard.pages import funnels, retention, sessions, stickiness
 
 ROUTES = {
@@ -12,6 +13,7 @@ ROUTES = {
     "trends": trends.view,
     "dashboards": dashboards.view,
     "sql": sql.view,
+    "events": events.view,
     "funnels": funnels.view,
     "retention": retention.view,
     "sessions": sessions.view,

@@ -16,19 +16,19 @@ from typing import Any
 
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, DataTable, StringFormatter, TableColumn
 
 from nexus.adhoc.sandbox import JsonAnswer
 from nexus.dashboard import charts, theme
-from nexus.dashboard.pages import sql_result
+from nexus.dashboard.pages import grid, sql_result
 from nexus.dashboard.pages.sql_result import BarChart, Choice
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, error_notice, guarded, page
 from nexus.dashboard.url_state import dumps, synced
-from nexus.errors import NexusError
+from nexus.errors import InvalidRequest, NexusError
 
 MAX_ROWS = 5_000  # rows shown in the grid and chart; the downloads carry the whole result
-EXAMPLE = "SELECT event, count() AS events\nFROM events\nWHERE ts >= now() - INTERVAL 7 DAY\nGROUP BY event\nORDER BY events DESC"
+EXAMPLE = ("SELECT event, count() AS events\nFROM events\nWHERE ts >= now() - INTERVAL 7 DAY\nGROUP BY event\n"
+           "ORDER BY events DESC")
 NONE = "(none)"
 
 
@@ -57,15 +57,22 @@ def editor(ctx: Context, settings: Settings, chart: ChartSettings) -> pn.viewabl
     """The SQL editor, its parameters, Run, and the saved queries (open one; save this one)."""
     synced(chart)
     code = pn.widgets.CodeEditor(value=settings.sql or EXAMPLE, language="sql", theme=_editor_theme(ctx),
-                                 height=220, sizing_mode="stretch_width", css_classes=["nx-sql-editor"])
-    params = pn.widgets.TextAreaInput(name="Parameters (JSON: the SQL's {name:Type} values)", value=sql_result.params_text(settings.params),
-                                      placeholder='{"event": "signup", "days": 7}', height=70,
-                                      sizing_mode="stretch_width", css_classes=["nx-sql-params"])
+                                 height=180, sizing_mode="stretch_width", css_classes=["nx-sql-editor"])
+    params = pn.widgets.TextAreaInput(name="Parameters (JSON: the SQL's {name:Type} values)",
+                                      value=settings.params, height=70,
+                                      placeholder='{"event": "signup", "days": 7}', sizing_mode="stretch_width",
+                                      css_classes=["nx-sql-params"])
     run = pn.widgets.Button(name="Run", button_type="primary", width=90, css_classes=["nx-run"])
     message = theme.html("", visible=False)
 
     def on_run(_: object = None) -> None:
-        if (code.value, params.value) == (settings.sql, sql_result.params_text(settings.params)):
+        message.visible = False
+        try:
+            sql_result.parse_params(params.value)  # a mistake is shown here, and nothing runs
+        except InvalidRequest as e:
+            message.object, message.visible = error_notice(e).object, True
+            return
+        if (code.value, params.value) == (settings.sql, settings.params):
             settings.param.trigger("sql")  # the same query again: run it anew
         else:
             settings.param.update(sql=code.value, params=params.value)
@@ -92,9 +99,9 @@ def _saved(ctx: Context, code: Any, params: Any, message: Any, run: Any) -> pn.v
         if query is not None:
             code.value = query.sql
             params.value = dumps(query.default_params) if query.default_params else ""
+            run()
             say(f"<div class='nx-notice'>Opened <b>{escape(query.name)}</b>"
                 f"{': ' + escape(query.description) if query.description else ''}.</div>")
-            run()
 
     def on_save(_: object) -> None:
         try:
@@ -129,12 +136,12 @@ def body(ctx: Context, settings: Settings, chart: ChartSettings) -> pn.viewable.
 
 
 def _result(ctx: Context, settings: Settings, chart: ChartSettings) -> pn.viewable.Viewable:
-    sql, params = settings.sql, sql_result.parse_params(sql_result.params_text(settings.params))
+    sql, params = settings.sql, sql_result.parse_params(settings.params)
     started = time.monotonic()
     answer = ctx.reader.query(sql, params, MAX_ROWS)
     waited = time.monotonic() - started
     rows = sql_result.rows_of(answer)
-    return pn.Column(_stats(answer, waited), _downloads(ctx, sql, params), _grid(answer, rows),
+    return pn.Column(_stats(answer, waited), _downloads(ctx, sql, params), _grid(ctx, answer, rows),
                      _chart(ctx, answer, rows, chart), sizing_mode="stretch_width")
 
 
@@ -142,8 +149,9 @@ def _stats(answer: JsonAnswer, waited: float) -> pn.viewable.Viewable:
     cut = (f" <span style='color: var(--nx-down)'>· the first {answer.row_count:,} rows are shown: download the whole "
            f"result</span>") if answer.truncated else ""
     return theme.html(
-        f"<div style='color: var(--nx-muted)' data-role='stats'>{answer.row_count:,} rows · {answer.elapsed_ms / 1000:.3f} s in the "
-        f"engine ({waited:.2f} s in all) · {answer.rows_read:,} rows and {_bytes(answer.bytes_read)} read{cut}</div>")
+        f"<div style='color: var(--nx-muted)' data-role='stats'>{answer.row_count:,} rows · "
+        f"{answer.elapsed_ms / 1000:.3f} s in the engine ({waited:.2f} s in all) · {answer.rows_read:,} rows and "
+        f"{_bytes(answer.bytes_read)} read{cut}</div>")
 
 
 def _bytes(n: int) -> str:
@@ -154,16 +162,13 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _grid(answer: JsonAnswer, rows: list[list[Any]]) -> pn.viewable.Viewable:
-    """The rows as text cells. Bokeh's DataTable writes a cell as text (its StringFormatter), but a
-    column's title as markup (SlickGrid's header), so titles, which the SQL names, are escaped."""
+def _grid(ctx: Context, answer: JsonAnswer, rows: list[list[Any]]) -> pn.viewable.Viewable:
+    """The rows as text cells; the titles, which the SQL names, escaped (see grid)."""
     if not answer.columns:
         return empty("The query returned no columns.")
-    source = ColumnDataSource(sql_result.grid(answer.columns, rows))
-    columns = [TableColumn(field=f"c{j}", title=escape(f"{c.name} ({c.type})"), formatter=StringFormatter(),
-                           sortable=True) for j, c in enumerate(answer.columns)]
-    table = DataTable(source=source, columns=columns, index_position=None, sizing_mode="stretch_width",
-                      height=min(420, 30 + 26 * max(len(rows), 1)), selectable=True, reorderable=False)
+    columns = [(f"c{j}", escape(f"{c.name} ({c.type})"), 100) for j, c in enumerate(answer.columns)]
+    table = grid.text_table(sql_result.grid(answer.columns, rows), columns, css="nx-result", dark=ctx.dark,
+                            height=min(420, 30 + 26 * max(len(rows), 1)))
     return pn.pane.Bokeh(table, sizing_mode="stretch_width", css_classes=["nx-grid"])
 
 

@@ -10,7 +10,6 @@ that is not grouped by them still charts, and the note says how many rows were m
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from datetime import UTC, date, datetime
@@ -50,22 +49,6 @@ def parse_params(text: str) -> dict[str, Any]:
             raise InvalidRequest(f"{name!r} is not a parameter name: the SQL names one as {{name:Type}}, with "
                                  f"letters, digits and _", field=f"params.{name}")
     return value
-
-
-def params_text(text: str) -> str:
-    """The parameters as the page shows them: JSON. Panel rewrites the URL's other values when one changes,
-    and it writes a value that reads as JSON back as Python's repr (`{'n': 10}`); such text is turned back
-    into JSON. Anything else is left as it is, for parse_params to say what is wrong."""
-    try:
-        json.loads(text)
-        return text
-    except ValueError:
-        pass
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return text
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else text
 
 
 def rows_of(answer: JsonAnswer) -> list[list[Any]]:
