@@ -298,3 +298,49 @@ def test_the_step_builder_writes_what_its_widgets_say() -> None:
 
 def json_steps(settings: funnels.Settings) -> list[dict[str, Any]]:
     return json.loads(settings.steps)
+
+
+# --- every drawer, on a small answer of its kind (a saved dashboard's tiles are drawn by these) ------------
+
+SPAN = {"timezone": "UTC", "date_from": "2026-11-01T00:00:00Z", "date_to": "2026-11-03T00:00:00Z",
+        "date_range": {"date_from": "-7d"}}
+STEP = {"conversion_from_first": 1.0, "conversion_from_previous": 1.0, "dropped": 0, "avg_seconds": None,
+        "median_seconds": None}
+ANSWERS = {
+    "funnel": {**SPAN, "mode": "ordered", "window_seconds": 60, "groups": [
+        {"breakdown": group, "steps": [{**STEP, "step": 0, "event": XSS, "label": XSS, "persons": 4},
+                                       {**STEP, "step": 1, "event": "b", "label": "b", "persons": 1, "dropped": 3,
+                                        "avg_seconds": 61.0, "median_seconds": 30.0}]}
+        for group in (None, XSS)]},
+    "retention": {**SPAN, "period": "week", "average": [1.0, None], "breakdowns": [
+        {"breakdown": XSS, "average": [1.0, None],
+         "cohorts": [{"period": "2026-10-26", "persons": 2, "counts": [2, None], "percentages": [1.0, None]}]}],
+        "cohorts": [{"period": "2026-10-26", "persons": 2, "counts": [2, None], "percentages": [1.0, None]}]},
+    "sessions": {**SPAN, "interval": "day", "buckets": ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"],
+                 "entry_pages": [{"path": XSS, "sessions": 2}], "exit_pages": [], "lines": [
+        {"breakdown": group, "sessions": [2, 0], "avg_duration": [60.0, None], "median_duration": [60.0, None],
+         "pages_per_session": [1.5, None], "bounce_rate": [0.5, None],
+         "total": {"sessions": 2, "avg_duration": 60.0, "median_duration": 60.0, "pages_per_session": 1.5,
+                   "bounce_rate": 0.5}} for group in (XSS, "$other")]},
+    "stickiness": {**SPAN, "period": "day", "periods": 2, "persons": [3, 1], "cumulative": [4, 1]},
+    "lifecycle": {**SPAN, "period": "day", "periods": ["2026-11-01", "2026-11-02"], "new": [1, 0],
+                  "returning": [0, 1], "resurrecting": [0, 0], "dormant": [0, 1]},
+}
+CHARTS = {"funnel": ["funnel"], "retention": ["heatmap", "curve"], "stickiness": ["bar"], "lifecycle": ["stacked_bar"],
+          "sessions": ["totals", *sessions.SERIES, *sessions.PAGES]}
+
+
+@pytest.mark.parametrize("kind,chart", [(kind, chart) for kind, charts in CHARTS.items() for chart in charts])
+def test_each_drawer_draws_its_kind(kind: str, chart: str) -> None:
+    from bokeh.embed import json_item
+    from panel.pane import HTML, Bokeh
+
+    from nexus.dashboard.pages import DRAWERS
+    drawn = DRAWERS[kind](None, msgspec.convert(ANSWERS[kind], registry.module(kind).Result, strict=False), chart)
+    panes = list(drawn.select(Bokeh)) if hasattr(drawn, "select") else [drawn]
+    figures = [p.object for p in panes if isinstance(p, Bokeh)]
+    markup = " ".join(str(p.object) for p in drawn.select(HTML))
+    assert figures or markup, "nothing drawn"
+    assert XSS not in markup  # an event name, path or group in markup is escaped
+    for fig in figures:
+        json_item(fig)  # a figure Bokeh can send to the browser
