@@ -12,6 +12,7 @@ import panel as pn
 from nexus.adhoc import saved
 from nexus.adhoc.sandbox import JsonAnswer
 from nexus.analyses import catalog
+from nexus.api.limits import RateLimiter
 from nexus.dashboard.signin import COOKIE, Grant, SignIns, Viewer
 from nexus.errors import Forbidden, Unauthorized
 from nexus.meta import dashboards
@@ -25,6 +26,8 @@ class Dashboard:
     def __init__(self, runtime: Runtime, signins: SignIns):
         self.runtime = runtime
         self.signins = signins
+        # The key's rate limit counts the dashboard's reads as the API's (NEXUS_RATE_LIMIT per key).
+        self.limiter = RateLimiter(runtime.redis.client, runtime.settings.rate_limit)
 
     def viewer(self) -> Viewer | None:
         """Who opened the current page (Bokeh passes the page's cookies into its session), if still signed in."""
@@ -55,6 +58,7 @@ class Reader:
     def _check(self) -> None:
         if not self.still_allowed():
             raise Unauthorized("your sign-in ended or its key was revoked: sign in again")
+        self.dashboard.limiter.check(self.grant.key_id)
 
     def answer(self, kind: str, request: dict[str, Any] | msgspec.Struct) -> Answer:
         self._check()

@@ -117,9 +117,10 @@ class Context:
 
 def page(dashboard: Dashboard, name: str, body: Callable[[Context], Any], *,
          controls: Callable[[Context], list[Any]] | None = None, settings: param.Parameterized | None = None,
-         uses_interval: bool = True) -> pn.viewable.Viewable:
+         uses_interval: bool = True, uses_filters: bool = True) -> pn.viewable.Viewable:
     """The page `name` for whoever opened it: its body inside the shell, or the reason it cannot be shown.
-    The body is drawn again when a global setting or one of the page's own `settings` changes."""
+    The body is drawn again when a global setting or one of the page's own `settings` changes. A page
+    that reads no date range or filters (the SQL explorer) shows no bar for them."""
     viewer = dashboard.viewer()
     view = View()
     _read_url(view)
@@ -142,8 +143,8 @@ def page(dashboard: Dashboard, name: str, body: Callable[[Context], Any], *,
     if settings is not None:
         watched += [settings.param[p] for p in settings.param if p != "name"]
     content = pn.panel(pn.bind(lambda *_: guarded(lambda: body(ctx)), *watched), sizing_mode="stretch_width")
-    layout = _frame(view, ctx, name, pn.Column(_settings(ctx, uses_interval), *extra, content,
-                                               sizing_mode="stretch_width"))
+    bar = [_settings(ctx, uses_interval)] if uses_filters else []
+    layout = _frame(view, ctx, name, pn.Column(*bar, *extra, content, sizing_mode="stretch_width"))
     _watch_sign_in(ctx, layout)
     return layout
 

@@ -50,7 +50,7 @@ class ChartSettings(param.Parameterized):
 def view(dashboard: Dashboard) -> pn.viewable.Viewable:
     settings, chart = Settings(), ChartSettings()
     return page(dashboard, "sql", lambda ctx: body(ctx, settings, chart), settings=settings, uses_interval=False,
-                controls=lambda ctx: [editor(ctx, settings, chart)])
+                uses_filters=False, controls=lambda ctx: [editor(ctx, settings, chart)])
 
 
 def editor(ctx: Context, settings: Settings, chart: ChartSettings) -> pn.viewable.Viewable:
