@@ -30,6 +30,7 @@ class PropertyName(msgspec.Struct, frozen=True):
     key: str
     source: str  # event, person or column
     types: list[str]  # ClickHouse JSON types seen (Int64, Float64, String, Bool, …); ["String"] for columns
+    seen: int | None = None  # how many of the sampled events (or persons) carry it; None for typed columns
 
 
 def event_names(client: Client, project_id: int) -> list[EventName]:
@@ -49,15 +50,15 @@ def properties(client: Client, project_id: int, event: str | None = None, *,
     since = (now or datetime.now(timezone.utc)) - timedelta(days=DAYS)
     event_filter = "" if event is None else f" AND event = {params.add(event, 'String')}"
     rows = fetch(client, params.query(
-        f"SELECT 'event' AS source, key, groupUniqArray(type) FROM (\n"
+        f"SELECT 'event' AS source, key, groupUniqArray(type), count() FROM (\n"
         f"  SELECT JSONAllPathsWithTypes(properties) AS paths FROM events\n"
         f"  WHERE project_id = {PROJECT} AND ts >= {params.add(since, UTC_TIME)}{event_filter}\n"
         f"  ORDER BY ts DESC LIMIT {params.add(SAMPLE, 'UInt32')})\n"
         f"ARRAY JOIN mapKeys(paths) AS key, mapValues(paths) AS type GROUP BY key\n"
         f"UNION ALL\n"
-        f"SELECT 'person', key, groupUniqArray(type) FROM (SELECT JSONAllPathsWithTypes(properties) AS paths\n"
+        f"SELECT 'person', key, groupUniqArray(type), count() FROM (SELECT JSONAllPathsWithTypes(properties) AS paths\n"
         f"  FROM persons FINAL WHERE project_id = {PROJECT} LIMIT {params.add(SAMPLE, 'UInt32')})\n"
         f"ARRAY JOIN mapKeys(paths) AS key, mapValues(paths) AS type GROUP BY key"))
-    found = sorted((PropertyName(key, source, sorted(types)) for source, key, types in rows),
+    found = sorted((PropertyName(key, source, sorted(types), int(seen)) for source, key, types, seen in rows),
                    key=lambda p: (p.source != "event", p.key))
     return found + [PropertyName(column, "column", ["String"]) for column in sorted(FILTERABLE)]

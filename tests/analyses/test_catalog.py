@@ -23,7 +23,8 @@ def test_properties_of_an_event_then_persons_then_columns(client):
                                           ("buy", "2026-08-01T11:00", {"ancient": 1})]})
     person(client, project, "00000000-0000-4000-8000-0000000000f1", {"email": "a@b.c"})
     found = catalog.properties(client, project, "buy", now=DEMO_END)
-    assert [(p.key, p.source, p.types) for p in found if p.source != "column"] == [
-        ("plan", "event", ["String"]), ("revenue", "event", ["Float64", "Int64"]), ("email", "person", ["String"])]
+    assert [(p.key, p.source, p.types, p.seen) for p in found if p.source != "column"] == [
+        ("plan", "event", ["String"], 1), ("revenue", "event", ["Float64", "Int64"], 2), ("email", "person", ["String"], 1)]
     assert "utm_source" in [p.key for p in found if p.source == "column"]
+    assert {p.seen for p in found if p.source == "column"} == {None}
     assert "path_hint" in [p.key for p in catalog.properties(client, project, now=DEMO_END)]

@@ -109,5 +109,5 @@ def test_the_catalogue_lists_names_with_counts_and_properties_with_types(client,
                      "last_seen": ["2026-10-20", "2026-10-20", "2026-10-20"]}
     found = page.property_rows(catalog.properties(client, project, XSS, now=NOW))
     assert found["key"][:2] == ["n", "plan"] and found["types"][:2] == ["Int64", "String"]
-    assert page.property_rows([PropertyName("a", "person", ["Int64", "String"])]) == \
-        {"key": ["a"], "source": ["person"], "types": ["Int64, String"]}
+    assert page.property_rows([PropertyName("a", "person", ["Int64", "String"], 1234)]) == \
+        {"key": ["a"], "source": ["person"], "types": ["Int64, String"], "seen": ["1,234"]}

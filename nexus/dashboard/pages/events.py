@@ -37,7 +37,8 @@ COLUMNS = [("time", "Time", 170), ("event", "Event", 140), ("distinct_id", "Dist
            ("person", "Person", 120), ("path", "Path", 120), ("country", "Country", 60), ("browser", "Browser", 80),
            ("os", "OS", 80), ("device_type", "Device", 70), ("properties", "Properties", 280)]
 NAME_COLUMNS = [("name", "Event", 200), ("events", "Events (all time)", 90), ("last_seen", "Last seen", 90)]
-PROPERTY_COLUMNS = [("key", "Property", 200), ("source", "Of", 70), ("types", "Types", 110)]
+PROPERTY_COLUMNS = [("key", "Property", 200), ("source", "Of", 70), ("types", "Types", 110),
+                    ("seen", "In sample", 90)]
 
 
 class Settings(param.Parameterized):
@@ -106,7 +107,8 @@ def name_rows(names: list[EventName]) -> dict[str, list[str]]:
 
 def property_rows(found: list[PropertyName]) -> dict[str, list[str]]:
     return {"key": [p.key for p in found], "source": [p.source for p in found],
-            "types": [", ".join(p.types) for p in found]}
+            "types": [", ".join(p.types) for p in found],
+            "seen": ["" if p.seen is None else f"{p.seen:,}" for p in found]}
 
 
 # --- the page -------------------------------------------------------------------------------------------
