@@ -21,7 +21,7 @@ import param
 
 from nexus.analyses.filters import Filter
 from nexus.dashboard import theme
-from nexus.dashboard.url_state import synced
+from nexus.dashboard.url_state import keep_json_in_url, synced
 from nexus.dashboard.session import Dashboard, Reader
 from nexus.errors import InvalidRequest, NexusError, new_error_id
 
@@ -135,6 +135,7 @@ def page(dashboard: Dashboard, name: str, body: Callable[[Context], Any], *,
             f"<a href='/login?next={here}'>Add a key of that project</a>."))
     view.project = grant.project_id
     ctx = Context(Reader(dashboard, viewer, grant), view, name)
+    keep_json_in_url()  # the global filters are JSON too
     pn.state.location.sync(view, {name: name for name in GLOBAL_PARAMS})
     if settings is not None:
         synced(settings)
