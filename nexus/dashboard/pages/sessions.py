@@ -64,6 +64,9 @@ def draw(ctx: Context, result: Any, chart: str = "sessions") -> pn.viewable.View
     `duration`, `pages`, `bounce_rate`: a line per breakdown group) or the top `entry_pages`/`exit_pages`."""
     if not any(sum(line.sessions) for line in result.lines):
         return empty("No sessions in this range.")
+    kind = chart if chart in ("line", "bar", "stacked_bar", "area") else "line"
+    if chart not in (*SERIES, *PAGES, "totals"):
+        chart = "sessions"  # a tile saved with a chart type shows the sessions, drawn that way
     if chart == "totals":
         return totals(result)
     if chart in PAGES:
@@ -87,7 +90,7 @@ def draw(ctx: Context, result: Any, chart: str = "sessions") -> pn.viewable.View
             measure = SERIES[chart][1]
             series.append(charts.SeriesData(label=_label(SERIES[chart][0].lower(), label), times=list(result.buckets),
                                             values=list(getattr(line, measure)), colour_of=label or None))
-    figure = charts.time_series(series, kind="line", timezone=result.timezone, percent=chart == "bounce_rate",
+    figure = charts.time_series(series, kind=kind, timezone=result.timezone, percent=chart == "bounce_rate",
                                 height=280)
     return pn.pane.Bokeh(figure, sizing_mode="stretch_width")
 
