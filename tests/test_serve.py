@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nexus.dashboard.signin import COOKIE
 from nexus.serve import _listen
 from tests.conftest import run_nexus
 
@@ -73,6 +74,7 @@ def test_serve_loads_demo_answers_health_and_stops_cleanly(data_dir: Path):
         assert ready.status_code == 200 and ready.json() == {"status": "ok", "checks": {"clickhouse": "ok", "redis": "ok"}}
         missing = httpx.get(f"{server.url}/nope")
         assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+        check_dashboard(server.lines, re.findall(r"Demo read key \(shown once\): (\S+)", "".join(server.lines))[0])
         # While it runs, the embedded store belongs to it
         held = run_nexus("sql", "SELECT 1", data_dir=data_dir)
         assert held.returncode == 1 and f"in use by process {server.process.pid}" in held.stderr
@@ -102,6 +104,23 @@ def test_serve_loads_demo_answers_health_and_stops_cleanly(data_dir: Path):
     assert counted.stdout.splitlines()[1] == "2000"
 
 
+def check_dashboard(lines: list[str], read_key: str) -> None:
+    """The dashboard named on its start-up line: pages only after sign-in, a read key signs in."""
+    [url] = [m[1] for line in lines if (m := re.match(r"Dashboard: (http://\S+/)", line))]
+    with httpx.Client(base_url=url) as browser:
+        page = browser.get("overview")
+        assert page.status_code == 302 and page.headers["location"].endswith("login?next=%2Foverview")
+        assert "Sign in" in browser.get("login").text
+        refused = browser.post("login", data={"key": "nx_wrong", "next": "/overview"})
+        assert refused.status_code == 401 and COOKIE not in refused.headers.get("set-cookie", "")
+        signed = browser.post("login", data={"key": read_key, "next": "/overview"})
+        assert signed.status_code == 302 and signed.headers["location"] == "/overview"
+        cookie = signed.headers["set-cookie"]
+        assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        shown = browser.get("overview")
+        assert shown.status_code == 200 and "bokeh" in shown.text
+
+
 def test_a_killed_server_takes_its_redis_with_it_and_the_store_reopens(data_dir: Path):
     server = Server(data_dir)
     # A new store has no projects: the start says which data dir it opened, in case it was not the one meant
@@ -126,6 +145,32 @@ def test_a_taken_port_is_one_line(data_dir: Path):
         assert re.fullmatch(rf"error: cannot listen on 127.0.0.1:{port}: .*\n", result.stderr), result.stderr
     finally:
         server.stop()
+
+
+def test_a_taken_dashboard_port_is_one_line(data_dir: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_nexus("serve", "--port", "0", "--dashboard-port", str(port), data_dir=data_dir)
+    assert result.returncode == 1
+    assert re.fullmatch(rf"error: cannot listen on 127.0.0.1:{port} \(the dashboard's port, NEXUS_DASHBOARD_PORT\): .*\n",
+                        result.stderr), result.stderr
+
+
+def test_nexus_dashboard_serves_a_migrated_store_alone(data_dir: Path):
+    assert run_nexus("migrate", data_dir=data_dir).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+    env.update(NEXUS_DATA_DIR=str(data_dir), NEXUS_DASHBOARD_PORT="0", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "nexus", "dashboard"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        url = re.match(r"Nexus dashboard is serving (http://\S+/)", line)
+        assert url, line
+        assert httpx.get(f"{url[1]}login").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
 
 
 def test_answers_on_a_kept_alive_connection_are_not_held_back_by_nagle():

@@ -24,6 +24,7 @@ from tornado.web import RedirectHandler
 from nexus.dashboard import pages
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.signin import HOME_PATH, DashboardAuth, SignIns
+from nexus.errors import InvalidConfig
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.dashboard")
@@ -33,12 +34,21 @@ for _name in ("bokeh.server.server", "bokeh.server.tornado", "bokeh.server.views
 
 
 def build(runtime: Runtime, *, host: str, port: int, loop: IOLoop) -> Server:
-    """The dashboard's server on `loop`, listening (not yet started)."""
+    """The dashboard's server on `loop`, listening (not yet started); InvalidConfig when the port is taken."""
     signins = SignIns(runtime.clickhouse, runtime.redis.client, runtime.settings.dashboard_session_hours)
     dashboard = Dashboard(runtime, signins)
     pn.config.nthreads = 4  # each session's queries run off the event loop, several tiles at once
     pn.config.global_loading_spinner = False
     routes = {name: _for(dashboard, page) for name, page in pages.ROUTES.items()}
+    try:
+        return _server(routes, signins, host=host, port=port, loop=loop)
+    except OSError as e:
+        raise InvalidConfig(f"cannot listen on {host}:{port} (the dashboard's port, NEXUS_DASHBOARD_PORT): "
+                            f"{e.strerror}") from None
+
+
+def _server(routes: dict[str, Callable[[], object]], signins: SignIns, *, host: str, port: int,
+            loop: IOLoop) -> Server:
     return get_server(
         routes, port=port, address=host, loop=loop, start=False, title="Nexus",
         websocket_origin=[f"{name}:{port}" for name in _names(host)] if port else "*",
