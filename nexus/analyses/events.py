@@ -129,13 +129,13 @@ def _query(scope: AnalysisScope, request: EventsRequest) -> Query:
     page = (
         f"SELECT e.ts AS ts, e.event AS event, e.distinct_id AS distinct_id, e.id_key AS id_key, e.path AS path,"
         f" e.country AS country, e.browser AS browser, e.os AS os, e.device_type AS device_type,"
-        f" e.message_id AS message_id, toJSONString(e.properties) AS properties\n"
+        f" e.message_id AS message_id, e.properties AS properties\n"
         f"FROM events AS e\n{persons.joins(False, request.where).sql}\n"
         f"WHERE e.project_id = {PROJECT} AND {all_of(*conditions)}\n"
         f"{order} LIMIT {params.add(request.limit + 1, 'UInt32')}"
     )
     return params.query(
         f"SELECT e.ts, toString(e.event), e.distinct_id, nullIf(ids.person_id, ''), e.path, toString(e.country),"
-        f" toString(e.browser), toString(e.os), toString(e.device_type), e.message_id, e.properties\n"
+        f" toString(e.browser), toString(e.os), toString(e.device_type), e.message_id, toJSONString(e.properties)\n"
         f"FROM ({page}) AS e\n{persons.IDENTITIES_JOIN}\n{order}"
     )

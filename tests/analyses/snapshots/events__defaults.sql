@@ -17,7 +17,7 @@ SELECT
     toString(e.os),
     toString(e.device_type),
     e.message_id,
-    e.properties
+    toJSONString(e.properties)
 FROM
 (
     SELECT
@@ -31,7 +31,7 @@ FROM
         e.os AS os,
         e.device_type AS device_type,
         e.message_id AS message_id,
-        toJSONString(e.properties) AS properties
+        e.properties AS properties
     FROM events AS e
     WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')})
     ORDER BY

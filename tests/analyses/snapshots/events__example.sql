@@ -18,7 +18,7 @@ SELECT
     toString(e.os),
     toString(e.device_type),
     e.message_id,
-    e.properties
+    toJSONString(e.properties)
 FROM
 (
     SELECT
@@ -32,7 +32,7 @@ FROM
         e.os AS os,
         e.device_type AS device_type,
         e.message_id AS message_id,
-        toJSONString(e.properties) AS properties
+        e.properties AS properties
     FROM events AS e
     ANY LEFT JOIN
     (

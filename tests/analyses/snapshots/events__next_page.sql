@@ -21,7 +21,7 @@ SELECT
     toString(e.os),
     toString(e.device_type),
     e.message_id,
-    e.properties
+    toJSONString(e.properties)
 FROM
 (
     SELECT
@@ -35,7 +35,7 @@ FROM
         e.os AS os,
         e.device_type AS device_type,
         e.message_id AS message_id,
-        toJSONString(e.properties) AS properties
+        e.properties AS properties
     FROM events AS e
     WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')}) AND (e.event = {p3:String}) AND ((e.ts, e.message_id) < ({p4:DateTime64(3, 'UTC')}, {p5:String})) AND (ifNull(toFloat64OrNull(toString(e.properties.revenue)) > {p6:Float64}, 0))
     ORDER BY
