@@ -212,7 +212,6 @@ def _query(scope: AnalysisScope, request: OverviewRequest, previous: Span) -> Qu
     tz = params.add(scope.timezone, "String")
     where = compile_group(request.where, params)
     joins = persons.joins(True, request.where)
-
     end = params.add(scope.span.end, UTC_TIME)
 
     def events(since: str, columns: str, condition: str = "") -> str:
