@@ -15,6 +15,7 @@ from nexus.dashboard.pages.sql_result import BarChart, Choice, TimeChart
 from nexus.dashboard.session import Dashboard, Reader
 from nexus.dashboard.signin import SignIns
 from nexus.errors import Forbidden, InvalidRequest
+from nexus.settings import load
 from nexus.meta import keys, projects
 from nexus.store.client import parse_url
 
@@ -25,11 +26,13 @@ HOURLY = ("SELECT toStartOfHour(toDateTime(ts, 'Europe/Berlin')) AS hour, event,
 
 
 class Runtime:
-    """What a Reader uses of the process's runtime: the engine's client and the ad-hoc sandbox."""
+    """What a Reader uses of the process's runtime: the engine's client, Redis, the ad-hoc sandbox, settings."""
 
-    def __init__(self, client, queries: QueryService):
+    def __init__(self, client, redis, queries: QueryService):
         self.clickhouse = client
+        self.redis = redis
         self.queries = queries
+        self.settings = load({})
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,7 @@ def project(client) -> int:
 def reader(client, redis, service: QueryService, project_id: int, scope: str) -> Reader:
     signins = SignIns(client, redis.client, hours=1)
     viewer = signins.viewer(signins.sign_in(keys.create(client, project_id, scope)[1], None))
-    dashboard = Dashboard(Runtime(client, service), signins)  # type: ignore[arg-type]
+    dashboard = Dashboard(Runtime(client, redis, service), signins)  # type: ignore[arg-type]
     return Reader(dashboard, viewer, viewer.grant(project_id))
 
 
