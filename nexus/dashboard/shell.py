@@ -243,12 +243,9 @@ def _filter_bar(ctx: Context) -> pn.viewable.Viewable:
         chips.objects = items
 
     def on_add(_: object) -> None:
-        item = {"key": key.value.strip(), "op": op.value, "source": source.value}
-        if op.value not in ("is_set", "is_not_set"):
-            item["value"] = _typed(value.value, op.value)
         try:
-            msgspec.convert(item, Filter)
-        except (msgspec.ValidationError, InvalidRequest) as e:
+            item = new_filter(key.value, op.value, source.value, value.value)
+        except InvalidRequest as e:
             problem.object = f"<div class='nx-notice nx-warning'>{escape(str(e))}</div>"
             problem.visible = True
             return
@@ -261,21 +258,30 @@ def _filter_bar(ctx: Context) -> pn.viewable.Viewable:
     return pn.Column(pn.Row(source, key, op, value, add), problem, chips, sizing_mode="stretch_width")
 
 
-def _typed(text: str, op: str) -> Any:
-    """A filter value as typed: numbers for comparisons, lists for in/not_in (comma-separated)."""
+def new_filter(key: str, op: str, source: str, value: str) -> dict[str, Any]:
+    """A filter as typed in a form (a value: numbers for comparisons, a comma-separated list for in/not_in),
+    checked as the analyses read it: InvalidRequest says what is wrong."""
+    item: dict[str, Any] = {"key": key.strip(), "op": op, "source": source}
     if op in ("in", "not_in"):
-        return [_number_or_text(part.strip()) for part in text.split(",") if part.strip()]
-    return _number_or_text(text.strip()) if op in ("gt", "gte", "lt", "lte") else text
+        item["value"] = [_number_or_text(part.strip()) for part in value.split(",") if part.strip()]
+    elif op in ("gt", "gte", "lt", "lte"):
+        item["value"] = _number_or_text(value.strip())
+    elif op not in ("is_set", "is_not_set"):
+        item["value"] = value
+    try:
+        msgspec.convert(item, Filter)
+    except msgspec.ValidationError as e:
+        raise InvalidRequest(str(e)) from None
+    return item
 
 
 def _number_or_text(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
+    for kind in (int, float):
         try:
-            return float(text)
+            return kind(text)
         except ValueError:
-            return text
+            pass
+    return text
 
 
 def _frame(view: View, ctx: Context | None, current: str, body: Any) -> pn.viewable.Viewable:

@@ -27,7 +27,7 @@ from nexus.analyses.retention import MAX_PERIODS, RetentionRequest, RetentionRes
 from nexus.analyses.sessions import SessionsRequest
 from nexus.analyses.stickiness import StickinessRequest
 from nexus.dashboard.pages import funnels, retention, sessions, shared, stickiness
-from nexus.dashboard.shell import INTERVALS, Context, View
+from nexus.dashboard.shell import INTERVALS, Context, View, new_filter
 from nexus.dashboard.url_state import dumps, keep_json_in_url
 from nexus.errors import InvalidRequest
 
@@ -123,11 +123,17 @@ def test_every_persons_button_asks_for_a_list_the_analysis_gives(steps: int) -> 
     assert [funnels.persons_title(k, s) for k, s in lists[-1]] == [f"Reached step {steps}"]
 
 
-def test_a_step_condition_is_typed_as_the_filter_vocabulary_wants() -> None:
-    assert funnels.typed("10", "gt") == 10 and funnels.typed("2.5", "lte") == 2.5
-    assert funnels.typed("10", "eq") == "10"  # eq compares text unless the value is a number in the request
-    assert funnels.typed("a, 2,", "in") == ["a", 2]
-    assert funnels.typed("x", "is_set") is None
+def test_a_condition_is_typed_as_the_filter_vocabulary_wants() -> None:
+    def value(text: str, op: str) -> object:
+        return new_filter("n", op, "event", text).get("value")
+    assert value("10", "gt") == 10 and value("2.5", "lte") == 2.5
+    assert value("10", "eq") == "10"  # eq compares text unless the value is a number in the request
+    assert value("a, b,", "in") == ["a", "b"] and value("1, 2.5", "in") == [1, 2.5]
+    assert value("x", "is_set") is None
+    with pytest.raises(InvalidRequest, match="needs a number"):
+        new_filter("n", "gt", "event", "ten")
+    with pytest.raises(InvalidRequest):
+        new_filter("bad key!", "eq", "column", "x")
     one = {"key": "k", "value": 1}
     assert funnels.step_filter({"event": "a", "where": {"filters": [one]}}) == one
     assert funnels.step_filter({"event": "a", "where": "junk"}) is None

@@ -7,19 +7,17 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-import msgspec
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource, DataTable, StringFormatter, TableColumn
 
-from nexus.analyses.filters import Filter
 from nexus.analyses.funnels import MODES, UNIT_SECONDS
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
 from nexus.dashboard.pages.shared import (Breakdowns, breakdown_controls, breakdown_of, checked, event_names,
                                           event_options, group_label, html_table, sharing)
 from nexus.dashboard.session import Dashboard
-from nexus.dashboard.shell import OPERATORS, Context, empty, page
+from nexus.dashboard.shell import OPERATORS, Context, empty, new_filter, page
 from nexus.dashboard.url_state import dumps, json_list
 from nexus.errors import InvalidRequest
 from nexus.timezones import zone
@@ -208,23 +206,6 @@ def step_filter(item: dict[str, Any]) -> dict[str, Any] | None:
     return filters[0] if isinstance(filters, list) and filters and isinstance(filters[0], dict) else None
 
 
-def typed(text: str, op: str) -> Any:
-    """A value as typed: numbers for comparisons, a comma-separated list for in/not_in."""
-    def number_or_text(part: str) -> Any:
-        for kind in (int, float):
-            try:
-                return kind(part)
-            except ValueError:
-                pass
-        return part
-
-    if op in ("is_set", "is_not_set"):
-        return None
-    if op in ("in", "not_in"):
-        return [number_or_text(part.strip()) for part in text.split(",") if part.strip()]
-    return number_or_text(text.strip()) if op in ("gt", "gte", "lt", "lte") else text
-
-
 def step_row(index: int, item: dict[str, Any], names: list[str], removable: bool,
              replace: Any) -> pn.viewable.Viewable:
     """The widgets of one step; `replace(index, step, error)` takes the edited step (None: removed)."""
@@ -248,12 +229,9 @@ def step_row(index: int, item: dict[str, Any], names: list[str], removable: bool
     def new_condition(_: object) -> None:
         step = {k: v for k, v in item.items() if k != "where"}
         if key.value.strip():
-            wanted = {"key": key.value.strip(), "op": op.value, "source": source.value}
-            if op.value not in ("is_set", "is_not_set"):
-                wanted["value"] = typed(value.value, op.value)
             try:
-                msgspec.convert(wanted, Filter)
-            except (msgspec.ValidationError, InvalidRequest) as error:
+                wanted = new_filter(key.value, op.value, source.value, value.value)
+            except InvalidRequest as error:
                 return replace(index, None, error)
             step["where"] = {"filters": [wanted]}
         replace(index, step)
