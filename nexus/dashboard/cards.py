@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import time
+import weakref
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from html import escape
 from typing import Any
 
@@ -28,11 +32,15 @@ def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Dra
                     holder, css_classes=["nx-card"], sizing_mode="stretch_width" if width is None else "fixed",
                     width=width, styles={"border": "1px solid var(--nx-line, #e3e6eb)", "border-radius": "10px"},
                     margin=6)
+    asked = _ask(ctx, kind, request)
+    if asked.done():
+        holder.objects = [guarded(lambda: _drawn(ctx, title, kind, request, draw, chart, asked.result()))]
+        return box
 
     def load() -> None:
         holder.loading = True
         try:
-            holder.objects = [guarded(lambda: _drawn(ctx, title, kind, request, draw, chart))]
+            holder.objects = [guarded(lambda: _drawn(ctx, title, kind, request, draw, chart, asked.result()))]
         finally:
             holder.loading = False
 
@@ -40,13 +48,39 @@ def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Dra
     return box
 
 
+# The page's analyses run here, apart from Panel's pool where the cards wait for them (a card waiting
+# on its own pool's queue could wait forever).
+_ANSWERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nexus-card")
+# How long building a page may wait, all cards together, for answers to come back before it is sent.
+INLINE_SECONDS = 0.06
+_deadlines: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _ask(ctx: Context, kind: str, request: dict[str, Any]) -> Future[Answer]:
+    """The answer, asked for now rather than once the browser shows the page: the query runs while the
+    browser still loads and runs the page's scripts (most of a page's first second). The page waits up
+    to INLINE_SECONDS in all for its answers: one ready by then (a cached one takes milliseconds) is
+    drawn into the page itself, so the browser gets the card with the page, with no second round trip."""
+    asked = _ANSWERS.submit(ctx.reader.answer, kind, request)
+    doc = pn.state.curdoc
+    if doc is not None:
+        deadline = _deadlines.setdefault(doc, time.monotonic() + INLINE_SECONDS)
+        try:
+            asked.exception(timeout=max(0.0, deadline - time.monotonic()))
+        except FuturesTimeout:
+            pass
+    return asked
+
+
 def _later(load: Callable[[], None]) -> None:
-    """Run `load` once the page is shown, on Panel's thread pool: the cards of a page load side by side."""
+    """Run `load` once the page is shown, on Panel's thread pool: the cards of a page load side by side.
+    (A card is changed only once the browser has the page: Panel drops changes made between the moment
+    the browser pulls the page's document and the moment it says the page is shown.)"""
     pn.state.onload(load, threaded=True)
 
 
-def _drawn(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, chart: str) -> Any:
-    answer = ctx.reader.answer(kind, request)
+def _drawn(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, chart: str,
+           answer: Answer) -> Any:
     result = answer.decoded()
     return pn.Column(draw(result, answer), actions(ctx, title, kind, request, answer, chart),
                      sizing_mode="stretch_width")
@@ -56,7 +90,7 @@ def actions(ctx: Context, title: str, kind: str, request: dict[str, Any], answer
             chart: str) -> pn.viewable.Viewable:
     """Show me the SQL, the data as CSV, and (for an admin key) pin to a dashboard."""
     sql = theme.html(explain_html(ctx, answer), visible=False)
-    show = pn.widgets.Toggle(name="Show me the SQL", button_type="light", width=140, css_classes=["nx-show-sql"])
+    show = pn.widgets.Toggle(label="Show me the SQL", button_type="light", width=140, css_classes=["nx-show-sql"])
     show.param.watch(lambda e: setattr(sql, "visible", e.new), "value")
     download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(answer.table_bytes("csv")),
                                        filename=f"{kind}.csv", label="Data as CSV", button_type="light", width=120)

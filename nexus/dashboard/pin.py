@@ -17,11 +17,11 @@ NEW = "+ New dashboard"
 
 def pin_control(ctx: Context, title: str, kind: str, request: dict[str, Any], chart: str) -> pn.viewable.Viewable:
     """A "Pin to dashboard" button that opens a small form: which dashboard (or a new one), the tile's title."""
-    toggle = pn.widgets.Toggle(name="Pin to dashboard", button_type="light", width=150, css_classes=["nx-pin"])
-    target = pn.widgets.Select(name="Dashboard", options=[NEW], width=200)
-    new_name = pn.widgets.TextInput(name="New dashboard's name", placeholder="My dashboard", width=180)
-    tile_title = pn.widgets.TextInput(name="Tile title", value=title, width=200)
-    confirm = pn.widgets.Button(name="Pin", button_type="primary", width=70, margin=(23, 5, 5, 5))
+    toggle = pn.widgets.Toggle(label="Pin to dashboard", button_type="light", width=150, css_classes=["nx-pin"])
+    target = pn.widgets.Select(label="Dashboard", options=[NEW], width=200)
+    new_name = pn.widgets.TextInput(label="New dashboard's name", placeholder="My dashboard", width=180)
+    tile_title = pn.widgets.TextInput(label="Tile title", value=title, width=200)
+    confirm = pn.widgets.Button(label="Pin", button_type="primary", width=70, margin=(23, 5, 5, 5))
     status = theme.html("", width=320, sizing_mode="fixed")
     form = pn.Row(target, new_name, tile_title, confirm, status, visible=False)
     choices: dict[str, str] = {}

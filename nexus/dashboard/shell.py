@@ -193,14 +193,14 @@ def _read_url(view: View) -> None:
 
 def _settings(ctx: Context, uses_interval: bool) -> pn.viewable.Viewable:
     view = ctx.view
-    preset = pn.widgets.Select(name="Date range", options={v: k for k, v in PRESETS.items()}, value=view.range, width=150)
-    start = pn.widgets.TextInput(name="From", value=view.date_from, placeholder="2026-10-01", width=120,
+    preset = pn.widgets.Select(label="Date range", options={v: k for k, v in PRESETS.items()}, value=view.range, width=150)
+    start = pn.widgets.TextInput(label="From", value=view.date_from, placeholder="2026-10-01", width=120,
                                  visible=view.range == "custom")
-    end = pn.widgets.TextInput(name="To", value=view.date_to, placeholder="2026-10-31", width=120,
+    end = pn.widgets.TextInput(label="To", value=view.date_to, placeholder="2026-10-31", width=120,
                                visible=view.range == "custom")
     zones = sorted(set(ZONES) | {ctx.timezone})
-    zone = pn.widgets.Select(name="Time zone", options=zones, value=ctx.timezone, width=170)
-    interval = pn.widgets.Select(name="Interval", options=INTERVALS, value=view.interval, width=100,
+    zone = pn.widgets.Select(label="Time zone", options=zones, value=ctx.timezone, width=170)
+    interval = pn.widgets.Select(label="Interval", options=INTERVALS, value=view.interval, width=100,
                                  visible=uses_interval)
 
     def on_preset(event: param.parameterized.Event) -> None:
@@ -225,18 +225,18 @@ def _filter_bar(ctx: Context) -> pn.viewable.Viewable:
     """The global filters as removable chips, and a small form that adds one (checked before it is used)."""
     view = ctx.view
     chips = pn.Row(sizing_mode="stretch_width")
-    source = pn.widgets.Select(name="Filter on", options=["event", "person", "column"], value="event", width=90)
-    key = pn.widgets.TextInput(name="Property", placeholder="$browser", width=130)
-    op = pn.widgets.Select(name="Operator", options=OPERATORS, value="eq", width=100)
-    value = pn.widgets.TextInput(name="Value", placeholder="value", width=120)
-    add = pn.widgets.Button(name="Add filter", button_type="primary", width=90, margin=(23, 5, 5, 5))
+    source = pn.widgets.Select(label="Filter on", options=["event", "person", "column"], value="event", width=90)
+    key = pn.widgets.TextInput(label="Property", placeholder="$browser", width=130)
+    op = pn.widgets.Select(label="Operator", options=OPERATORS, value="eq", width=100)
+    value = pn.widgets.TextInput(label="Value", placeholder="value", width=120)
+    add = pn.widgets.Button(label="Add filter", button_type="primary", width=90, margin=(23, 5, 5, 5))
     problem = theme.html("", visible=False)
 
     def redraw(*_: object) -> None:
         items = []
         for index, item in enumerate(view.filter_list()):
             label = f"{item.get('source', 'event')}.{item.get('key')} {item.get('op', 'eq')} {item.get('value', '')}"
-            chip = pn.widgets.Button(name=f"{label} ✕", button_type="light", css_classes=["nx-chip"],
+            chip = pn.widgets.Button(label=f"{label} ✕", button_type="light", css_classes=["nx-chip"],
                                      description="Remove this filter")
             chip.on_click(lambda _, i=index: view.remove_filter(i))
             items.append(chip)

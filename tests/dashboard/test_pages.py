@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import msgspec
+import panel as pn
 import pytest
 from bokeh.models import DataTable, GlyphRenderer, StringFormatter
 from panel.io.location import Location
@@ -277,7 +278,7 @@ def test_the_step_builder_writes_what_its_widgets_say() -> None:
     rows, problem = built.objects[0], built.objects[1]
 
     def widgets(row: int) -> dict[str, Any]:
-        return {w.name: w for w in rows.objects[row].objects if hasattr(w, "value") or w.name == "✕"}
+        return {w.label: w for w in rows.objects[row].objects if isinstance(w, pn.widgets.Widget)}
 
     assert "and 1 more condition from the link" in rows.objects[1].objects[-1].object
     # When the second step's event changes, its conditions stay

@@ -58,12 +58,12 @@ def _picker(ctx: Context, settings: Settings, saved: list[Saved], chosen: Saved 
     if not ctx.reader.can_edit:
         return pn.Row(*row, sizing_mode="stretch_width")
     status = theme.html("", width=300, sizing_mode="fixed")
-    name = pn.widgets.TextInput(name="Name", value=chosen.name if chosen else "", width=220)
-    rename = pn.widgets.Button(name="Rename", width=80, margin=(23, 5, 5, 5), disabled=chosen is None)
-    remove = pn.widgets.Button(name="Delete dashboard", button_type="danger", width=140, margin=(23, 5, 5, 5),
+    name = pn.widgets.TextInput(label="Name", value=chosen.name if chosen else "", width=220)
+    rename = pn.widgets.Button(label="Rename", width=80, margin=(23, 5, 5, 5), disabled=chosen is None)
+    remove = pn.widgets.Button(label="Delete dashboard", button_type="danger", width=140, margin=(23, 5, 5, 5),
                                disabled=chosen is None)
-    new_name = pn.widgets.TextInput(name="New dashboard", placeholder="Marketing", width=200)
-    create = pn.widgets.Button(name="Create", button_type="primary", width=80, margin=(23, 5, 5, 5))
+    new_name = pn.widgets.TextInput(label="New dashboard", placeholder="Marketing", width=200)
+    create = pn.widgets.Button(label="Create", button_type="primary", width=80, margin=(23, 5, 5, 5))
 
     def attempt(action: Any) -> None:
         try:
@@ -114,17 +114,17 @@ def _tile(ctx: Context, settings: Settings, saved: Saved, index: int) -> pn.view
 
 def _tile_controls(ctx: Context, settings: Settings, saved: Saved, index: int) -> pn.viewable.Viewable:
     tile = saved.tiles[index]
-    left = pn.widgets.Button(name="◀", width=36, description="Move earlier", disabled=index == 0)
-    right = pn.widgets.Button(name="▶", width=36, description="Move later", disabled=index == len(saved.tiles) - 1)
+    left = pn.widgets.Button(label="◀", width=36, description="Move earlier", disabled=index == 0)
+    right = pn.widgets.Button(label="▶", width=36, description="Move later", disabled=index == len(saved.tiles) - 1)
     width = pn.widgets.Select(options=WIDTHS, value=min(WIDTHS.values(), key=lambda w: abs(w - tile.width)), width=110)
     height = pn.widgets.Select(options=sorted({*HEIGHTS, tile.height}), value=tile.height, width=80)
-    remove = pn.widgets.Button(name="Remove", button_type="light", width=80)
+    remove = pn.widgets.Button(label="Remove", button_type="light", width=80)
 
     def change(items: list[Tile]) -> None:
         try:
             _save(ctx, settings, saved, tiles_=items)
         except NexusError as e:
-            remove.name = str(e)[:40]
+            remove.label = str(e)[:40]
 
     left.on_click(lambda _: change(moved(saved.tiles, index, -1)))
     right.on_click(lambda _: change(moved(saved.tiles, index, 1)))

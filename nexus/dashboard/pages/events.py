@@ -149,12 +149,12 @@ def draw(ctx: Context, settings: Settings, result: EventsResult, answer: Answer)
     """The page of events, its paging and event picker, and the chosen row's properties in full."""
     names = [n.name for n in ctx.reader.event_names()]
     options = [ANY_EVENT, *names, *([settings.event] if settings.event and settings.event not in names else [])]
-    pick = pn.widgets.Select(name="Event", options=options, value=settings.event or ANY_EVENT, width=240)
-    size = pn.widgets.Select(name="Rows per page", options=PAGE_SIZES if settings.limit in PAGE_SIZES else
+    pick = pn.widgets.Select(label="Event", options=options, value=settings.event or ANY_EVENT, width=240)
+    size = pn.widgets.Select(label="Rows per page", options=PAGE_SIZES if settings.limit in PAGE_SIZES else
                              sorted([*PAGE_SIZES, settings.limit]), value=settings.limit, width=110)
-    newest = pn.widgets.Button(name="« Newest", width=90, disabled=not settings.before, margin=(23, 5, 5, 5))
-    newer_ = pn.widgets.Button(name="‹ Newer", width=90, disabled=not settings.before, margin=(23, 5, 5, 5))
-    older_ = pn.widgets.Button(name="Older ›", width=90, disabled=result.next_cursor is None, margin=(23, 5, 5, 5))
+    newest = pn.widgets.Button(label="« Newest", width=90, disabled=not settings.before, margin=(23, 5, 5, 5))
+    newer_ = pn.widgets.Button(label="‹ Newer", width=90, disabled=not settings.before, margin=(23, 5, 5, 5))
+    older_ = pn.widgets.Button(label="Older ›", width=90, disabled=result.next_cursor is None, margin=(23, 5, 5, 5))
     pick.param.watch(lambda e: settings.param.update(event="" if e.new == ANY_EVENT else e.new, before="", trail=""),
                      "value")
     size.param.watch(lambda e: settings.param.update(limit=e.new, before="", trail=""), "value")

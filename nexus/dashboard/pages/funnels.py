@@ -119,7 +119,7 @@ def person_buttons(ctx: Context, result: Any, funnel: dict[str, Any], people: pn
     if not everyone.steps[0].persons:
         return pn.Column()
     labels = {group_label(g.breakdown): g.breakdown for g in result.groups}
-    group = pn.widgets.Select(name="Persons of", options=list(labels), value="Everyone", width=200,
+    group = pn.widgets.Select(label="Persons of", options=list(labels), value="Everyone", width=200,
                               visible=len(labels) > 1)
 
     def show(step: int, status: str) -> None:
@@ -129,7 +129,7 @@ def person_buttons(ctx: Context, result: Any, funnel: dict[str, Any], people: pn
     for lists in person_lists(len(everyone.steps)):
         buttons = []
         for step, status in lists:
-            button = pn.widgets.Button(name=persons_title(step, status), button_type="light", width=210)
+            button = pn.widgets.Button(label=persons_title(step, status), button_type="light", width=210)
             button.on_click(lambda _, k=step, s=status: show(k, s))
             buttons.append(button)
         rows.append(pn.Row(*buttons))
@@ -161,9 +161,9 @@ def persons_card(ctx: Context, funnel: dict[str, Any], step: int, status: str, g
         if not result.persons:
             return empty("Nobody.")
         table = persons_table(result)
-        earlier = pn.widgets.Button(name=f"← Previous {PAGE_SIZE}", button_type="light", width=130,
+        earlier = pn.widgets.Button(label=f"← Previous {PAGE_SIZE}", button_type="light", width=130,
                                     disabled=offset == 0)
-        later = pn.widgets.Button(name=f"Next {PAGE_SIZE} →", button_type="light", width=130,
+        later = pn.widgets.Button(label=f"Next {PAGE_SIZE} →", button_type="light", width=130,
                                   disabled=not result.has_more)
         earlier.on_click(lambda _: page_at(max(offset - PAGE_SIZE, 0)))
         later.on_click(lambda _: page_at(offset + PAGE_SIZE))
@@ -211,16 +211,16 @@ def step_row(index: int, item: dict[str, Any], names: list[str], removable: bool
     """The widgets of one step; `replace(index, step, error)` takes the edited step (None: removed)."""
     condition = step_filter(item) or {}
     shown = condition.get("value")
-    event = pn.widgets.Select(name=f"Step {index + 1}", options=event_options(names, item["event"], any_event=False),
+    event = pn.widgets.Select(label=f"Step {index + 1}", options=event_options(names, item["event"], any_event=False),
                               value=item["event"], width=200)
-    source = pn.widgets.Select(name="where", options=["event", "person", "column"],
+    source = pn.widgets.Select(label="where", options=["event", "person", "column"],
                                value=condition.get("source", "event"), width=90)
-    key = pn.widgets.TextInput(name="Property", value=str(condition.get("key", "")), placeholder="(none)",
+    key = pn.widgets.TextInput(label="Property", value=str(condition.get("key", "")), placeholder="(none)",
                                width=130)
-    op = pn.widgets.Select(name="Operator", options=OPERATORS, value=condition.get("op", "eq"), width=100)
-    value = pn.widgets.TextInput(name="Value", width=130, value=", ".join(map(str, shown)) if isinstance(shown, list)
+    op = pn.widgets.Select(label="Operator", options=OPERATORS, value=condition.get("op", "eq"), width=100)
+    value = pn.widgets.TextInput(label="Value", width=130, value=", ".join(map(str, shown)) if isinstance(shown, list)
                                  else "" if shown is None else str(shown))
-    remove = pn.widgets.Button(name="✕", width=40, margin=(23, 5, 5, 5), disabled=not removable,
+    remove = pn.widgets.Button(label="✕", width=40, margin=(23, 5, 5, 5), disabled=not removable,
                                description="Remove this step")
 
     def new_event(_: object) -> None:  # the step's conditions stay as they are, shown or not
@@ -280,12 +280,12 @@ def builder(settings: Settings, names: list[str]) -> pn.viewable.Viewable:
                         for index, item in enumerate(items)]
         add.disabled = len(items) >= MAX_STEPS
 
-    add = pn.widgets.Button(name="+ Step", button_type="light", width=90, margin=(23, 5, 5, 5))
+    add = pn.widgets.Button(label="+ Step", button_type="light", width=90, margin=(23, 5, 5, 5))
     add.on_click(lambda _: setattr(settings, "steps", dumps(current() + [{"event": (names or [""])[0]}])))
-    mode = pn.widgets.Select(name="Order", options={"In order": "ordered", "Strictly in a row": "strict",
+    mode = pn.widgets.Select(label="Order", options={"In order": "ordered", "Strictly in a row": "strict",
                                                     "Any order": "unordered"}, value=settings.mode, width=150)
-    window = pn.widgets.IntInput(name="Conversion window", value=settings.window, start=1, width=110)
-    unit = pn.widgets.Select(name="unit", options=list(UNIT_SECONDS), value=settings.window_unit, width=90)
+    window = pn.widgets.IntInput(label="Conversion window", value=settings.window, start=1, width=110)
+    unit = pn.widgets.Select(label="unit", options=list(UNIT_SECONDS), value=settings.window_unit, width=90)
     mode.param.watch(lambda e: setattr(settings, "mode", e.new), "value")
     window.param.watch(lambda e: setattr(settings, "window", e.new) if e.new and e.new >= 1 else None, "value")
     unit.param.watch(lambda e: setattr(settings, "window_unit", e.new), "value")

@@ -70,7 +70,7 @@ def draw(ctx: Context, result: Any, chart: str = "heatmap") -> pn.viewable.Viewa
     groups = {group_label(None): result.cohorts, **{group_label(b.breakdown): b.cohorts for b in result.breakdowns}}
     if len(groups) == 1:
         return cohort_table(result.period, result.cohorts)
-    pick = pn.widgets.Select(name="Cohorts of", options=list(groups), value=group_label(None), width=220)
+    pick = pn.widgets.Select(label="Cohorts of", options=list(groups), value=group_label(None), width=220)
     return pn.Column(pick, pn.bind(lambda group: cohort_table(result.period, groups[group]), pick),
                      sizing_mode="stretch_width")
 
@@ -122,14 +122,14 @@ def builder(settings: Settings, names: list[str]) -> pn.viewable.Viewable:
     """Start and return events, the period and how many, first-time or recurring, and the breakdown."""
     def picker(label: str, name: str) -> pn.widgets.Select:
         current = getattr(settings, name)
-        widget = pn.widgets.Select(name=label, options=event_options(names, current), value=current or ANY_EVENT,
+        widget = pn.widgets.Select(label=label, options=event_options(names, current), value=current or ANY_EVENT,
                                    width=200)
         widget.param.watch(lambda e: setattr(settings, name, "" if e.new == ANY_EVENT else e.new), "value")
         return widget
 
-    period = pn.widgets.Select(name="Period", options=PERIODS, value=settings.period, width=90)
-    count = pn.widgets.IntInput(name="Periods after", value=settings.periods, start=0, end=MAX_PERIODS, width=100)
-    mode = pn.widgets.Select(name="Cohort by", options={v: k for k, v in START_MODES.items()},
+    period = pn.widgets.Select(label="Period", options=PERIODS, value=settings.period, width=90)
+    count = pn.widgets.IntInput(label="Periods after", value=settings.periods, start=0, end=MAX_PERIODS, width=100)
+    mode = pn.widgets.Select(label="Cohort by", options={v: k for k, v in START_MODES.items()},
                              value=settings.start_mode, width=120)
     period.param.watch(lambda e: setattr(settings, "period", e.new), "value")
     count.param.watch(lambda e: setattr(settings, "periods", e.new) if e.new is not None else None, "value")

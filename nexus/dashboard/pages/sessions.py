@@ -117,7 +117,7 @@ def _number(label: str, value: float | None, **style: bool) -> pn.viewable.Viewa
 
 
 def builder(settings: Settings) -> pn.viewable.Viewable:
-    gap = pn.widgets.IntInput(name="New session after (minutes idle)", value=settings.gap_minutes, start=1,
+    gap = pn.widgets.IntInput(label="New session after (minutes idle)", value=settings.gap_minutes, start=1,
                               end=24 * 60, width=200)
     gap.param.watch(lambda e: setattr(settings, "gap_minutes", e.new) if e.new else None, "value")
     return pn.Row(*breakdown_controls(settings), gap, sizing_mode="stretch_width")

@@ -82,8 +82,8 @@ def breakdown_of(settings: Breakdowns) -> dict[str, Any] | None:
 
 
 def breakdown_controls(settings: Breakdowns) -> list[pn.viewable.Viewable]:
-    key = pn.widgets.TextInput(name="Breakdown by", value=settings.breakdown, placeholder="$browser", width=150)
-    source = pn.widgets.Select(name="of", options=SOURCES, value=settings.breakdown_source, width=90)
+    key = pn.widgets.TextInput(label="Breakdown by", value=settings.breakdown, placeholder="$browser", width=150)
+    source = pn.widgets.Select(label="of", options=SOURCES, value=settings.breakdown_source, width=90)
     key.param.watch(lambda e: setattr(settings, "breakdown", e.new.strip()), "value")
     source.param.watch(lambda e: setattr(settings, "breakdown_source", e.new), "value")
     return [key, source]

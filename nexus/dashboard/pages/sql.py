@@ -58,11 +58,11 @@ def editor(ctx: Context, settings: Settings, chart: ChartSettings) -> pn.viewabl
     synced(chart)
     code = pn.widgets.CodeEditor(value=settings.sql or EXAMPLE, language="sql", theme=_editor_theme(ctx),
                                  height=180, sizing_mode="stretch_width", css_classes=["nx-sql-editor"])
-    params = pn.widgets.TextAreaInput(name="Parameters (JSON: the SQL's {name:Type} values)",
+    params = pn.widgets.TextAreaInput(label="Parameters (JSON: the SQL's {name:Type} values)",
                                       value=settings.params, height=70,
                                       placeholder='{"event": "signup", "days": 7}', sizing_mode="stretch_width",
                                       css_classes=["nx-sql-params"])
-    run = pn.widgets.Button(name="Run", button_type="primary", width=90, css_classes=["nx-run"])
+    run = pn.widgets.Button(label="Run", button_type="primary", width=90, css_classes=["nx-run"])
     message = theme.html("", visible=False)
 
     def on_run(_: object = None) -> None:
@@ -85,10 +85,10 @@ def editor(ctx: Context, settings: Settings, chart: ChartSettings) -> pn.viewabl
 def _saved(ctx: Context, code: Any, params: Any, message: Any, run: Any) -> pn.viewable.Viewable:
     """Open a saved query (any key), and save this one under a name (an admin key, as POST /v1/queries)."""
     found = {q.name: q for q in ctx.reader.saved_queries()}
-    choose = pn.widgets.Select(name="Saved queries", options=["", *found], value="", width=240,
+    choose = pn.widgets.Select(label="Saved queries", options=["", *found], value="", width=240,
                                disabled=not found, css_classes=["nx-saved"])
-    name = pn.widgets.TextInput(name="Save as", placeholder="a name for this query", width=220)
-    save = pn.widgets.Button(name="Save", width=80, margin=(23, 5, 5, 5), disabled=not ctx.reader.can_edit,
+    name = pn.widgets.TextInput(label="Save as", placeholder="a name for this query", width=220)
+    save = pn.widgets.Button(label="Save", width=80, margin=(23, 5, 5, 5), disabled=not ctx.reader.can_edit,
                              description=None if ctx.reader.can_edit else "Saving takes an admin key of the project")
 
     def say(html: str) -> None:
@@ -198,10 +198,10 @@ def _chart(ctx: Context, answer: JsonAnswer, rows: list[list[Any]], chart: Chart
         return empty("Nothing to chart: the result has no rows or no numeric column.")
     names = [c.name for c in answer.columns]
     numeric = [c.name for c in answer.columns if sql_result.is_number(c.type)]
-    x = pn.widgets.Select(name="x", options=names, value=chart.x if chart.x in names else first.x, width=180)
-    y = pn.widgets.Select(name="y (numbers)", options=numeric, value=chart.y if chart.y in numeric else first.y,
+    x = pn.widgets.Select(label="x", options=names, value=chart.x if chart.x in names else first.x, width=180)
+    y = pn.widgets.Select(label="y (numbers)", options=numeric, value=chart.y if chart.y in numeric else first.y,
                           width=180)
-    series = pn.widgets.Select(name="series", options=[NONE, *names],
+    series = pn.widgets.Select(label="series", options=[NONE, *names],
                                value=chart.series if chart.series in names else NONE, width=180)
     drawn = pn.Column(sizing_mode="stretch_width")
 

@@ -104,9 +104,9 @@ def lifecycle_bars(result: Any, height: int = 320) -> figure:
 
 
 def builder(settings: Settings, names: list[str]) -> pn.viewable.Viewable:
-    event = pn.widgets.Select(name="Event", options=event_options(names, settings.event),
+    event = pn.widgets.Select(label="Event", options=event_options(names, settings.event),
                               value=settings.event or ANY_EVENT, width=220)
-    period = pn.widgets.Select(name="Active per", options=PERIODS, value=settings.period, width=100)
+    period = pn.widgets.Select(label="Active per", options=PERIODS, value=settings.period, width=100)
     event.param.watch(lambda e: setattr(settings, "event", "" if e.new == ANY_EVENT else e.new), "value")
     period.param.watch(lambda e: setattr(settings, "period", e.new), "value")
     return pn.Row(event, period, sizing_mode="stretch_width")

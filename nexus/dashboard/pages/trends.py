@@ -88,12 +88,12 @@ def builder(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     def redraw(*_: object) -> None:
         widgets = []
         for index, item in enumerate(current()):
-            event = pn.widgets.Select(name=f"Series {index + 1}: event", options=names,
+            event = pn.widgets.Select(label=f"Series {index + 1}: event", options=names,
                                       value=item.get("event") if item.get("event") in names else ALL_EVENTS, width=200)
-            metric = pn.widgets.Select(name="Metric", options=list(CATALOGUE), value=item.get("metric", "events"), width=130)
-            prop = pn.widgets.TextInput(name="Property (numeric metrics)", value=item.get("property") or "", width=170,
+            metric = pn.widgets.Select(label="Metric", options=list(CATALOGUE), value=item.get("metric", "events"), width=130)
+            prop = pn.widgets.TextInput(label="Property (numeric metrics)", value=item.get("property") or "", width=170,
                                         visible=CATALOGUE.get(item.get("metric", "events"), CATALOGUE["events"]).needs_property)
-            remove = pn.widgets.Button(name="✕", width=40, margin=(23, 5, 5, 5), disabled=len(current()) == 1)
+            remove = pn.widgets.Button(label="✕", width=40, margin=(23, 5, 5, 5), disabled=len(current()) == 1)
 
             def changed(_: object, i: int = index, e: Any = event, m: Any = metric, p: Any = prop) -> None:
                 items = current()
@@ -111,12 +111,12 @@ def builder(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
             widgets.append(pn.Row(event, metric, prop, remove))
         rows.objects = widgets
 
-    add = pn.widgets.Button(name="+ Series", button_type="light", width=90)
+    add = pn.widgets.Button(label="+ Series", button_type="light", width=90)
     add.on_click(lambda _: setattr(settings, "series", dumps(current() + [{"event": None, "metric": "persons"}])))
-    breakdown = pn.widgets.TextInput(name="Breakdown by", value=settings.breakdown, placeholder="$browser", width=150)
-    source = pn.widgets.Select(name="of", options=["event", "person", "column"], value=settings.breakdown_source, width=90)
-    compare = pn.widgets.Checkbox(name="Compare to the previous period", value=settings.compare, margin=(30, 5, 5, 5))
-    chart = pn.widgets.Select(name="Chart", options=CHARTS, value=settings.chart, width=120)
+    breakdown = pn.widgets.TextInput(label="Breakdown by", value=settings.breakdown, placeholder="$browser", width=150)
+    source = pn.widgets.Select(label="of", options=["event", "person", "column"], value=settings.breakdown_source, width=90)
+    compare = pn.widgets.Checkbox(label="Compare to the previous period", value=settings.compare, margin=(30, 5, 5, 5))
+    chart = pn.widgets.Select(label="Chart", options=CHARTS, value=settings.chart, width=120)
     breakdown.param.watch(lambda e: setattr(settings, "breakdown", e.new.strip()), "value")
     source.param.watch(lambda e: setattr(settings, "breakdown_source", e.new), "value")
     compare.param.watch(lambda e: setattr(settings, "compare", e.new), "value")
