@@ -307,14 +307,14 @@ def sign_in(page: Any, stack: Stack, key: str, path: str = "/overview") -> None:
         page.click("button[type=submit]")
 
 
-def wait_for_plots(page: Any, minimum: int = 1, *, quiet_ms: int = 400, timeout: float = 45_000) -> None:
+def wait_for_plots(page: Any, minimum: int = 1, *, quiet_ms: int = 300, timeout: float = 45_000) -> None:
     """Until the page shows at least `minimum` Bokeh canvases, no Panel spinner, and nothing new for a moment
     (counted from this call: what an earlier wait saw does not count)."""
     page.evaluate("delete window.__nexusSettled")
     page.wait_for_function(SETTLED, arg=[minimum, quiet_ms], polling=100, timeout=timeout)
 
 
-def settled(page: Any, *, quiet_ms: int = 400, timeout: float = 45_000) -> None:
+def settled(page: Any, *, quiet_ms: int = 300, timeout: float = 45_000) -> None:
     """Until no Panel spinner shows and the page's canvases stop changing (a page that may have no plot)."""
     wait_for_plots(page, 0, quiet_ms=quiet_ms, timeout=timeout)
 

@@ -198,45 +198,41 @@ def test_a_funnel_built_in_the_page_counts_what_the_api_counts(browse: Browse, s
     a = stack.a
     page = browse.page(a.keys["read"], "/funnels")
     wait_for_plots(page)
+    table = page.locator(".nx-table tbody tr")
+
+    def labels() -> list[str]:
+        return table.locator("td:first-child").all_inner_texts()
+
+    def drawn(check: Any, what: str) -> None:
+        """Until the funnel's table passes `check`: the page drew the funnel again, and the builder's rows
+        (drawn anew before it) can take the next pick."""
+        wait_until(lambda: check(labels()), page=page, what=what)
+
+    # Given the default funnel (the most frequent events), when the steps are picked and one is added,
     steps = ["page_view", "signup", "add_to_cart", "purchase"]
-
-    def in_url() -> list[str]:
-        given = parse_qs(page.evaluate("location.search").lstrip("?")).get("steps")
-        return [s.get("event") for s in json.loads(given[0])] if given else []
-
     for index, event in enumerate(steps[:3]):
-        if page.get_by_label(f"Step {index + 1}", exact=True).input_value() != event:
-            choose(page, f"Step {index + 1}", event, lambda i=index, e=event: in_url()[i:i + 1] == [e])
+        picker = page.get_by_label(f"Step {index + 1}", exact=True)
+        if picker.input_value() != event:
+            picker.select_option(event)
+            drawn(lambda shown, i=index, e=event: shown[i:i + 1] == [f"{i + 1}. {e}"], f"step {index + 1}: {event}")
     page.get_by_role("button", name="+ Step").click()
-    page.get_by_label("Step 4", exact=True).wait_for()
-    choose(page, "Step 4", steps[3], lambda: in_url() == steps)
-    row = page.locator(".nx-table tbody tr").filter(has_text=f"4. {steps[3]}")
-    row.wait_for()
+    drawn(lambda shown: len(shown) == 4, "a fourth step")
+    page.get_by_label("Step 4", exact=True).select_option(steps[3])
+    drawn(lambda shown: shown == [f"{i + 1}. {e}" for i, e in enumerate(steps)], f"the funnel {steps}")
     wait_for_plots(page)
-    shown = [page.locator(".nx-table tbody tr").nth(i).locator("td").all_inner_texts() for i in range(len(steps))]
+    # then the URL holds them, and the table counts what the API counts for the same request.
+    given = json.loads(parse_qs(page.evaluate("location.search").lstrip("?"))["steps"][0])
+    assert [s["event"] for s in given] == steps
+    shown = [table.nth(i).locator("td").all_inner_texts() for i in range(len(steps))]
     result = stack.analysis(a, "funnel", {"steps": [{"event": e} for e in steps], "timezone": a.timezone,
                                           "date_range": {"date_from": "-7d"}, "mode": "ordered", "window": 14,
                                           "window_unit": "day"})
     everyone = result["groups"][0]["steps"]
-    assert [cells[0] for cells in shown] == [f"{i + 1}. {e}" for i, e in enumerate(steps)]
     assert [cells[1] for cells in shown] == [charts.format_number(s["persons"]) for s in everyone]
     assert [cells[2] for cells in shown] == [charts.format_number(s["conversion_from_first"], percent=True)
                                              for s in everyone]
     assert everyone[0]["persons"] > everyone[-1]["persons"] > 0
     browse.assert_clean()
-
-
-def choose(page: Any, label: str, value: str, done: Any) -> None:
-    """Pick `value` in the select labelled `label` until `done()`: a builder draws its rows anew after each
-    change, so a pick can land on a row that is being replaced (then it is picked again, in the new row)."""
-    for _ in range(3):
-        page.get_by_label(label, exact=True).select_option(value)
-        try:
-            wait_until(done, page=page, timeout=8, what=f"{label} = {value}")
-            return
-        except pytest.fail.Exception:
-            continue
-    pytest.fail(f"picking {value!r} as {label!r} never took")
 
 
 def test_show_me_the_sql_runs_in_the_explorer_to_the_same_number(browse: Browse, stack: Stack):
