@@ -390,7 +390,7 @@ def test_a_revoked_key_closes_its_open_pages(browse: Browse, stack: Stack):
     keys.revoke(stack.runtime.clickhouse, key_id)
     keys.changed(stack.runtime.redis.client)
     # The shell checks every 20 s: the notice is there well within the minute.
-    page.get_by_text("Your sign-in ended or its key was revoked.").wait_for(timeout=30_000)
+    page.get_by_text("Your sign-in ended or its key was revoked.").wait_for(timeout=20_000)
     page.reload()
     page.wait_for_url(SIGNED_OUT)
     browse.assert_clean()
