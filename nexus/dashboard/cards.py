@@ -33,14 +33,19 @@ def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Dra
                     width=width, styles={"border": "1px solid var(--nx-line, #e3e6eb)", "border-radius": "10px"},
                     margin=6)
     asked = _ask(ctx, kind, request)
+
+    def content() -> list[Any]:
+        drawn = guarded(lambda: _drawn(ctx, title, kind, request, draw, chart, asked.result()))
+        return drawn if isinstance(drawn, list) else [drawn]
+
     if asked.done():
-        holder.objects = [guarded(lambda: _drawn(ctx, title, kind, request, draw, chart, asked.result()))]
+        holder.objects = content()
         return box
 
     def load() -> None:
         holder.loading = True
         try:
-            holder.objects = [guarded(lambda: _drawn(ctx, title, kind, request, draw, chart, asked.result()))]
+            holder.objects = content()
         finally:
             holder.loading = False
 
@@ -51,24 +56,27 @@ def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Dra
 # The page's analyses run here, apart from Panel's pool where the cards wait for them (a card waiting
 # on its own pool's queue could wait forever).
 _ANSWERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nexus-card")
-# How long building a page may wait, all cards together, for answers to come back before it is sent.
-INLINE_SECONDS = 0.06
-_deadlines: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+# How long building a page may wait, all its cards together, for answers to come back before it is sent.
+INLINE_SECONDS = 0.1
+_waited: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()  # by document, seconds
 
 
 def _ask(ctx: Context, kind: str, request: dict[str, Any]) -> Future[Answer]:
     """The answer, asked for now rather than once the browser shows the page: the query runs while the
     browser still loads and runs the page's scripts (most of a page's first second). The page waits up
     to INLINE_SECONDS in all for its answers: one ready by then (a cached one takes milliseconds) is
-    drawn into the page itself, so the browser gets the card with the page, with no second round trip."""
+    drawn into the page itself, so the browser gets the card with the page, with no second round trip
+    (and no change of the page to lay out again). Drawing does not count against the wait."""
     asked = _ANSWERS.submit(ctx.reader.answer, kind, request)
     doc = pn.state.curdoc
-    if doc is not None:
-        deadline = _deadlines.setdefault(doc, time.monotonic() + INLINE_SECONDS)
+    left = INLINE_SECONDS - _waited.get(doc, 0.0) if doc is not None else 0.0
+    if left > 0:
+        started = time.monotonic()
         try:
-            asked.exception(timeout=max(0.0, deadline - time.monotonic()))
+            asked.exception(timeout=left)
         except FuturesTimeout:
             pass
+        _waited[doc] = _waited.get(doc, 0.0) + time.monotonic() - started
     return asked
 
 
@@ -80,24 +88,24 @@ def _later(load: Callable[[], None]) -> None:
 
 
 def _drawn(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, chart: str,
-           answer: Answer) -> Any:
-    result = answer.decoded()
-    return pn.Column(draw(result, answer), actions(ctx, title, kind, request, answer, chart),
-                     sizing_mode="stretch_width")
+           answer: Answer) -> list[Any]:
+    """The chart and its actions, side by side in the card (no layout of their own: every layout is one
+    more view, shadow root and set of stylesheets for the browser to build and lay out)."""
+    return [draw(answer.decoded(), answer), actions(ctx, title, kind, request, answer, chart)]
 
 
 def actions(ctx: Context, title: str, kind: str, request: dict[str, Any], answer: Answer,
             chart: str) -> pn.viewable.Viewable:
-    """Show me the SQL, the data as CSV, and (for an admin key) pin to a dashboard."""
-    sql = theme.html(explain_html(ctx, answer), visible=False)
-    show = pn.widgets.Toggle(label="Show me the SQL", button_type="light", width=140, css_classes=["nx-show-sql"])
-    show.param.watch(lambda e: setattr(sql, "visible", e.new), "value")
+    """The data as CSV, Show me the SQL, and (for an admin key) pin to a dashboard. The SQL is markup that
+    opens in the page (<details>): no widget and no round trip to the server to show it."""
     download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(answer.table_bytes("csv")),
                                        filename=f"{kind}.csv", label="Data as CSV", button_type="light", width=120)
-    row: list[Any] = [show, download]
+    sql = theme.html(f"<details class='nx-explain'><summary role='button'>Show me the SQL</summary>"
+                     f"{explain_html(ctx, answer)}</details>", css_classes=["nx-show-sql"])
+    row: list[Any] = [download, sql]
     if ctx.reader.can_edit:
         row.append(pin_control(ctx, title, kind, request, chart))
-    return pn.Column(pn.Row(*row), sql, sizing_mode="stretch_width")
+    return pn.Row(*row, sizing_mode="stretch_width")
 
 
 def explain_html(ctx: Context, answer: Answer) -> str:

@@ -59,6 +59,10 @@ a { color: var(--nx-accent); }
 .nx-notice { padding: .7rem .9rem; border-radius: 8px; border: 1px solid var(--nx-line); background: var(--nx-card); }
 .nx-warning { border-color: #e69f00; } .nx-danger { border-color: var(--nx-down); }
 .nx-card-title { font-weight: 600; font-size: .95rem; }
+.nx-explain > summary { display: inline-block; cursor: pointer; font-size: .85rem; padding: .3rem .7rem; margin: 5px 0;
+  border: 1px solid var(--nx-line); border-radius: 4px; background: var(--nx-card); color: var(--nx-fg); list-style: none; }
+.nx-explain > summary::-webkit-details-marker { display: none; }
+.nx-explain[open] > summary { background: var(--nx-line); }
 .nx-kpi { font-size: 1.6rem; font-weight: 700; }
 .nx-kpi-label { color: var(--nx-muted); font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; }
 .nx-up { color: var(--nx-up); } .nx-down { color: var(--nx-down); } .nx-flat { color: var(--nx-muted); }
