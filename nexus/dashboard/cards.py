@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from html import escape
-from typing import Any
+from typing import Any, TypeVar
 
 import panel as pn
 
@@ -22,6 +22,7 @@ from nexus.dashboard.shell import Context, guarded
 from nexus.services.analyses import Answer
 
 Draw = Callable[[Any, Answer], Any]  # (the decoded result, its answer) → a viewable
+T = TypeVar("T")
 
 
 def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, *, chart: str = "line",
@@ -42,12 +43,18 @@ def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Dra
         holder.objects = content()
         return box
 
+    holder.loading = True  # in the page as it is sent
+
     def load() -> None:
-        holder.loading = True
-        try:
-            holder.objects = content()
-        finally:
+        drawn = content()  # built on this thread, before it joins the page
+
+        def show() -> None:
+            holder.objects = drawn
             holder.loading = False
+
+        # On the event loop, the two changes in one go: set one after the other from this thread, the
+        # second one was now and then lost (1 load in 8), leaving a drawn card under its spinner.
+        pn.state.execute(show, schedule=True)
 
     _later(load)
     return box
@@ -67,7 +74,13 @@ def _ask(ctx: Context, kind: str, request: dict[str, Any]) -> Future[Answer]:
     to INLINE_SECONDS in all for its answers: one ready by then (a cached one takes milliseconds) is
     drawn into the page itself, so the browser gets the card with the page, with no second round trip
     (and no change of the page to lay out again). Drawing does not count against the wait."""
-    asked = _ANSWERS.submit(ctx.reader.answer, kind, request)
+    return early(ctx.reader.answer, kind, request)
+
+
+def early(work: Callable[..., T], *args: Any) -> Future[T]:
+    """`work(*args)` started now on the cards' pool, the page being built waiting for it within what is
+    left of its INLINE_SECONDS: done() says whether to draw its result into the page (see _ask)."""
+    asked = _ANSWERS.submit(work, *args)
     doc = pn.state.curdoc
     left = INLINE_SECONDS - _waited.get(doc, 0.0) if doc is not None else 0.0
     if left > 0:
