@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import panel as pn
 
 from nexus.dashboard import charts, theme
+from nexus.dashboard.cards import early
 from nexus.dashboard.shell import Context
 from nexus.errors import NexusError
 
@@ -19,27 +20,38 @@ MINUTES = 30
 
 
 def panel(ctx: Context) -> pn.viewable.Viewable:
-    shown = theme.html("<div class='nx-muted'>Live: loading…</div>", css_classes=["nx-live"])
+    # Asked as the page is built, as a card's answer is: drawn into the page when it comes back in time.
+    first = early(current, ctx)
+    inline = first.done()
+    shown = theme.html(first.result() if inline else "<div class='nx-muted'>Live: loading…</div>",
+                       css_classes=["nx-live"])
 
     def refresh() -> None:
         if not ctx.reader.still_allowed():
             callback.stop()
             return
-        try:
-            shown.object = markup(ctx)
-        except NexusError as e:
-            shown.object = f"<div class='nx-notice nx-warning'>Live: {escape(str(e))}</div>"
+        shown.object = current(ctx)
 
-    def markup(ctx: Context) -> str:
-        request: dict[str, Any] = {"minutes": MINUTES, "latest": 15}
-        where = ctx.view.where()
-        if where:
-            request["where"] = where
-        return render(ctx.reader.answer("live", request).decoded(), ctx.timezone)
+    def start() -> None:
+        if not inline:
+            shown.object = first.result()
+        callback.start()
 
     callback = pn.state.add_periodic_callback(refresh, period=REFRESH_MS, start=False)
-    pn.state.onload(lambda: (refresh(), callback.start()), threaded=True)
-    return pn.Column(shown, sizing_mode="stretch_width")
+    pn.state.onload(start, threaded=True)
+    return shown
+
+
+def current(ctx: Context) -> str:
+    """The panel's markup now, or why it cannot be shown."""
+    request: dict[str, Any] = {"minutes": MINUTES, "latest": 15}
+    where = ctx.view.where()
+    if where:
+        request["where"] = where
+    try:
+        return render(ctx.reader.answer("live", request).decoded(), ctx.timezone)
+    except NexusError as e:
+        return f"<div class='nx-notice nx-warning'>Live: {escape(str(e))}</div>"
 
 
 def render(result: Any, timezone: str) -> str:
