@@ -139,7 +139,10 @@ SHOWN_JS = """
     for (const model of doc.all_models) {
       const classes = model.css_classes ?? [], view = views.get(model);
       const text = typeof model.text == "string" ? model.text : "";
-      if (classes.includes("pn-loading")) found.loading += 1;
+      if (classes.includes("pn-loading")) {
+        found.loading += 1;
+        found.spinning = [...(found.spinning ?? []), `${model.type} ${model.id} ${(model.children ?? []).length} children`];
+      }
       if (classes.includes("nx-show-sql") && view != null) found.cards += 1;
       if (["Figure", "Plot", "GMap", "DataTable"].includes(model.type)) {
         found.plots += 1;
