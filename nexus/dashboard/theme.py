@@ -11,7 +11,9 @@ def apply(dark: bool) -> None:
     """Draw this session's widgets and charts in the dark or the light theme (set per session: Panel's
     config is the session's own when set inside one)."""
     pn.config.theme = "dark" if dark else "default"
-    pn.config.raw_css = [f"body {{ background: {PALETTES[dark]['bg']}; color: {PALETTES[dark]['fg']}; margin: 0; }}"]
+    # In the page's head only: Panel copies raw_css into every component's shadow root (100+ copies of a
+    # rule for <body>, which matches nothing there).
+    pn.config.global_css = [f"body {{ background: {PALETTES[dark]['bg']}; color: {PALETTES[dark]['fg']}; margin: 0; }}"]
     if pn.state.curdoc is not None:
         pn.state.curdoc.theme = charts.theme(dark)
 
