@@ -141,9 +141,11 @@ def stack(server: Server) -> Iterator[Stack]:  # noqa: F811  (the fixture import
             logging.getLogger(name).removeHandler(handler)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's chromium (never a downloaded browser), one for the whole session."""
+    """Debian's chromium (never a downloaded browser), one per test module: Playwright's sync API keeps an
+    event loop running in the main thread while it is open, which later modules' asyncio.run (and their
+    own Playwright) refuse."""
     if not CHROMIUM.exists():
         _missing("Debian's chromium: apt-get install -y chromium")
     try:
