@@ -9,12 +9,15 @@ import json
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FuturesTimeout
 from html import escape
 from typing import Any, TypeVar
 
 import panel as pn
+from panel.io.state import set_curdoc
+from tornado.ioloop import IOLoop
 
 from nexus.dashboard import theme
 from nexus.dashboard.pin import pin_control
@@ -44,19 +47,7 @@ def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Dra
         return box
 
     holder.loading = True  # in the page as it is sent
-
-    def load() -> None:
-        drawn = content()  # built on this thread, before it joins the page
-
-        def show() -> None:
-            holder.objects = drawn
-            holder.loading = False
-
-        # On the event loop, the two changes in one go: set one after the other from this thread, the
-        # second one was now and then lost (1 load in 8), leaving a drawn card under its spinner.
-        pn.state.execute(show, schedule=True)
-
-    _later(load)
+    _later(holder, asked, content)
     return box
 
 
@@ -93,11 +84,61 @@ def early(work: Callable[..., T], *args: Any) -> Future[T]:
     return asked
 
 
-def _later(load: Callable[[], None]) -> None:
-    """Run `load` once the page is shown, on Panel's thread pool: the cards of a page load side by side.
-    (A card is changed only once the browser has the page: Panel drops changes made between the moment
-    the browser pulls the page's document and the moment it says the page is shown.)"""
-    pn.state.onload(load, threaded=True)
+Waiting = tuple[pn.Column, Future[Any], Callable[[], list[Any]]]  # a card's holder, its answer, its content
+_waiting: weakref.WeakKeyDictionary[Any, list[Waiting]] = weakref.WeakKeyDictionary()  # by document
+
+
+def _later(holder: pn.Column, asked: Future[Any], content: Callable[[], list[Any]]) -> None:
+    """Draw the card once the page is shown and its answer is in (a card is changed only once the browser
+    has the page: Panel drops changes made between the moment the browser pulls the page's document and
+    the moment it says the page is shown).
+
+    The cards of a page still waiting when it is shown are drawn together: those whose answers are in by
+    then, in one change of the page, then each batch that comes in while the last was drawn. The browser
+    lays the whole page out again at each change (every plot drawn anew), so eight cards changed one by
+    one cost it several times what they cost together."""
+    doc, loop = pn.state.curdoc, IOLoop.current(instance=False)  # built on the session's event loop
+    if doc is None or pn.state.loaded:  # no server session, or a page drawn again after a change of settings
+        pn.state.onload(lambda: _fill(doc, loop, [(holder, asked, content)]), threaded=True)
+        return
+    waiting = _waiting.setdefault(doc, [])
+    if not waiting:
+        pn.state.onload(lambda: _fill(doc, loop, waiting), threaded=True)  # once the page is built and shown
+    waiting.append((holder, asked, content))
+
+
+def _fill(doc: Any, loop: IOLoop | None, waiting: list[Waiting]) -> None:
+    """On Panel's thread pool: the waiting cards drawn as their answers come in, batch by batch."""
+    left = list(waiting)
+    while left:
+        wait([asked for _, asked, _ in left], return_when=FIRST_COMPLETED)
+        ready, left = [w for w in left if w[1].done()], [w for w in left if not w[1].done()]
+        drawn = [(holder, content()) for holder, _, content in ready]  # built here, before they join the page
+        _on_loop(doc, loop, partial(_show, drawn))
+
+
+def _show(drawn: list[tuple[pn.Column, list[Any]]]) -> None:
+    """Each card's chart in and spinner off, all in one message to the browser."""
+    with pn.io.hold():
+        for holder, objects in drawn:
+            holder.objects = objects
+            holder.loading = False
+
+
+def _on_loop(doc: Any, loop: IOLoop | None, change: Callable[[], None]) -> None:
+    """`change` the page on its session's event loop, where nothing else changes it meanwhile. Handed over
+    with the loop's own thread-safe add_callback, not through the document (add_next_tick_callback from
+    this thread): that registration races Panel's holds of the document on the loop, and a lost one left
+    a card drawn on the server under its spinner in the browser (1 fresh load of a saved dashboard in 8)."""
+    if loop is None:
+        change()  # no server session (a test building a page)
+        return
+
+    def run() -> None:
+        with set_curdoc(doc):
+            change()
+
+    loop.add_callback(run)
 
 
 def _drawn(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, chart: str,
