@@ -31,7 +31,7 @@ T = TypeVar("T")
 def card(ctx: Context, title: str, kind: str, request: dict[str, Any], draw: Draw, *, chart: str = "line",
          width: int | None = None, height: int = 360) -> pn.viewable.Viewable:
     """The analysis `kind` answered for `request` and drawn by `draw`, inside a card with its actions."""
-    holder = pn.Column(sizing_mode="stretch_width", min_height=height)
+    holder = pn.Column(sizing_mode="stretch_width", min_height=height, stylesheets=[theme.STILL_LOADING])
     box = pn.Column(theme.html(f"<div class='nx-card-title'>{escape(title)}</div>", margin=(5, 10, 0, 10)),
                     holder, css_classes=["nx-card"], sizing_mode="stretch_width" if width is None else "fixed",
                     width=width, styles={"border": "1px solid var(--nx-line, #e3e6eb)", "border-radius": "10px"},

@@ -35,6 +35,13 @@ def html(markup: str, **options: object) -> pn.pane.HTML:
     return pn.pane.HTML(markup, stylesheets=[css()], **options)
 
 
+# A card waiting for its answer says so in still text, over Panel's usual veil: Panel's spinner is an
+# animated SVG that kept the browser's main thread ~25% busy for 8 waiting cards (repainted every frame).
+STILL_LOADING = """:host(.pn-loading):before { -webkit-mask-image: none !important; mask-image: none !important;
+  background-color: transparent !important; content: "Loading…" !important; width: auto !important;
+  height: auto !important; color: #8a8f98; font: .95rem system-ui, sans-serif; }"""
+
+
 PALETTES = {
     False: {"bg": "#f6f7f9", "fg": "#1d2330", "muted": "#5c6472", "card": "#ffffff", "line": "#e3e6eb",
             "accent": "#0072b2", "up": "#007a4d", "down": "#b00020"},
