@@ -100,30 +100,35 @@ DRAWN_JS = """
 (spec) => {
   const B = window.Bokeh;
   if (B == null || B.documents == null || B.documents.length == 0 || B.index == null) return false;
-  const views = new Map();
-  for (const view of B.index.all_views()) views.set(view.model, view);
-  const shown = (model) => { const v = views.get(model); return v != null && v.el.isConnected ? v : null; };
-  let cards = 0, plots = 0, kpis = 0, lives = 0;
+  // Cheap checks first, on the models alone: this runs every frame while the page loads, on the page's
+  // own main thread.
+  let cards = 0, kpis = 0, lives = 0;
+  const wanted = [];
   for (const doc of B.documents) {
-    for (const model of doc.all_models) {
+    for (const model of doc._all_models.values()) {
       const classes = model.css_classes ?? [];
       if (classes.includes("pn-loading")) return false;
-      if (classes.includes("nx-show-sql")) { if (shown(model) == null) return false; cards += 1; }
-      if (["Figure", "Plot", "GMap", "DataTable"].includes(model.type)) {
-        const view = shown(model);
-        if (view == null || !view.has_finished()) return false;
-        plots += 1;
-      }
+      if (classes.includes("nx-show-sql")) { cards += 1; wanted.push(model); }
+      if (["Figure", "Plot", "GMap", "DataTable"].includes(model.type)) wanted.push(model);
       const text = typeof model.text == "string" ? model.text : "";
       if (text.includes("nx-notice nx-warning") || text.includes("nx-notice nx-danger")) {
         return "ERROR " + text.replace(/<[^>]*>/g, " ").slice(0, 300);
       }
-      if (text.includes("data-kpi=") && shown(model) != null) kpis += (text.match(/data-kpi=/g) || []).length;
-      if (text.includes("data-live=") && shown(model) != null) lives += 1;
+      if (text.includes("data-kpi=")) { kpis += (text.match(/data-kpi=/g) || []).length; wanted.push(model); }
+      if (text.includes("data-live=")) { lives += 1; wanted.push(model); }
     }
   }
-  if (cards < spec.cards || plots < spec.plots || kpis < spec.kpis || lives < spec.live) return false;
-  return performance.now();
+  if (cards < spec.cards || kpis < spec.kpis || lives < spec.live) return false;
+  // Then the views: every card, plot, table and number shown, every plot and table painted.
+  const views = new Map();
+  for (const view of B.index.all_views()) views.set(view.model, view);
+  let plots = 0;
+  for (const model of wanted) {
+    const view = views.get(model);
+    if (view == null || !view.el.isConnected || !view.has_finished()) return false;
+    if (["Figure", "Plot", "GMap", "DataTable"].includes(model.type)) plots += 1;
+  }
+  return plots >= spec.plots ? performance.now() : false;
 }
 """
 
