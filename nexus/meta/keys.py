@@ -96,10 +96,10 @@ def list_keys(client: Client, project_id: int | None = None) -> list[ApiKey]:
 
 def get(client: Client, key_id: str) -> ApiKey:
     """The key with this public id, revoked or not."""
-    found = records.select(client, TABLE, ApiKey, "key_id = {k:String}", {"k": key_id})
-    if not found:
+    found = _by_id(client, key_id)
+    if found is None:
         raise not_found(key_id)
-    return found[0]
+    return found
 
 
 def not_found(key_id: str) -> NotFound:
@@ -119,8 +119,13 @@ def revoke(client: Client, key_id: str) -> ApiKey:
 
 def find_active(client: Client, key_id: str) -> ApiKey | None:
     """The key with this public id if it exists and is not revoked, else None."""
+    found = _by_id(client, key_id)
+    return found if found is not None and found.active else None
+
+
+def _by_id(client: Client, key_id: str) -> ApiKey | None:
     found = records.select(client, TABLE, ApiKey, "key_id = {k:String}", {"k": key_id})
-    return found[0] if found and found[0].active else None
+    return found[0] if found else None
 
 
 def authenticate(client: Client, secret: str) -> ApiKey | None:
