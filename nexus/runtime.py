@@ -20,6 +20,7 @@ from nexus.ingest.identity import IdentityResolver
 from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
+from nexus.jobs.worker import JobSystem
 from nexus.permissions import private_files, warn_if_open
 from nexus.services.analyses import AnalysisService
 from nexus.settings import Settings
@@ -34,6 +35,7 @@ class Runtime(msgspec.Struct):
     analyses: AnalysisService
     queries: QueryService
     ingestor: Ingestor | None  # None in a process that only reads (a dashboard, a worker in server mode)
+    jobs: JobSystem | None = None  # the job broker; its worker threads run where `jobs.start` is called
 
     def ingest(self) -> Ingestor:
         if self.ingestor is None:
@@ -78,7 +80,7 @@ def open_runtime(settings: Settings, *, ingest: bool = True) -> Iterator[Runtime
                                max_json_bytes=settings.query_max_json_bytes)
         analyses = AnalysisService(clickhouse, redis.client)
         if not ingest:
-            yield Runtime(settings, clickhouse, redis, analyses, queries, None)
+            yield _with_jobs(stack, Runtime(settings, clickhouse, redis, analyses, queries, None))
             return
         writer_client = open_database(settings.clickhouse_url, migrate=False)
         stack.callback(writer_client.close)
@@ -90,8 +92,17 @@ def open_runtime(settings: Settings, *, ingest: bool = True) -> Iterator[Runtime
         recorder.start()
         stack.callback(recorder.stop)
         dedup = Dedup(redis.client, settings.dedup_hours)
-        yield Runtime(settings, clickhouse, redis, analyses, queries,
-                      Ingestor(writer, dedup, clickhouse, recorder, settings, _ip_salt(redis)))
+        yield _with_jobs(stack, Runtime(settings, clickhouse, redis, analyses, queries,
+                                        Ingestor(writer, dedup, clickhouse, recorder, settings, _ip_salt(redis))))
+
+
+def _with_jobs(stack: ExitStack, runtime: Runtime) -> Runtime:
+    """The runtime with its job system, stopped (workers first) before the rest closes."""
+    from nexus.jobs.handlers import handlers
+
+    runtime.jobs = JobSystem(runtime, handlers())
+    stack.callback(runtime.jobs.stop)
+    return runtime
 
 
 def _ip_salt(redis: redis_server.RedisHandle) -> bytes:

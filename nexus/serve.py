@@ -14,6 +14,7 @@ from nexus.api.app import create_app
 from nexus.dashboard import server as dashboard
 from nexus.demo.load import load as load_demo
 from nexus.errors import InvalidConfig
+from nexus.jobs.service import working
 from nexus.meta import keys, projects
 from nexus.runtime import Runtime, open_runtime
 from nexus.settings import Settings
@@ -52,7 +53,7 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
         server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level=settings.log_level,
                                                lifespan="on", access_log=False))
         with dashboard.running(runtime, host=settings.host, port=settings.dashboard_port) as dashboard_url, \
-                _stop_on_signals(server):
+                working(runtime, settings.worker_threads), _stop_on_signals(server):
             say(f"Dashboard: {dashboard_url}  (sign in with a read or admin key of a project)")
             say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
             server.run(sockets=[listener])

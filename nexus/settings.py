@@ -62,6 +62,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_QUERY_MAX_RESULT_BYTES", "20000000000", "Ad-hoc SQL: most uncompressed bytes of a result.", minimum=0),
     Setting("NEXUS_QUERY_MAX_JSON_ROWS", "100000", "Ad-hoc SQL: most rows of a JSON answer, which is built whole before it is sent.", minimum=1),
     Setting("NEXUS_QUERY_MAX_JSON_BYTES", "50000000", "Ad-hoc SQL: most bytes of a JSON answer, which is held in memory (larger results stream as arrow, parquet, csv or ndjson).", minimum=1),
+    Setting("NEXUS_WORKER_THREADS", "2", "Job worker threads: in `nexus serve` (embedded mode) and in each `nexus worker` process; 0 in `nexus serve` runs no jobs there.", minimum=0),
+    Setting("NEXUS_JOB_MAX_ATTEMPTS", "4", "Attempts a job gets when it fails for a reason that may pass (the store or Redis unavailable, a destination down), with exponential backoff between them.", minimum=1),
+    Setting("NEXUS_JOB_BACKOFF_SECONDS", "15", "Wait before a job's first retry; each later retry waits about twice as long (at most 60 times this).", minimum=1),
+    Setting("NEXUS_JOB_TIME_LIMIT_SECONDS", "3600", "Longest a job may run; it then fails with this reason.", minimum=1),
+    Setting("NEXUS_EXPORT_DIR", "", "Directory of export files (a shared volume in server mode, where the API serves what workers write). Empty: exports under NEXUS_DATA_DIR."),
+    Setting("NEXUS_EXPORT_RETENTION_HOURS", "168", "Export files are removed this long after their job finished (by the hourly cleanup job).", minimum=1),
+    Setting("NEXUS_EXPORT_MAX_ROWS", "100000000", "Most rows per table an export may write (a request's max_rows may ask for fewer).", minimum=1),
+    Setting("NEXUS_SCHEDULER_TICK_SECONDS", "15", "How often the scheduler looks for due schedules (a run starts at most this late).", minimum=1),
+    Setting("NEXUS_SMTP_URL", "", "SMTP server for e-mail delivery: smtp://user:pass@host:25, smtp+starttls://…:587 or smtps://…:465. Empty: e-mail destinations are refused."),
+    Setting("NEXUS_SMTP_FROM", "nexus@localhost", "The From address of delivery e-mails."),
+    Setting("NEXUS_PUBLIC_URL", "", "The API's address as recipients reach it (https://nexus.example.com), for signed download links in webhooks and e-mails. Empty: files are attached instead."),
     Setting("NEXUS_QUERY_MAX_CONCURRENT", "4", "Ad-hoc SQL queries running at once per process (one key may run half of them, one project all but one); more wait up to 10 s, then get 429.", minimum=1),
 )
 
@@ -101,6 +112,17 @@ class Settings(msgspec.Struct, frozen=True):
     query_max_json_rows: int
     query_max_json_bytes: int
     query_max_concurrent: int
+    worker_threads: int
+    job_max_attempts: int
+    job_backoff_seconds: int
+    job_time_limit_seconds: int
+    export_dir: str
+    export_retention_hours: int
+    export_max_rows: int
+    scheduler_tick_seconds: int
+    smtp_url: str
+    smtp_from: str
+    public_url: str
     admin_key: str
 
 

@@ -54,9 +54,15 @@ def _run_service(host: str | None, port: int | None, demo_events: int, dashboard
 
 
 @main.command()
-def worker() -> None:
-    """Run background job workers (not yet available)."""
-    click.echo("nexus worker: not yet available in this version")
+@click.option("--threads", type=click.IntRange(min=1), help="Worker threads (default NEXUS_WORKER_THREADS, 2).")
+@reports_errors
+def worker(threads: int | None) -> None:
+    """Run job workers and the scheduler until SIGTERM or Ctrl-C (server mode: NEXUS_CLICKHOUSE_URL and
+    NEXUS_REDIS_URL point at servers; run as many as the work needs). A stop hands running jobs back to
+    the queue."""
+    from nexus.jobs.service import run_worker
+
+    run_worker(load_settings(), threads, say=click.echo)
 
 
 @main.command()
