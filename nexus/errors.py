@@ -4,6 +4,7 @@ its HTTP status in one table (nexus.api.app)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -109,8 +110,15 @@ def new_error_id() -> str:
     return secrets.token_hex(6)
 
 
+_INNER_FIELD = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): ")
+
+
 def reason_and_field(error: Exception) -> tuple[str, str]:
     """A msgspec ValidationError's text as (reason, field): msgspec ends it with the JSON path of the value
     at fault (" - at `$.steps[1]`"), given here as `steps[1]`; '' when it is the whole document."""
     reason, _, path = str(error).partition(" - at `$")
-    return reason, path.rstrip("`").lstrip(".")
+    path = path.rstrip("`").lstrip(".")
+    # A nested request's own check names its field first ("columns[1]: ..."): the path reaches down to it.
+    if path and (inner := _INNER_FIELD.match(reason)):
+        path = f"{path}.{inner[1]}"
+    return reason, path

@@ -72,6 +72,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_SCHEDULER_TICK_SECONDS", "15", "How often the scheduler looks for due schedules (a run starts at most this late).", minimum=1),
     Setting("NEXUS_SMTP_URL", "", "SMTP server for e-mail delivery: smtp://user:pass@host:25, smtp+starttls://…:587 or smtps://…:465. Empty: e-mail destinations are refused."),
     Setting("NEXUS_SMTP_FROM", "nexus@localhost", "The From address of delivery e-mails."),
+    Setting("NEXUS_DELIVERY_DIR", "", "Folder destinations of schedules are paths under this directory. Empty: folder destinations are refused."),
+    Setting("NEXUS_WEBHOOK_PRIVATE_ADDRESSES", "0", "1 lets schedules' webhooks reach loopback and private network addresses (refused by default: a project's admin key must not reach the operator's internal services).", minimum=0),
     Setting("NEXUS_PUBLIC_URL", "", "The API's address as recipients reach it (https://nexus.example.com), for signed download links in webhooks and e-mails. Empty: files are attached instead."),
     Setting("NEXUS_QUERY_MAX_CONCURRENT", "4", "Ad-hoc SQL queries running at once per process (one key may run half of them, one project all but one); more wait up to 10 s, then get 429.", minimum=1),
 )
@@ -121,6 +123,8 @@ class Settings(msgspec.Struct, frozen=True):
     export_max_rows: int
     scheduler_tick_seconds: int
     smtp_url: str
+    delivery_dir: str
+    webhook_private_addresses: int
     smtp_from: str
     public_url: str
     admin_key: str

@@ -14,7 +14,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File
 
 from nexus.api.body import read_body
@@ -51,8 +51,8 @@ async def create_export(request: Request, state: State) -> JobView:
 
 @get("/v1/jobs")
 async def list_jobs(request: Request, state: State,
-                    job_state: Annotated[str | None, Parameter(query="state")] = None,
-                    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100) -> Jobs:
+                    job_state: Annotated[str | None, QueryParameter(name="state")] = None,
+                    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> Jobs:
     """The project's jobs, newest first; `state` keeps those in one state."""
     api: ApiContext = state.api
     if job_state is not None and job_state not in ("queued", "running", "done", "failed", "cancelled"):
@@ -95,9 +95,9 @@ async def cancel_job(request: Request, state: State, job_id: FromPath[str]) -> J
 
 @get("/v1/exports/{job_id:str}/file")
 async def export_file(request: Request, state: State, job_id: FromPath[str],
-                      project: Annotated[int | None, Parameter(ge=1)] = None,
-                      expires: Annotated[int | None, Parameter(ge=0)] = None,
-                      signature: str | None = None) -> File:
+                      project: Annotated[int | None, QueryParameter(ge=1)] = None,
+                      expires: Annotated[int | None, QueryParameter(ge=0)] = None,
+                      signature: FromQuery[str | None] = None) -> File:
     """The export's file, with its media type and name. With `project`, `expires` and `signature` (a signed
     link a schedule delivered), no key is needed until the link expires."""
     api: ApiContext = state.api
