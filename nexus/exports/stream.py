@@ -1,10 +1,11 @@
-"""Writes a stream of Arrow record batches as CSV, JSON, NDJSON, Parquet or Arrow IPC: the one writer of
-each format, for exports, analyses, `nexus sql` and `/v1/query` alike.
+"""Writes a stream of Arrow record batches as CSV, JSON, NDJSON, Parquet, Arrow IPC or an Excel workbook:
+the one writer of each format, for exports, analyses, `nexus sql` and `/v1/query` alike.
 
 Batches are written as they arrive, so a result of any size passes through in bounded memory: to a binary
 sink (`write_batches`) or as the chunks of a response body (`encoded`). Extension types (ClickHouse JSON
 arrives as `arrow.json`) are written as their plain storage type; CSV cells that a spreadsheet would run
-as formulas are written as text (see exports.cells).
+as formulas are written as text (see exports.cells). An Excel workbook is put together whole at the end
+(exports.excel), so it is written to a sink only, never handed out in chunks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from nexus.exports.cells import neutralized
 
-StreamFormat = Literal["csv", "json", "ndjson", "parquet", "arrow"]
+StreamFormat = Literal["csv", "json", "ndjson", "parquet", "arrow", "xlsx"]
 
 # Parquet readers prefer few large row groups; the engine hands out blocks of ~65k rows. Blocks are
 # gathered up to this many rows (or bytes) per row group: large enough for readers, small enough that
@@ -32,6 +33,12 @@ ROW_GROUP_BYTES = 64 << 20
 
 def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat, sink: BinaryIO) -> int:
     """Write every batch in `output_format`; returns the number of rows written."""
+    if output_format == "xlsx":
+        # Imported here: exports.excel builds on this module's column helpers, and openpyxl is loaded only
+        # by the processes that write workbooks.
+        from nexus.exports.excel import write_workbook
+
+        return write_workbook([("Export", batches)], sink)
     rows = 0
     for rows in _write(batches, output_format, sink):
         pass
@@ -41,6 +48,13 @@ def write_batches(batches: Iterable[pa.RecordBatch], output_format: StreamFormat
 def encoded(batches: Iterable[pa.RecordBatch], output_format: StreamFormat) -> Iterator[bytes]:
     """The bytes `write_batches` writes, handed out as they are written (a batch, or a Parquet row group,
     at a time), so they can go out while the engine still produces rows."""
+    if output_format == "xlsx":
+        raise ValueError("an xlsx workbook is written whole at the end and cannot be handed out in chunks: "
+                         "write it to a file with write_batches")
+    return _encoded(batches, output_format)
+
+
+def _encoded(batches: Iterable[pa.RecordBatch], output_format: StreamFormat) -> Iterator[bytes]:
     drain = _Drain()
     for _ in _write(batches, output_format, drain):
         if chunk := drain.take():
@@ -58,7 +72,7 @@ def _write(batches: Iterable[pa.RecordBatch], output_format: StreamFormat, sink:
     pending: list[pa.RecordBatch] = []
     pending_rows = pending_bytes = 0
     for raw in batches:
-        batch = _plain(raw)
+        batch = extensions_as_storage(raw)
         if output_format == "json":
             for row in batch.to_pylist():
                 sink.write(b"[" if first else b",\n")
@@ -67,7 +81,7 @@ def _write(batches: Iterable[pa.RecordBatch], output_format: StreamFormat, sink:
         elif output_format == "ndjson":
             sink.writelines(msgspec.json.encode(row) + b"\n" for row in batch.to_pylist())
         elif output_format == "csv":
-            batch = _flat(batch)
+            batch = nested_as_json(batch)
             if writer is None:
                 writer = pa_csv.CSVWriter(sink, batch.schema)
             writer.write(neutralized(batch))
@@ -133,8 +147,8 @@ class _Drain:
         return data
 
 
-def _flat(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Arrays, maps and tuples as JSON text (a map as an object): a CSV cell holds one value, and
+def nested_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Arrays, maps and tuples as JSON text (a map as an object): a CSV or Excel cell holds one value, and
     pyarrow's CSV writer refuses nested types."""
     if not any(pa.types.is_nested(f.type) for f in batch.schema):
         return batch
@@ -149,7 +163,8 @@ def _flat(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
-def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+def extensions_as_storage(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Extension columns (ClickHouse JSON as `arrow.json`, UUID as `arrow.uuid`) as their storage type."""
     if not any(isinstance(f.type, pa.BaseExtensionType) for f in batch.schema):
         return batch
     columns = [c.storage if isinstance(c.type, pa.BaseExtensionType) else c for c in batch.columns]
