@@ -4,7 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY nexus ./nexus
 COPY sql ./sql
-RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 nexus && mkdir /data && chown nexus /data
+RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 nexus && mkdir /data /exports && chown nexus /data /exports
 USER nexus
 ENV NEXUS_DATA_DIR=/data NEXUS_HOST=0.0.0.0 NEXUS_PORT=8000
 EXPOSE 8000 8001

@@ -120,5 +120,5 @@ def reason_and_field(error: Exception) -> tuple[str, str]:
     path = path.rstrip("`").lstrip(".")
     # A nested request's own check names its field first ("columns[1]: ..."): the path reaches down to it.
     if path and (inner := _INNER_FIELD.match(reason)):
-        path = f"{path}.{inner[1]}"
+        path, reason = f"{path}.{inner[1]}", reason[inner.end():]
     return reason, path

@@ -68,3 +68,15 @@ def test_the_wheel_carries_the_sql_files(tmp_path: Path):
     names = zipfile.ZipFile(wheel).namelist()
     for migration in (ROOT / "sql" / "migrations").glob("*.sql"):
         assert f"nexus/_sql/migrations/{migration.name}" in names
+
+
+def test_the_api_serves_the_export_files_the_workers_write():
+    """In server mode the workers write export files and the API serves them: one volume, at the one
+    NEXUS_EXPORT_DIR both read, writable by the image's user."""
+    services = COMPOSE["services"]
+    directory = services["worker"]["environment"]["NEXUS_EXPORT_DIR"]
+    for name in ("api", "worker"):
+        assert services[name]["environment"]["NEXUS_EXPORT_DIR"] == directory
+        assert any(v.split(":")[1] == directory and v.split(":")[0] in COMPOSE["volumes"] for v in services[name]["volumes"])
+    assert f"chown nexus /data {directory}" in (ROOT / "Dockerfile").read_text()
+    assert services["worker"]["depends_on"]["clickhouse"]["condition"] == "service_healthy"

@@ -55,19 +55,26 @@ class RemoteAdministration:
         return self._call("PUT", f"/v1/keys/{_segment(key_id)}/limits", LimitsView, data)
 
     def _call(self, method: str, path: str, answer: Any, body: msgspec.Struct | None = None) -> Any:
-        request = urllib.request.Request(
-            self.url + path, method=method, data=None if body is None else msgspec.json.encode(body),
-            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return msgspec.json.decode(response.read(), type=answer)
-        except urllib.error.HTTPError as e:
-            raise _error(e.code, e.read()) from None
-        except (urllib.error.URLError, OSError) as e:
-            raise StorageUnavailable(f"cannot reach Nexus at {self.url}: {getattr(e, 'reason', e)}") from None
-        except msgspec.DecodeError as e:
-            raise StorageUnavailable(f"{self.url} did not answer as Nexus does: {e}") from None
+        return call(self.url, self.key, method, path, answer, body, self.timeout)
+
+
+def call(url: str, key: str, method: str, path: str, answer: Any, body: msgspec.Struct | None = None,
+         timeout: float = 60) -> Any:
+    """One request to the Nexus API at `url` with `key`; the JSON answer decoded as `answer`, an error
+    answer raised as the error it names (one line, as the server gave it)."""
+    request = urllib.request.Request(
+        url + path, method=method, data=None if body is None else msgspec.json.encode(body),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return msgspec.json.decode(response.read(), type=answer)
+    except urllib.error.HTTPError as e:
+        raise _error(e.code, e.read()) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise StorageUnavailable(f"cannot reach Nexus at {url}: {getattr(e, 'reason', e)}") from None
+    except msgspec.DecodeError as e:
+        raise StorageUnavailable(f"{url} did not answer as Nexus does: {e}") from None
 
 
 def _segment(text: str) -> str:
