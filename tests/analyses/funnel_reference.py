@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -9,19 +10,26 @@ def person_events(frame: pd.DataFrame, steps: list[str], start, end, window_ms: 
                   unordered: bool = False):
     """Per person: (t_ms, mask, first_step, row) sorted as the SQL sorts them; bit 15 = inside the range.
     Bit 0 (step 0) is set only inside the range, where entries are, except for unordered funnels, whose
-    step 0 counts like any other step."""
+    step 0 counts like any other step. (Column-wise: a row at a time through pandas took seconds per call.)"""
     scan = frame[(frame["ts"] >= start) & (frame["ts"] < end + pd.Timedelta(milliseconds=window_ms))]
     if not strict:
         scan = scan[scan["event"].isin(steps)]
+    in_range = (scan["ts"] < end).to_numpy()
+    names = scan["event"].to_numpy()
+    mask = np.zeros(len(scan), dtype=np.int64)
+    first = np.full(len(scan), len(steps), dtype=np.int64)
+    for k in reversed(range(len(steps))):  # the lowest step a row is wins
+        hit = names == steps[k]
+        if k == 0 and not unordered:
+            hit &= in_range
+        mask |= hit.astype(np.int64) << k
+        first[hit] = k
+    mask |= in_range.astype(np.int64) << 15
+    millis = ((scan["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy()
+    columns = (millis.tolist(), mask.tolist(), first.tolist(), scan.index.tolist())
     people = {}
-    for person, rows in scan.groupby("person", sort=False):
-        evs = []
-        for row in rows.itertuples():
-            in_range = row.ts < end
-            mask = sum(1 << k for k, name in enumerate(steps)
-                       if row.event == name and (k > 0 or in_range or unordered))
-            first = next((k for k in range(len(steps)) if mask >> k & 1), len(steps))
-            evs.append((int(row.ts.value // 1_000_000), mask | (in_range << 15), first, row.Index))
+    for person, positions in scan.groupby("person", sort=False).indices.items():
+        evs = [tuple(column[i] for column in columns) for i in positions]
         people[person] = sorted(evs, key=lambda e: (e[0], e[2]))
     return people
 
