@@ -118,7 +118,7 @@ class _Tables:
         notes = self.workbook.create_sheet(self.titles.claim("Notes"))
         _lay_out(notes, header, [MAX_COLUMN_WIDTH / 2, MAX_COLUMN_WIDTH])
         for sheet_titles in self.splits:
-            notes.append(_texts([sheet_titles[0], ", ".join(sheet_titles[1:])]))
+            notes.append([_text_cell(text, notes) for text in _texts([sheet_titles[0], ", ".join(sheet_titles[1:])])])
 
 
 def _discard(workbook: Workbook) -> None:
@@ -198,12 +198,12 @@ def _values(column: pa.Array, sheet: WriteOnlyWorksheet) -> list[Any]:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         errors = pc.fill_null(pc.is_in(column, value_set=pa.array(ERROR_CODES, kind)), False)
         if pc.any(errors).as_py():
-            # openpyxl would write "#N/A" as an error cell; it is text.
             return [_text_cell(v, sheet) if v in ERROR_CODES else v for v in values]
     return values
 
 
 def _text_cell(text: str, sheet: WriteOnlyWorksheet) -> Cell:
+    """A cell that holds the text as text, even "#N/A" (which openpyxl takes for an error value)."""
     cell = WriteOnlyCell(sheet, value=text)
     cell.data_type = "s"
     return cell
@@ -259,11 +259,9 @@ def _lay_out(sheet: WriteOnlyWorksheet, header: list[str], widths: list[float]) 
         sheet.column_dimensions[get_column_letter(i)].width = width
     if header:
         sheet.freeze_panes = "A2"
-        cells = []
-        for name in header:
-            cell = WriteOnlyCell(sheet, value=name)
+        cells = [_text_cell(name, sheet) for name in header]
+        for cell in cells:
             cell.font = _BOLD
-            cells.append(cell)
         sheet.append(cells)
 
 
