@@ -21,11 +21,11 @@ from tests.conftest import run_nexus
 
 
 class Server:
-    def __init__(self, data_dir: Path, *args: str):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
-        env.update(NEXUS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+        environment.update(NEXUS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
         self.process = subprocess.Popen([sys.executable, "-m", "nexus", "serve", "--port", "0", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
         self.lines: list[str] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -61,6 +61,15 @@ def redis_servers_under(data_dir: Path) -> list[str]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated store without projects, shared by the tests that leave it so (migrating costs seconds); each
+    test leaves it held by no process."""
+    directory = tmp_path_factory.mktemp("empty") / "data"
+    assert run_nexus("migrate", data_dir=directory).returncode == 0
+    return directory
 
 
 def test_serve_loads_demo_answers_health_and_stops_cleanly(data_dir: Path):
@@ -121,47 +130,44 @@ def check_dashboard(lines: list[str], read_key: str) -> None:
         assert shown.status_code == 200 and "bokeh" in shown.text
 
 
-def test_a_killed_server_takes_its_redis_with_it_and_the_store_reopens(data_dir: Path):
-    server = Server(data_dir)
-    # A new store has no projects: the start says which data dir it opened, in case it was not the one meant
-    assert f"Note: no projects in the store at {data_dir} (the data dir is NEXUS_DATA_DIR" in "".join(server.lines)
-    assert redis_servers_under(data_dir)
-    server.stop(signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while redis_servers_under(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert redis_servers_under(data_dir) == []
-    restarted = Server(data_dir)
-    assert httpx.get(f"{restarted.url}/health/ready").status_code == 200
-    assert restarted.stop()[0] == 0
-
-
-def test_a_taken_port_is_one_line(data_dir: Path):
-    server = Server(data_dir)
+def test_a_killed_server_takes_its_redis_with_it_and_the_store_reopens(empty_store: Path):
+    server = Server(empty_store)
     try:
+        # A store without projects: the start says which data dir it opened, in case it was not the one meant
+        assert f"Note: no projects in the store at {empty_store} (the data dir is NEXUS_DATA_DIR" in "".join(server.lines)
+        assert redis_servers_under(empty_store)
+        # Its port is taken: another server asked for it says so in one line
         port = server.url.rsplit(":", 1)[1]
-        result = run_nexus("serve", "--port", port, data_dir=data_dir.parent / "other")
+        result = run_nexus("serve", "--port", port, data_dir=empty_store.parent / "other")
         assert result.returncode == 1
         assert re.fullmatch(rf"error: cannot listen on 127.0.0.1:{port}: .*\n", result.stderr), result.stderr
     finally:
-        server.stop()
+        server.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while redis_servers_under(empty_store) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert redis_servers_under(empty_store) == []
+    restarted = Server(empty_store)
+    try:
+        assert httpx.get(f"{restarted.url}/health/ready").status_code == 200
+    finally:
+        assert restarted.stop()[0] == 0
 
 
-def test_a_taken_dashboard_port_is_one_line(data_dir: Path):
+def test_a_taken_dashboard_port_is_one_line(empty_store: Path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = run_nexus("serve", "--port", "0", "--dashboard-port", str(port), data_dir=data_dir)
+        result = run_nexus("serve", "--port", "0", "--dashboard-port", str(port), data_dir=empty_store)
     assert result.returncode == 1
     assert re.fullmatch(rf"error: cannot listen on 127.0.0.1:{port} \(the dashboard's port, NEXUS_DASHBOARD_PORT\): .*\n",
                         result.stderr), result.stderr
 
 
-def test_nexus_dashboard_serves_a_migrated_store_alone(data_dir: Path):
-    assert run_nexus("migrate", data_dir=data_dir).returncode == 0
+def test_nexus_dashboard_serves_a_migrated_store_alone(empty_store: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
-    env.update(NEXUS_DATA_DIR=str(data_dir), NEXUS_DASHBOARD_PORT="0", PYTHONUNBUFFERED="1")
+    env.update(NEXUS_DATA_DIR=str(empty_store), NEXUS_DASHBOARD_PORT="0", PYTHONUNBUFFERED="1")
     process = subprocess.Popen([sys.executable, "-m", "nexus", "dashboard"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = process.stdout.readline()
