@@ -69,15 +69,12 @@ def test_a_running_server_creates_every_file_for_its_user_only(tmp_path: Path, l
     assert open_entries(data_dir) == []
 
 
-def test_cli_commands_on_a_new_store_create_it_for_their_user_only(tmp_path: Path, loose_umask):
-    data_dir = tmp_path / "data"
-    assert run_nexus("project", "create", "private", data_dir=data_dir).returncode == 0
-    assert open_entries(data_dir) == []
-
-
-def test_a_dir_open_to_others_is_reported_at_start(tmp_path: Path, loose_umask):
+def test_cli_commands_on_a_new_store_create_it_for_their_user_only_and_a_dir_opened_later_is_reported(
+        tmp_path: Path, loose_umask):
     data_dir = tmp_path / "data"
     assert run_nexus("project", "create", "shared", data_dir=data_dir).returncode == 0
+    assert open_entries(data_dir) == []
+    # When the owner opens it to others, the next start reports it
     data_dir.chmod(0o755)
     (data_dir / "clickhouse").chmod(0o750)
     server = Server(data_dir)
