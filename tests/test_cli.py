@@ -9,15 +9,18 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pandas as pd
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import run_nexus
+from tests.test_serve import Server
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +30,48 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     loaded = run_nexus("demo", "--events", "3000", "--project", "shop", "--seed", "5", data_dir=directory)
     assert loaded.returncode == 0 and "stored 3,000 demo events in project 'shop' (id 1)" in loaded.stdout
     return directory
+
+
+SHARED_QUERY = ("SELECT event, count() AS n, max(ts) AS last, toDateTime(max(ts)) AS second, [1, 2] AS a, "
+                "map('k', count()) AS m, NULL AS nothing, 'a\n\"b\"' AS text FROM events WHERE project_id = {p:UInt32} "
+                "GROUP BY event ORDER BY n DESC, event")
+# Each output of SHARED_QUERY, named "<format>-<number of --max-rows arguments>": the format and those arguments.
+SHARED_OUTPUTS = {f"{fmt}-{len(max_rows)}": (fmt, max_rows)
+                  for fmt in ["table", "csv", "json", "ndjson", "parquet", "arrow"]
+                  for max_rows in ([], ["--max-rows", "3"])}
+
+
+class ServedStore(msgspec.Struct):
+    """A store of two projects served by `nexus serve`, and what the CLI wrote from the store itself before."""
+
+    data_dir: Path
+    server: Server
+    read_key: str  # of project 'mine' (id 1)
+    local: dict[str, bytes]  # each of SHARED_OUTPUTS, as `nexus sql` wrote it on the store, without a server
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStore]:
+    """One `nexus serve` for the module's tests through a server (each start costs seconds): projects 'mine'
+    and 'theirs' with 500 demo events each, a read key of 'mine', and SHARED_OUTPUTS written locally first
+    (while the server runs, the store is its own)."""
+    data_dir = tmp_path_factory.mktemp("served") / "data"
+    for name in ("mine", "theirs"):
+        assert run_nexus("project", "create", name, data_dir=data_dir).returncode == 0
+        assert run_nexus("demo", "--events", "500", "--project", name, "--seed", "3", data_dir=data_dir).returncode == 0
+    key = run_nexus("key", "create", "--project", "mine", "--scope", "read", data_dir=data_dir).stdout.strip()
+    local: dict[str, bytes] = {}
+    for output, (fmt, max_rows) in SHARED_OUTPUTS.items():
+        target = data_dir.parent / f"local-{output}"
+        done = run_nexus("sql", SHARED_QUERY, "--param", "p=1", "--format", fmt, *max_rows, "--output", str(target),
+                         data_dir=data_dir)
+        assert done.returncode == 0, done.stderr
+        local[output] = target.read_bytes()
+    server = Server(data_dir)
+    try:
+        yield ServedStore(data_dir, server, key, local)
+    finally:
+        server.stop()
 
 
 def test_version(tmp_path: Path):
@@ -212,42 +257,18 @@ def test_the_table_is_written_a_page_at_a_time():
     assert peak < 10_000_000, peak
 
 
-def test_sql_writes_the_same_in_every_format_locally_and_through_a_server(tmp_path: Path):
-    from tests.test_serve import Server
-
-    # Given a project with events and its read key, and what each format holds on the store itself
-    data_dir = tmp_path / "data"
-    for name in ("mine", "theirs"):
-        assert run_nexus("project", "create", name, data_dir=data_dir).returncode == 0
-        assert run_nexus("demo", "--events", "500", "--project", name, "--seed", "3", data_dir=data_dir).returncode == 0
-    key = run_nexus("key", "create", "--project", "mine", "--scope", "read", data_dir=data_dir).stdout.strip()
-    query = ("SELECT event, count() AS n, max(ts) AS last, toDateTime(max(ts)) AS second, [1, 2] AS a, "
-             "map('k', count()) AS m, NULL AS nothing, 'a\n\"b\"' AS text FROM events WHERE project_id = {p:UInt32} "
-             "GROUP BY event ORDER BY n DESC, event")
-    local: dict[str, bytes] = {}
-    for fmt in ["table", "csv", "json", "ndjson", "parquet", "arrow"]:
-        for max_rows in ([], ["--max-rows", "3"]):
-            target = tmp_path / f"local-{fmt}-{len(max_rows)}"
-            done = run_nexus("sql", query, "--param", "p=1", "--format", fmt, *max_rows, "--output", str(target),
-                             data_dir=data_dir)
-            assert done.returncode == 0, done.stderr
-            local[f"{fmt}-{len(max_rows)}"] = target.read_bytes()
-    server = Server(data_dir)
-    try:
-        # When the same query runs through the server's sandbox, written to a file
-        for fmt in ["table", "csv", "json", "ndjson", "parquet", "arrow"]:
-            for max_rows in ([], ["--max-rows", "3"]):
-                target = tmp_path / f"remote-{fmt}-{len(max_rows)}"
-                done = run_nexus("sql", query, "--param", "p=1", "--format", fmt, *max_rows, "--output", str(target),
-                                 "--url", server.url, "--key", key, data_dir=tmp_path / "elsewhere")
-                assert done.returncode == 0, done.stderr
-                assert ("cut at --max-rows 3: the result has more" in done.stderr) == bool(max_rows), done.stderr
-                # Then the file holds exactly what the store itself wrote
-                assert target.read_bytes() == local[f"{fmt}-{len(max_rows)}"], fmt
-        rows = json.loads(local["json-0"])
-        assert isinstance(rows, list) and rows[0]["text"] == 'a\n"b"' and len(json.loads(local["json-2"])) == 3
-    finally:
-        server.stop()
+def test_sql_writes_the_same_in_every_format_locally_and_through_a_server(served: ServedStore, tmp_path: Path):
+    # When the query of each local output runs through the server's sandbox, written to a file
+    for output, (fmt, max_rows) in SHARED_OUTPUTS.items():
+        target = tmp_path / f"remote-{output}"
+        done = run_nexus("sql", SHARED_QUERY, "--param", "p=1", "--format", fmt, *max_rows, "--output", str(target),
+                         "--url", served.server.url, "--key", served.read_key, data_dir=tmp_path / "elsewhere")
+        assert done.returncode == 0, done.stderr
+        assert ("cut at --max-rows 3: the result has more" in done.stderr) == bool(max_rows), done.stderr
+        # Then the file holds exactly what the store itself wrote
+        assert target.read_bytes() == served.local[output], fmt
+    rows = json.loads(served.local["json-0"])
+    assert isinstance(rows, list) and rows[0]["text"] == 'a\n"b"' and len(json.loads(served.local["json-2"])) == 3
 
 
 def test_key_limits_alone_shows_them(data_dir: Path):
@@ -263,29 +284,18 @@ def test_key_limits_alone_shows_them(data_dir: Path):
     assert "this key" not in again.stdout and "NEXUS_QUERY_MAX_SECONDS" in again.stdout
 
 
-def test_sql_through_a_running_server_uses_its_sandbox(tmp_path: Path):
-    from tests.test_serve import Server
-
-    data_dir = tmp_path / "data"
-    for name in ("mine", "theirs"):
-        assert run_nexus("project", "create", name, data_dir=data_dir).returncode == 0
-        assert run_nexus("demo", "--events", "500", "--project", name, "--seed", str(len(name)), data_dir=data_dir).returncode == 0
-    key = run_nexus("key", "create", "--project", "mine", "--scope", "read", data_dir=data_dir).stdout.strip()
-    server = Server(data_dir)
-    try:
-        remote = ("--url", server.url, "--key", key)
-        counted = run_nexus("sql", "SELECT count() AS n, uniqExact(project_id) AS p FROM events", "--format", "csv",
-                            *remote, data_dir=tmp_path / "elsewhere")
-        assert counted.returncode == 0 and counted.stdout.splitlines()[1] == "500,1"
-        table = run_nexus("sql", "SELECT 'hello' AS greeting", *remote, data_dir=tmp_path / "elsewhere")
-        assert table.returncode == 0 and "hello" in table.stdout
-        escape = run_nexus("sql", "SELECT count() FROM system.tables", *remote, data_dir=tmp_path / "elsewhere")
-        assert escape.returncode == 1 and len(escape.stderr.strip().splitlines()) == 1
-        assert escape.stderr.startswith("error: ") and "system.tables" in escape.stderr
-        keyless = run_nexus("sql", "SELECT 1", "--url", server.url, data_dir=tmp_path / "elsewhere")
-        assert keyless.returncode == 1 and "--url needs --key" in keyless.stderr
-    finally:
-        server.stop()
+def test_sql_through_a_running_server_uses_its_sandbox(served: ServedStore, tmp_path: Path):
+    remote = ("--url", served.server.url, "--key", served.read_key)
+    counted = run_nexus("sql", "SELECT count() AS n, uniqExact(project_id) AS p FROM events", "--format", "csv",
+                        *remote, data_dir=tmp_path / "elsewhere")
+    assert counted.returncode == 0 and counted.stdout.splitlines()[1] == "500,1"
+    table = run_nexus("sql", "SELECT 'hello' AS greeting", *remote, data_dir=tmp_path / "elsewhere")
+    assert table.returncode == 0 and "hello" in table.stdout
+    escape = run_nexus("sql", "SELECT count() FROM system.tables", *remote, data_dir=tmp_path / "elsewhere")
+    assert escape.returncode == 1 and len(escape.stderr.strip().splitlines()) == 1
+    assert escape.stderr.startswith("error: ") and "system.tables" in escape.stderr
+    keyless = run_nexus("sql", "SELECT 1", "--url", served.server.url, data_dir=tmp_path / "elsewhere")
+    assert keyless.returncode == 1 and "--url needs --key" in keyless.stderr
 
 
 def test_demo_data_invalidates_cached_analyses_in_a_shared_redis(tmp_path: Path, redis):
@@ -298,51 +308,47 @@ def test_demo_data_invalidates_cached_analyses_in_a_shared_redis(tmp_path: Path,
     assert int(redis.client.get("gen:1") or 0) == before + 1
 
 
-def test_projects_and_keys_are_managed_through_a_running_server(tmp_path: Path):
-    from tests.test_serve import Server
-
-    server = Server(tmp_path / "data")
+def test_projects_and_keys_are_managed_through_a_running_server(served: ServedStore, tmp_path: Path):
+    server = served.server
     elsewhere = tmp_path / "elsewhere"
-    try:
-        instance = next(re.findall(r"nx_\S+", line)[-1] for line in server.lines if "Instance admin key" in line)
-        as_instance = ("--url", server.url, "--key", instance)
-        created = run_nexus("project", "create", "live", "--timezone", "Europe/Paris", *as_instance, data_dir=elsewhere)
-        assert created.returncode == 0 and created.stdout == "created project 'live' with id 1\n", created.stderr
-        # Given the project's admin key, made with the instance key from NEXUS_ADMIN_KEY
-        made = run_nexus("key", "create", "--project", "live", "--scope", "admin", "--url", server.url,
-                         data_dir=elsewhere, env={"NEXUS_ADMIN_KEY": instance})
-        assert made.returncode == 0 and re.fullmatch(r"nx_[A-Za-z0-9_-]{40}\n", made.stdout), made.stderr
-        as_admin = ("--url", server.url, "--key", made.stdout.strip())
-        # When it makes a write key for its project, the key sends events
-        write = run_nexus("key", "create", "--scope", "write", "--name", "site", *as_admin, data_dir=elsewhere).stdout.strip()
-        event = {"event": "x", "anonymousId": "a"}
-        assert httpx.post(f"{server.url}/v1/track", json=event, auth=(write, "")).status_code == 200
-        listed = run_nexus("key", "list", "--project", "live", *as_admin, data_dir=elsewhere)
-        assert listed.returncode == 0 and write[:11] in listed.stdout and made.stdout[:11] in listed.stdout
-        assert instance[:11] not in listed.stdout and write not in listed.stdout
-        limited = run_nexus("key", "limits", write[:11], "--max-seconds", "5", *as_admin, data_dir=elsewhere)
-        assert limited.returncode == 0 and limited.stdout == f"query limits of key {write[:11]}: max_seconds=5\n"
-        shown = run_nexus("key", "limits", write[:11], *as_admin, data_dir=elsewhere)
-        assert shown.returncode == 0 and re.search(r"max_seconds\s+│ 5\s+│ this key", shown.stdout), shown.stdout
-        # Then revoking it while the server runs stops it within a second
-        revoked = run_nexus("key", "revoke", write[:11], *as_admin, data_dir=elsewhere)
-        assert revoked.returncode == 0 and revoked.stdout == f"revoked key {write[:11]} of project 1\n"
-        deadline = time.monotonic() + 1
-        while httpx.post(f"{server.url}/v1/track", json=event, auth=(write, "")).status_code != 401:
-            assert time.monotonic() < deadline, "the revoked key still works after a second"
-        projects = run_nexus("project", "list", *as_admin, data_dir=elsewhere)
-        assert projects.returncode == 0 and "live" in projects.stdout and "(1 row)" in projects.stderr
-        # A project's admin key cannot create projects; errors are one line
-        for args, message in [(("project", "create", "other", *as_admin), "takes the instance admin key"),
-                              (("key", "revoke", "nx_nothere", *as_admin), "no API key 'nx_nothere'"),
-                              (("key", "list", "--project", "99", *as_admin), "no project '99'"),
-                              (("project", "list", "--url", server.url), "--url needs --key"),
-                              (("project", "list", "--url", server.url, "--key", "nx_wrong"), "not valid"),
-                              (("project", "list", "--url", "http://127.0.0.1:9", "--key", "k"), "cannot reach Nexus")]:
-            failed = run_nexus(*args, data_dir=elsewhere)
-            assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and message in failed.stderr, failed.stderr
-        # Without --url, the store itself stays the server's
-        held = run_nexus("key", "list", data_dir=tmp_path / "data")
-        assert held.returncode == 1 and f"in use by process {server.process.pid}" in held.stderr
-    finally:
-        server.stop()
+    instance = next(re.findall(r"nx_\S+", line)[-1] for line in server.lines if "Instance admin key" in line)
+    as_instance = ("--url", server.url, "--key", instance)
+    created = run_nexus("project", "create", "live", "--timezone", "Europe/Paris", *as_instance, data_dir=elsewhere)
+    # (the store's third project: 'mine' and 'theirs' came first)
+    assert created.returncode == 0 and created.stdout == "created project 'live' with id 3\n", created.stderr
+    # Given the project's admin key, made with the instance key from NEXUS_ADMIN_KEY
+    made = run_nexus("key", "create", "--project", "live", "--scope", "admin", "--url", server.url,
+                     data_dir=elsewhere, env={"NEXUS_ADMIN_KEY": instance})
+    assert made.returncode == 0 and re.fullmatch(r"nx_[A-Za-z0-9_-]{40}\n", made.stdout), made.stderr
+    as_admin = ("--url", server.url, "--key", made.stdout.strip())
+    # When it makes a write key for its project, the key sends events
+    write = run_nexus("key", "create", "--scope", "write", "--name", "site", *as_admin, data_dir=elsewhere).stdout.strip()
+    event = {"event": "x", "anonymousId": "a"}
+    assert httpx.post(f"{server.url}/v1/track", json=event, auth=(write, "")).status_code == 200
+    listed = run_nexus("key", "list", "--project", "live", *as_admin, data_dir=elsewhere)
+    assert listed.returncode == 0 and write[:11] in listed.stdout and made.stdout[:11] in listed.stdout
+    assert instance[:11] not in listed.stdout and write not in listed.stdout
+    limited = run_nexus("key", "limits", write[:11], "--max-seconds", "5", *as_admin, data_dir=elsewhere)
+    assert limited.returncode == 0 and limited.stdout == f"query limits of key {write[:11]}: max_seconds=5\n"
+    shown = run_nexus("key", "limits", write[:11], *as_admin, data_dir=elsewhere)
+    assert shown.returncode == 0 and re.search(r"max_seconds\s+│ 5\s+│ this key", shown.stdout), shown.stdout
+    # Then revoking it while the server runs stops it within a second
+    revoked = run_nexus("key", "revoke", write[:11], *as_admin, data_dir=elsewhere)
+    assert revoked.returncode == 0 and revoked.stdout == f"revoked key {write[:11]} of project 3\n"
+    deadline = time.monotonic() + 1
+    while httpx.post(f"{server.url}/v1/track", json=event, auth=(write, "")).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works after a second"
+    projects = run_nexus("project", "list", *as_admin, data_dir=elsewhere)
+    assert projects.returncode == 0 and "live" in projects.stdout and "(1 row)" in projects.stderr
+    # A project's admin key cannot create projects; errors are one line
+    for args, message in [(("project", "create", "other", *as_admin), "takes the instance admin key"),
+                          (("key", "revoke", "nx_nothere", *as_admin), "no API key 'nx_nothere'"),
+                          (("key", "list", "--project", "99", *as_admin), "no project '99'"),
+                          (("project", "list", "--url", server.url), "--url needs --key"),
+                          (("project", "list", "--url", server.url, "--key", "nx_wrong"), "not valid"),
+                          (("project", "list", "--url", "http://127.0.0.1:9", "--key", "k"), "cannot reach Nexus")]:
+        failed = run_nexus(*args, data_dir=elsewhere)
+        assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and message in failed.stderr, failed.stderr
+    # Without --url, the store itself stays the server's
+    held = run_nexus("key", "list", data_dir=served.data_dir)
+    assert held.returncode == 1 and f"in use by process {server.process.pid}" in held.stderr
