@@ -4,6 +4,7 @@ open pages stop answering at once, and their next check closes them)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,7 +15,13 @@ from nexus.adhoc.sandbox import JsonAnswer
 from nexus.analyses import catalog
 from nexus.api.limits import RateLimiter
 from nexus.dashboard.signin import COOKIE, Grant, SignIns, Viewer
-from nexus.errors import Forbidden, Unauthorized
+from nexus.errors import Forbidden, NotFound, Unauthorized
+from nexus.exports import request as export_request
+from nexus.exports.request import ExportRequest
+from nexus.jobs import schedules, store
+from nexus.jobs.schedules import Schedule
+from nexus.jobs.store import JobView
+from nexus.jobs.worker import files_dir
 from nexus.meta import dashboards
 from nexus.runtime import Runtime
 from nexus.services.analyses import Answer
@@ -112,10 +119,10 @@ class Reader:
         self._check_admin()
         dashboards.delete(self.dashboard.runtime.clickhouse, self.project_id, dashboard_id)
 
-    def _check_admin(self) -> None:
+    def _check_admin(self, action: str = "changing dashboards") -> None:
         self._check()
         if not self.can_edit:
-            raise Forbidden("changing dashboards takes an admin key: sign in with one of this project's")
+            raise Forbidden(f"{action} takes an admin key: sign in with one of this project's")
 
     def saved_queries(self) -> list[saved.SavedQueryView]:
         """The project's saved queries, by name (any key that may read lists them, as GET /v1/queries)."""
@@ -131,3 +138,64 @@ class Reader:
             raise Forbidden("saving a query takes an admin key of this project (read keys list and run them)")
         data = saved.SavedQueryInput(name=name, sql=sql, default_params=params)
         return saved.view(saved.create(self.dashboard.runtime.queries, self.project_id, data, self.grant.key_id))
+
+    # Jobs and exports, as /v1/exports and /v1/jobs do them --------------------------------------------
+
+    def jobs(self, limit: int = 50) -> list[JobView]:
+        """The project's jobs, newest first, with the progress of those running."""
+        self._check()
+        runtime = self.dashboard.runtime
+        found = store.list_for(runtime.clickhouse, self.project_id, limit=limit)
+        return [store.view(job, runtime.redis.client) for job in found]
+
+    def export(self, request: ExportRequest) -> JobView:
+        """Queue an export as POST /v1/exports does: checked first (InvalidRequest names the field), then run
+        as this key, whose reads it may export (a read key may)."""
+        self._check()
+        runtime = self.dashboard.runtime
+        wanted = export_request.checked(runtime.queries, self.project_id, request, runtime.settings.export_max_rows)
+        job = runtime.jobs.submit(self.project_id, "export", wanted, self.grant.key_id)
+        return store.view(job, runtime.redis.client)
+
+    def cancel_job(self, job_id: str) -> JobView:
+        """Cancel a queued or running job of this project; a finished one is answered as it is."""
+        self._check()
+        runtime = self.dashboard.runtime
+        job = runtime.jobs.cancel(store.get(runtime.clickhouse, self.project_id, job_id))
+        return store.view(job, runtime.redis.client)
+
+    def job_file(self, job_id: str) -> tuple[Path, str, str]:
+        """A finished export's file, its name and media type, as GET /v1/exports/{id}/file serves them;
+        NotFound for another project's job, one without a file, or a file removed after its retention."""
+        self._check()
+        runtime = self.dashboard.runtime
+        job = store.get(runtime.clickhouse, self.project_id, job_id)
+        if job.state != "done":
+            raise NotFound(f"job {job_id} has no file: it is {job.state}")
+        path = files_dir(runtime.settings, self.project_id) / job.job_id
+        if not job.file_name or not path.exists():
+            raise NotFound(f"the file of job {job_id} was removed after NEXUS_EXPORT_RETENTION_HOURS "
+                           f"({runtime.settings.export_retention_hours} h)")
+        return path, job.file_name, export_request.MEDIA_TYPES[job.file_name.rsplit(".", 1)[-1]]
+
+    # Schedules, as /v1/schedules shows them: any key reads them, an admin key pauses and resumes ------------
+
+    def schedules(self) -> list[Schedule]:
+        self._check()
+        return schedules.list_all(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def schedule_runs(self, schedule_id: str, limit: int = 5) -> list[JobView]:
+        """The schedule's latest runs, newest first."""
+        self._check()
+        runtime = self.dashboard.runtime
+        schedules.find(runtime.clickhouse, self.project_id, schedule_id)
+        found = store.list_for(runtime.clickhouse, self.project_id, schedule_id=schedule_id, limit=limit)
+        return [store.view(job, runtime.redis.client) for job in found]
+
+    def pause_schedule(self, schedule_id: str) -> Schedule:
+        self._check_admin("pausing a schedule")
+        return schedules.set_paused(self.dashboard.runtime.clickhouse, self.project_id, schedule_id, True)
+
+    def resume_schedule(self, schedule_id: str) -> Schedule:
+        self._check_admin("resuming a schedule")
+        return schedules.set_paused(self.dashboard.runtime.clickhouse, self.project_id, schedule_id, False)

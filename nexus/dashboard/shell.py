@@ -37,7 +37,7 @@ OPERATORS = ["eq", "neq", "contains", "not_contains", "regex", "not_regex", "gt"
              "is_set", "is_not_set", "in", "not_in"]
 NAV = [("overview", "Overview"), ("trends", "Trends"), ("funnels", "Funnels"), ("retention", "Retention"),
        ("sessions", "Sessions"), ("stickiness", "Stickiness & lifecycle"), ("events", "Events"),
-       ("sql", "SQL"), ("dashboards", "Dashboards")]
+       ("sql", "SQL"), ("dashboards", "Dashboards"), ("exports", "Exports")]
 
 
 class View(param.Parameterized):

@@ -48,7 +48,7 @@ PAGES: dict[str, tuple[str, int, str | None]] = {
 }
 # Pages whose first load a journey below checks as test_every_page_draws_its_charts would (assert_drawn, then a
 # clean browser): loading them once more only for that would cost seconds each.
-DRAWN_IN_JOURNEYS = {"overview", "trends", "funnels"}
+DRAWN_IN_JOURNEYS = {"overview", "trends", "funnels", "exports"}
 KPIS = {"events": {}, "persons": {}, "sessions": {}, "bounce_rate": {"percent": True},
         "avg_session_duration": {"duration": True}, "revenue": {}}
 
@@ -344,11 +344,9 @@ def test_an_export_of_raw_events_downloads_the_events_of_the_range(browse: Brows
     stack.runtime.jobs.start(1)
     try:
         page = browse.page(a.keys["read"], PAGES["exports"][0])
-        page.locator(PAGES["exports"][2]).wait_for()
-        settled(page)
+        assert_drawn(page, "exports")
         # Raw events as CSV is what the form starts with: the page's range (the last 7 days) in A's zone
         page.get_by_role("button", name="Export", exact=True).click()
-        page.locator(".nx-job[data-state=running], .nx-job[data-state=queued], .nx-job[data-state=done]").first.wait_for()
         page.locator(".nx-job[data-state=done]").wait_for(timeout=60_000)  # the list refreshes itself
         with page.expect_download() as download:
             page.get_by_role("button", name="Download", exact=True).click()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nexus.dashboard.pages import dashboards, overview, trends
 from nexus.dashboard.pages import sql
-from nexus.dashboard.pages import events
+from nexus.dashboard.pages import events, exports
 from nexus.dashboard.pages import funnels, retention, sessions, stickiness
 
 ROUTES = {
@@ -18,6 +18,7 @@ ROUTES = {
     "retention": retention.view,
     "sessions": sessions.view,
     "stickiness": stickiness.view,
+    "exports": exports.view,
 }
 
 DRAWERS = {
