@@ -1,0 +1,370 @@
+"""A gathered report as a PDF (fpdf2): a title page with the project, the range, the time of generation
+and the contents, then each section: its title, note and blocks (key numbers, charts with their legends
+and row labels, tables). Every page is numbered "Page N of M"; the contents link to the sections, which
+are also the PDF's bookmarks.
+
+User text (titles, notes, names in charts and tables) is printed as plain text: fpdf2's markdown and
+HTML are never switched on, and control characters are dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
+
+from fpdf import FPDF
+from fpdf.outline import OutlineSection
+
+from nexus.dashboard.charts import PALETTE
+from nexus.reports import fonts, views
+from nexus.reports.gather import GatheredReport, GatheredSection, Period
+from nexus.reports.pictures import LABELS, LegendItem, Picture
+from nexus.reports.tables import TextTable
+from nexus.timezones import zone
+
+MARGIN = 15.0  # mm
+INK, MUTED, RULE, SHADE, ZEBRA = (48, 48, 48), (107, 107, 107), (210, 210, 210), (236, 239, 242), (248, 249, 250)
+TONES = {"up": PALETTE[2], "down": PALETTE[3], "flat": "#6B6B6B"}
+TOC_FIRST_PAGE = 24  # contents lines that fit under the title block; a second page takes the rest (up to 50)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def render_pdf(report: GatheredReport, sink: BinaryIO, *, project_name: str, generated_at: datetime,
+               time_zone: str = "UTC") -> int:
+    """Write the report to `sink`; returns its number of pages. `generated_at` is printed in `time_zone`."""
+    title = report.definition.title or f"{project_name} — overview"
+    drawn = [views.blocks(gathered) for gathered in report.sections]
+    texts = [title, project_name, *(text for g in report.sections for text in (g.section.title, g.section.note)),
+             *(text for blocks in drawn for block in blocks for text in _texts(block))]
+    doc = _Document(title, texts)
+    _title_page(doc, report, title, project_name, generated_at.astimezone(zone(time_zone)), time_zone)
+    for gathered, blocks in zip(report.sections, drawn):
+        _section(doc, gathered, blocks, report.period)
+    sink.write(doc.output())
+    return doc.pages_count
+
+
+class _Document(FPDF):
+    def __init__(self, title: str, texts: list[str]):
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.set_margins(MARGIN, MARGIN, MARGIN)
+        self.set_auto_page_break(True, margin=18)
+        self.set_title(_plain(title))
+        self.set_creator("Nexus")
+        fonts.install(self, texts)
+        self.report_title = _plain(title)
+
+    @property
+    def width(self) -> float:
+        return self.w - 2 * MARGIN
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.style(8, MUTED)
+        self.put(self.width * 0.75, 5, self.fitted(self.report_title, self.width * 0.75))
+        self.put(self.width * 0.25, 5, f"Page {self.page_no()} of {{nb}}", align="R")
+
+    def style(self, size: float, colour: tuple[int, int, int] = INK, bold: bool = False) -> None:
+        self.set_font(fonts.FAMILY, "B" if bold else "", size)
+        self.set_text_color(*colour)
+
+    def put(self, width: float, height: float, text: str, **options: Any) -> None:
+        """One line of plain text (a cell), shaped when its script needs it."""
+        self.set_text_shaping(fonts.needs_shaping(text))
+        self.cell(width, height, _plain(text), **options)
+
+    def paragraph(self, width: float, height: float, text: str) -> None:
+        """Plain text wrapped in `width` mm from the current position; then on at the left margin."""
+        self.set_text_shaping(fonts.needs_shaping(text))
+        self.multi_cell(width, height, _plain(text), align="L", new_x="LMARGIN", new_y="NEXT")
+
+    def line_of(self, text: str, size: float, colour: tuple[int, int, int] = INK, bold: bool = False,
+                height: float | None = None) -> None:
+        """A paragraph of plain text across the page."""
+        self.style(size, colour, bold)
+        self.set_x(MARGIN)
+        self.paragraph(self.width, height or size * 0.5, text)
+
+    def fitted(self, text: str, width: float) -> str:
+        """`text` on one line of `width` mm in the current font, cut with an ellipsis when longer."""
+        text = _plain(text).replace("\n", " ")
+        self.set_text_shaping(fonts.needs_shaping(text))
+        if self.get_string_width(text) <= width:
+            return text
+        low, high = 0, len(text)
+        while low < high:  # the longest prefix that fits with its ellipsis
+            middle = (low + high + 1) // 2
+            if self.get_string_width(text[:middle] + "…") <= width:
+                low = middle
+            else:
+                high = middle - 1
+        return text[:low] + "…"
+
+    def room(self, height: float) -> None:
+        """Start a new page unless `height` mm still fit on this one."""
+        if self.will_page_break(height):
+            self.add_page()
+
+
+def _title_page(doc: _Document, report: GatheredReport, title: str, project: str, generated: datetime,
+                time_zone: str) -> None:
+    doc.add_page()
+    doc.set_y(45)
+    doc.set_draw_color(*_rgb(PALETTE[0]))
+    doc.set_line_width(1.2)
+    doc.line(MARGIN, 40, MARGIN + 30, 40)
+    doc.line_of(title, 24, bold=True, height=11)
+    doc.ln(3)
+    facts = [("Project", project), ("Range", _range_text(report.period) if report.period else
+                                    _requested_range(report.definition.date_range)),
+             ("Generated", f"{generated:%d %b %Y %H:%M} ({time_zone})")]
+    for label, value in facts:
+        doc.style(10, MUTED)
+        doc.put(28, 7, label)
+        doc.style(11)
+        doc.paragraph(doc.width - 28, 7, value)
+    if len(report.sections) > 1:
+        doc.ln(10)
+        doc.insert_toc_placeholder(_contents, pages=1 if len(report.sections) <= TOC_FIRST_PAGE else 2)
+    else:
+        doc.add_page()
+
+
+def _contents(doc: FPDF, outline: list[OutlineSection]) -> None:
+    assert isinstance(doc, _Document)
+    doc.set_x(MARGIN)
+    doc.line_of("Contents", 14, bold=True, height=9)
+    doc.ln(2)
+    for entry in outline:
+        link = doc.add_link(page=entry.page_number)
+        doc.style(10)
+        doc.put(doc.width - 20, 7, doc.fitted(entry.name, doc.width - 22), link=link)
+        doc.style(10, MUTED)
+        doc.put(20, 7, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
+
+
+def _section(doc: _Document, gathered: GatheredSection, blocks: list[views.Block], period: Period | None) -> None:
+    section = gathered.section
+    doc.room(40)
+    doc.ln(4 if doc.y > doc.t_margin + 1 else 0)
+    doc.start_section(_plain(section.title) or "—")
+    doc.line_of(section.title, 15, bold=True, height=8)
+    if gathered.period and period and (gathered.period.date_from, gathered.period.date_to) != \
+            (period.date_from, period.date_to):
+        doc.line_of(_range_text(gathered.period), 8.5, MUTED)
+    if section.note:
+        doc.ln(1)
+        doc.line_of(section.note, 9.5, height=5)
+    doc.ln(3)
+    for block in blocks:
+        _BLOCKS[type(block)](doc, block)
+        doc.ln(4)
+
+
+# --- blocks ------------------------------------------------------------------------------------------------
+
+def _kpis(doc: _Document, block: views.Kpis) -> None:
+    """Boxes of three to a row: label, value, change against the previous period."""
+    gap, height, per_row = 4.0, 27.0, 3
+    width = (doc.width - gap * (per_row - 1)) / per_row
+    for start in range(0, len(block.items), per_row):
+        doc.room(height + gap)
+        top = doc.y
+        for k, kpi in enumerate(block.items[start:start + per_row]):
+            left = MARGIN + k * (width + gap)
+            doc.set_fill_color(*SHADE)
+            doc.rect(left, top, width, height, style="F")
+            doc.set_xy(left + 3, top + 2.5)
+            doc.style(8.5, MUTED)
+            doc.put(width - 6, 5, doc.fitted(kpi.label, width - 6))
+            doc.set_xy(left + 3, top + 7.5)
+            doc.style(17, bold=True)
+            doc.put(width - 6, 9, kpi.value)
+            doc.set_xy(left + 3, top + 17.5)
+            if kpi.change:
+                doc.style(8.5, _rgb(TONES[kpi.tone]), bold=True)
+                doc.put(doc.get_string_width(kpi.change) + 1.5, 4.5, kpi.change)
+                doc.style(8, MUTED)
+                doc.put(width - 6 - doc.get_string_width(kpi.change) - 1.5, 4.5,
+                         doc.fitted(f"vs {kpi.previous} before", width - 8 - doc.get_string_width(kpi.change)))
+            if kpi.note:
+                doc.set_xy(left + 3, top + 22)
+                doc.style(7, MUTED)
+                doc.put(width - 6, 4, doc.fitted(kpi.note, width - 6))
+        doc.set_xy(MARGIN, top + height + gap)
+
+
+def _picture(doc: _Document, picture: Picture) -> None:
+    scale = 25.4  # mm per inch: pictures are drawn at their printed size
+    width, height = picture.width * scale, picture.height * scale
+    legend_height = 0.0 if picture.beside else _legend_height(doc, picture)
+    doc.room(height + legend_height)
+    top = doc.y
+    left = MARGIN + (LABELS * scale if picture.labels else 0.0)
+    doc.image(io.BytesIO(picture.png), x=left, y=top, w=width, h=height)
+    doc.style(8)
+    for label, row in zip(picture.labels, picture.rows):
+        doc.set_xy(MARGIN, top + row * height - 2.5)
+        doc.put(LABELS * scale - 2, 5, doc.fitted(label, LABELS * scale - 3), align="R")
+    if picture.beside:
+        doc.set_xy(MARGIN + width + 6, top + 4)
+        for item in picture.legend:
+            _legend_item(doc, item, doc.width - width - 8)
+            doc.set_xy(MARGIN + width + 6, doc.y + 5.5)
+        doc.set_xy(MARGIN, top + height)
+        return
+    doc.set_xy(MARGIN, top + height + 1)
+    _legend(doc, picture)
+
+
+def _legend(doc: _Document, picture: Picture) -> None:
+    """Legend entries side by side, wrapping onto new lines."""
+    x = MARGIN
+    for item in picture.legend:
+        room = min(_legend_width(doc, item), doc.width)
+        if x + room > MARGIN + doc.width:
+            x = MARGIN
+            doc.set_y(doc.y + 5.5)
+        doc.set_x(x)
+        _legend_item(doc, item, room)
+        x += room + 4
+    if picture.legend:
+        doc.set_xy(MARGIN, doc.y + 5.5)
+
+
+def _legend_item(doc: _Document, item: LegendItem, room: float) -> None:
+    x, y = doc.x, doc.y
+    doc.set_draw_color(*_rgb(item.colour))
+    doc.set_fill_color(*_rgb(item.colour))
+    if item.dashed:
+        doc.set_line_width(0.5)
+        doc.set_dash_pattern(dash=1, gap=0.7)
+        doc.line(x, y + 2.5, x + 5, y + 2.5)
+        doc.set_dash_pattern()
+    else:
+        doc.rect(x, y + 1, 5, 3, style="F")
+    doc.style(8)
+    doc.set_xy(x + 6.5, y)
+    doc.put(room - 6.5, 5, doc.fitted(item.label, room - 6.5))
+
+
+def _legend_width(doc: _Document, item: LegendItem) -> float:
+    doc.style(8)
+    return 6.5 + doc.get_string_width(_plain(item.label)) + 1
+
+
+def _legend_height(doc: _Document, picture: Picture) -> float:
+    total = sum(_legend_width(doc, item) + 4 for item in picture.legend)
+    return 6.5 * math.ceil(total / doc.width) if picture.legend else 0.0
+
+
+def _table(doc: _Document, table: TextTable) -> None:
+    """Rows of cells, one line each (text cut to its column), under a shaded heading repeated on every
+    page; numbers right-aligned; "first N of M rows" when the table was cut. Drawn with plain cells:
+    fpdf2's table() wraps and measures every cell twice, several times slower on a 50-row table."""
+    size = 8.0 if len(table.columns) <= 6 else 7.0
+    pad = 1.5
+    doc.style(size, bold=True)
+    headings = [doc.get_string_width(_plain(name)) for name in table.columns]
+    doc.style(size)
+    widest = [max((doc.get_string_width(_plain(row[j])) for row in table.rows), default=0.0)
+              for j in range(len(table.columns))]
+    widths = _fit_widths([max(h, w) + 2 * pad + 0.5 for h, w in zip(headings, widest)],
+                         table.whole or table.numeric, doc.width)
+    height = size * 0.45 + 2.2
+    align = ["R" if numeric else "L" for numeric in table.numeric]
+    doc.c_margin = pad
+    doc.room(height * (min(len(table.rows), 4) + 1))
+    _table_row(doc, table.columns, widths, align, height, size, heading=True)
+    for index, cells in enumerate(table.rows):
+        if doc.will_page_break(height):
+            doc.add_page()
+            _table_row(doc, table.columns, widths, align, height, size, heading=True)
+        _table_row(doc, cells, widths, align, height, size, zebra=index % 2 == 1)
+    doc.c_margin = 1.0
+    if table.total > len(table.rows):
+        doc.ln(1.5)
+        doc.line_of(f"First {len(table.rows)} of {table.total:,} rows.", 8, MUTED)
+
+
+def _fit_widths(natural: list[float], whole: list[bool], page: float) -> list[float]:
+    """Column widths as wide as their text, the table at least half the page (so a small one does not look
+    lost) and at most all of it: when too wide, the widest text columns give way, each cut to the same
+    width, while columns of numbers and times (`whole`) and short texts stay whole."""
+    total = sum(natural)
+    if total <= page:
+        return [w * max(1.0, page * 0.5 / total) for w in natural]
+    kept = sum(w for w, keep in zip(natural, whole) if keep)
+    if kept >= page * 0.8:  # mostly numbers: every column gives way
+        return [w * page / total for w in natural]
+    cuttable = sorted(w for w, keep in zip(natural, whole) if not keep)
+    for index, width in enumerate(cuttable):
+        cut = (page - kept) / (len(cuttable) - index)
+        if width > cut:
+            return [w if keep else min(w, cut) for w, keep in zip(natural, whole)]
+        kept += width
+    return natural
+
+
+def _table_row(doc: _Document, cells: list[str], widths: list[float], align: list[str], height: float,
+               size: float, *, heading: bool = False, zebra: bool = False) -> None:
+    doc.style(size, MUTED if heading else INK, bold=heading)
+    doc.set_fill_color(*(SHADE if heading else ZEBRA))
+    doc.set_x(MARGIN)
+    top = doc.y
+    for text, width, side in zip(cells, widths, align):
+        doc.put(width, height, doc.fitted(text, width - 2 * doc.c_margin), align=side, fill=heading or zebra)
+    doc.set_draw_color(*RULE)
+    doc.set_line_width(0.2)
+    doc.line(MARGIN, top + height, MARGIN + sum(widths), top + height)
+    doc.set_xy(MARGIN, top + height)
+
+
+def _notice(doc: _Document, notice: views.Notice) -> None:
+    doc.room(10)
+    doc.line_of(notice.text, 9.5, MUTED, height=6)
+
+
+_BLOCKS = {views.Kpis: _kpis, Picture: _picture, TextTable: _table, views.Notice: _notice}
+
+
+def _texts(block: views.Block) -> list[str]:
+    """The text a block prints."""
+    if isinstance(block, views.Kpis):
+        return [text for kpi in block.items for text in (kpi.label, kpi.value, kpi.change, kpi.previous, kpi.note)]
+    if isinstance(block, Picture):
+        return [*(item.label for item in block.legend), *block.labels]
+    if isinstance(block, TextTable):
+        return [*block.columns, *(cell for row in block.rows for cell in row)]
+    return [block.text]
+
+
+# --- text --------------------------------------------------------------------------------------------------
+
+def _plain(text: str) -> str:
+    """User text without control characters (tabs and line breaks stay)."""
+    return _CONTROL.sub("", text)
+
+
+def _range_text(period: Period) -> str:
+    """The range in its own time zone: whole local days as dates (the end included), else times."""
+    tz = zone(period.timezone)
+    start, end = period.date_from.astimezone(tz), period.date_to.astimezone(tz)
+    if (start.hour, start.minute, end.hour, end.minute) == (0, 0, 0, 0):
+        last = (end - timedelta(days=1)).date()
+        shown = f"{start:%a %d %b %Y}" if last == start.date() else f"{start:%d %b %Y} – {last:%d %b %Y}"
+    else:
+        shown = f"{start:%d %b %Y %H:%M} – {end:%d %b %Y %H:%M}"
+    return f"{shown} ({period.timezone})"
+
+
+def _requested_range(date_range: dict[str, object]) -> str:
+    start, end = date_range.get("date_from", "-7d"), date_range.get("date_to")
+    return f"{start} – {end}" if end else str(start)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
