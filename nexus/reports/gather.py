@@ -45,9 +45,10 @@ class Period(msgspec.Struct, frozen=True):
 
 
 class GatheredSection(msgspec.Struct, frozen=True):
-    """A section with what it prints. `answer` and `result` are None for a saved query's section, whose
-    `table` is its rows; `table` is None when those rows were not asked for (no `sql` runner).
-    `conversion` is set on the overview template's key numbers only: None in it means no funnel."""
+    """A section with what it prints: its answer (kept for its explain and time), the decoded result and
+    its table. `answer` and `result` are None for a saved query's section, whose `table` is its rows (None
+    when no `sql` runner gave them). `shows_conversion` marks the overview template's key numbers, which
+    print the funnel's `conversion` (a dash when the definition has no funnel) for the average session."""
 
     section: Section
     answer: Answer | None
@@ -104,8 +105,8 @@ def _gather_one(ask: AnswerFn, definition: ReportDefinition, section: Section,
         return GatheredSection.of_rows(section, sql(section.request) if sql else None)
     found = ask(section.kind, with_range(section.kind, section.request, definition.date_range))
     result = found.decoded()
-    period = Period(result.date_from, result.date_to, result.timezone) if hasattr(result, "timezone") and \
-        hasattr(result, "date_from") else None
+    dated = hasattr(result, "date_from") and hasattr(result, "timezone")  # all but live
+    period = Period(result.date_from, result.date_to, result.timezone) if dated else None
     key_numbers = definition.template == "overview" and section == templates.KEY_NUMBERS
     conversion = _conversion(ask, definition) if key_numbers and definition.funnel is not None else None
     return GatheredSection(section, found, result, found.table(), period, conversion, key_numbers)

@@ -1,35 +1,27 @@
-"""A gathered report as a PDF (fpdf2): a title page with the project, the range, the time of generation
-and the contents, then each section: its title, note and blocks (key numbers, charts with their legends
-and row labels, tables). Every page is numbered "Page N of M"; the contents link to the sections, which
-are also the PDF's bookmarks.
-
-User text (titles, notes, names in charts and tables) is printed as plain text: fpdf2's markdown and
-HTML are never switched on, and control characters are dropped.
-"""
+"""A gathered report as a PDF: a title page with the project, the range, the time of generation and the
+contents, then each section: its title, note and blocks (key numbers, charts with their legends and row
+labels, tables). The contents link to the sections, which are also the PDF's bookmarks."""
 
 from __future__ import annotations
 
 import io
 import math
-import re
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from fpdf import FPDF
 from fpdf.outline import OutlineSection
 
 from nexus.dashboard.charts import PALETTE
-from nexus.reports import fonts, views
+from nexus.reports import views
+from nexus.reports.document import INK, MARGIN, MUTED, RULE, SHADE, ZEBRA, Document, plain, rgb
 from nexus.reports.gather import GatheredReport, GatheredSection, Period
 from nexus.reports.pictures import LABELS, LegendItem, Picture
 from nexus.reports.tables import TextTable
 from nexus.timezones import zone
 
-MARGIN = 15.0  # mm
-INK, MUTED, RULE, SHADE, ZEBRA = (48, 48, 48), (107, 107, 107), (210, 210, 210), (236, 239, 242), (248, 249, 250)
 TONES = {"up": PALETTE[2], "down": PALETTE[3], "flat": "#6B6B6B"}
 TOC_FIRST_PAGE = 24  # contents lines that fit under the title block; a second page takes the rest (up to 50)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def render_pdf(report: GatheredReport, sink: BinaryIO, *, project_name: str, generated_at: datetime,
@@ -39,7 +31,7 @@ def render_pdf(report: GatheredReport, sink: BinaryIO, *, project_name: str, gen
     drawn = [views.blocks(gathered) for gathered in report.sections]
     texts = [title, project_name, *(text for g in report.sections for text in (g.section.title, g.section.note)),
              *(text for blocks in drawn for block in blocks for text in _texts(block))]
-    doc = _Document(title, texts)
+    doc = Document(title, texts)
     _title_page(doc, report, title, project_name, generated_at.astimezone(zone(time_zone)), time_zone)
     for gathered, blocks in zip(report.sections, drawn):
         _section(doc, gathered, blocks, report.period)
@@ -47,73 +39,11 @@ def render_pdf(report: GatheredReport, sink: BinaryIO, *, project_name: str, gen
     return doc.pages_count
 
 
-class _Document(FPDF):
-    def __init__(self, title: str, texts: list[str]):
-        super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.set_margins(MARGIN, MARGIN, MARGIN)
-        self.set_auto_page_break(True, margin=18)
-        self.set_title(_plain(title))
-        self.set_creator("Nexus")
-        fonts.install(self, texts)
-        self.report_title = _plain(title)
-
-    @property
-    def width(self) -> float:
-        return self.w - 2 * MARGIN
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.style(8, MUTED)
-        self.put(self.width * 0.75, 5, self.fitted(self.report_title, self.width * 0.75))
-        self.put(self.width * 0.25, 5, f"Page {self.page_no()} of {{nb}}", align="R")
-
-    def style(self, size: float, colour: tuple[int, int, int] = INK, bold: bool = False) -> None:
-        self.set_font(fonts.FAMILY, "B" if bold else "", size)
-        self.set_text_color(*colour)
-
-    def put(self, width: float, height: float, text: str, **options: Any) -> None:
-        """One line of plain text (a cell), shaped when its script needs it."""
-        self.set_text_shaping(fonts.needs_shaping(text))
-        self.cell(width, height, _plain(text), **options)
-
-    def paragraph(self, width: float, height: float, text: str) -> None:
-        """Plain text wrapped in `width` mm from the current position; then on at the left margin."""
-        self.set_text_shaping(fonts.needs_shaping(text))
-        self.multi_cell(width, height, _plain(text), align="L", new_x="LMARGIN", new_y="NEXT")
-
-    def line_of(self, text: str, size: float, colour: tuple[int, int, int] = INK, bold: bool = False,
-                height: float | None = None) -> None:
-        """A paragraph of plain text across the page."""
-        self.style(size, colour, bold)
-        self.set_x(MARGIN)
-        self.paragraph(self.width, height or size * 0.5, text)
-
-    def fitted(self, text: str, width: float) -> str:
-        """`text` on one line of `width` mm in the current font, cut with an ellipsis when longer."""
-        text = _plain(text).replace("\n", " ")
-        self.set_text_shaping(fonts.needs_shaping(text))
-        if self.get_string_width(text) <= width:
-            return text
-        low, high = 0, len(text)
-        while low < high:  # the longest prefix that fits with its ellipsis
-            middle = (low + high + 1) // 2
-            if self.get_string_width(text[:middle] + "…") <= width:
-                low = middle
-            else:
-                high = middle - 1
-        return text[:low] + "…"
-
-    def room(self, height: float) -> None:
-        """Start a new page unless `height` mm still fit on this one."""
-        if self.will_page_break(height):
-            self.add_page()
-
-
-def _title_page(doc: _Document, report: GatheredReport, title: str, project: str, generated: datetime,
+def _title_page(doc: Document, report: GatheredReport, title: str, project: str, generated: datetime,
                 time_zone: str) -> None:
     doc.add_page()
     doc.set_y(45)
-    doc.set_draw_color(*_rgb(PALETTE[0]))
+    doc.set_draw_color(*rgb(PALETTE[0]))
     doc.set_line_width(1.2)
     doc.line(MARGIN, 40, MARGIN + 30, 40)
     doc.line_of(title, 24, bold=True, height=11)
@@ -134,7 +64,7 @@ def _title_page(doc: _Document, report: GatheredReport, title: str, project: str
 
 
 def _contents(doc: FPDF, outline: list[OutlineSection]) -> None:
-    assert isinstance(doc, _Document)
+    assert isinstance(doc, Document)
     doc.set_x(MARGIN)
     doc.line_of("Contents", 14, bold=True, height=9)
     doc.ln(2)
@@ -146,11 +76,11 @@ def _contents(doc: FPDF, outline: list[OutlineSection]) -> None:
         doc.put(20, 7, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
 
 
-def _section(doc: _Document, gathered: GatheredSection, blocks: list[views.Block], period: Period | None) -> None:
+def _section(doc: Document, gathered: GatheredSection, blocks: list[views.Block], period: Period | None) -> None:
     section = gathered.section
     doc.room(40)
     doc.ln(4 if doc.y > doc.t_margin + 1 else 0)
-    doc.start_section(_plain(section.title) or "—")
+    doc.start_section(plain(section.title) or "—")
     doc.line_of(section.title, 15, bold=True, height=8)
     if gathered.period and period and (gathered.period.date_from, gathered.period.date_to) != \
             (period.date_from, period.date_to):
@@ -166,7 +96,7 @@ def _section(doc: _Document, gathered: GatheredSection, blocks: list[views.Block
 
 # --- blocks ------------------------------------------------------------------------------------------------
 
-def _kpis(doc: _Document, block: views.Kpis) -> None:
+def _kpis(doc: Document, block: views.Kpis) -> None:
     """Boxes of three to a row: label, value, change against the previous period."""
     gap, height, per_row = 4.0, 27.0, 3
     width = (doc.width - gap * (per_row - 1)) / per_row
@@ -185,7 +115,7 @@ def _kpis(doc: _Document, block: views.Kpis) -> None:
             doc.put(width - 6, 9, kpi.value)
             doc.set_xy(left + 3, top + 17.5)
             if kpi.change:
-                doc.style(8.5, _rgb(TONES[kpi.tone]), bold=True)
+                doc.style(8.5, rgb(TONES[kpi.tone]), bold=True)
                 doc.put(doc.get_string_width(kpi.change) + 1.5, 4.5, kpi.change)
                 doc.style(8, MUTED)
                 doc.put(width - 6 - doc.get_string_width(kpi.change) - 1.5, 4.5,
@@ -197,7 +127,7 @@ def _kpis(doc: _Document, block: views.Kpis) -> None:
         doc.set_xy(MARGIN, top + height + gap)
 
 
-def _picture(doc: _Document, picture: Picture) -> None:
+def _picture(doc: Document, picture: Picture) -> None:
     scale = 25.4  # mm per inch: pictures are drawn at their printed size
     width, height = picture.width * scale, picture.height * scale
     legend_height = 0.0 if picture.beside else _legend_height(doc, picture)
@@ -220,7 +150,7 @@ def _picture(doc: _Document, picture: Picture) -> None:
     _legend(doc, picture)
 
 
-def _legend(doc: _Document, picture: Picture) -> None:
+def _legend(doc: Document, picture: Picture) -> None:
     """Legend entries side by side, wrapping onto new lines."""
     x = MARGIN
     for item in picture.legend:
@@ -235,10 +165,10 @@ def _legend(doc: _Document, picture: Picture) -> None:
         doc.set_xy(MARGIN, doc.y + 5.5)
 
 
-def _legend_item(doc: _Document, item: LegendItem, room: float) -> None:
+def _legend_item(doc: Document, item: LegendItem, room: float) -> None:
     x, y = doc.x, doc.y
-    doc.set_draw_color(*_rgb(item.colour))
-    doc.set_fill_color(*_rgb(item.colour))
+    doc.set_draw_color(*rgb(item.colour))
+    doc.set_fill_color(*rgb(item.colour))
     if item.dashed:
         doc.set_line_width(0.5)
         doc.set_dash_pattern(dash=1, gap=0.7)
@@ -251,26 +181,26 @@ def _legend_item(doc: _Document, item: LegendItem, room: float) -> None:
     doc.put(room - 6.5, 5, doc.fitted(item.label, room - 6.5))
 
 
-def _legend_width(doc: _Document, item: LegendItem) -> float:
+def _legend_width(doc: Document, item: LegendItem) -> float:
     doc.style(8)
-    return 6.5 + doc.get_string_width(_plain(item.label)) + 1
+    return 6.5 + doc.get_string_width(plain(item.label)) + 1
 
 
-def _legend_height(doc: _Document, picture: Picture) -> float:
+def _legend_height(doc: Document, picture: Picture) -> float:
     total = sum(_legend_width(doc, item) + 4 for item in picture.legend)
     return 6.5 * math.ceil(total / doc.width) if picture.legend else 0.0
 
 
-def _table(doc: _Document, table: TextTable) -> None:
+def _table(doc: Document, table: TextTable) -> None:
     """Rows of cells, one line each (text cut to its column), under a shaded heading repeated on every
     page; numbers right-aligned; "first N of M rows" when the table was cut. Drawn with plain cells:
     fpdf2's table() wraps and measures every cell twice, several times slower on a 50-row table."""
     size = 8.0 if len(table.columns) <= 6 else 7.0
     pad = 1.5
     doc.style(size, bold=True)
-    headings = [doc.get_string_width(_plain(name)) for name in table.columns]
+    headings = [doc.get_string_width(plain(name)) for name in table.columns]
     doc.style(size)
-    widest = [max((doc.get_string_width(_plain(row[j])) for row in table.rows), default=0.0)
+    widest = [max((doc.get_string_width(plain(row[j])) for row in table.rows), default=0.0)
               for j in range(len(table.columns))]
     widths = _fit_widths([max(h, w) + 2 * pad + 0.5 for h, w in zip(headings, widest)],
                          table.whole or table.numeric, doc.width)
@@ -309,7 +239,7 @@ def _fit_widths(natural: list[float], whole: list[bool], page: float) -> list[fl
     return natural
 
 
-def _table_row(doc: _Document, cells: list[str], widths: list[float], align: list[str], height: float,
+def _table_row(doc: Document, cells: list[str], widths: list[float], align: list[str], height: float,
                size: float, *, heading: bool = False, zebra: bool = False) -> None:
     doc.style(size, MUTED if heading else INK, bold=heading)
     doc.set_fill_color(*(SHADE if heading else ZEBRA))
@@ -323,7 +253,7 @@ def _table_row(doc: _Document, cells: list[str], widths: list[float], align: lis
     doc.set_xy(MARGIN, top + height)
 
 
-def _notice(doc: _Document, notice: views.Notice) -> None:
+def _notice(doc: Document, notice: views.Notice) -> None:
     doc.room(10)
     doc.line_of(notice.text, 9.5, MUTED, height=6)
 
@@ -344,11 +274,6 @@ def _texts(block: views.Block) -> list[str]:
 
 # --- text --------------------------------------------------------------------------------------------------
 
-def _plain(text: str) -> str:
-    """User text without control characters (tabs and line breaks stay)."""
-    return _CONTROL.sub("", text)
-
-
 def _range_text(period: Period) -> str:
     """The range in its own time zone: whole local days as dates (the end included), else times."""
     tz = zone(period.timezone)
@@ -364,7 +289,3 @@ def _range_text(period: Period) -> str:
 def _requested_range(date_range: dict[str, object]) -> str:
     start, end = date_range.get("date_from", "-7d"), date_range.get("date_to")
     return f"{start} – {end}" if end else str(start)
-
-
-def _rgb(colour: str) -> tuple[int, int, int]:
-    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)

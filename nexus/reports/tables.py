@@ -21,6 +21,8 @@ MAX_TEXT = 80  # characters of a text cell; a JSON properties column would other
 PERCENT = frozenset({"percentage", "bounce_rate", "conversion_from_first", "conversion_from_previous"})
 DURATION = frozenset({"avg_duration", "median_duration", "avg_seconds", "median_seconds"})
 _LISTS = {TOP + d.name: d for d in overview.DIMENSIONS}
+_ROW_NAMES = {"events": "event", "pages": "page", "entry_pages": "entry page", "referrers": "source",
+              "countries": "country", "browsers": "browser", "os": "os", "devices": "device"}
 
 
 class TextTable(msgspec.Struct, frozen=True):
@@ -44,8 +46,8 @@ def table_of(gathered: Any) -> TextTable:
         dimension = _LISTS[part]
         top = table.filter(pc.equal(table["section"], dimension.name))
         labels = [value or dimension.empty for value in top["name"].to_pylist()]
-        return text_table(pa.table({"name": pa.array(labels, pa.string()), "persons": top["persons"],
-                                    "events": top["events"]}))
+        return text_table(pa.table({_ROW_NAMES[dimension.name]: pa.array(labels, pa.string()),
+                                    "persons": top["persons"], "events": top["events"]}))
     if part is not None:
         kpi = table.filter(pc.equal(table["name"], part))
         return text_table(kpi.select(["section", "bucket", "value", "previous"]))

@@ -72,9 +72,11 @@ def blocks(gathered: GatheredSection) -> list[Block]:
         return [Notice("This section runs a saved SQL query, whose rows were not included in this report.")]
     chart = section.chart or NATURAL[section.kind]
     if chart == "table" or section.kind in ("events", "funnel_persons", SQL_KIND):
-        return [table_of(gathered)]
+        table = table_of(gathered)
+        return [table if table.rows else Notice("Nothing in this range.")]
     drawn = DRAWERS[section.kind](gathered, chart)
-    return [*drawn, table_of(gathered)] if section.table else drawn
+    table = table_of(gathered) if section.table else None
+    return [*drawn, table] if table and table.rows else drawn
 
 
 # --- per kind ----------------------------------------------------------------------------------------------
@@ -258,7 +260,7 @@ def _conversion_kpi(conversion: Conversion | None) -> Kpi:
 
 def _kpi(label: str, value: float | None, previous: float | None, *, percent: bool = False, duration: bool = False,
          falling_is_good: bool = False, compared: bool = True) -> Kpi:
-    if not compared:
+    if not compared or previous is None:
         return Kpi(label, format_number(value, percent=percent, duration=duration))
     better = None if value is None or previous is None or value == previous else (value > previous) != falling_is_good
     return Kpi(label, format_number(value, percent=percent, duration=duration),

@@ -138,6 +138,13 @@ def test_every_page_is_numbered_and_the_contents_point_at_the_sections(overview)
     # And the sections are the PDF's bookmarks
     outline = pypdf.PdfReader(io.BytesIO(data)).outline
     assert [item.title for item in outline] == [g.section.title for g in report.sections]
+    # No text needed the CJK font, so it was neither read nor embedded
+    assert not any("CJK" in name for name in embedded_fonts(data))
+
+
+def embedded_fonts(data: bytes) -> set[str]:
+    return {font.get_object()["/BaseFont"] for page in pypdf.PdfReader(io.BytesIO(data)).pages
+            for font in page["/Resources"]["/Font"].values()}
 
 
 def test_charts_are_pictures_and_no_page_is_blank(overview, tmp_path):
@@ -173,7 +180,7 @@ def drawn_pages(data: bytes, folder: Path) -> list[Path]:
 def test_names_in_greek_chinese_and_arabic_print_as_text(project, tmp_path):
     # Given a title, a note and event names in three scripts, and markup that must print as it is
     note = f"{GREEK}: σημείωση. {CHINESE}：备注。 {ARABIC}: ملاحظة.\n**not bold** <b>not html</b> $x^2$"
-    definition = decode({"template": "custom", "title": f"{GREEK} {CHINESE} {ARABIC}", "sections": [
+    definition = decode({"template": "custom", "title": f"{GREEK} {CHINESE} {ARABIC} {{nb}}", "sections": [
         {"title": "Γεγονότα 事件 أحداث", "note": note, "kind": "trends", "chart": "bar", "table": False,
          "request": {"series": [{"metric": "events"}], "breakdown": {"key": "event", "source": "column", "limit": 20},
                      "date_range": {"date_from": "-3d"}}},
@@ -190,6 +197,8 @@ def test_names_in_greek_chinese_and_arabic_print_as_text(project, tmp_path):
     for word in (*ARABIC.split(), *ARABIC_EVENT.split(), "ملاحظة", "أحداث"):
         assert word in text, word
     assert "**not bold** <b>not html</b> $x^2$" in text
+    assert "{nb}" in text  # fpdf2's page-count alias, printed as written
+    assert {"NotoSans", "NotoSansArabic", "NotoSansCJKSC"} <= {name.split("+")[1] for name in embedded_fonts(data)}
     # The events table lists the three events by name
     events = report.sections[1].table.column("event").to_pylist()
     assert sorted(events) == sorted([GREEK_EVENT, CHINESE_EVENT, ARABIC_EVENT])
@@ -237,6 +246,22 @@ def test_a_dashboard_prints_tile_by_tile_with_saved_queries_rows(project, client
     # Without a runner for saved queries, their sections say so
     report = gather(asker(project), definition, [saved])
     assert "saved SQL query" in " ".join(page_texts(render(report)[0]))
+
+
+def test_a_project_without_events_gets_a_report_that_says_so(client, redis, tmp_path):
+    project_id = projects.create(client, f"empty-{uuid.uuid4().hex[:8]}").project_id
+    service = AnalysisService(client, redis.client, clock=lambda: NOW)
+    definition = decode({"funnel": FUNNEL})
+    report = gather(lambda kind, request: service.answer(project_id, kind, request), definition,
+                    sections_for(definition))
+    data, pages = render(report)
+    text = " ".join(page_texts(data))
+    assert "Events 0 0.0% vs 0 before" in text and "Bounce rate – Conversion –" in text
+    assert "No events in this range." in text
+    assert "Nobody entered this funnel in this range." in text
+    assert "Nobody started in this range." in text
+    assert text.count("Nothing in this range.") == 3  # the top pages, sources and countries
+    assert all(inked(png) > 200 for png in drawn_pages(data, tmp_path))
 
 
 def test_a_job_cancels_between_sections(project):
