@@ -21,6 +21,7 @@ from nexus.reports.tables import TextTable
 from nexus.timezones import zone
 
 TONES = {"up": PALETTE[2], "down": PALETTE[3], "flat": "#6B6B6B"}
+KPI_HEIGHT, KPI_GAP = 27.0, 4.0  # mm
 TOC_FIRST_PAGE = 24  # contents lines that fit under the title block; a second page takes the rest (up to 50)
 
 
@@ -78,7 +79,8 @@ def _contents(doc: FPDF, outline: list[OutlineSection]) -> None:
 
 def _section(doc: Document, gathered: GatheredSection, blocks: list[views.Block], period: Period | None) -> None:
     section = gathered.section
-    doc.room(40)
+    # The heading stays with its first block: a chart alone atop the next page reads as another section's.
+    doc.room(25 + (min(_height(doc, blocks[0]), 150) if blocks else 0))
     doc.ln(4 if doc.y > doc.t_margin + 1 else 0)
     doc.start_section(plain(section.title) or "—")
     doc.line_of(section.title, 15, bold=True, height=8)
@@ -98,7 +100,7 @@ def _section(doc: Document, gathered: GatheredSection, blocks: list[views.Block]
 
 def _kpis(doc: Document, block: views.Kpis) -> None:
     """Boxes of three to a row: label, value, change against the previous period."""
-    gap, height, per_row = 4.0, 27.0, 3
+    gap, height, per_row = KPI_GAP, KPI_HEIGHT, 3
     width = (doc.width - gap * (per_row - 1)) / per_row
     for start in range(0, len(block.items), per_row):
         doc.room(height + gap)
@@ -259,6 +261,15 @@ def _notice(doc: Document, notice: views.Notice) -> None:
 
 
 _BLOCKS = {views.Kpis: _kpis, Picture: _picture, TextTable: _table, views.Notice: _notice}
+
+
+def _height(doc: Document, block: views.Block) -> float:
+    """About how much of a page a block needs before it can break (a table: its heading and 4 rows)."""
+    if isinstance(block, Picture):
+        return block.height * 25.4 + (0.0 if block.beside else _legend_height(doc, block))
+    if isinstance(block, views.Kpis):
+        return KPI_HEIGHT + KPI_GAP
+    return 40.0 if isinstance(block, TextTable) else 10.0
 
 
 def _texts(block: views.Block) -> list[str]:

@@ -146,8 +146,9 @@ def horizontal_bars(labels: Sequence[str], values: Sequence[float | None], texts
     return _picture(fig, labels=list(labels), rows=rows)
 
 
-def vertical_bars(categories: Sequence[str], stacks: Sequence[Line], *, down: Line | None = None) -> Picture:
-    """Bars over categories (our own words: "2 days", a period's date): stacked when several, and a
+def vertical_bars(categories: Sequence[str], stacks: Sequence[Line], *, down: Line | None = None,
+                  x_label: str = "") -> Picture:
+    """Bars over categories (our own words: a number, a period's date): stacked when several, and a
     `down` series drawn below zero (lifecycle's dormant persons)."""
     fig, ax = _figure(WIDTH, HEIGHT, left=0.75, bottom=0.45)
     x = np.arange(len(categories))
@@ -164,6 +165,8 @@ def vertical_bars(categories: Sequence[str], stacks: Sequence[Line], *, down: Li
         ax.axhline(0, color=MUTED, linewidth=0.8)
     every = math.ceil(len(categories) / 16)  # at most 16 names under the axis, level
     ax.set_xticks(x[::every], list(categories)[::every])
+    if x_label:
+        ax.set_xlabel(x_label, fontsize=8, color=MUTED, fontfamily=FONT)
     ax.grid(axis="x", visible=False)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_number(abs(v))))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))

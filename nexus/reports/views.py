@@ -85,9 +85,10 @@ def _trends(gathered: GatheredSection, chart: str) -> list[Block]:
     result = gathered.result
     if not any(v for line in result.lines for v in line.values):
         return [Notice("No events in this range.")]
-    labels = [_line_label(line) for line in result.lines]
+    name = _series_names(result, gathered.section.request)
+    labels = [_line_label(line, name) for line in result.lines]
     if chart == "number":
-        before = {(_line_label(line)): line.total for line in result.previous or []}
+        before = {_line_label(line, name): line.total for line in result.previous or []}
         return [Kpis([_kpi(label, line.total, before.get(label), compared=result.previous is not None)
                       for label, line in zip(labels, result.lines)])]
     totals = [line.total for line in result.lines]
@@ -100,9 +101,9 @@ def _trends(gathered: GatheredSection, chart: str) -> list[Block]:
     lines = [Line(label, list(line.values), colours[label]) for label, line in zip(labels, result.lines)]
     count = len(result.buckets)
     # The previous period drawn over this one's buckets, dashed in its line's colour (as on the dashboard).
-    lines += [Line(_line_label(line) + " (previous period)", (list(line.values) + [None] * count)[:count],
-                   colours[_line_label(line)], True)
-              for line in result.previous or [] if _line_label(line) in colours]
+    lines += [Line(_line_label(line, name) + " (previous period)", (list(line.values) + [None] * count)[:count],
+                   colours[_line_label(line, name)], True)
+              for line in result.previous or [] if _line_label(line, name) in colours]
     return [series(_wall(result.buckets), lines, kind=_series_kind(chart))]
 
 
@@ -174,9 +175,9 @@ def _stickiness(gathered: GatheredSection, chart: str) -> list[Block]:
     result = gathered.result
     if not any(result.persons):
         return [Notice("Nobody did this event in this range.")]
-    unit = result.period
-    labels = [f"{k} {unit}{'s' if k > 1 else ''}" for k in range(1, result.periods + 1)]
-    return [vertical_bars(labels, [Line("persons", list(result.persons), PALETTE[0])])]
+    axis = f"persons by the number of {result.period}s they were active in, of {result.periods}"
+    return [vertical_bars([str(k) for k in range(1, result.periods + 1)],
+                          [Line("persons", list(result.persons), PALETTE[0])], x_label=axis)]
 
 
 def _lifecycle(gathered: GatheredSection, chart: str) -> list[Block]:
@@ -289,8 +290,19 @@ def _series_kind(chart: str) -> str:
     return chart if chart in TIME_SERIES else "line"
 
 
-def _line_label(line: Any) -> str:
-    return line.label + (f" · {_group(line.breakdown)}" if line.breakdown is not None else "")
+def _series_names(result: Any, request: dict[str, Any]) -> dict[int, str]:
+    """Each series' label, with its metric when another series has the same label (two series of all
+    events, one counting events and one persons, are both labelled "all events")."""
+    labels = {line.series: line.label for line in result.lines}
+    asked = request.get("series", [])
+    return {index: label + (f" ({asked[index].get('metric', 'events')})"
+                            if list(labels.values()).count(label) > 1 and index < len(asked) else "")
+            for index, label in labels.items()}
+
+
+def _line_label(line: Any, names: dict[int, str]) -> str:
+    name = names.get(line.series, line.label)
+    return name + (f" · {_group(line.breakdown)}" if line.breakdown is not None else "")
 
 
 def _group(value: str | None) -> str:

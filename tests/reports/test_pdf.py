@@ -18,6 +18,7 @@ import pypdf
 import pytest
 from PIL import Image
 
+from nexus.analyses.breakdown import OTHER
 from nexus.dashboard.charts import format_change, format_number
 from nexus.demo.load import load
 from nexus.errors import InvalidRequest
@@ -202,6 +203,54 @@ def test_names_in_greek_chinese_and_arabic_print_as_text(project, tmp_path):
     # The events table lists the three events by name
     events = report.sections[1].table.column("event").to_pylist()
     assert sorted(events) == sorted([GREEK_EVENT, CHINESE_EVENT, ARABIC_EVENT])
+    assert all(inked(png) > 200 for png in drawn_pages(data, tmp_path))
+
+
+def test_a_custom_report_draws_each_kind_its_ways(project, tmp_path):
+    # Given one section per way of drawing an analysis
+    trend = {"series": [{"metric": "events"}, {"metric": "persons"}], "compare": True}
+    by_event = {"series": [{"metric": "events"}], "breakdown": {"key": "event", "source": "column", "limit": 4}}
+    sections = [
+        {"title": "Numbers", "kind": "trends", "request": trend, "chart": "number"},
+        {"title": "Lines", "kind": "trends", "request": trend, "chart": "line", "table": False},
+        {"title": "Bars", "kind": "trends", "request": by_event, "chart": "bar", "table": False},
+        {"title": "Pie", "kind": "trends", "request": by_event, "chart": "pie", "table": False},
+        {"title": "Stacked", "kind": "trends", "request": by_event, "chart": "stacked_bar", "table": False},
+        {"title": "Session totals", "kind": "sessions", "chart": "totals", "table": False},
+        {"title": "Bounce rate", "kind": "sessions", "chart": "bounce_rate", "table": False},
+        {"title": "Entry pages", "kind": "sessions", "chart": "entry_pages", "table": False},
+        {"title": "Lifecycle", "kind": "lifecycle", "request": {"period": "week"}, "table": False},
+        {"title": "Stickiness", "kind": "stickiness", "request": {"period": "day"}, "table": False},
+        {"title": "Retention curve", "kind": "retention", "chart": "curve", "table": False,
+         "request": {"start": {}, "returning": {}, "period": "week", "periods": 4}},
+        {"title": "Pages per visit", "kind": "overview", "part": "sessions", "chart": "area", "table": False},
+        {"title": "Browsers", "kind": "overview", "part": "top_browsers", "chart": "bar"},
+    ]
+    definition = decode({"template": "custom", "date_range": {"date_from": "-28d"}, "sections": sections})
+    report = gather(asker(project), definition, sections_for(definition))
+    data, pages = render(report)
+    text = " ".join(page_texts(data))
+    # Then the numbers are the lines' totals, each series named by its metric (both are "all events")
+    trends = report.sections[0].result
+    for line, metric in zip(trends.lines, ("events", "persons")):
+        before = next(p for p in trends.previous if p.series == line.series)
+        assert f"all events ({metric}) {format_number(line.total)} {format_change(line.total, before.total)}" in text
+    # The pie's legend gives each event's share of the total
+    lines = report.sections[3].result.lines
+    total = sum(line.total for line in lines)
+    for line in lines:
+        group = "(other values)" if line.breakdown == OTHER else line.breakdown
+        assert f"all events · {group} {format_number(line.total / total, percent=True)}" in text
+    sessions = report.sections[5].result.lines[0].total
+    assert f"Sessions {format_number(sessions['sessions'])}" in text
+    assert f"Bounce rate {format_number(sessions['bounce_rate'], percent=True)}" in text
+    # The browsers' rows: the bars' labels, then the table of persons and events
+    browsers = report.sections[12].result.top
+    for row in next(t for t in browsers if t.dimension == "browsers").rows:
+        assert f"{row.label} {format_number(row.persons)} {format_number(row.events)}" in text
+    # Every chart is a picture: all but the numbers and the session totals
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    assert sum(len(page.images) for page in reader.pages) == len(sections) - 2
     assert all(inked(png) > 200 for png in drawn_pages(data, tmp_path))
 
 
