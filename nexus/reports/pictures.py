@@ -7,8 +7,8 @@ script prints shaped and right to left where it should, can be found and copied 
 read as matplotlib mathtext (`$…$`). Pictures hold numbers, dates and our own words only.
 
 Every picture is drawn at its printed size (WIDTH inches is the page's text width), so its 8-point
-labels print at 8 points. Each call makes its own Figure (no pyplot state), so worker threads can draw
-side by side.
+labels print at 8 points. Each call makes its own Figure on an Agg canvas, without pyplot: no global
+state, no display, and worker threads can draw side by side.
 """
 
 from __future__ import annotations
@@ -18,22 +18,19 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import matplotlib
+import matplotlib.axis
+import matplotlib.dates as mdates
+import msgspec
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.font_manager import fontManager
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-matplotlib.use("Agg")  # before anything draws: a worker has no display
-
-import matplotlib.dates as mdates  # noqa: E402
-import msgspec  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.font_manager import fontManager  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
-
-from nexus.dashboard.charts import HEATMAP_PALETTE, PALETTE, format_number  # noqa: E402
-from nexus.reports.fonts import FOLDER  # noqa: E402
+from nexus.dashboard.charts import HEATMAP_PALETTE, PALETTE, format_number
+from nexus.reports.fonts import FOLDER
 
 WIDTH = 180 / 25.4  # inches: the text width of an A4 page with 15 mm margins
 HEIGHT = 2.7  # inches: every time series and bar chart over periods
