@@ -22,7 +22,7 @@ from nexus.timezones import zone
 
 TONES = {"up": PALETTE[2], "down": PALETTE[3], "flat": "#6B6B6B"}
 KPI_HEIGHT, KPI_GAP = 27.0, 4.0  # mm
-TOC_FIRST_PAGE = 24  # contents lines that fit under the title block; a second page takes the rest (up to 50)
+TOC_HEADING, TOC_LINE = 11.0, 7.0  # mm: the contents' heading, and each line of it
 
 
 def render_pdf(report: GatheredReport, sink: BinaryIO, *, project_name: str, generated_at: datetime,
@@ -59,7 +59,9 @@ def _title_page(doc: Document, report: GatheredReport, title: str, project: str,
         doc.paragraph(doc.width - 28, 7, value)
     if len(report.sections) > 1:
         doc.ln(10)
-        doc.insert_toc_placeholder(_contents, pages=1 if len(report.sections) <= TOC_FIRST_PAGE else 2)
+        first = math.floor((doc.page_break_trigger - doc.y - TOC_HEADING) / TOC_LINE)  # lines left on this page
+        later = math.floor((doc.page_break_trigger - doc.t_margin) / TOC_LINE)
+        doc.insert_toc_placeholder(_contents, pages=1 + max(0, math.ceil((len(report.sections) - first) / later)))
     else:
         doc.add_page()
 
@@ -67,14 +69,14 @@ def _title_page(doc: Document, report: GatheredReport, title: str, project: str,
 def _contents(doc: FPDF, outline: list[OutlineSection]) -> None:
     assert isinstance(doc, Document)
     doc.set_x(MARGIN)
-    doc.line_of("Contents", 14, bold=True, height=9)
+    doc.line_of("Contents", 14, bold=True, height=TOC_HEADING - 2)
     doc.ln(2)
     for entry in outline:
         link = doc.add_link(page=entry.page_number)
         doc.style(10)
-        doc.put(doc.width - 20, 7, doc.fitted(entry.name, doc.width - 22), link=link)
+        doc.put(doc.width - 20, TOC_LINE, doc.fitted(entry.name, doc.width - 22), link=link)
         doc.style(10, MUTED)
-        doc.put(20, 7, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
+        doc.put(20, TOC_LINE, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
 
 
 def _section(doc: Document, gathered: GatheredSection, blocks: list[views.Block], period: Period | None) -> None:

@@ -254,6 +254,23 @@ def test_a_custom_report_draws_each_kind_its_ways(project, tmp_path):
     assert all(inked(png) > 200 for png in drawn_pages(data, tmp_path))
 
 
+def test_fifty_sections_under_a_long_title_get_their_contents_pages(project):
+    # Given the longest title (it wraps) and the most sections, each the same answer (asked once)
+    title = "Quarterly review of the activity of every product line " * 4
+    sections = [{"title": f"Section {i + 1}", "kind": "overview", "chart": "number", "part": "events"}
+                for i in range(50)]
+    definition = decode({"template": "custom", "title": title[:200], "sections": sections})
+    report = gather(asker(project), definition, sections_for(definition))
+    data, pages = render(report)
+    texts = page_texts(data)
+    contents = " ".join(texts[:3])
+    listed = {int(number): int(page) for number, page in re.findall(r"Section (\d+) (\d+)", contents)}
+    assert sorted(listed) == list(range(1, 51))
+    for number, page in listed.items():
+        assert f"Section {number} " in texts[page - 1]
+    assert f"Page {pages} of {pages}" in texts[-1]
+
+
 def test_a_long_table_prints_its_first_50_rows(project):
     definition = decode({"template": "custom", "sections": [
         {"title": "Latest events", "kind": "events", "request": {"limit": 80, "event": "page_view"}}]})
