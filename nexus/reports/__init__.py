@@ -6,7 +6,8 @@ answers them through the read service, `render_pdf` prints them. A job calls, in
                     definition, sections_for(definition), on_section=progress)
     pages = render_pdf(report, sink, project_name=..., generated_at=...)
 
-and for a saved dashboard, `dashboard_sections(dashboard)` in place of `sections_for(definition)`.
+and for a saved dashboard, `dashboard_sections(dashboard)` in place of `sections_for(definition)` (the
+definition then gives the title and date range), with `gather(..., sql=run_saved_query)` for its SQL tiles.
 """
 
 from nexus.reports.definition import ReportDefinition, Section, check, decode
