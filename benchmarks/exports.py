@@ -25,8 +25,12 @@ start and the engine's opening are not counted; the server's start is not counte
 Checked in the same run: every file has the rows expected and, for CSV, NDJSON and Parquet, the same first
 and last row (times compared as instants, as each writer spells them its own way).
 
+Measured on chDB 26.9: with the default key limits (NEXUS_QUERY_MAX_MEMORY_BYTES, 1 GB) an export of all 10M
+events fails, its ORDER BY sorting every row in memory; `--server-env NEXUS_QUERY_MAX_MEMORY_BYTES=0` lifts the
+limit for a run, to see the speed behind it.
+
 Run: python benchmarks/exports.py [--events 1000000,10000000] [--excel-rows 1000000] [--formats csv,ndjson,...]
-                                  [--data-root DIR]
+                                  [--data-root DIR] [--server-env NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -101,11 +105,16 @@ def main() -> None:
     parser.add_argument("--formats", default=",".join(FORMATS), help="which formats, comma-separated")
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/nexus-bench-exports"),
                         help="a store per size under it, kept for the next run")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the Nexus server, e.g. NEXUS_QUERY_MAX_MEMORY_BYTES=0 (repeatable)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # JSON: what a child process does
     args = parser.parse_args()
     if args.child:
         return print(json.dumps(run_child(json.loads(args.child))))
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    server_env = dict(pair.split("=", 1) for pair in args.server_env)
+    if server_env:
+        print(f"Nexus server settings: {server_env}")
     if unknown := set(formats) - set(FORMATS):
         raise SystemExit(f"unknown formats {sorted(unknown)}: use {', '.join(FORMATS)}")
     print(f"{os.cpu_count()} cores; load average at start: {load_average()}")
@@ -114,7 +123,7 @@ def main() -> None:
         scratch = Path(tempfile.mkdtemp(prefix="nexus-bench-exports-", dir=args.data_root))
         try:
             child(store, {"role": "warm"})  # the store's parts in the page cache before anyone is timed
-            results = {fmt: measure(store, fmt, min(size, args.excel_rows) if fmt == "xlsx" else size, scratch)
+            results = {fmt: measure(store, fmt, min(size, args.excel_rows) if fmt == "xlsx" else size, scratch, server_env)
                        for fmt in formats}
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -153,9 +162,9 @@ def load_store(data_dir: Path, events: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- one format, three contenders
 
-def measure(store: Store, fmt: str, rows: int, scratch: Path) -> dict[str, Run]:
+def measure(store: Store, fmt: str, rows: int, scratch: Path, server_env: dict[str, str]) -> dict[str, Run]:
     """Nexus, the ceiling and pandas writing `rows` rows in `fmt`, one after another, each file checked."""
-    found = {"Nexus": through_nexus(store, fmt, rows)}
+    found = {"Nexus": through_nexus(store, fmt, rows, server_env)}
     for contender in ("ceiling", "pandas"):
         path = scratch / f"{contender}.{fmt}"
         answer = child(store, {"role": contender, "format": fmt, "rows": rows, "path": str(path)})
@@ -168,11 +177,11 @@ def measure(store: Store, fmt: str, rows: int, scratch: Path) -> dict[str, Run]:
     return found
 
 
-def through_nexus(store: Store, fmt: str, rows: int) -> Run:
+def through_nexus(store: Store, fmt: str, rows: int, server_env: dict[str, str]) -> Run:
     """POST /v1/exports of the events source to a fresh `nexus serve`, timed until the job is done. A one-row
     export runs first, untimed: the worker is up and the start's own jobs (the hourly cleanup) are done."""
     env = {**os.environ, "NEXUS_DATA_DIR": str(store.data_dir), "NEXUS_ADMIN_KEY": "nx_bench_" + secrets.token_urlsafe(32),
-           "NEXUS_WORKER_THREADS": "1", "NEXUS_RATE_LIMIT": "0", "NEXUS_LOG_LEVEL": "warning"}
+           "NEXUS_WORKER_THREADS": "1", "NEXUS_RATE_LIMIT": "0", "NEXUS_LOG_LEVEL": "warning", **server_env}
     server = subprocess.Popen([sys.executable, "-m", "nexus", "serve", "--port", "0"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
