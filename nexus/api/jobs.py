@@ -19,12 +19,11 @@ from litestar.response import File
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
-from nexus.errors import InvalidRequest, NotFound
+from nexus.errors import InvalidRequest
 from nexus.exports import request as export_request
 from nexus.exports.request import ExportRequest
-from nexus.jobs import links, store
+from nexus.jobs import files, links, store
 from nexus.jobs.store import JobView
-from nexus.jobs.worker import files_dir
 from nexus.json_input import decode_json
 
 
@@ -108,15 +107,8 @@ async def export_file(request: Request, state: State, job_id: FromPath[str],
             project_id = links.verified(runtime.redis.client, job_id, project, expires, signature)
         else:
             project_id = api.authorize(request, "read").project_id
-        job = store.get(runtime.clickhouse, project_id, job_id)
-        if job.state != "done":
-            raise NotFound(f"job {job_id} has no file: it is {job.state}")
-        path = files_dir(runtime.settings, project_id) / job.job_id
-        if not job.file_name or not path.exists():
-            raise NotFound(f"the file of job {job_id} was removed after NEXUS_EXPORT_RETENTION_HOURS "
-                           f"({runtime.settings.export_retention_hours} h)")
-        extension = job.file_name.rsplit(".", 1)[-1]
-        return File(path, filename=job.file_name, media_type=export_request.MEDIA_TYPES[extension],
+        found = files.finished(runtime.clickhouse, runtime.settings, project_id, job_id)
+        return File(found.path, filename=found.file_name, media_type=found.media_type,
                     content_disposition_type="attachment")
 
     return await anyio.to_thread.run_sync(find)

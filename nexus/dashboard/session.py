@@ -4,7 +4,6 @@ open pages stop answering at once, and their next check closes them)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,13 +14,12 @@ from nexus.adhoc.sandbox import JsonAnswer
 from nexus.analyses import catalog
 from nexus.api.limits import RateLimiter
 from nexus.dashboard.signin import COOKIE, Grant, SignIns, Viewer
-from nexus.errors import Forbidden, NotFound, Unauthorized
+from nexus.errors import Forbidden, Unauthorized
 from nexus.exports import request as export_request
 from nexus.exports.request import ExportRequest
-from nexus.jobs import schedules, store
+from nexus.jobs import files, schedules, store
 from nexus.jobs.schedules import Schedule
 from nexus.jobs.store import JobView
-from nexus.jobs.worker import files_dir
 from nexus.meta import dashboards
 from nexus.runtime import Runtime
 from nexus.services.analyses import Answer
@@ -164,19 +162,12 @@ class Reader:
         job = runtime.jobs.cancel(store.get(runtime.clickhouse, self.project_id, job_id))
         return store.view(job, runtime.redis.client)
 
-    def job_file(self, job_id: str) -> tuple[Path, str, str]:
+    def job_file(self, job_id: str) -> files.ExportFile:
         """A finished export's file, its name and media type, as GET /v1/exports/{id}/file serves them;
         NotFound for another project's job, one without a file, or a file removed after its retention."""
         self._check()
         runtime = self.dashboard.runtime
-        job = store.get(runtime.clickhouse, self.project_id, job_id)
-        if job.state != "done":
-            raise NotFound(f"job {job_id} has no file: it is {job.state}")
-        path = files_dir(runtime.settings, self.project_id) / job.job_id
-        if not job.file_name or not path.exists():
-            raise NotFound(f"the file of job {job_id} was removed after NEXUS_EXPORT_RETENTION_HOURS "
-                           f"({runtime.settings.export_retention_hours} h)")
-        return path, job.file_name, export_request.MEDIA_TYPES[job.file_name.rsplit(".", 1)[-1]]
+        return files.finished(runtime.clickhouse, runtime.settings, self.project_id, job_id)
 
     # Schedules, as /v1/schedules shows them: any key reads them, an admin key pauses and resumes ------------
 

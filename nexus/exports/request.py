@@ -14,10 +14,13 @@ from nexus.analyses import registry
 from nexus.analyses.event_rows import EventRowsRequest
 from nexus.errors import InvalidRequest
 from nexus.meta import dashboards
+from nexus.reports import definition as report_definition
+from nexus.reports.definition import ReportDefinition
 
 Format = Literal["csv", "ndjson", "parquet", "xlsx", "pdf"]
+# Without a charset: the HTTP frameworks add their own (CSV and NDJSON are UTF-8).
 MEDIA_TYPES: dict[str, str] = {
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",
     "ndjson": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -62,7 +65,7 @@ class DashboardSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True, t
 class ReportSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="report", tag_field="type"):
     """A template report (nexus.reports): PDF, or Excel with a sheet per section."""
 
-    report: dict[str, Any] = {}  # a nexus.reports ReportDefinition, checked by `checked`
+    report: ReportDefinition = ReportDefinition()
 
 
 Source = AnalysisSource | SavedQuerySource | SqlSource | EventsSource | DashboardSource | ReportSource
@@ -103,9 +106,7 @@ def checked(queries: QueryService, project_id: int, request: ExportRequest, max_
         elif isinstance(source, DashboardSource):
             dashboards.get(queries.client, project_id, source.dashboard_id)
         elif isinstance(source, ReportSource):
-            from nexus.reports.definition import decode_report
-
-            decode_report(source.report)
+            report_definition.check(source.report)
     except InvalidRequest as e:
         inner = f".{e.field}" if e.field else ""
         raise InvalidRequest(f"source{inner}: {e}", field=f"source{inner}") from None

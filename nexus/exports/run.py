@@ -28,11 +28,13 @@ from nexus.exports.excel import write_workbook
 from nexus.exports.request import (AnalysisSource, DashboardSource, EventsSource, ExportRequest, ReportSource,
                                    SavedQuerySource, SqlSource)
 from nexus.exports.stream import write_batches
-from nexus.meta import dashboards
+from nexus import reports
+from nexus.meta import dashboards, projects
 
 if TYPE_CHECKING:
     from nexus.runtime import Runtime
 
+PDF_ROWS = 10_000  # rows of a query read into a PDF table (a report prints its first rows)
 Progress = Callable[[int, float], None]  # rows written so far, the fraction done (0-1)
 
 
@@ -116,8 +118,17 @@ def _tables(runtime: Runtime, project_id: int, request: ExportRequest, key_id: s
 def _analysis(runtime: Runtime, project_id: int, kind: str, body: dict[str, Any], max_rows: int,
               title: str = "") -> _Table:
     table = runtime.analyses.answer(project_id, kind, body).table().slice(0, max_rows)
-    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    return _Table(title or kind.replace("_", " ").capitalize(), iter(batches), table.num_rows)
+    return _Table(title or kind.replace("_", " ").capitalize(), iter(_batches(table)), table.num_rows)
+
+
+def _whole(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
+    found = list(batches)
+    return pa.Table.from_batches(found) if found else None
+
+
+def _batches(table: pa.Table) -> list[pa.RecordBatch]:
+    """The table's batches; an empty table still has its columns, in one empty batch."""
+    return table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
 
 
 def _sandboxed(runtime: Runtime, project_id: int, sql: str, params: dict[str, Any], key_id: str, max_rows: int,
@@ -163,9 +174,43 @@ def _zipped(tables: list[_Table], counter: _Counter, fmt: str, sink: Any) -> int
 
 def _report(runtime: Runtime, project_id: int, request: ExportRequest, path: Path, progress: Progress,
             now: datetime, key_id: str) -> int:
-    from nexus.exports import report_file
+    """A report (PDF, or Excel with a sheet per section): a report source's sections, a dashboard's tiles,
+    an analysis as one section; the rows of a query or an events slice as a table (its first PDF_ROWS)."""
+    source, max_rows = request.source, request.max_rows or runtime.settings.export_max_rows
+    project = projects.get(runtime.clickhouse, project_id)
+    rows: pa.Table | None = None  # the rows of a query or events slice, printed as the report's one table
+    if isinstance(source, ReportSource):
+        definition, sections = source.report, reports.sections_for(source.report)
+    elif isinstance(source, DashboardSource):
+        board = dashboards.get(runtime.clickhouse, project_id, source.dashboard_id)
+        definition = reports.ReportDefinition(title=board.name, date_range=source.date_range or {"date_from": "-30d"})
+        sections = [msgspec.structs.replace(s, request={**s.request, "date_range": source.date_range})
+                    if source.date_range and s.kind != dashboards.SQL_KIND else s for s in reports.dashboard_sections(board)]
+    elif isinstance(source, AnalysisSource):
+        title = source.kind.replace("_", " ").capitalize()
+        definition = reports.ReportDefinition(title=f"{project.name} — {title}", date_range={})
+        sections = [reports.Section(title=title, kind=source.kind, request=source.request)]
+    else:
+        (table,) = _tables(runtime, project_id, request, key_id, now)
+        rows = _whole(cut_batches(table.batches, Cut(min(PDF_ROWS, max_rows))))
+        definition = reports.ReportDefinition(title=f"{project.name} — {table.title}", date_range={})
+        sections = [reports.Section(title=table.title, kind=dashboards.SQL_KIND)]
 
-    return report_file.write(runtime, project_id, request, path, progress, now, key_id)
+    def saved_query(tile: dict[str, Any]) -> pa.Table | None:
+        sql, params = saved.resolve(runtime.queries.client, project_id, tile["query_id"], tile.get("params", {}))
+        return _whole(_sandboxed(runtime, project_id, sql, params, key_id, min(PDF_ROWS, max_rows)))
+
+    gathered = reports.gather(lambda kind, body: runtime.analyses.answer(project_id, kind, body), definition,
+                              sections, lambda done, total: progress(done, done / max(total, 1) * 0.9),
+                              sql=lambda tile: rows if rows is not None else saved_query(tile))
+    found = [g for g in gathered.sections if g.table is not None]
+    with path.open("wb") as sink:
+        if request.format == "pdf":
+            reports.render_pdf(gathered, sink, project_name=project.name, generated_at=now, time_zone=project.timezone)
+        else:
+            write_workbook(((g.section.title, _batches(g.table.slice(0, max_rows))) for g in found), sink)
+    progress(sum(g.table.num_rows for g in found), 1.0)
+    return sum(min(g.table.num_rows, max_rows) for g in found)
 
 
 def _default_name(request: ExportRequest, now: datetime) -> str:

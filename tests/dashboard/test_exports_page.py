@@ -151,8 +151,7 @@ def test_an_export_through_the_reader_is_run_as_its_key_and_its_file_is_the_apis
                        headers={"Authorization": f"Bearer {project.secrets['read']}"})
     assert served.status_code == 200, served.text
     assert path.read_bytes() == served.content
-    # (the API's header repeats the charset: "text/csv; charset=utf-8; charset=utf-8")
-    assert served.headers["content-type"].startswith(media_type) and file_name == job.file_name
+    assert served.headers["content-type"] == f"{media_type}; charset=utf-8" and file_name == job.file_name
     assert file_name in served.headers["content-disposition"]
     # The rows are the week's events in Berlin's calendar, counted another way
     frame = pd.read_csv(io.BytesIO(served.content))

@@ -276,9 +276,36 @@ def test_a_job_out_of_attempts_is_failed_with_its_reason_and_a_bad_one_fails_at_
     assert http.get("/v1/jobs?state=nope", headers=bearer(keys["read"])).json()["field"] == "state"
 
 
-@pytest.fixture(scope="module")
-def workers(server):
-    """TEMPORARY until the scheduler lands: the workers alone."""
-    server.runtime.jobs.start(2)
-    yield server
-    server.runtime.jobs.stop()
+
+def _pdf_text(content: bytes) -> str:
+    import pypdf
+
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(content)).pages)
+
+
+def test_reports_as_pdf_and_excel_print_the_analysis_results(http, alpha) -> None:
+    _, keys = alpha
+    overview = {"source": {"type": "report", "report": {"template": "overview", "title": "Weekly Ωμέγα 中文",
+                                                        "date_range": {"date_from": "-30d"}}}, "format": "pdf"}
+    job, content = export(http, keys["read"], overview)
+    assert content.startswith(b"%PDF") and job["file_name"].endswith(".pdf")
+    text = _pdf_text(content)
+    assert "Weekly Ωμέγα 中文" in text
+    # The key numbers printed are the overview analysis's, asked for over the API.
+    result = http.post("/v1/analyses/overview", json={"date_range": {"date_from": "-30d"}},
+                       headers=bearer(keys["read"])).json()["result"]
+    events = next(k for k in result["kpis"] if k["name"] == "events")["value"]
+    assert events > 1000 and f"{int(events):,}" in text
+    # The same report as Excel: a sheet per section, whose numbers are the overview analysis's.
+    job, content = export(http, keys["read"], {**overview, "format": "xlsx"})
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    assert len(book.sheetnames) >= 3
+    # A query's rows as a PDF table, and a dashboard as a PDF of its tiles.
+    _, content = export(http, keys["read"], {"source": {"type": "sql", "query": "SELECT 'zz-marker-42' AS marker"},
+                                             "format": "pdf"})
+    assert "zz-marker-42" in _pdf_text(content)
+    board = http.get("/v1/dashboards", headers=bearer(keys["read"])).json()["dashboards"][0]
+    _, content = export(http, keys["read"], {"source": {"type": "dashboard", "dashboard_id": board["dashboard_id"]},
+                                             "format": "pdf"})
+    text = _pdf_text(content)
+    assert all(tile["title"] in text for tile in board["tiles"])
