@@ -11,8 +11,8 @@ to none). `properties` is the event's properties as JSON text.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, NamedTuple
 
 import msgspec
 from clickhouse_connect.driver.client import Client
@@ -30,6 +30,7 @@ COLUMNS: tuple[str, ...] = (*(c.name for c in EVENT_COLUMNS if c.name not in _HI
 DEFAULT_COLUMNS: tuple[str, ...] = ("ts", "event", "distinct_id", "person_id", "session_id", "url", "path",
                                     "referrer", "utm_source", "utm_medium", "utm_campaign", "country", "browser",
                                     "os", "device_type", "properties")
+WINDOW_ROWS = 200_000  # rows sorted at once (16 columns with properties: ~100 MB in the engine)
 _EXPRESSIONS = {"person_id": persons.PERSON, "properties": "toJSONString(e.properties)"}
 
 
@@ -50,28 +51,58 @@ class EventRowsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
             raise InvalidRequest("columns: a column is named twice", field="columns")
 
 
-def query(client: Client, project_id: int, request: EventRowsRequest, *, now: datetime | None = None) -> Query:
-    """The SQL of the slice, with its values bound: run it as a stream of Arrow batches."""
-    return _query(scope_of(client, project_id, request, now), request)
+def windows(client: Client, project_id: int, request: EventRowsRequest, *, now: datetime | None = None,
+            rows: int = WINDOW_ROWS) -> list[Window]:
+    """The slice as consecutive windows of whole UTC days, each of at most about `rows` rows (a day with
+    more is a window of its own), in time order; days without rows are left out. Each window is sorted on
+    its own: the table is ordered by person, not time, so one ORDER BY over a whole slice of millions of
+    rows would hold them all in memory (10M demo events passed the default 1 GB query memory limit)."""
+    scope = scope_of(client, project_id, request, now)
+    days = fetch(client, _query(scope, request, request_days=True))
+    found: list[Window] = []
+    start, size = None, 0
+    for day, count in days:
+        if start is not None and size + count > rows:
+            found.append(Window(_query(scope, request, _day(start), _day(day)), size))
+            start, size = None, 0
+        start = day if start is None else start
+        size += count
+    if start is not None:
+        found.append(Window(_query(scope, request, _day(start), _day(days[-1][0]) + timedelta(days=1)), size))
+    return found
 
 
-def count(client: Client, project_id: int, request: EventRowsRequest, *, now: datetime | None = None) -> int:
-    """How many rows the slice has (an export's progress counts towards it)."""
-    sql, params = _query(scope_of(client, project_id, request, now), request, count=True)
-    return int(fetch(client, Query(sql, params))[0][0])
+def empty(client: Client, project_id: int, request: EventRowsRequest, *, now: datetime | None = None) -> Query:
+    """A query of the slice's columns with no rows (a file of an empty slice still has its header)."""
+    scope = scope_of(client, project_id, request, now)
+    return _query(scope, request, scope.span.start, scope.span.start)
 
 
-def _query(scope: AnalysisScope, request: EventRowsRequest, count: bool = False) -> Query:
+class Window(NamedTuple):
+    query: Query  # its rows, sorted by time and message id
+    rows: int  # how many it has
+
+
+def _day(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _query(scope: AnalysisScope, request: EventRowsRequest, start: datetime | None = None, end: datetime | None = None,
+           *, request_days: bool = False) -> Query:
+    """The rows of the slice between `start` and `end` (within its span), or with `request_days` the rows
+    per UTC day."""
     params = Params(scope.project_id)
-    conditions = [f"e.ts >= {params.add(scope.span.start, UTC_TIME)} AND e.ts < {params.add(scope.span.end, UTC_TIME)}",
+    start = max(start, scope.span.start) if start else scope.span.start
+    end = min(end, scope.span.end) if end else scope.span.end
+    conditions = [f"e.ts >= {params.add(start, UTC_TIME)} AND e.ts < {params.add(end, UTC_TIME)}",
                   compile_group(request.where, params)]
     if request.events:
         conditions.append(f"e.event IN {params.add(request.events, 'Array(String)')}")
     selected = ", ".join(f"{_expression(name)} AS {name}" for name in request.columns)
-    joins = persons.joins(not count and "person_id" in request.columns, request.where)
+    joins = persons.joins(not request_days and "person_id" in request.columns, request.where)
     where = f"FROM events AS e\n{joins.sql}\nWHERE e.project_id = {PROJECT} AND {all_of(*conditions)}"
-    if count:
-        return params.query(f"SELECT count() {where}")
+    if request_days:
+        return params.query(f"SELECT toDate(e.ts, 'UTC') AS day, count() {where}\nGROUP BY day ORDER BY day")
     return params.query(f"SELECT {selected}\n{where}\nORDER BY e.ts, e.message_id")
 
 

@@ -93,13 +93,15 @@ def _tables(runtime: Runtime, project_id: int, request: ExportRequest, key_id: s
     if isinstance(source, SqlSource):
         return [_Table("Query", _sandboxed(runtime, project_id, source.query, source.params, key_id, max_rows), None)]
     if isinstance(source, EventsSource):
-        sql, params = event_rows.query(runtime.clickhouse, project_id, source.request, now=now)
-        total = event_rows.count(runtime.clickhouse, project_id, source.request, now=now)
+        parts = event_rows.windows(runtime.clickhouse, project_id, source.request, now=now)
         # Nexus's own SQL, run in the sandbox too: the project's row filter on every table it reads. The
         # job's time limit bounds it, not an ad-hoc query's.
         limits = msgspec.structs.replace(queries.defaults, max_seconds=0)
-        return [_Table("Events", _sandboxed(runtime, project_id, sql, params, key_id, max_rows, limits),
-                       min(total, max_rows))]
+        queries_in_order = [part.query for part in parts] or [  # no rows: the columns still make a header
+            event_rows.empty(runtime.clickhouse, project_id, source.request, now=now)]
+        batches = (batch for sql, params in queries_in_order
+                   for batch in _sandboxed(runtime, project_id, sql, params, key_id, max_rows, limits))
+        return [_Table("Events", cut_batches(batches, Cut(max_rows)), min(sum(p.rows for p in parts), max_rows))]
     if isinstance(source, DashboardSource):
         board = dashboards.get(runtime.clickhouse, project_id, source.dashboard_id)
         tables = []

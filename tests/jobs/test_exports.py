@@ -309,3 +309,19 @@ def test_reports_as_pdf_and_excel_print_the_analysis_results(http, alpha) -> Non
                                              "format": "pdf"})
     text = _pdf_text(content)
     assert all(tile["title"] in text for tile in board["tiles"])
+
+
+def test_a_slice_is_read_in_windows_of_whole_days_that_together_are_the_slice_in_order(workers, alpha) -> None:
+    """Each window is sorted on its own (bounded memory); one after another they are the whole slice."""
+    from nexus.analyses import event_rows
+
+    project_id, _ = alpha
+    request = msgspec.convert(EVENTS_SLICE["request"], event_rows.EventRowsRequest)
+    client = workers.runtime.clickhouse
+    parts = event_rows.windows(client, project_id, request, rows=500)
+    assert len(parts) >= 5 and all(p.rows <= 500 for p in parts)
+    rows = [row for part in parts for row in client.query(part.query.sql, parameters=part.query.params).result_rows]
+    assert sum(p.rows for p in parts) == len(rows) == _count(workers, project_id)
+    expected = _events_reference(workers, project_id)
+    assert [(r[1], r[2]) for r in rows] == list(zip(expected["event"], expected["distinct_id"]))
+    assert event_rows.windows(client, project_id, msgspec.structs.replace(request, events=["no such event"])) == []
