@@ -236,12 +236,15 @@ class QueryService:
 
     @contextmanager
     def batches(self, project_id: int, sql: str, params: dict[str, Any] | None = None,
-                limits: QueryLimits | None = None) -> Iterator[Iterator[pa.RecordBatch]]:
-        """The result as Arrow record batches, for exports (`exports.stream.write_batches`) and dashboards."""
+                limits: QueryLimits | None = None, max_rows: int | None = None) -> Iterator[Iterator[pa.RecordBatch]]:
+        """The result as Arrow record batches, for exports (`exports.stream.write_batches`) and dashboards;
+        with `max_rows`, at most that many (the engine's `limit`: a sorted result is then a top-N sort)."""
         effective = limits or self.defaults
-        with self._session(project_id, effective) as session:
+        cut = Cut(max_rows) if max_rows is not None else None
+        with self._session(project_id, effective, cut=cut) as session:
             prepared = self._prepare(session, sql, params or {})
-            yield with_times(session, prepared.sql, prepared.params, session.batches(prepared.sql, prepared.params))
+            batches = with_times(session, prepared.sql, prepared.params, session.batches(prepared.sql, prepared.params))
+            yield formats.cut_batches(batches, cut) if cut is not None else batches
 
     def settings_for(self, project_id: int, limits: QueryLimits, cut: Cut | None = None) -> list[tuple[str, SettingValue]]:
         """The session settings of one query, readonly last: once it is set, nothing else can change. A cut

@@ -137,8 +137,8 @@ def _sandboxed(runtime: Runtime, project_id: int, sql: str, params: dict[str, An
                limits: Any = None) -> Iterator[pa.RecordBatch]:
     """The query's batches in the ad-hoc sandbox, as `key_id` (its limits, its slot), cut at max_rows."""
     queries = runtime.queries
-    with queries.batches(project_id, sql, params, limits or queries.limits_for(key_id)) as batches:
-        yield from cut_batches(batches, Cut(max_rows))
+    with queries.batches(project_id, sql, params, limits or queries.limits_for(key_id), max_rows) as batches:
+        yield from batches
 
 
 class _Counter:
