@@ -58,6 +58,7 @@ import httpx
 import redis
 from playwright.sync_api import BrowserContext, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from sizes import parse_size, size_label  # benchmarks/sizes.py (benchmarks run as scripts from this folder)
 
 from nexus import changes
 from nexus.dashboard import tiles as dashboard_tiles
@@ -544,16 +545,6 @@ def report(results: list[PageResult], rss: dict[int, tuple[float, float]], notes
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower()
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
-    return int(float(text.rstrip("km")) * scale)
-
-
-def size_label(size: int) -> str:
-    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1000}k"
 
 
 if __name__ == "__main__":

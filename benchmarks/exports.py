@@ -25,9 +25,11 @@ start and the engine's opening are not counted; the server's start is not counte
 Checked in the same run: every file has the rows expected and, for CSV, NDJSON and Parquet, the same first
 and last row (times compared as instants, as each writer spells them its own way).
 
-Measured on chDB 26.9: with the default key limits (NEXUS_QUERY_MAX_MEMORY_BYTES, 1 GB) an export of all 10M
-events fails, its ORDER BY sorting every row in memory; `--server-env NEXUS_QUERY_MAX_MEMORY_BYTES=0` lifts the
-limit for a run, to see the speed behind it.
+Nexus reads an events export in windows of whole UTC days, each sorted on its own (~200k rows), so the default
+query memory limit (NEXUS_QUERY_MAX_MEMORY_BYTES, 1 GB) holds at 10M. The ceiling and pandas keep the best single
+query: one ORDER BY over every row, which the engine sorts whole in memory (no limit in their child), so they get
+the same order at a memory cost that grows with the rows: their peak RSS in the table shows it.
+`--server-env NAME=VALUE` changes a server setting for a run.
 
 Run: python benchmarks/exports.py [--events 1000000,10000000] [--excel-rows 1000000] [--formats csv,ndjson,...]
                                   [--data-root DIR] [--server-env NAME=VALUE ...]
@@ -55,6 +57,7 @@ from typing import Any
 import httpx
 
 from serving import served_url  # benchmarks/serving.py (benchmarks run as scripts from this folder)
+from sizes import parse_size, size_label
 
 FORMATS = ("csv", "ndjson", "parquet", "xlsx")
 COLUMNS = ["ts", "event", "distinct_id", "session_id", "url", "country", "browser", "properties"]
@@ -448,16 +451,6 @@ def met(ok: bool) -> str:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower()
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
-    return int(float(text.rstrip("km")) * scale)
-
-
-def size_label(size: int) -> str:
-    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1000}k"
 
 
 if __name__ == "__main__":
