@@ -298,4 +298,6 @@ def _link_seconds(context: JobContext) -> int:
 
 
 def _media_type(file_name: str) -> str:
-    return MEDIA_TYPES.get(file_name.rpartition(".")[2], "application/octet-stream")
+    """The file's media type as sent in a webhook's body or an e-mail's attachment: text says it is UTF-8."""
+    media = MEDIA_TYPES.get(file_name.rpartition(".")[2], "application/octet-stream")
+    return f"{media}; charset=utf-8" if media.startswith("text/") else media
