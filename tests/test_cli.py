@@ -298,6 +298,25 @@ def test_sql_through_a_running_server_uses_its_sandbox(served: ServedStore, tmp_
     assert keyless.returncode == 1 and "--url needs --key" in keyless.stderr
 
 
+def test_export_through_a_running_server_and_on_the_store(served: ServedStore, data_dir: Path, tmp_path: Path):
+    """`nexus export` follows a server's job to its file, or writes it on the store itself; the same
+    source gives the same rows either way, and bad input is one line naming the field."""
+    source = '{"type": "sql", "query": "SELECT count() AS n, uniqExact(project_id) AS p FROM events"}'
+    remote = run_nexus("export", source, "--format", "parquet", "--output", str(tmp_path / "remote.parquet"),
+                       "--url", served.server.url, "--key", served.read_key, data_dir=tmp_path / "elsewhere")
+    assert remote.returncode == 0, remote.stderr
+    assert pq.read_table(tmp_path / "remote.parquet").to_pylist() == [{"n": 500, "p": 1}]
+    events = '{"type": "events", "request": {"date_range": {"date_from": "-3650d"}, "columns": ["ts", "event"]}}'
+    local = run_nexus("export", events, "--format", "csv", "--output", str(tmp_path / "local.csv"), "--project", "shop",
+                      "--max-rows", "100", data_dir=data_dir)
+    assert local.returncode == 0 and "100 rows written" in local.stderr, local.stderr
+    assert len((tmp_path / "local.csv").read_text().splitlines()) == 101
+    bad = run_nexus("export", '{"type": "events", "request": {"columns": ["nope"]}}', "--format", "csv", "--output",
+                    str(tmp_path / "bad.csv"), "--project", "shop", data_dir=data_dir)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: source.request.columns[0]: ")
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.csv").exists()
+
+
 def test_demo_data_invalidates_cached_analyses_in_a_shared_redis(tmp_path: Path, redis):
     url = f"unix://{redis.client.connection_pool.connection_kwargs['path']}"
     assert run_nexus("project", "create", "fresh", data_dir=tmp_path).returncode == 0

@@ -26,3 +26,10 @@ def neutralized(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
         columns.append(column)
     kind = pa.Table if isinstance(batch, pa.Table) else pa.RecordBatch
     return kind.from_arrays(columns, names=batch.schema.names)
+
+
+def neutralized_names(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with formula-like column names (a query's aliases are the caller's text) quoted as cells are."""
+    names = batch.schema.names
+    safe = [f"'{name}" if name[:1] in _FORMULA_START else name for name in names]
+    return batch if safe == names else batch.rename_columns(safe)

@@ -20,7 +20,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
-from nexus.exports.cells import neutralized
+from nexus.exports.cells import neutralized, neutralized_names
 
 StreamFormat = Literal["csv", "json", "ndjson", "parquet", "arrow", "xlsx"]
 
@@ -81,7 +81,7 @@ def _write(batches: Iterable[pa.RecordBatch], output_format: StreamFormat, sink:
         elif output_format == "ndjson":
             sink.writelines(msgspec.json.encode(row) + b"\n" for row in batch.to_pylist())
         elif output_format == "csv":
-            batch = nested_as_json(batch)
+            batch = neutralized_names(nested_as_json(batch))
             if writer is None:
                 writer = pa_csv.CSVWriter(sink, _utc_as_text(batch.slice(0, 0)).schema)
             writer.write(_utc_as_text(neutralized(batch)))

@@ -106,9 +106,12 @@ def test_an_events_slice_in_every_streamed_format_equals_the_stored_rows(http, w
 
 def test_csv_neutralises_formulas_and_round_trips_quotes_newlines_and_emoji(http, alpha) -> None:
     _, keys = alpha
-    sql = "SELECT JSONExtractString(toJSONString(properties), 'value') AS value FROM events WHERE event = 'nasty' ORDER BY value"
+    sql = ("SELECT JSONExtractString(toJSONString(properties), 'value') AS value, 1 AS `=HYPERLINK(\"x\")` "
+           "FROM events WHERE event = 'nasty' ORDER BY value")
     _, content = export(http, keys["read"], {"source": {"type": "sql", "query": sql}, "format": "csv"})
-    values = pd.read_csv(io.BytesIO(content), keep_default_na=False)["value"].tolist()
+    frame = pd.read_csv(io.BytesIO(content), keep_default_na=False)
+    assert list(frame.columns) == ["value", "'=HYPERLINK(\"x\")"]  # a column name is a cell too
+    values = frame["value"].tolist()
     risky = ("=", "+", "-", "@", "\t", "\r")
     assert sorted(values) == sorted(f"'{v}" if v.startswith(risky) else v for v in NASTY)
 
@@ -325,3 +328,25 @@ def test_a_slice_is_read_in_windows_of_whole_days_that_together_are_the_slice_in
     expected = _events_reference(workers, project_id)
     assert [(r[1], r[2]) for r in rows] == list(zip(expected["event"], expected["distinct_id"]))
     assert event_rows.windows(client, project_id, msgspec.structs.replace(request, events=["no such event"])) == []
+
+
+def test_files_past_their_retention_are_removed_by_the_cleanup_job(http, workers, alpha) -> None:
+    from nexus.jobs import store
+    from nexus.jobs.handlers import CLEANUP_PROJECT
+
+    project_id, keys = alpha
+    old, _ = export(http, keys["read"], {"source": EVENTS_SLICE, "format": "csv", "max_rows": 3})
+    fresh, _ = export(http, keys["read"], {"source": EVENTS_SLICE, "format": "csv", "max_rows": 3})
+    client = workers.runtime.clickhouse
+    hours = workers.runtime.settings.export_retention_hours
+    store.save(client, store.get(client, project_id, old["job_id"]),
+               finished_at=datetime.now(timezone.utc) - timedelta(hours=hours + 1))
+    cleanup = workers.runtime.jobs.submit(CLEANUP_PROJECT, "cleanup", _Empty(), "")
+    deadline = time.monotonic() + 30
+    while store.get(client, CLEANUP_PROJECT, cleanup.job_id).state != "done" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    gone = http.get(f"/v1/exports/{old['job_id']}/file", headers=bearer(keys["read"]))
+    assert gone.status_code == 404 and "removed after NEXUS_EXPORT_RETENTION_HOURS" in gone.json()["error"]
+    assert not (files_dir(workers.runtime.settings, project_id) / old["job_id"]).exists()
+    assert http.get(f"/v1/exports/{fresh['job_id']}/file", headers=bearer(keys["read"])).status_code == 200
+    assert http.get(f"/v1/jobs/{old['job_id']}", headers=bearer(keys["read"])).json()["state"] == "done"
