@@ -229,19 +229,24 @@ def test_a_funnel_built_in_the_page_counts_what_the_api_counts(browse: Browse, s
 
     def drawn(check: Any, what: str) -> None:
         """Until the funnel's table passes `check`: the page drew the funnel again, and the builder's rows
-        (drawn anew before it) can take the next pick."""
+        (drawn anew with it) can take the next pick."""
         wait_until(lambda: check(labels()), page=page, what=what)
+
+    def picked(index: int, event: str) -> bool:
+        """Step `index` is `event` in the table; picked again while not, since a pick made while the builder
+        was being drawn anew lands on a picker about to be replaced (under load, now and then)."""
+        picker = page.get_by_label(f"Step {index + 1}", exact=True)
+        if picker.count() and picker.input_value() != event:
+            picker.select_option(event)
+        return labels()[index:index + 1] == [f"{index + 1}. {event}"]
 
     # Given the default funnel (the most frequent events), when the steps are picked and one is added,
     steps = ["page_view", "signup", "add_to_cart", "purchase"]
     for index, event in enumerate(steps[:3]):
-        picker = page.get_by_label(f"Step {index + 1}", exact=True)
-        if picker.input_value() != event:
-            picker.select_option(event)
-            drawn(lambda shown, i=index, e=event: shown[i:i + 1] == [f"{i + 1}. {e}"], f"step {index + 1}: {event}")
+        wait_until(lambda i=index, e=event: picked(i, e), page=page, what=f"step {index + 1}: {event}")
     page.get_by_role("button", name="+ Step").click()
     drawn(lambda shown: len(shown) == 4, "a fourth step")
-    page.get_by_label("Step 4", exact=True).select_option(steps[3])
+    wait_until(lambda: picked(3, steps[3]), page=page, what=f"step 4: {steps[3]}")
     drawn(lambda shown: shown == [f"{i + 1}. {e}" for i, e in enumerate(steps)], f"the funnel {steps}")
     wait_for_plots(page)
     # then the URL holds them, and the table counts what the API counts for the same request.
