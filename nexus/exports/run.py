@@ -87,9 +87,8 @@ def _tables(runtime: Runtime, project_id: int, request: ExportRequest, key_id: s
     if isinstance(source, AnalysisSource):
         return [_analysis(runtime, project_id, source.kind, source.request, max_rows)]
     if isinstance(source, SavedQuerySource):
-        found = saved.get(queries.client, project_id, source.query_id)
-        sql, params = saved.resolve(queries.client, project_id, source.query_id, source.params)
-        return [_Table(found.name, _sandboxed(runtime, project_id, sql, params, key_id, max_rows), None)]
+        name = saved.get(queries.client, project_id, source.query_id).name
+        return [_Table(name, _saved_query(runtime, project_id, source.query_id, source.params, key_id, max_rows), None)]
     if isinstance(source, SqlSource):
         return [_Table("Query", _sandboxed(runtime, project_id, source.query, source.params, key_id, max_rows), None)]
     if isinstance(source, EventsSource):
@@ -107,11 +106,11 @@ def _tables(runtime: Runtime, project_id: int, request: ExportRequest, key_id: s
         tables = []
         for tile in board.tiles:
             if tile.kind == dashboards.SQL_KIND:
-                sql, params = saved.resolve(queries.client, project_id, tile.request["query_id"],
-                                            tile.request.get("params", {}))
-                tables.append(_Table(tile.title, _sandboxed(runtime, project_id, sql, params, key_id, max_rows), None))
+                batches = _saved_query(runtime, project_id, tile.request["query_id"], tile.request.get("params", {}),
+                                       key_id, max_rows)
+                tables.append(_Table(tile.title, batches, None))
             else:
-                body = {**tile.request, **({"date_range": source.date_range} if source.date_range else {})}
+                body = _over(tile.request, source.date_range)
                 tables.append(_analysis(runtime, project_id, tile.kind, body, max_rows, tile.title))
         return tables
     raise AssertionError(f"no tables for {type(source).__name__}")
@@ -121,6 +120,19 @@ def _analysis(runtime: Runtime, project_id: int, kind: str, body: dict[str, Any]
               title: str = "") -> _Table:
     table = runtime.analyses.answer(project_id, kind, body).table().slice(0, max_rows)
     return _Table(title or kind.replace("_", " ").capitalize(), iter(_batches(table)), table.num_rows)
+
+
+def _over(request: dict[str, Any], date_range: dict[str, Any] | None) -> dict[str, Any]:
+    """A dashboard tile's request under the export's own date range, when it has one."""
+    return {**request, "date_range": date_range} if date_range else request
+
+
+def _saved_query(runtime: Runtime, project_id: int, query_id: str, params: dict[str, Any], key_id: str,
+                 max_rows: int) -> Iterator[pa.RecordBatch]:
+    """A saved query's batches with the run's parameters over its defaults (found now: a missing one fails
+    before any file is written)."""
+    sql, values = saved.resolve(runtime.queries.client, project_id, query_id, params)
+    return _sandboxed(runtime, project_id, sql, values, key_id, max_rows)
 
 
 def _whole(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
@@ -186,8 +198,9 @@ def _report(runtime: Runtime, project_id: int, request: ExportRequest, path: Pat
     elif isinstance(source, DashboardSource):
         board = dashboards.get(runtime.clickhouse, project_id, source.dashboard_id)
         definition = reports.ReportDefinition(title=board.name, date_range=source.date_range or {"date_from": "-30d"})
-        sections = [msgspec.structs.replace(s, request={**s.request, "date_range": source.date_range})
-                    if source.date_range and s.kind != dashboards.SQL_KIND else s for s in reports.dashboard_sections(board)]
+        sections = [s if s.kind == dashboards.SQL_KIND else
+                    msgspec.structs.replace(s, request=_over(s.request, source.date_range))
+                    for s in reports.dashboard_sections(board)]
     elif isinstance(source, AnalysisSource):
         title = source.kind.replace("_", " ").capitalize()
         definition = reports.ReportDefinition(title=f"{project.name} — {title}", date_range={})
@@ -199,8 +212,8 @@ def _report(runtime: Runtime, project_id: int, request: ExportRequest, path: Pat
         sections = [reports.Section(title=table.title, kind=dashboards.SQL_KIND)]
 
     def saved_query(tile: dict[str, Any]) -> pa.Table | None:
-        sql, params = saved.resolve(runtime.queries.client, project_id, tile["query_id"], tile.get("params", {}))
-        return _whole(_sandboxed(runtime, project_id, sql, params, key_id, min(PDF_ROWS, max_rows)))
+        return _whole(_saved_query(runtime, project_id, tile["query_id"], tile.get("params", {}), key_id,
+                                   min(PDF_ROWS, max_rows)))
 
     gathered = reports.gather(lambda kind, body: runtime.analyses.answer(project_id, kind, body), definition,
                               sections, lambda done, total: progress(done, done / max(total, 1) * 0.9),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import msgspec
-
 from nexus.exports import run
 from nexus.exports.request import ExportRequest
 from nexus.jobs import store
@@ -22,7 +20,7 @@ def handlers() -> dict[str, Handler]:
 
 def export(context: JobContext) -> None:
     job = context.job
-    request = msgspec.convert(context.definition, ExportRequest)
+    request = context.definition(ExportRequest)
     path = context.file_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")

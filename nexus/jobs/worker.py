@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dramatiq
 import msgspec
@@ -34,6 +34,7 @@ from nexus.errors import NexusError, StorageUnavailable, new_error_id
 from nexus.jobs import store
 from nexus.jobs.store import Job
 from nexus.meta import records
+from nexus.settings import Settings
 
 log = logging.getLogger("nexus.jobs")
 
@@ -59,6 +60,7 @@ class Transient(NexusError):
 
 
 Handler = Callable[["JobContext"], None]
+T = TypeVar("T")
 
 
 class JobContext:
@@ -70,9 +72,9 @@ class JobContext:
         self.runtime = system.runtime
         self._last_progress = 0.0
 
-    @property
-    def definition(self) -> Any:
-        return msgspec.json.decode(self.job.definition)
+    def definition(self, kind: type[T]) -> T:
+        """The job's definition, as the type its kind stores."""
+        return msgspec.json.decode(self.job.definition, type=kind)
 
     def progress(self, rows: int, fraction: float) -> None:
         """Record progress (at most every half second) and stop the job if asked: a cancel, a stop."""
@@ -94,7 +96,7 @@ class JobContext:
         return files_dir(self.runtime.settings, self.job.project_id) / self.job.job_id
 
 
-def files_dir(settings: Any, project_id: int) -> Path:
+def files_dir(settings: Settings, project_id: int) -> Path:
     """Where a project's export files live: NEXUS_EXPORT_DIR, else `exports` under the data dir."""
     root = Path(settings.export_dir) if settings.export_dir else settings.data_dir / "exports"
     return root / str(project_id)
