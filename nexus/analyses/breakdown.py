@@ -41,16 +41,18 @@ class Breakdown(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.property.text(table)
 
 
-def ranked(inner: str, breakdown: Breakdown | None, params: Params) -> str:
-    """`inner` (rows with `bd` and `weight`) plus a `label` column: bd when in the top N, else OTHER."""
+def ranked(inner: str, breakdown: Breakdown | None, params: Params, within: str | None = None) -> str:
+    """`inner` (rows with `bd` and `weight`) plus a `label` column: bd when in the top N, else OTHER;
+    with `within` (a column of `inner`), values are ranked apart for each of its values."""
     if breakdown is None:
         return f"SELECT *, '' AS label FROM ({inner})"
     limit = params.add(breakdown.limit, "UInt32")
     other = params.add(OTHER, "String")
+    apart = f"PARTITION BY {within} " if within else ""
     return (
         f"SELECT *, if(bd_weight > 0 AND bd_rank <= {limit}, bd, {other}) AS label FROM (\n"
-        f"  SELECT *, dense_rank() OVER (ORDER BY bd_weight DESC, bd) AS bd_rank FROM (\n"
-        f"    SELECT *, sum(weight) OVER (PARTITION BY bd) AS bd_weight FROM ({inner})))"
+        f"  SELECT *, dense_rank() OVER ({apart}ORDER BY bd_weight DESC, bd) AS bd_rank FROM (\n"
+        f"    SELECT *, sum(weight) OVER (PARTITION BY {within + ', ' if within else ''}bd) AS bd_weight FROM ({inner})))"
     )
 
 

@@ -173,18 +173,21 @@ def person_rows(scope: AnalysisScope, request: FunnelRequest, params: Params, na
 def _query(scope: AnalysisScope, request: FunnelRequest) -> Query:
     params = Params(scope.project_id)
     steps = len(request.steps)
-    states = ["count() AS weight", "countState() AS n0"]
-    finals = ["countMerge(n0)"]
-    for k in range(1, steps):
-        gap = f"if(depth > {k}, times[{k + 1}] - times[{k}], NULL)"
-        states += [f"sumState(toUInt64(depth > {k})) AS n{k}", f"avgState({gap}) AS a{k}",
-                   f"quantileExactInclusiveState(0.5)({gap}) AS m{k}"]
-        finals += [f"sumMerge(n{k})"]
-    finals += [f"avgMerge(a{k}) / 1000" for k in range(1, steps)]
-    finals += [f"quantileExactInclusiveMerge(0.5)(m{k}) / 1000" for k in range(1, steps)]
-    per_value = f"SELECT bd, {', '.join(states)} FROM ({person_rows(scope, request, params)}) GROUP BY bd"
+    gaps = [f"if(depth > {k}, times[{k + 1}] - times[{k}], NULL)" for k in range(1, steps)]
+    # (function, parameters, argument, divisor) in the order `_group` reads them: persons per step, then
+    # the mean and the median gap from the previous step (ms to seconds).
+    measures = [("count", "", "", ""), *(("sum", "", f"toUInt64(depth > {k})", "") for k in range(1, steps)),
+                *(("avg", "", gap, " / 1000") for gap in gaps),
+                *(("quantileExactInclusive", "(0.5)", gap, " / 1000") for gap in gaps)]
+    per_person = person_rows(scope, request, params)
+    if request.breakdown is None:  # everyone only: aggregated straight from the persons' rows
+        aggregates = [f"{f}{p}({a}){d}" for f, p, a, d in measures]
+        return params.query(f"SELECT '' AS label, 1 AS is_total, {', '.join(aggregates)}\nFROM ({per_person})")
+    states = ["count() AS weight", *(f"{f}State{p}({a}) AS v{i}" for i, (f, p, a, _) in enumerate(measures))]
+    merges = [f"{f}Merge{p}(v{i}){d}" for i, (f, p, _, d) in enumerate(measures)]
+    per_value = f"SELECT bd, {', '.join(states)} FROM ({per_person}) GROUP BY bd"
     return params.query(
-        f"SELECT label, grouping(label) AS is_total, {', '.join(finals)}\n"
+        f"SELECT label, grouping(label) AS is_total, {', '.join(merges)}\n"
         f"FROM ({ranked(per_value, request.breakdown, params)})\n"
         f"GROUP BY GROUPING SETS ((label), ())"
     )

@@ -24,6 +24,9 @@ class Metric(msgspec.Struct, frozen=True):
     rollup: str | None = None
     rollup_function: str = ""
 
+    def aggregate(self) -> str:
+        return f"{self.function}{self.parameters}({self.argument})"
+
     def state(self) -> str:
         return f"{self.function}State{self.parameters}({self.argument})"
 

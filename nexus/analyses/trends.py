@@ -98,46 +98,85 @@ def _source(request: TrendsRequest, spans: list[Span], tz: str) -> str:
 
 def _query(scope: AnalysisScope, request: TrendsRequest, spans: list[Span], source: str) -> Query:
     params = Params(scope.project_id)
+    if source == "events":
+        parts = [_raw_pass(indexes, request, spans, scope.timezone, params) for indexes in _passes(request.series)]
+        return params.query("\nUNION ALL\n".join(parts))
     parts = []
     for index, series in enumerate(request.series):
-        chosen = metric(series.metric)
-        if source == "events":
-            inner = _raw_inner(series, request, spans, scope.timezone, params)
-        else:
-            inner = trends_rollup.inner_sql(source, series, request, spans, scope.timezone, params)
+        inner = trends_rollup.inner_sql(source, series, request, spans, scope.timezone, params)
         # States merged per (period, label, bucket) and per (period, label): the second set is the total.
         parts.append(
             f"SELECT {index} AS series, current, label, bucket, grouping(bucket) AS is_total, "
-            f"toFloat64({chosen.merge('m', rollup=source != 'events')}) AS value\n"
+            f"toFloat64({metric(series.metric).merge('m', rollup=True)}) AS value\n"
             f"FROM ({ranked(inner, request.breakdown, params)})\n"
             f"GROUP BY GROUPING SETS ((current, label, bucket), (current, label))"
         )
     return params.query("\nUNION ALL\n".join(parts))
 
 
-def _raw_inner(series: Series, request: TrendsRequest, spans: list[Span], tz: str, params: Params) -> str:
-    chosen = metric(series.metric)
+def _passes(series: list[Series]) -> list[list[int]]:
+    """The series read together, as indexes: those of one metric (and property) share a pass over the
+    events, since one aggregate serves them all."""
+    passes: dict[tuple[str, str | None], list[int]] = {}
+    for index, s in enumerate(series):
+        passes.setdefault((s.metric, s.property), []).append(index)
+    return list(passes.values())
+
+
+def _raw_pass(indexes: list[int], request: TrendsRequest, spans: list[Span], tz: str, params: Params) -> str:
+    """Rows (series, current, label, bucket, is_total, value) of the series at `indexes`, in one read of
+    the events: each event counts once in every series it matches.
+
+    Without a breakdown the metric aggregates the events straight into buckets and totals (grouping
+    sets); with one, per-value states are ranked first, and those outside the top values merge into
+    `OTHER` (a distinct count stays distinct)."""
+    chosen = [request.series[i] for i in indexes]
+    first = chosen[0]
+    measure = metric(first.metric)
     # Resolve persons only when the metric counts them: the identities join is the costliest part.
-    joins = persons.joins(chosen.argument == "person", request.where, series.where, request.breakdown)
-    value = Property(series.property).number() if series.property else "CAST(NULL AS Nullable(Float64))"
-    amount = f"ifNull({Property(series.property).amount()}, 0)" if series.property else "toDecimal128(0, 9)"
+    joins = persons.joins(measure.argument == "person", request.where, request.breakdown, *(s.where for s in chosen))
+    value = Property(first.property).number() if first.property else "CAST(NULL AS Nullable(Float64))"
+    amount = f"ifNull({Property(first.property).amount()}, 0)" if first.property else "toDecimal128(0, 9)"
     ranges = " OR ".join(
         f"(e.ts >= {params.add(s.start, UTC_TIME)} AND e.ts < {params.add(s.end, UTC_TIME)})"
         for s in spans
     )
-    event = "1" if series.event is None else f"e.event = {params.add(series.event, 'String')}"
+    names = [s.event for s in chosen]
+    if all(s.where is None for s in chosen) and None not in names and len(set(names)) == len(names):
+        # One event name per series: the name itself is the key (a LowCardinality column groups fastest).
+        key, matched = "e.event", f"e.event IN {params.add(names, 'Array(String)')}"
+        position = f"indexOf({params.add(names, 'Array(String)')}, toString(key)) - 1"
+    else:
+        conditions = [all_of("1" if s.event is None else f"e.event = {params.add(s.event, 'String')}",
+                             compile_group(s.where, params)) for s in chosen]
+        key = f"arrayJoin(arrayFilter((i, c) -> c, range({len(chosen)}), [{', '.join(conditions)}]))"
+        matched, position = "(" + " OR ".join(f"({c})" for c in conditions) + ")", "key"
+    series = f"{params.add(indexes, 'Array(UInt8)')}[{position} + 1]"
     bucket = time_sql.bucket(request.interval, "e.ts", params.add(tz, "String"))
     bd = request.breakdown.expression() if request.breakdown else "''"
-    return (
-        f"SELECT current, bd, bucket, {chosen.state()} AS m, if(current, count(), 0) AS weight FROM (\n"
-        f"  SELECT e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
+    rows = (
+        f"SELECT {key} AS key, e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
         f" {bd} AS bd, {persons.PERSON_KEY if joins.identities else persons.ID_KEY} AS person,"
         f" e.distinct_id AS distinct_id, nullIf(e.session_id, '') AS session, {value} AS value,"
         f" {amount} AS amount\n"
-        f"  FROM events AS e\n{joins.sql}\n"
-        f"  WHERE e.project_id = {PROJECT} AND ({ranges}) AND {event}\n"
-        f"    AND {all_of(compile_group(request.where, params), compile_group(series.where, params))})\n"
-        f"GROUP BY current, bd, bucket"
+        f"FROM events AS e\n{joins.sql}\n"
+        f"WHERE e.project_id = {PROJECT} AND ({ranges}) AND {matched}\n"
+        f"  AND {compile_group(request.where, params)}"
+    )
+    if request.breakdown is None:
+        return (
+            f"SELECT {series} AS series, current, '' AS label, bucket, grouping(bucket) AS is_total,"
+            f" toFloat64({measure.aggregate()}) AS value\n"
+            f"FROM ({rows})\n"
+            f"GROUP BY GROUPING SETS ((key, current, bucket), (key, current))"
+        )
+    inner = (f"SELECT key, current, bd, bucket, {measure.state()} AS m, if(current, count(), 0) AS weight\n"
+             f"FROM ({rows})\nGROUP BY key, current, bd, bucket")
+    return (
+        f"SELECT {series} AS series, current, label, bucket, grouping(bucket) AS is_total,"
+        f" toFloat64({measure.merge('m')}) AS value\n"
+        f"FROM ({ranked(inner, request.breakdown, params, within='key')})\n"
+        f"GROUP BY GROUPING SETS ((key, current, label, bucket), (key, current, label))"
     )
 
 

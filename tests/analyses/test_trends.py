@@ -72,6 +72,34 @@ def test_breakdown_keeps_the_top_values_and_merges_the_rest_into_other(client, d
         assert line.values == [float(subset[subset["bucket"] == b]["person"].nunique()) for b in result.buckets]
 
 
+def test_series_of_one_metric_read_together_count_each_event_in_every_series_it_matches(client, demo, frame):
+    # Given series of one metric that overlap (the same event twice, once filtered; any event) and one of
+    # another metric, broken down and compared with the week before
+    series = [Series("page_view", "persons_exact"), Series("signup", "persons_exact"),
+              Series("page_view", "persons_exact", where=FilterGroup([Filter("country", "eq", "US", "column")])),
+              Series(metric="persons_exact"), Series("page_view")]
+    result = run(client, demo, timezone="UTC", date_range=DateRange("-7d"), series=series,
+                 breakdown=Breakdown("country", "column", limit=2), compare=True)
+    start = pd.Timestamp(result.previous_buckets[0])
+    chosen = [frame["event"] == "page_view", frame["event"] == "signup",
+              (frame["event"] == "page_view") & (frame["country"] == "US"), frame["event"] != "", frame["event"] == "page_view"]
+    for lines, buckets, lo, hi in ((result.lines, result.buckets, pd.Timestamp(result.date_from), pd.Timestamp(result.date_to)),
+                                   (result.previous, result.previous_buckets, start, pd.Timestamp(result.date_from))):
+        for index, rows in enumerate(chosen):
+            mine = [line for line in lines if line.series == index]
+            rows = local_days(frame[rows], "UTC", lo, hi)
+            current = local_days(frame[chosen[index]], "UTC", pd.Timestamp(result.date_from), pd.Timestamp(result.date_to))
+            top = current.groupby("country").size().sort_values(ascending=False, kind="stable")
+            top = sorted(top.index, key=lambda c: (-top[c], c))[:2]
+            assert [line.breakdown for line in mine][:2] == top, index
+            for line in mine:
+                subset = rows[~rows["country"].isin(top)] if line.breakdown == OTHER else rows[rows["country"] == line.breakdown]
+                count = "person" if index < 4 else None
+                per_day = subset.groupby("bucket")["person"].nunique() if count else subset.groupby("bucket").size()
+                assert line.values == [float(per_day.get(pd.Timestamp(b), 0)) for b in buckets], (index, line.breakdown)
+                assert line.total == (subset["person"].nunique() if count else len(subset)), (index, line.breakdown)
+
+
 def test_person_property_breakdown_and_filter(client, demo, frame):
     result = run(client, demo, timezone="UTC", date_range=DateRange("-7d"), series=[Series("page_view")],
                  breakdown=Breakdown("plan", "person"), where=FilterGroup([Filter("plan", "is_set", source="person")]))

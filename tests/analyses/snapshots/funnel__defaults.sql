@@ -11,123 +11,107 @@
 --   p7 = "2026-11-14T23:00:00Z"
 
 SELECT
-    label,
-    grouping(label) AS is_total,
-    countMerge(n0),
-    sumMerge(n1),
-    avgMerge(a1) / 1000,
-    quantileExactInclusiveMerge(0.5)(m1) / 1000
+    '' AS label,
+    1 AS is_total,
+    count(),
+    sum(toUInt64(depth > 1)),
+    avg(if(depth > 1, (times[2]) - (times[1]), NULL)) / 1000,
+    quantileExactInclusive(0.5)(if(depth > 1, (times[2]) - (times[1]), NULL)) / 1000
 FROM
 (
     SELECT
-        *,
-        '' AS label
+        person,
+        name,
+        depth,
+        arrayMap(x -> (x + {p4:Int64}), times) AS times,
+        '' AS bd
     FROM
     (
         SELECT
-            bd,
-            count() AS weight,
-            countState() AS n0,
-            sumState(toUInt64(depth > 1)) AS n1,
-            avgState(if(depth > 1, (times[2]) - (times[1]), NULL)) AS a1,
-            quantileExactInclusiveState(0.5)(if(depth > 1, (times[2]) - (times[1]), NULL)) AS m1
+            *,
+            ((via0 > 0) + (via1 > 0)) + throwIf(length(idx) > 8388607, 'a person has more events in this funnel than it can follow (8 million)') AS depth,
+            [t[via0], t[via1]] AS times,
+            via0 AS entry
         FROM
         (
             SELECT
-                person,
-                name,
-                depth,
-                arrayMap(x -> (x + {p4:Int64}), times) AS times,
-                '' AS bd
+                *,
+                if(via1 > 0, bitAnd(before1[via1], 8388607), first0) AS via0
             FROM
             (
                 SELECT
                     *,
-                    ((via0 > 0) + (via1 > 0)) + throwIf(length(idx) > 8388607, 'a person has more events in this funnel than it can follow (8 million)') AS depth,
-                    [t[via0], t[via1]] AS times,
-                    via0 AS entry
+                    first1 AS via1
                 FROM
                 (
                     SELECT
                         *,
-                        if(via1 > 0, bitAnd(before1[via1], 8388607), first0) AS via0
+                        arrayFirstIndex(x -> (x > 0), moved0) AS first0,
+                        arrayFirstIndex(x -> (x > 0), moved1) AS first1
                     FROM
                     (
                         SELECT
                             *,
-                            first1 AS via1
+                            arrayMap((x, ti, i, p) -> if(bitTest(x, 1) AND (p > 0) AND ((ti - bitShiftRight(p, 23)) <= {p3:Int64}), bitShiftLeft(bitShiftRight(p, 23), 23) + i, 0), m, t, idx, before1) AS moved1
                         FROM
                         (
                             SELECT
                                 *,
-                                arrayFirstIndex(x -> (x > 0), moved0) AS first0,
-                                arrayFirstIndex(x -> (x > 0), moved1) AS first1
+                                arrayShiftRight(at0, 1) AS before1
                             FROM
                             (
                                 SELECT
                                     *,
-                                    arrayMap((x, ti, i, p) -> if(bitTest(x, 1) AND (p > 0) AND ((ti - bitShiftRight(p, 23)) <= {p3:Int64}), bitShiftLeft(bitShiftRight(p, 23), 23) + i, 0), m, t, idx, before1) AS moved1
+                                    arrayFill(x -> (x > 0), moved0) AS at0
                                 FROM
                                 (
                                     SELECT
                                         *,
-                                        arrayShiftRight(at0, 1) AS before1
+                                        arrayMap((x, ti, i) -> if(bitTest(x, 0), bitShiftLeft(ti, 23) + i, 0), m, t, idx) AS moved0
                                     FROM
                                     (
                                         SELECT
-                                            *,
-                                            arrayFill(x -> (x > 0), moved0) AS at0
+                                            person,
+                                            name,
+                                            arrayMap(x -> (bitShiftRight(x, 20) - {p4:Int64}), kept_keys) AS t,
+                                            arrayMap(x -> toUInt16(bitAnd(x, 65535)), kept_keys) AS m,
+                                            arrayEnumerate(kept_keys) AS idx
                                         FROM
                                         (
                                             SELECT
-                                                *,
-                                                arrayMap((x, ti, i) -> if(bitTest(x, 0), bitShiftLeft(ti, 23) + i, 0), m, t, idx) AS moved0
+                                                person,
+                                                name,
+                                                arrayFilter((v, x, p, n) -> (NOT ((bitAnd(x, 3) = 0) OR ((bitAnd(x, 3) IN (1)) AND (bitAnd(p, 3) = bitAnd(x, 3)) AND (bitAnd(n, 3) = bitAnd(x, 3))))), k, k, arrayShiftRight(k, 1, -1), arrayShiftLeft(k, 1, -1)) AS kept_keys
                                             FROM
                                             (
                                                 SELECT
                                                     person,
-                                                    name,
-                                                    arrayMap(x -> (bitShiftRight(x, 20) - {p4:Int64}), kept_keys) AS t,
-                                                    arrayMap(x -> toUInt16(bitAnd(x, 65535)), kept_keys) AS m,
-                                                    arrayEnumerate(kept_keys) AS idx
+                                                    any(name) AS name,
+                                                    arraySort(groupArray(key)) AS k
                                                 FROM
                                                 (
                                                     SELECT
-                                                        person,
-                                                        name,
-                                                        arrayFilter((v, x, p, n) -> (NOT ((bitAnd(x, 3) = 0) OR ((bitAnd(x, 3) IN (1)) AND (bitAnd(p, 3) = bitAnd(x, 3)) AND (bitAnd(n, 3) = bitAnd(x, 3))))), k, k, arrayShiftRight(k, 1, -1), arrayShiftLeft(k, 1, -1)) AS kept_keys
-                                                    FROM
+                                                        if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
+                                                        '' AS name,
+                                                        e.ts < {p5:DateTime64(3, 'UTC')} AS in_range,
+                                                        (e.event = {p1:String}) AND in_range AS s0,
+                                                        (e.event = {p2:String}) AS s1,
+                                                        (bitShiftLeft(toUnixTimestamp64Milli(e.ts), 20) + bitShiftLeft(toInt64(multiIf(s0, 0, s1, 1, 2)), 16)) + (((1 * s0) + (2 * s1)) + (32768 * in_range)) AS key
+                                                    FROM events AS e
+                                                    ANY LEFT JOIN
                                                     (
                                                         SELECT
-                                                            person,
-                                                            any(name) AS name,
-                                                            arraySort(groupArray(key)) AS k
-                                                        FROM
-                                                        (
-                                                            SELECT
-                                                                if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                                                                '' AS name,
-                                                                e.ts < {p5:DateTime64(3, 'UTC')} AS in_range,
-                                                                (e.event = {p1:String}) AND in_range AS s0,
-                                                                (e.event = {p2:String}) AS s1,
-                                                                (bitShiftLeft(toUnixTimestamp64Milli(e.ts), 20) + bitShiftLeft(toInt64(multiIf(s0, 0, s1, 1, 2)), 16)) + (((1 * s0) + (2 * s1)) + (32768 * in_range)) AS key
-                                                            FROM events AS e
-                                                            ANY LEFT JOIN
-                                                            (
-                                                                SELECT
-                                                                    cityHash64(distinct_id) AS id_key,
-                                                                    toString(person_id) AS person_id,
-                                                                    cityHash64(toString(person_id)) AS person_key
-                                                                FROM identities
-                                                                FINAL
-                                                                WHERE project_id = {project_id:UInt32}
-                                                            ) AS ids ON ids.id_key = e.id_key
-                                                            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p6:DateTime64(3, 'UTC')}) AND (e.ts < {p7:DateTime64(3, 'UTC')}) AND (e.event IN ({p1:String}, {p2:String}))
-                                                        )
-                                                        GROUP BY person
-                                                        HAVING max((bitAnd(key, 1) != 0) AND bitTest(key, 15))
-                                                    )
+                                                            cityHash64(distinct_id) AS id_key,
+                                                            toString(person_id) AS person_id,
+                                                            cityHash64(toString(person_id)) AS person_key
+                                                        FROM identities
+                                                        FINAL
+                                                        WHERE project_id = {project_id:UInt32}
+                                                    ) AS ids ON ids.id_key = e.id_key
+                                                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p6:DateTime64(3, 'UTC')}) AND (e.ts < {p7:DateTime64(3, 'UTC')}) AND (e.event IN ({p1:String}, {p2:String}))
                                                 )
+                                                GROUP BY person
+                                                HAVING max((bitAnd(key, 1) != 0) AND bitTest(key, 15))
                                             )
                                         )
                                     )
@@ -138,10 +122,5 @@ FROM
                 )
             )
         )
-        GROUP BY bd
     )
 )
-GROUP BY
-    GROUPING SETS (
-        (label),
-        ())

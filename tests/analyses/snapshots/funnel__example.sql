@@ -16,10 +16,10 @@
 SELECT
     label,
     grouping(label) AS is_total,
-    countMerge(n0),
-    sumMerge(n1),
-    avgMerge(a1) / 1000,
-    quantileExactInclusiveMerge(0.5)(m1) / 1000
+    countMerge(v0),
+    sumMerge(v1),
+    avgMerge(v2) / 1000,
+    quantileExactInclusiveMerge(0.5)(v3) / 1000
 FROM
 (
     SELECT
@@ -40,10 +40,10 @@ FROM
                 SELECT
                     bd,
                     count() AS weight,
-                    countState() AS n0,
-                    sumState(toUInt64(depth > 1)) AS n1,
-                    avgState(if(depth > 1, (times[2]) - (times[1]), NULL)) AS a1,
-                    quantileExactInclusiveState(0.5)(if(depth > 1, (times[2]) - (times[1]), NULL)) AS m1
+                    countState() AS v0,
+                    sumState(toUInt64(depth > 1)) AS v1,
+                    avgState(if(depth > 1, (times[2]) - (times[1]), NULL)) AS v2,
+                    quantileExactInclusiveState(0.5)(if(depth > 1, (times[2]) - (times[1]), NULL)) AS v3
                 FROM
                 (
                     SELECT

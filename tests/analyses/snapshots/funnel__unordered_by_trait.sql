@@ -16,13 +16,13 @@
 SELECT
     label,
     grouping(label) AS is_total,
-    countMerge(n0),
-    sumMerge(n1),
-    sumMerge(n2),
-    avgMerge(a1) / 1000,
-    avgMerge(a2) / 1000,
-    quantileExactInclusiveMerge(0.5)(m1) / 1000,
-    quantileExactInclusiveMerge(0.5)(m2) / 1000
+    countMerge(v0),
+    sumMerge(v1),
+    sumMerge(v2),
+    avgMerge(v3) / 1000,
+    avgMerge(v4) / 1000,
+    quantileExactInclusiveMerge(0.5)(v5) / 1000,
+    quantileExactInclusiveMerge(0.5)(v6) / 1000
 FROM
 (
     SELECT
@@ -43,13 +43,13 @@ FROM
                 SELECT
                     bd,
                     count() AS weight,
-                    countState() AS n0,
-                    sumState(toUInt64(depth > 1)) AS n1,
-                    avgState(if(depth > 1, (times[2]) - (times[1]), NULL)) AS a1,
-                    quantileExactInclusiveState(0.5)(if(depth > 1, (times[2]) - (times[1]), NULL)) AS m1,
-                    sumState(toUInt64(depth > 2)) AS n2,
-                    avgState(if(depth > 2, (times[3]) - (times[2]), NULL)) AS a2,
-                    quantileExactInclusiveState(0.5)(if(depth > 2, (times[3]) - (times[2]), NULL)) AS m2
+                    countState() AS v0,
+                    sumState(toUInt64(depth > 1)) AS v1,
+                    sumState(toUInt64(depth > 2)) AS v2,
+                    avgState(if(depth > 1, (times[2]) - (times[1]), NULL)) AS v3,
+                    avgState(if(depth > 2, (times[3]) - (times[2]), NULL)) AS v4,
+                    quantileExactInclusiveState(0.5)(if(depth > 1, (times[2]) - (times[1]), NULL)) AS v5,
+                    quantileExactInclusiveState(0.5)(if(depth > 2, (times[3]) - (times[2]), NULL)) AS v6
                 FROM
                 (
                     SELECT

@@ -6,14 +6,16 @@
 --   p2 = "2026-10-31T23:00:00Z"
 --   p3 = "2026-10-03T22:00:00Z"
 --   p4 = "2026-10-17T22:00:00Z"
---   p5 = "purchase"
---   p6 = "Europe/Berlin"
---   p7 = "2026-10-17T22:00:00Z"
---   p8 = 10
---   p9 = "$other"
+--   p5 = ["purchase"]
+--   p6 = ["purchase"]
+--   p7 = [0]
+--   p8 = "Europe/Berlin"
+--   p9 = "2026-10-17T22:00:00Z"
+--   p10 = 10
+--   p11 = "$other"
 
 SELECT
-    0 AS series,
+    {p7:Array(UInt8)}[(indexOf({p6:Array(String)}, toString(key)) - 1) + 1] AS series,
     current,
     label,
     bucket,
@@ -23,20 +25,21 @@ FROM
 (
     SELECT
         *,
-        if((bd_weight > 0) AND (bd_rank <= {p8:UInt32}), bd, {p9:String}) AS label
+        if((bd_weight > 0) AND (bd_rank <= {p10:UInt32}), bd, {p11:String}) AS label
     FROM
     (
         SELECT
             *,
-            dense_rank() OVER (ORDER BY bd_weight DESC, bd ASC) AS bd_rank
+            dense_rank() OVER (PARTITION BY key ORDER BY bd_weight DESC, bd ASC) AS bd_rank
         FROM
         (
             SELECT
                 *,
-                sum(weight) OVER (PARTITION BY bd) AS bd_weight
+                sum(weight) OVER (PARTITION BY key, bd) AS bd_weight
             FROM
             (
                 SELECT
+                    key,
                     current,
                     bd,
                     bucket,
@@ -45,8 +48,9 @@ FROM
                 FROM
                 (
                     SELECT
-                        e.ts >= {p7:DateTime64(3, 'UTC')} AS current,
-                        toUnixTimestamp(toDateTime(toMonday(e.ts, {p6:String}), {p6:String})) AS bucket,
+                        e.event AS key,
+                        e.ts >= {p9:DateTime64(3, 'UTC')} AS current,
+                        toUnixTimestamp(toDateTime(toMonday(e.ts, {p8:String}), {p8:String})) AS bucket,
                         toString(e.properties.plan) AS bd,
                         e.id_key AS person,
                         e.distinct_id AS distinct_id,
@@ -54,9 +58,10 @@ FROM
                         toFloat64OrNull(toString(e.properties.revenue)) AS value,
                         ifNull(toDecimal128OrNull(toString(e.properties.revenue), 9), 0) AS amount
                     FROM events AS e
-                    WHERE (e.project_id = {project_id:UInt32}) AND (((e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')})) OR ((e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}))) AND (e.event = {p5:String}) AND 1
+                    WHERE (e.project_id = {project_id:UInt32}) AND (((e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')})) OR ((e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}))) AND (e.event IN ({p5:Array(String)})) AND 1
                 )
                 GROUP BY
+                    key,
                     current,
                     bd,
                     bucket
@@ -66,5 +71,5 @@ FROM
 )
 GROUP BY
     GROUPING SETS (
-        (current, label, bucket),
-        (current, label))
+        (key, current, label, bucket),
+        (key, current, label))

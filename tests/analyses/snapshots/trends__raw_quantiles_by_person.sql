@@ -4,22 +4,25 @@
 --   project_id = <the project>
 --   p1 = "2026-10-30T13:30:00Z"
 --   p2 = "2026-10-31T13:30:00Z"
---   p3 = "purchase"
---   p4 = "Asia/Kolkata"
---   p5 = "2026-10-30T13:30:00Z"
---   p6 = "^/pricing"
---   p7 = 3
---   p8 = "$other"
---   p9 = "2026-10-30T13:30:00Z"
---   p10 = "2026-10-31T13:30:00Z"
---   p11 = "Asia/Kolkata"
---   p12 = "2026-10-30T13:30:00Z"
---   p13 = "^/pricing"
---   p14 = 3
---   p15 = "$other"
+--   p3 = ["purchase"]
+--   p4 = ["purchase"]
+--   p5 = [0]
+--   p6 = "Asia/Kolkata"
+--   p7 = "2026-10-30T13:30:00Z"
+--   p8 = "^/pricing"
+--   p9 = 3
+--   p10 = "$other"
+--   p11 = "2026-10-30T13:30:00Z"
+--   p12 = "2026-10-31T13:30:00Z"
+--   p13 = [1]
+--   p14 = "Asia/Kolkata"
+--   p15 = "2026-10-30T13:30:00Z"
+--   p16 = "^/pricing"
+--   p17 = 3
+--   p18 = "$other"
 
 SELECT
-    0 AS series,
+    {p5:Array(UInt8)}[(indexOf({p4:Array(String)}, toString(key)) - 1) + 1] AS series,
     current,
     label,
     bucket,
@@ -29,20 +32,21 @@ FROM
 (
     SELECT
         *,
-        if((bd_weight > 0) AND (bd_rank <= {p7:UInt32}), bd, {p8:String}) AS label
+        if((bd_weight > 0) AND (bd_rank <= {p9:UInt32}), bd, {p10:String}) AS label
     FROM
     (
         SELECT
             *,
-            dense_rank() OVER (ORDER BY bd_weight DESC, bd ASC) AS bd_rank
+            dense_rank() OVER (PARTITION BY key ORDER BY bd_weight DESC, bd ASC) AS bd_rank
         FROM
         (
             SELECT
                 *,
-                sum(weight) OVER (PARTITION BY bd) AS bd_weight
+                sum(weight) OVER (PARTITION BY key, bd) AS bd_weight
             FROM
             (
                 SELECT
+                    key,
                     current,
                     bd,
                     bucket,
@@ -51,8 +55,9 @@ FROM
                 FROM
                 (
                     SELECT
-                        e.ts >= {p5:DateTime64(3, 'UTC')} AS current,
-                        toUnixTimestamp(toStartOfHour(e.ts, {p4:String})) AS bucket,
+                        e.event AS key,
+                        e.ts >= {p7:DateTime64(3, 'UTC')} AS current,
+                        toUnixTimestamp(toStartOfHour(e.ts, {p6:String})) AS bucket,
                         toString(pp.person_properties.plan) AS bd,
                         if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
                         e.distinct_id AS distinct_id,
@@ -79,9 +84,10 @@ FROM
                         FINAL
                         WHERE project_id = {project_id:UInt32}
                     ) AS pp ON pp.person_key = if(ids.person_id = '', e.distinct_id, ids.person_id)
-                    WHERE (e.project_id = {project_id:UInt32}) AND ((e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')})) AND (e.event = {p3:String}) AND ((pp.person_properties.plan IS NOT NULL) OR match(e.path, {p6:String}))
+                    WHERE (e.project_id = {project_id:UInt32}) AND ((e.ts >= {p1:DateTime64(3, 'UTC')}) AND (e.ts < {p2:DateTime64(3, 'UTC')})) AND (e.event IN ({p3:Array(String)})) AND ((pp.person_properties.plan IS NOT NULL) OR match(e.path, {p8:String}))
                 )
                 GROUP BY
+                    key,
                     current,
                     bd,
                     bucket
@@ -91,11 +97,11 @@ FROM
 )
 GROUP BY
     GROUPING SETS (
-        (current, label, bucket),
-        (current, label))
+        (key, current, label, bucket),
+        (key, current, label))
 UNION ALL
 SELECT
-    1 AS series,
+    {p13:Array(UInt8)}[key + 1] AS series,
     current,
     label,
     bucket,
@@ -105,20 +111,21 @@ FROM
 (
     SELECT
         *,
-        if((bd_weight > 0) AND (bd_rank <= {p14:UInt32}), bd, {p15:String}) AS label
+        if((bd_weight > 0) AND (bd_rank <= {p17:UInt32}), bd, {p18:String}) AS label
     FROM
     (
         SELECT
             *,
-            dense_rank() OVER (ORDER BY bd_weight DESC, bd ASC) AS bd_rank
+            dense_rank() OVER (PARTITION BY key ORDER BY bd_weight DESC, bd ASC) AS bd_rank
         FROM
         (
             SELECT
                 *,
-                sum(weight) OVER (PARTITION BY bd) AS bd_weight
+                sum(weight) OVER (PARTITION BY key, bd) AS bd_weight
             FROM
             (
                 SELECT
+                    key,
                     current,
                     bd,
                     bucket,
@@ -127,8 +134,9 @@ FROM
                 FROM
                 (
                     SELECT
-                        e.ts >= {p12:DateTime64(3, 'UTC')} AS current,
-                        toUnixTimestamp(toStartOfHour(e.ts, {p11:String})) AS bucket,
+                        arrayJoin(arrayFilter((i, c) -> c, range(1), [1])) AS key,
+                        e.ts >= {p15:DateTime64(3, 'UTC')} AS current,
+                        toUnixTimestamp(toStartOfHour(e.ts, {p14:String})) AS bucket,
                         toString(pp.person_properties.plan) AS bd,
                         if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
                         e.distinct_id AS distinct_id,
@@ -155,9 +163,10 @@ FROM
                         FINAL
                         WHERE project_id = {project_id:UInt32}
                     ) AS pp ON pp.person_key = if(ids.person_id = '', e.distinct_id, ids.person_id)
-                    WHERE (e.project_id = {project_id:UInt32}) AND ((e.ts >= {p9:DateTime64(3, 'UTC')}) AND (e.ts < {p10:DateTime64(3, 'UTC')})) AND 1 AND ((pp.person_properties.plan IS NOT NULL) OR match(e.path, {p13:String}))
+                    WHERE (e.project_id = {project_id:UInt32}) AND ((e.ts >= {p11:DateTime64(3, 'UTC')}) AND (e.ts < {p12:DateTime64(3, 'UTC')})) AND (1) AND ((pp.person_properties.plan IS NOT NULL) OR match(e.path, {p16:String}))
                 )
                 GROUP BY
+                    key,
                     current,
                     bd,
                     bucket
@@ -167,5 +176,5 @@ FROM
 )
 GROUP BY
     GROUPING SETS (
-        (current, label, bucket),
-        (current, label))
+        (key, current, label, bucket),
+        (key, current, label))
