@@ -73,6 +73,7 @@ def early(work: Callable[..., T], *args: Any) -> Future[T]:
     left of its INLINE_SECONDS: done() says whether to draw its result into the page (see _ask)."""
     asked = _ANSWERS.submit(work, *args)
     doc = pn.state.curdoc
+    _session_loop(doc)  # while the page is built on its loop: a redraw later finds it
     left = INLINE_SECONDS - _waited.get(doc, 0.0) if doc is not None else 0.0
     if left > 0:
         started = time.monotonic()
@@ -82,6 +83,23 @@ def early(work: Callable[..., T], *args: Any) -> Future[T]:
             pass
         _waited[doc] = _waited.get(doc, 0.0) + time.monotonic() - started
     return asked
+
+
+_loops: weakref.WeakKeyDictionary[Any, IOLoop] = weakref.WeakKeyDictionary()  # by document
+
+
+def _session_loop(doc: Any) -> IOLoop | None:
+    """The event loop of the document's session. A page is built on it, but drawn again after a change
+    of settings on Panel's thread pool (Panel handles browser events there), which has no loop: the one
+    seen when the page was built serves then. Without it a redrawn card was changed from a pool thread,
+    racing Panel's holds of the document, and now and then stayed under its spinner in the browser."""
+    loop = IOLoop.current(instance=False)
+    if doc is None:
+        return loop
+    if loop is not None:
+        _loops[doc] = loop
+        return loop
+    return _loops.get(doc)
 
 
 Waiting = tuple[pn.Column, Future[Any], Callable[[], list[Any]]]  # a card's holder, its answer, its content
@@ -97,7 +115,8 @@ def _later(holder: pn.Column, asked: Future[Any], content: Callable[[], list[Any
     then, in one change of the page, then each batch that comes in while the last was drawn. The browser
     lays the whole page out again at each change (every plot drawn anew), so eight cards changed one by
     one cost it several times what they cost together."""
-    doc, loop = pn.state.curdoc, IOLoop.current(instance=False)  # built on the session's event loop
+    doc = pn.state.curdoc
+    loop = _session_loop(doc)
     if doc is None or pn.state.loaded:  # no server session, or a page drawn again after a change of settings
         pn.state.onload(lambda: _fill(doc, loop, [(holder, asked, content)]), threaded=True)
         return
