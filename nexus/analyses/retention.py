@@ -20,7 +20,9 @@ summed into `breakdown.OTHER`; the top-level cohorts are everyone's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import cache
 from typing import Literal
 
 import msgspec
@@ -104,9 +106,10 @@ def _matrix(found: dict[tuple[date, int], int], request: RetentionRequest,
             scope: AnalysisScope) -> tuple[list[Cohort], list[float | None]]:
     """The cohorts (k = -1 carries their sizes) and the average curve, from the cells found."""
     cohorts = []
+    begun = _begun(scope)
     for start in periods.covering(scope.span, request.period, scope.timezone):
         size = found.get((start, -1), 0)
-        counts = [found.get((start, k), 0) if _begun(start, k, request.period, scope) else None
+        counts = [found.get((start, k), 0) if begun(periods.shift(start, request.period, k)) else None
                   for k in range(request.periods + 1)]
         shares = [None if c is None else (c / size if size else 0.0) for c in counts]
         cohorts.append(Cohort(start, size, counts, shares))
@@ -192,5 +195,7 @@ def _matches(item: RetentionEvent, params: Params) -> str:
 
 
 
-def _begun(cohort: date, k: int, period: Period, scope: AnalysisScope) -> bool:
-    return periods.starts_at(periods.shift(cohort, period, k), scope.timezone) < scope.now
+def _begun(scope: AnalysisScope) -> Callable[[date], bool]:
+    """Whether the period starting on a day has begun by the scope's clock; each day worked out once (the
+    cells of a matrix share their periods, and a local midnight costs a time-zone conversion)."""
+    return cache(lambda day: periods.starts_at(day, scope.timezone) < scope.now)
