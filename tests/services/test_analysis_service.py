@@ -70,3 +70,17 @@ def test_a_result_s_table_in_every_file_format(reader):
     assert pq.read_table(io.BytesIO(answer.table_bytes("parquet"))).to_pylist() == table.to_pylist()
     ndjson = [json.loads(line) for line in answer.table_bytes("ndjson").splitlines()]
     assert len(ndjson) == table.num_rows and set(ndjson[0]) == set(table.column_names)
+
+
+def test_a_request_without_a_time_zone_is_answered_in_the_project_s_zone(reader, client):
+    # Given a project in Tokyo and a trend that names no zone (the service looks the zone up once)
+    runtime, _ = reader
+    tokyo = projects.create(client, "read-only-tokyo", "Asia/Tokyo").project_id
+    load(client, tokyo, 2_000, seed=4, end=DEMO_END)
+    body = {"series": [{"event": "page_view"}], "date_range": {"date_from": "2026-10-20", "date_to": "2026-10-26"}}
+    answer = runtime.analyses.answer(tokyo, "trends", body)
+    # then the answer is the analysis's own in that zone: Tokyo's midnights, and the zone bound in its SQL
+    expected = registry.run(client, tokyo, "trends", registry.decode("trends", body))
+    assert answer.decoded() == expected
+    assert expected.timezone == "Asia/Tokyo" and expected.buckets[0].utcoffset().total_seconds() == 9 * 3600
+    assert "Asia/Tokyo" in answer.explain.params.values()
