@@ -58,7 +58,7 @@ import httpx
 import redis
 from playwright.sync_api import BrowserContext, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from sizes import parse_size, size_label  # benchmarks/sizes.py (benchmarks run as scripts from this folder)
+from sizes import load_average, parse_size, size_label  # benchmarks/sizes.py (benchmarks run as scripts from this folder)
 
 from nexus import changes
 from nexus.dashboard import tiles as dashboard_tiles
@@ -214,7 +214,7 @@ def main() -> None:
         return serve_floor()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     results: list[PageResult] = []
-    notes: list[str] = [f"load average at start: {load_average()}"]
+    notes: list[str] = [f"load average at start: {load_average()} on {os.cpu_count()} cores"]
     rss: dict[int, tuple[float, float]] = {}
     profile = Path(tempfile.mkdtemp(prefix="nexus-bench-chromium-"))
     with sync_playwright() as playwright, floor_server() as floor_url:
@@ -229,14 +229,8 @@ def main() -> None:
                 rss[size] = (server.rss_at_start, server.monitor.peak_mb)
         browser.close()
     shutil.rmtree(profile, ignore_errors=True)
-    notes.append(f"load average at the end: {load_average()}")
+    notes.append(f"load average at the end: {load_average()} on {os.cpu_count()} cores")
     report(results, rss, notes)
-
-
-def load_average() -> str:
-    """The machine's 1, 5 and 15 minute load averages: on 2 cores shared with others, a load of 4 means
-    every process here gets about half the time it would get alone."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) + f" on {os.cpu_count()} cores"
 
 
 # ---------------------------------------------------------------- the server under test

@@ -57,7 +57,7 @@ from typing import Any
 import httpx
 
 from serving import served_url  # benchmarks/serving.py (benchmarks run as scripts from this folder)
-from sizes import parse_size, size_label
+from sizes import load_average, parse_size, size_label
 
 FORMATS = ("csv", "ndjson", "parquet", "xlsx")
 COLUMNS = ["ts", "event", "distinct_id", "session_id", "url", "country", "browser", "properties"]
@@ -448,9 +448,6 @@ def report(store: Store, results: dict[str, dict[str, Run]]) -> None:
 def met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import uvicorn
 from clickhouse_connect.driver.client import Client
-from sizes import parse_size, size_label  # benchmarks/sizes.py (benchmarks run as scripts from this folder)
+from sizes import load_average, parse_size, size_label  # benchmarks/sizes.py (benchmarks run as scripts from this folder)
 
 from nexus import changes
 from nexus.analyses import persons, registry
@@ -138,9 +138,6 @@ def main() -> None:
     shutil.rmtree(work / "clickhouse", ignore_errors=True)  # the Parquet files stay, for peers rerun by hand
     print(f"\nload average at the end: {load_average()}; the peers' rows stay in {work}")
 
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 @contextmanager
