@@ -80,24 +80,28 @@ def test_series_of_one_metric_read_together_count_each_event_in_every_series_it_
               Series(metric="persons_exact"), Series("page_view")]
     result = run(client, demo, timezone="UTC", date_range=DateRange("-7d"), series=series,
                  breakdown=Breakdown("country", "column", limit=2), compare=True)
-    start = pd.Timestamp(result.previous_buckets[0])
-    chosen = [frame["event"] == "page_view", frame["event"] == "signup",
-              (frame["event"] == "page_view") & (frame["country"] == "US"), frame["event"] != "", frame["event"] == "page_view"]
-    for lines, buckets, lo, hi in ((result.lines, result.buckets, pd.Timestamp(result.date_from), pd.Timestamp(result.date_to)),
-                                   (result.previous, result.previous_buckets, start, pd.Timestamp(result.date_from))):
-        for index, rows in enumerate(chosen):
+    now_from, now_to = pd.Timestamp(result.date_from), pd.Timestamp(result.date_to)
+    before = pd.Timestamp(result.previous_buckets[0])
+    matches = [frame["event"] == "page_view", frame["event"] == "signup",
+               (frame["event"] == "page_view") & (frame["country"] == "US"), frame["event"] != "",
+               frame["event"] == "page_view"]
+    for index, matched in enumerate(matches):
+        events = frame[matched]
+        # each series' top countries by its events in the range (ties by name), for both periods
+        per_country = local_days(events, "UTC", now_from, now_to).groupby("country").size()
+        top = sorted(per_country.index, key=lambda c: (-per_country[c], c))[:2]
+        for lines, buckets, lo, hi in ((result.lines, result.buckets, now_from, now_to),
+                                       (result.previous, result.previous_buckets, before, now_from)):
             mine = [line for line in lines if line.series == index]
-            rows = local_days(frame[rows], "UTC", lo, hi)
-            current = local_days(frame[chosen[index]], "UTC", pd.Timestamp(result.date_from), pd.Timestamp(result.date_to))
-            top = current.groupby("country").size().sort_values(ascending=False, kind="stable")
-            top = sorted(top.index, key=lambda c: (-top[c], c))[:2]
             assert [line.breakdown for line in mine][:2] == top, index
+            rows = local_days(events, "UTC", lo, hi)
             for line in mine:
-                subset = rows[~rows["country"].isin(top)] if line.breakdown == OTHER else rows[rows["country"] == line.breakdown]
-                count = "person" if index < 4 else None
-                per_day = subset.groupby("bucket")["person"].nunique() if count else subset.groupby("bucket").size()
+                subset = (rows[~rows["country"].isin(top)] if line.breakdown == OTHER
+                          else rows[rows["country"] == line.breakdown])
+                persons = index < 4  # the last series counts events
+                per_day = subset.groupby("bucket")["person"].nunique() if persons else subset.groupby("bucket").size()
                 assert line.values == [float(per_day.get(pd.Timestamp(b), 0)) for b in buckets], (index, line.breakdown)
-                assert line.total == (subset["person"].nunique() if count else len(subset)), (index, line.breakdown)
+                assert line.total == (subset["person"].nunique() if persons else len(subset)), (index, line.breakdown)
 
 
 def test_person_property_breakdown_and_filter(client, demo, frame):
