@@ -100,23 +100,24 @@ class _Record(msgspec.Struct, frozen=True):
 
 
 def check(definition: GoalDefinition) -> None:
-    """Refuse a definition that cannot run, naming the field at fault."""
+    """Refuse a definition that cannot run: InvalidRequest with the reason, and the field at fault in `field`
+    (the callers name it where the definition sits: `path`, `goals[1].path`)."""
     if (definition.event is None) == (definition.path is None):
-        raise InvalidRequest("event: a goal has either an event or a path pattern, not both nor neither",
+        raise InvalidRequest("a goal has either an event or a path pattern, not both nor neither",
                              field="event" if definition.event is None else "path")
     if definition.event is not None and not 1 <= len(definition.event) <= 200:
-        raise InvalidRequest("event: an event name has 1 to 200 characters", field="event")
+        raise InvalidRequest("an event name has 1 to 200 characters", field="event")
     if definition.path is not None:
         path_regex(definition.path)
     if definition.value_property is not None and not PROPERTY_NAME.fullmatch(definition.value_property):
-        raise InvalidRequest(f"value_property: {definition.value_property!r} is not a property name (it must "
+        raise InvalidRequest(f"{definition.value_property!r} is not a property name (it must "
                              f"match {PROPERTY_NAME.pattern})", field="value_property")
     if definition.currency is not None:
         if definition.value_property is None:
-            raise InvalidRequest("currency: a goal without a value_property has no value to name a currency of",
+            raise InvalidRequest("a goal without a value_property has no value to name a currency of",
                                  field="currency")
         if not _CURRENCY.fullmatch(definition.currency):
-            raise InvalidRequest(f"currency: {definition.currency!r} is not an ISO 4217 code (three capital "
+            raise InvalidRequest(f"{definition.currency!r} is not an ISO 4217 code (three capital "
                                  f"letters, e.g. USD)", field="currency")
 
 
@@ -134,7 +135,7 @@ def path_regex(pattern: str) -> str:
     elif any(ch.isspace() for ch in pattern):
         reason = "a path pattern has no spaces"
     if reason:
-        raise InvalidRequest(f"path: {reason} ({pattern!r})", field="path")
+        raise InvalidRequest(f"{reason} ({pattern!r})", field="path")
     pieces = re.split(r"(\*\*|\*)", pattern)
     wildcards = {"**": ".*", "*": "[^/]*"}
     return "^" + "".join(wildcards.get(piece) or re.escape(piece) for piece in pieces) + "$"
@@ -238,7 +239,10 @@ def _checked(client: Client, project_id: int, data: GoalInput, goal_id: str | No
     data = decode_json(msgspec.json.encode(data), GoalInput)
     if not data.name.strip():
         raise InvalidRequest("name: a goal's name cannot be blank", field="name")
-    check(data)
+    try:
+        check(data)
+    except InvalidRequest as e:
+        raise InvalidRequest(f"{e.field}: {e}", field=e.field) from None
     same = records.select(client, TABLE, _Record, "project_id = {p:UInt32} AND name = {n:String}",
                           {"p": project_id, "n": data.name})
     if any(g.goal_id != goal_id for g in same):
