@@ -17,6 +17,41 @@ ORDER BY (project_id, key_id)
 SETTINGS index_granularity = 8192
 COMMENT 'API keys per project, stored hashed; read with FINAL';
 
+CREATE TABLE cohort_members
+(
+    `project_id` UInt32 COMMENT 'Project the cohort belongs to',
+    `cohort_id` String COMMENT 'The static cohort',
+    `generation` UInt64 COMMENT 'Which upload of the cohort this member belongs to',
+    `member_id` String COMMENT 'A person id or distinct id, as uploaded or as the analysis named the person'
+)
+ENGINE = MergeTree
+PARTITION BY project_id
+ORDER BY (project_id, cohort_id, generation, member_id)
+SETTINGS index_granularity = 8192
+COMMENT 'Members of static cohorts, one row per id and upload generation';
+
+CREATE TABLE cohorts
+(
+    `project_id` UInt32 COMMENT 'Project the cohort belongs to',
+    `cohort_id` String COMMENT 'Public id of the cohort (c_ + 12 characters)',
+    `name` String COMMENT 'Unique name within the project, as the user typed it',
+    `description` String COMMENT 'What the cohort is for',
+    `kind` LowCardinality(String) COMMENT 'dynamic (a definition) or static (a list of members)',
+    `definition` String COMMENT 'JSON of the conditions of a dynamic cohort; {} for a static one',
+    `source` String COMMENT 'Where a static cohort\'s members came from: csv, or the JSON of the analysis',
+    `members_generation` UInt64 COMMENT 'A static cohort\'s current member list in cohort_members (0: none)',
+    `created_by` String COMMENT 'Id of the API key that created the cohort',
+    `created_at` DateTime64(3, 'UTC') COMMENT 'When the cohort was created',
+    `updated_at` DateTime64(3, 'UTC') COMMENT 'When the cohort was last changed',
+    `version` UInt64 COMMENT 'Row version: the highest wins',
+    `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the cohort was deleted'
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
+ORDER BY (project_id, cohort_id)
+SETTINGS index_granularity = 8192
+COMMENT 'Saved cohorts: dynamic definitions and static member lists; read with FINAL';
+
 CREATE TABLE dashboards
 (
     `project_id` UInt32 COMMENT 'Project the dashboard belongs to',
@@ -36,6 +71,25 @@ PARTITION BY project_id
 ORDER BY (project_id, dashboard_id)
 SETTINGS index_granularity = 8192
 COMMENT 'Saved dashboards: named, ordered grids of analysis and saved-query tiles; read with FINAL';
+
+CREATE TABLE erasures
+(
+    `project_id` UInt32 COMMENT 'Project the person was erased from',
+    `erasure_id` String COMMENT 'Public id of the erasure (x_ + 12 characters)',
+    `erased_at` DateTime64(3, 'UTC') COMMENT 'When the erasure finished',
+    `erased_by` String COMMENT 'Id of the API key that asked for it, or cli for the nexus command',
+    `distinct_ids` UInt32 COMMENT 'How many distinct ids the person had',
+    `rows` Map(String, UInt64) COMMENT 'Rows removed from each table, as stored (identities and persons keep a row per version until merged)',
+    `rebuilt_partitions` UInt32 COMMENT 'Rollup partitions (project, month) recomputed from the remaining events',
+    `duration_ms` UInt32 COMMENT 'How long the erasure took',
+    `version` UInt64 COMMENT 'Row version: the highest wins',
+    `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the record was removed'
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
+ORDER BY (project_id, erasure_id)
+SETTINGS index_granularity = 8192
+COMMENT 'Erasures of persons (GDPR): when, by which key, rows removed per table; nothing identifying the person; read with FINAL';
 
 CREATE TABLE events
 (
@@ -181,6 +235,25 @@ GROUP BY
     project_id,
     hour,
     event;
+
+CREATE TABLE goals
+(
+    `project_id` UInt32 COMMENT 'Project the goal belongs to',
+    `goal_id` String COMMENT 'Public id of the goal (g_ + 12 characters)',
+    `name` String COMMENT 'Unique name within the project, as the user typed it',
+    `description` String COMMENT 'What the goal is for',
+    `definition` String COMMENT 'JSON of what converts: {"event", "where", "path", "value_property", "currency"} (meta.goals.GoalDefinition)',
+    `created_by` String COMMENT 'Id of the API key that created the goal',
+    `created_at` DateTime64(3, 'UTC') COMMENT 'When the goal was created',
+    `updated_at` DateTime64(3, 'UTC') COMMENT 'When the goal was last changed',
+    `version` UInt64 COMMENT 'Row version: the highest wins',
+    `is_deleted` UInt8 DEFAULT 0 COMMENT '1 when the goal was deleted'
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY project_id
+ORDER BY (project_id, goal_id)
+SETTINGS index_granularity = 8192
+COMMENT 'Saved goals: conversion definitions for the goals analysis, the overview, experiments and attribution; read with FINAL';
 
 CREATE TABLE identities
 (

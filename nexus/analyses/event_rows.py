@@ -91,7 +91,7 @@ def _query(scope: AnalysisScope, request: EventRowsRequest, start: datetime | No
            *, request_days: bool = False) -> Query:
     """The rows of the slice between `start` and `end` (within its span), or with `request_days` the rows
     per UTC day."""
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     start = max(start, scope.span.start) if start else scope.span.start
     end = min(end, scope.span.end) if end else scope.span.end
     conditions = [f"e.ts >= {params.add(start, UTC_TIME)} AND e.ts < {params.add(end, UTC_TIME)}",

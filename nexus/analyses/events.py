@@ -114,7 +114,7 @@ def explain(client: Client, project_id: int, request: EventsRequest, *, now: dat
 
 
 def _query(scope: AnalysisScope, request: EventsRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     conditions = [f"e.ts >= {params.add(scope.span.start, UTC_TIME)} AND e.ts < {params.add(scope.span.end, UTC_TIME)}"]
     if request.event is not None:
         conditions.append(f"e.event = {params.add(request.event, 'String')}")

@@ -15,6 +15,8 @@ from typing import Literal, Union
 import msgspec
 import re2
 
+from nexus.analyses.cohort_store import COHORT_ID
+from nexus.analyses.persons import PERSON_KEY
 from nexus.analyses.properties import Property, Source
 from nexus.analyses.sql import Params
 from nexus.errors import InvalidRequest
@@ -26,17 +28,24 @@ Scalar = Union[str, bool, int, float]
 _NEGATIONS = {"neq": "eq", "not_contains": "contains", "not_regex": "regex", "not_in": "in", "is_not_set": "is_set"}
 _COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 MAX_DEPTH = 4
+# Where a leaf's key lives: a property or typed column (`properties.Source`), or "cohort": the key is a
+# cohort's id and `in`/`not_in` ask whether the event's person is one of its members.
+FilterSource = Union[Source, Literal["cohort"]]
 
 
 class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One condition: `key` (a property, or a typed column when source='column') `op` `value`."""
+    """One condition: `key` (a property, a typed column when source='column', a cohort's id when
+    source='cohort') `op` `value`."""
 
     key: str
     op: Operator = "eq"
     value: Scalar | list[Scalar] | None = None
-    source: Source = "event"
+    source: FilterSource = "event"
 
     def __post_init__(self) -> None:
+        if self.source == "cohort":
+            _check_cohort(self)
+            return
         Property(self.key, self.source)  # validates the name
         if self.op in ("is_set", "is_not_set"):
             if self.value is not None:
@@ -57,6 +66,11 @@ class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for value in self.value if isinstance(self.value, list) else [self.value]:
             if _kind(value) == "number":
                 _number(value)
+
+    # Above `property`: below it, the name `property` in this class body is that method.
+    @property
+    def needs_person(self) -> bool:
+        return self.source == "person"
 
     @property
     def property(self) -> Property:
@@ -79,7 +93,12 @@ class FilterGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def needs_person(self) -> bool:
-        return any(f.property.needs_person for f in self.leaves())
+        return any(f.needs_person for f in self.leaves())
+
+    @property
+    def needs_person_key(self) -> bool:
+        """Whether a leaf asks about the event's person (a cohort): the identities join must be there."""
+        return any(f.source == "cohort" for f in self.leaves())
 
 
 def compile_group(group: FilterGroup | None, params: Params, table: str = "e") -> str:
@@ -102,6 +121,8 @@ def all_of(*conditions: str) -> str:
 
 
 def compile_filter(item: Filter, params: Params, table: str = "e") -> str:
+    if item.source == "cohort":
+        return _in_cohort(item, params, table)
     prop = item.property
     if item.op in _NEGATIONS:
         positive = compile_filter(msgspec.structs.replace(item, op=_NEGATIONS[item.op]), params, table)
@@ -120,6 +141,26 @@ def compile_filter(item: Filter, params: Params, table: str = "e") -> str:
         return f"ifNull(has({bound}, {prop.number(table)}), 0)"
     bound = params.add([_text(v) for v in values], "Array(String)")
     return f"has({bound}, {prop.text(table)})"
+
+
+def _in_cohort(item: Filter, params: Params, table: str) -> str:
+    """The event's person (`PERSON_KEY`: the identities join is there, `persons.joins`) among the members.
+    The membership is one subquery the engine runs once, into a set: one extra scan, whatever the rows."""
+    if table != "e":
+        raise InvalidRequest("a cohort filter applies to events only", field="source")
+    # Imported here: a cohort's conditions are written in this module's vocabulary, so that module imports this one.
+    from nexus.analyses.cohort_membership import members
+    condition = f"{PERSON_KEY} IN ({members(params.cohorts.get(item.key), params)})"
+    return condition if item.op == "in" else f"NOT ({condition})"
+
+
+def _check_cohort(leaf: Filter) -> None:
+    if leaf.op not in ("in", "not_in"):
+        raise InvalidRequest(f"a cohort filter's op is 'in' or 'not_in', not {leaf.op!r}", field="op")
+    if leaf.value is not None:
+        raise InvalidRequest("a cohort filter takes no value: its key is the cohort's id", field="value")
+    if not COHORT_ID.match(leaf.key):
+        raise InvalidRequest(f"{leaf.key!r} is not a cohort id (c_ + 12 characters)", field="key")
 
 
 def _kind(value: Scalar) -> str:

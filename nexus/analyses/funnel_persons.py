@@ -100,7 +100,7 @@ def _scope(client: Client, project_id: int, request: FunnelPersonsRequest, now: 
 
 def _query(scope: AnalysisScope, request: FunnelPersonsRequest) -> Query:
     funnel = request.funnel
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     step = params.add(request.step, "UInt8")
     condition = f"depth = {step}" if request.status == "dropped" else f"depth > {step}"
     with _as_funnel_field():

@@ -171,7 +171,7 @@ def person_rows(scope: AnalysisScope, request: FunnelRequest, params: Params, na
 
 
 def _query(scope: AnalysisScope, request: FunnelRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     steps = len(request.steps)
     gaps = [f"if(depth > {k}, times[{k + 1}] - times[{k}], NULL)" for k in range(1, steps)]
     # (function, parameters, argument, divisor) in the order `_group` reads them: persons per step, then

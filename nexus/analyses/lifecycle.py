@@ -84,7 +84,7 @@ def explain(client: Client, project_id: int, request: LifecycleRequest, *, now: 
 
 
 def _query(scope: AnalysisScope, request: LifecycleRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     tz = scope.timezone
     covered = periods.covering(scope.span, request.period, tz)
     first, last = params.add(covered[0], "Date"), params.add(covered[-1], "Date")

@@ -89,9 +89,11 @@ class Joins(NamedTuple):
 def joins(person: bool, *reads: ReadsProperties | None) -> Joins:
     """The joins a query over `events AS e` needs: identities for the person (`person`), and persons for
     their traits when any of `reads` (filter groups, a breakdown; None for absent ones) reads one (traits
-    are joined by person, so identities come with them)."""
+    are joined by person, so identities come with them), identities alone when one names a cohort."""
     traits = any(r.needs_person for r in reads if r is not None)
-    return Joins(person or traits, traits)
+    # A cohort filter or breakdown asks whether the event's person is a member: the person's key, no traits.
+    key = any(getattr(r, "needs_person_key", False) for r in reads if r is not None)
+    return Joins(person or traits or key, traits)
 
 
 ID_KEY = "e.id_key"  # = cityHash64(e.distinct_id), stored

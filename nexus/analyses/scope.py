@@ -8,18 +8,22 @@ from typing import Protocol
 import msgspec
 from clickhouse_connect.driver.client import Client
 
+from nexus.analyses import cohort_store
+from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.dates import DateRange, Span, resolve
 from nexus.meta import projects
 from nexus.timezones import zone
 
 
 class AnalysisScope(msgspec.Struct, frozen=True):
-    """The project an analysis reads, the time zone it counts in, its range resolved and the clock it read."""
+    """The project an analysis reads, the time zone it counts in, its range resolved, the clock it read and
+    the cohorts its filters and breakdown name (loaded from the store, so SQL can be built from them)."""
 
     project_id: int
     timezone: str
     span: Span
     now: datetime
+    cohorts: Cohorts | None = None
 
 
 class Ranged(Protocol):
@@ -33,8 +37,12 @@ class Ranged(Protocol):
 
 
 def scope_of(client: Client, project_id: int, request: Ranged, now: datetime | None = None) -> AnalysisScope:
-    """The request's time zone, or else the project's (`projects.timezone`); `now` pins the clock in tests."""
+    """The request's time zone, or else the project's (`projects.timezone`); `now` pins the clock in tests.
+    The cohorts `request` names anywhere are loaded here, once for every analysis (another project's is
+    NotFound)."""
     name = request.timezone or projects.get(client, project_id).timezone
     zone(name)
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return AnalysisScope(project_id, name, resolve(request.date_range, name, moment), moment)
+    span = resolve(request.date_range, name, moment)
+    cohorts = Cohorts(cohort_store.load(client, project_id, cohort_store.referenced(request)), name, moment)
+    return AnalysisScope(project_id, name, span, moment, cohorts)

@@ -6,6 +6,8 @@ from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
+from nexus.analyses.cohort_store import Cohorts
+from nexus.errors import InvalidRequest
 from nexus.store.reads import rows
 
 PROJECT = "{project_id:UInt32}"
@@ -28,8 +30,16 @@ class Query(NamedTuple):
 class Params:
     """Collects bound parameters for one query; every request value reaches ClickHouse through here."""
 
-    def __init__(self, project_id: int):
+    def __init__(self, project_id: int, cohorts: Cohorts | None = None):
         self.values: dict[str, Any] = {"project_id": project_id}
+        self._cohorts = cohorts
+
+    @property
+    def cohorts(self) -> Cohorts:
+        """The cohorts the request names, loaded with its scope (`scope.scope_of`)."""
+        if self._cohorts is None:
+            raise InvalidRequest("cohorts are not available in this query")
+        return self._cohorts
 
     def add(self, value: Any, ch_type: str) -> str:
         """A fresh placeholder bound to `value`; `ch_type` is a constant chosen by the caller, never input."""

@@ -77,7 +77,7 @@ def explain(client: Client, project_id: int, request: StickinessRequest, *, now:
 
 
 def _query(scope: AnalysisScope, request: StickinessRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
     period = time_sql.period(request.period, "e.ts", params.add(scope.timezone, "String"))
     per_id = (

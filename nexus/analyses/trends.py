@@ -97,7 +97,7 @@ def _source(request: TrendsRequest, spans: list[Span], tz: str) -> str:
 
 
 def _query(scope: AnalysisScope, request: TrendsRequest, spans: list[Span], source: str) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     if source == "events":
         parts = [_raw_pass(indexes, request, spans, scope.timezone, params) for indexes in _passes(request.series)]
         return params.query("\nUNION ALL\n".join(parts))
