@@ -1,0 +1,182 @@
+"""Erases a person (GDPR): every row that holds their data, in every table, and everything derived from those
+rows; then records that it was done, without the person's data (nexus.meta.erasures).
+
+A person is named as analyses name them (nexus.analyses.persons.PERSON): by the person's UUID when their ids
+were linked by identify or alias, else by the one distinct id their events carry. Any distinct id linked to a
+person names that whole person too: the data subject is the person, whichever of their ids they quote.
+
+What goes, in this order:
+1. identities: every row (every version) of the person's distinct ids or of their person ids; persons: every
+   row of the person and of the persons merged into them earlier (their ids all moved to this person, and
+   their rows keep the traits they had) — including, since a merged person cannot always be traced to whom it
+   joined, every merged-away person of the project that no link names any more (deleted rows no reader sees;
+   their traits live on in their survivors). Done while holding the identity resolver's lock, and followed by
+   a turn that makes every resolver drop its cache of id → person, so no link to the erased person survives
+   in a running process.
+2. events: every row of every one of their distinct ids, all months.
+3. sessions: the rows of the sessions their events belonged to, written again from the events those sessions
+   still have (another id's, if any shared the session id).
+4. cohort_members: static-cohort rows naming one of their ids.
+5. events_hourly and events_daily: every (project, month) partition that held their events, recomputed from
+   the remaining events and swapped in atomically (nexus.store.rebuild), so their uniqState no longer holds
+   the person's ids.
+6. cached answers: the project is marked changed (nexus.changes), so no cached analysis is served again.
+
+The ids are written to a staging table (dropped at the end) that the deletes read through a subquery, so the
+mutation commands ClickHouse keeps (system.mutations, the table's mutation_*.txt) name that table, not the ids.
+
+Events of the person arriving while the erasure runs may be stored (an insert after a delete is not deleted);
+after it, they start a new person: their ids are unknown again, so identify or alias links them to a new UUID.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import msgspec
+import redis
+from clickhouse_connect.driver.client import Client
+
+from nexus import changes
+from nexus.errors import NotFound
+
+# The identity resolver's lock and turn counter (see _identity_turn).
+from nexus.ingest.identity import _LOCK as IDENTITY_LOCK
+from nexus.ingest.identity import _LOCK_SECONDS as IDENTITY_LOCK_SECONDS
+from nexus.ingest.identity import _TURNS as IDENTITY_TURNS
+from nexus.meta import erasures, records
+from nexus.meta.erasures import Erasure
+from nexus.store import rebuild
+
+# Persons merged into another whose links are gone (merged away by ClickHouse, or never stored: a merge within
+# one batch replaces the old link before it is written). Nothing traces them to the person they joined, and
+# their last row keeps the traits they had (their survivor has them too), so every erasure removes them all.
+_MERGED_AWAY = (
+    "SELECT person_id FROM persons WHERE project_id = {project:UInt32} GROUP BY person_id "
+    "HAVING argMax(is_deleted, version) = 1 "
+    "AND person_id NOT IN (SELECT person_id FROM identities WHERE project_id = {project:UInt32})"
+)
+
+_DISTINCT_ID = "distinct_id"
+_PERSON_ID = "person_id"
+_SESSION_ID = "session_id"
+
+
+class Person(msgspec.Struct, frozen=True):
+    """Who is erased: their live person id (None for an unlinked id), every distinct id of theirs, and the
+    person ids whose rows hold their data (their own, and those of persons merged into them)."""
+
+    person_id: str | None
+    distinct_ids: list[str]
+    person_ids: list[str]
+
+
+def erase(client: Client, project_id: int, person: str, erased_by: str, redis_client: redis.Redis | None = None) -> Erasure:
+    """Erase `person` (a person id or any of their distinct ids) from the project; NotFound when the project
+    has no such person. `redis_client` is None only where no other process can be running on the store (the
+    embedded CLI): then there is no resolver cache and no cached answer to invalidate."""
+    started = time.perf_counter()
+    rows: dict[str, int] = {}
+    with _staging(client) as staging:
+        ids = f"SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}'"
+        person_ids = f"SELECT toUUID(value) FROM {staging} WHERE kind = '{_PERSON_ID}'"
+        scope = {"project": project_id}
+        with _identity_turn(redis_client):
+            found = find(client, project_id, person)
+            _stage(client, staging, project_id, found)
+            rows["identities"] = rebuild.delete_rows(
+                client, "identities",
+                f"project_id = {{project:UInt32}} AND (distinct_id IN ({ids}) OR person_id IN ({person_ids}))", scope)
+            rows["persons"] = rebuild.delete_rows(
+                client, "persons", f"project_id = {{project:UInt32}} AND (person_id IN ({person_ids}) OR person_id IN "
+                f"({_MERGED_AWAY}))", scope)
+        months = [row[0] for row in client.query(
+            f"SELECT DISTINCT toYYYYMM(ts) FROM events WHERE project_id = {{project:UInt32}} AND distinct_id IN ({ids})",
+            parameters=scope).result_rows]
+        rows["events"] = rebuild.delete_rows(
+            client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope)
+        rows["sessions"] = rebuild.sessions(
+            client, project_id, f"SELECT value FROM {staging} WHERE kind = '{_SESSION_ID}'")
+        rows["cohort_members"] = rebuild.delete_rows(
+            client, "cohort_members",
+            f"project_id = {{project:UInt32}} AND member_id IN (SELECT value FROM {staging} "
+            f"WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))", scope)
+        for month in sorted(months):
+            for table in rebuild.ROLLUPS:
+                rebuild.rollup_month(client, table, project_id, month)
+    if redis_client is not None:
+        changes.mark_changed(redis_client, {project_id})
+    return erasures.save(client, Erasure(
+        project_id=project_id, erasure_id=erasures.new_id(), erased_at=records.now(), erased_by=erased_by,
+        distinct_ids=len(found.distinct_ids), rows=rows, rebuilt_partitions=len(months) * len(rebuild.ROLLUPS),
+        duration_ms=round((time.perf_counter() - started) * 1000)))
+
+
+def find(client: Client, project_id: int, person: str) -> Person:
+    """The person `person` names in the project (see the module doc); NotFound if none."""
+    scope = {"project": project_id, "person": person}
+    linked = client.query(
+        "SELECT toString(person_id) FROM identities FINAL WHERE project_id = {project:UInt32} "
+        "AND (distinct_id = {person:String} OR toString(person_id) = {person:String}) "
+        "ORDER BY toString(person_id) = {person:String} DESC LIMIT 1",
+        parameters=scope).result_rows
+    if not linked:
+        has_events = client.query(
+            "SELECT count() FROM events WHERE project_id = {project:UInt32} AND distinct_id = {person:String}",
+            parameters=scope).result_rows[0][0]
+        if not has_events:
+            raise NotFound(f"no person {person!r} in this project")
+        return Person(None, [person], [])
+    person_id = linked[0][0]
+    distinct_ids = [row[0] for row in client.query(
+        "SELECT distinct_id FROM identities FINAL WHERE project_id = {project:UInt32} AND person_id = {person:UUID} "
+        "ORDER BY distinct_id", parameters={"project": project_id, "person": uuid.UUID(person_id)}).result_rows]
+    # Every person id these ids were ever linked to (rows of older versions, until merged away): this person,
+    # and persons merged into it, whose persons rows keep their traits. One still linked to another id is a
+    # live person of its own, and stays.
+    person_ids = [row[0] for row in client.query(
+        "SELECT DISTINCT toString(person_id) AS id FROM identities WHERE project_id = {project:UInt32} "
+        "AND distinct_id IN {ids:Array(String)} AND id NOT IN (SELECT toString(person_id) FROM identities FINAL "
+        "WHERE project_id = {project:UInt32} AND distinct_id NOT IN {ids:Array(String)}) ORDER BY id",
+        parameters={"project": project_id, "ids": distinct_ids}).result_rows]
+    return Person(person_id, distinct_ids, sorted({person_id, *person_ids}))
+
+
+def _stage(client: Client, staging: str, project_id: int, person: Person) -> None:
+    rows = [[_DISTINCT_ID, i] for i in person.distinct_ids] + [[_PERSON_ID, p] for p in person.person_ids]
+    client.insert(staging, rows, column_names=["kind", "value"])
+    client.command(
+        f"INSERT INTO {staging} SELECT DISTINCT '{_SESSION_ID}', session_id FROM events "
+        f"WHERE project_id = {{project:UInt32}} AND distinct_id IN "
+        f"(SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}') AND session_id != ''",
+        parameters={"project": project_id})
+
+
+@contextmanager
+def _staging(client: Client) -> Iterator[str]:
+    """A table for the erased person's ids while the erasure runs, dropped after it (also on failure)."""
+    name = f"erasure_{secrets.token_hex(8)}"
+    client.command(f"CREATE TABLE {name} (kind LowCardinality(String), value String) "
+                   "ENGINE = MergeTree ORDER BY (kind, value)")
+    try:
+        yield name
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {name} SYNC")
+
+
+@contextmanager
+def _identity_turn(redis_client: redis.Redis | None) -> Iterator[None]:
+    """Hold the identity resolver's lock (no identify or alias is applied meanwhile), and end with a turn,
+    which makes every resolver drop its cache of id → person (nexus.ingest.identity)."""
+    if redis_client is None:
+        yield
+        return
+    with redis_client.lock(IDENTITY_LOCK, timeout=IDENTITY_LOCK_SECONDS, blocking_timeout=IDENTITY_LOCK_SECONDS):
+        try:
+            yield
+        finally:
+            redis_client.incr(IDENTITY_TURNS)

@@ -1,0 +1,140 @@
+"""Recomputes what the materialized views derived from events, after rows were deleted from events: a
+rollup's (project, month) partition, and the rows of given sessions. A view sees inserted blocks only,
+never a delete, so a rollup's uniqState that took in a deleted id keeps counting it until its partition is
+computed again from the events that remain.
+
+The SELECTs below are the views' own (sql/schema.sql: events_hourly_mv, events_daily_mv, sessions_mv)
+restricted to one partition or to some sessions; tests/store/test_erasure.py checks that rebuilding an
+untouched partition reproduces what the view wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger("nexus.store.rebuild")
+
+_HOURLY = """
+SELECT
+    project_id,
+    toStartOfHour(ts) AS hour,
+    event,
+    count() AS events,
+    uniqState(distinct_id) AS distinct_ids,
+    sum(ifNull(toDecimal128OrNull(toString(properties.revenue), 9), 0)) AS revenue
+FROM events
+WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32}
+GROUP BY project_id, hour, event
+"""
+
+_DAILY = """
+SELECT
+    project_id,
+    toDate(ts) AS day,
+    event,
+    country,
+    browser,
+    os,
+    device_type,
+    referrer_class,
+    utm_source,
+    count() AS events,
+    uniqState(distinct_id) AS distinct_ids,
+    sum(ifNull(toDecimal128OrNull(toString(properties.revenue), 9), 0)) AS revenue
+FROM events
+WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32}
+GROUP BY project_id, day, event, country, browser, os, device_type, referrer_class, utm_source
+"""
+
+# Rollup table → (its SELECT for one month, its time column).
+ROLLUPS: dict[str, tuple[str, str]] = {"events_hourly": (_HOURLY, "hour"), "events_daily": (_DAILY, "day")}
+
+_SESSIONS = """
+SELECT
+    project_id,
+    session_id,
+    any(distinct_id) AS distinct_id,
+    min(ts) AS started_at,
+    max(ts) AS ended_at,
+    count() AS events,
+    countIf(type IN ('page', 'screen')) AS pageviews,
+    argMinStateIf(url, ts, type IN ('page', 'screen')) AS entry_url,
+    argMaxStateIf(url, ts, type IN ('page', 'screen')) AS exit_url,
+    anyIf(utm_source, utm_source != '') AS utm_source,
+    anyIf(referrer_domain, referrer_domain != '') AS referrer_domain,
+    any(country) AS country,
+    any(device_type) AS device_type,
+    any(browser) AS browser
+FROM events
+WHERE project_id = {project:UInt32} AND session_id IN (<sessions>)
+GROUP BY project_id, session_id
+"""
+
+_ATTEMPTS = 3
+
+
+def rollup_month(client: Client, table: str, project_id: int, month: int) -> None:
+    """Recompute `table`'s partition (project_id, month) from events, and swap it in whole.
+
+    The new partition is computed into a staging table of the same structure and moved in by REPLACE
+    PARTITION, which is atomic: a reader sees the old partition or the new one, never an empty or half one.
+    An insert that lands between the staging SELECT and the swap would lose its rows from the rollup
+    (they went to the partition being replaced), so the swap is checked — the partition's event count must
+    equal the events stored for that month — and done again when it is not (at most three times)."""
+    select, time_column = ROLLUPS[table]
+    staging = f"{table}_rebuild_{secrets.token_hex(6)}"
+    parameters = {"project": project_id, "month": month}
+    # Partition values are Nexus's own integers (the key's project, a month read from the store).
+    partition = f"({int(project_id)}, {int(month)})"
+    client.command(f"CREATE TABLE {staging} AS {table}")
+    try:
+        for attempt in range(1, _ATTEMPTS + 1):
+            client.command(f"TRUNCATE TABLE {staging}")
+            client.command(f"INSERT INTO {staging} {select}", parameters=parameters)
+            client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {staging}")
+            if _consistent(client, table, time_column, project_id, month):
+                return
+            log.info("%s (%s, %s) changed while it was rebuilt (attempt %d): rebuilding again",
+                     table, project_id, month, attempt)
+        log.warning("%s (%s, %s) kept changing while it was rebuilt: its counts may differ from events until "
+                    "the next rebuild", table, project_id, month)
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {staging}")
+
+
+def _consistent(client: Client, table: str, time_column: str, project_id: int, month: int) -> bool:
+    stored, rolled = client.query(
+        "SELECT (SELECT count() FROM events WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32}), "
+        f"(SELECT sum(events) FROM {table} WHERE project_id = {{project:UInt32}} "
+        f"AND toYYYYMM({time_column}) = {{month:UInt32}})",
+        parameters={"project": project_id, "month": month},
+    ).result_rows[0]
+    return stored == rolled
+
+
+def sessions(client: Client, project_id: int, session_ids_sql: str) -> int:
+    """Delete the rows of the sessions `session_ids_sql` (a subquery naming them) and write them again from the
+    events they still have (another person's events sent with the same session id); returns the rows deleted.
+    Sessions are partitioned by project only, so rewriting their rows beats recomputing a whole partition."""
+    where = f"project_id = {{project:UInt32}} AND session_id IN ({session_ids_sql})"
+    deleted = delete_rows(client, "sessions", where, {"project": project_id})
+    if deleted:
+        client.command("INSERT INTO sessions " + _SESSIONS.replace("<sessions>", session_ids_sql),
+                       parameters={"project": project_id})
+    return deleted
+
+
+def delete_rows(client: Client, table: str, where: str, parameters: dict) -> int:
+    """Delete `table`'s rows matching `where` (constant SQL; values bound) for good — a mutation rewrites the
+    parts that hold them, so no copy stays on disk, as it would after a lightweight DELETE until a merge —
+    and wait until it is done; returns how many rows there were."""
+    found = client.query(f"SELECT count() FROM {table} WHERE {where}", parameters=parameters).result_rows[0][0]
+    if found:
+        # A subquery in a mutation is read again when the mutation runs: fine here, since what it reads
+        # does not change until the mutation is done (mutations_sync waits for it).
+        client.command(f"ALTER TABLE {table} DELETE WHERE {where}", parameters=parameters,
+                       settings={"mutations_sync": 2, "allow_nondeterministic_mutations": 1})
+    return found
