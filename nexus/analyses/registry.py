@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, overview, retention, sessions, stickiness,
                             trends)
+from nexus.analyses import person_list, person_profile, retention_persons
 from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
 from nexus.json_input import UnreadableJson, decode_json
@@ -35,6 +36,9 @@ ANALYSES: dict[str, ModuleType] = {
     "overview": overview,
     "live": live,
     "events": events,
+    "persons": person_list,
+    "person": person_profile,
+    "retention_persons": retention_persons,
 }
 
 

@@ -127,6 +127,24 @@ def explain(client: Client, project_id: int, request: RetentionRequest, *, now: 
 
 def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
     params = Params(scope.project_id)
+    # Per person and cohort: the value of the cohort's first start event (the least value among
+    # simultaneous ones); k = -1 carries the cohort's size, k = 0..periods the cells.
+    cells = (
+        f"SELECT bd, cohort, k, count() AS n, if(k = -1, n, 0) AS weight FROM (\n"
+        f"  {person_rows(scope, request, params)})\n"
+        f"GROUP BY bd, cohort, k"
+    )
+    return params.query(
+        f"SELECT label, grouping(label) AS is_total, cohort, k, sum(n)\n"
+        f"FROM ({ranked(cells, request.breakdown, params)})\n"
+        f"GROUP BY GROUPING SETS ((label, cohort, k), (cohort, k))"
+    )
+
+
+def person_rows(scope: AnalysisScope, request: RetentionRequest, params: Params, names: bool = False) -> str:
+    """One row per person, cohort and k: cohort (the period's first day), bd (the person's value there), k
+    (-1 for being in the cohort, 0..periods for a return k periods later); with `names`, also `name`, the
+    person's id."""
     tz = scope.timezone
     cohorts = periods.covering(scope.span, request.period, tz)
     first, last = cohorts[0], cohorts[-1]
@@ -151,41 +169,35 @@ def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
     else:
         bd, start_item, start_periods, cohort_bd = "''", "p", "start_events", "bd" if trait else "''"
     joins = persons.joins(False, request.where, request.start.where, request.returning.where)
+    # With names, each id's text rides along to name its person.
+    id_text, id_name = (", e.distinct_id AS distinct_id", ", any(distinct_id) AS distinct_id") if names else ("", "")
     per_id = (
-        f"SELECT id_key, max(is_start) AS started, minIf(p, is_start) AS first_start,"
+        f"SELECT id_key{id_name}, max(is_start) AS started, minIf(p, is_start) AS first_start,"
         f" groupUniqArrayIf({start_item}, is_start AND p >= {first_period}) AS starts,"
         f" groupUniqArrayIf(p, is_return AND e_ts >= {scan_start} AND e_ts < {returns_end}) AS returns\n"
-        f"FROM (SELECT {persons.ID_KEY} AS id_key, e.ts AS e_ts, {period} AS p, {bd} AS bd,"
+        f"FROM (SELECT {persons.ID_KEY} AS id_key{id_text}, e.ts AS e_ts, {period} AS p, {bd} AS bd,"
         f" ({is_start}) AND {start_window} AS is_start, {is_return} AS is_return\n"
         f"  FROM events AS e\n{joins.sql}\n"
         f"  WHERE {all_of(f'e.project_id = {PROJECT} AND e.ts < {returns_end}', compile_group(request.where, params))}\n"
         f"    AND (is_start OR (is_return AND e.ts >= {scan_start})))\n"
         f"GROUP BY id_key"
     )
+    name = ", any(if(ids.person_id = '', x.distinct_id, ids.person_id)) AS name" if names else ""
     merged = persons.by_person(per_id, "max(started) AS has_start, minIf(first_start, started) AS first_ever, "
                                         "groupUniqArrayArray(starts) AS start_events, "
-                                        "groupUniqArrayArray(returns) AS return_periods")
+                                        "groupUniqArrayArray(returns) AS return_periods" + name)
     if trait:
         merged = persons.with_trait(merged, request.breakdown.expression())
     cohort_list = (f"if(has_start AND first_ever >= {first_period}, [first_ever], [])"
                    if request.start_mode == "first_time" else f"arrayDistinct({start_periods})")
     gap = time_sql.periods_between(request.period, "cohort", "r")
     periods_bound = params.add(request.periods, "UInt32")
-    # Per person and cohort: the value of the cohort's first start event (the least value among
-    # simultaneous ones); k = -1 carries the cohort's size, k = 0..periods the cells.
-    cells = (
-        f"SELECT bd, cohort, k, count() AS n, if(k = -1, n, 0) AS weight FROM (\n"
-        f"  SELECT cohort, {cohort_bd} AS bd,"
+    return (
+        f"SELECT cohort, {cohort_bd} AS bd,"
         f" arrayJoin(arrayPushFront(arrayDistinct(arrayFilter(k -> k BETWEEN 0 AND {periods_bound},"
-        f" arrayMap(r -> {gap}, return_periods))), -1)) AS k\n"
+        f" arrayMap(r -> {gap}, return_periods))), -1)) AS k{', name' if names else ''}\n"
         f"  FROM (SELECT arrayJoin(arrayFilter(c -> c <= {last_period}, {cohort_list})) AS cohort, *"
-        f" FROM ({merged})))\n"
-        f"GROUP BY bd, cohort, k"
-    )
-    return params.query(
-        f"SELECT label, grouping(label) AS is_total, cohort, k, sum(n)\n"
-        f"FROM ({ranked(cells, request.breakdown, params)})\n"
-        f"GROUP BY GROUPING SETS ((label, cohort, k), (cohort, k))"
+        f" FROM ({merged}))"
     )
 
 

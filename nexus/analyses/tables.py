@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, overview, retention, sessions, stickiness,
                             trends)
+from nexus.analyses import person_list, person_profile, retention_persons
 
 Rows = Iterable[tuple]
 
@@ -81,6 +82,20 @@ def _events(result: events.EventsResult) -> Rows:
     return (msgspec.structs.astuple(row) for row in result.rows)
 
 
+def _persons(result: person_list.PersonListResult) -> Rows:
+    return ((row.person, ", ".join(row.distinct_ids), row.first_seen, row.last_seen, row.events, row.revenue,
+             row.traits) for row in result.persons)
+
+
+def _person(result: person_profile.PersonResult) -> Rows:
+    """The timeline: the profile's page of events, each with its person."""
+    return ((result.person, *msgspec.structs.astuple(event)) for event in result.timeline)
+
+
+def _retention_persons(result: retention_persons.RetentionPersonsResult) -> Rows:
+    return (msgspec.structs.astuple(person) for person in result.persons)
+
+
 def _fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(struct))
 
@@ -97,6 +112,9 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
     "overview": (("section", "name", "bucket", "value", "previous", "events", "persons"), _overview),
     "live": (("minute", "events"), _live),
     "events": (_fields(events.EventRow), _events),
+    "persons": (_fields(person_list.PersonRow), _persons),
+    "person": (("person", *_fields(person_profile.TimelineEvent)), _person),
+    "retention_persons": (_fields(retention_persons.RetentionPerson), _retention_persons),
 }
 
 

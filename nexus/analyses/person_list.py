@@ -1,0 +1,177 @@
+"""Persons: everyone who sent events, searched, filtered and sorted, a page at a time.
+
+Definition. A person is `persons.PERSON`: the person id a distinct id is linked to by identify or alias
+(read from `identities` with FINAL, so merges show at once), or the distinct id itself when it has no live
+link. Over all of a person's events, of all their distinct ids, all time: `first_seen`/`last_seen` are
+the times of their first and last event, `events` counts them, `revenue` adds the numeric event property
+`revenue` exactly (Decimal128(9); missing or not numeric counts as 0: the rollups' sum). `distinct_ids`
+are the ids their events were sent with, sorted; `traits` their traits (`persons.properties`) as JSON
+text, '{}' for a person never identified.
+
+`q` keeps the persons for whom it is a substring, case-insensitive, of one of their distinct ids, of
+their person id, or of a trait's value (top-level traits; a nested object matches on its JSON text).
+`where` (the shared filter vocabulary) keeps the persons with at least one event passing it: a person
+property or cohort condition is the same on each of a person's events, so for them it is the person's
+own condition. `sort` orders by `last_seen`, `events` or `revenue`, largest first, ties by person id
+(ascending), a total order; `next_cursor` names the last row of a page (its sort value and person id)
+and the next request sends it as `cursor`: paging neither repeats nor skips a person while the data
+stand still (a person whose sort value changes between pages may move across the cursor).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.analyses import persons
+from nexus.analyses.filters import FilterGroup, compile_group
+from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
+from nexus.errors import InvalidRequest
+
+MAX_LIMIT = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MILLISECOND = timedelta(milliseconds=1)
+Sort = Literal["last_seen", "events", "revenue"]
+# Revenue exactly as the rollups add it: an event's numeric `revenue`, else 0.
+REVENUE = "ifNull(toDecimal128OrNull(toString(e.properties.revenue), 9), 0)"
+
+
+class Cursor(msgspec.Struct, frozen=True, array_like=True):
+    """A row's place in the order: the sort it belongs to, its sort value as text (ms for last_seen, a
+    count, an exact decimal) and its person id."""
+
+    sort: str
+    value: str
+    person: str
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, sort: str) -> Cursor:
+        refusal = InvalidRequest("cursor is not a cursor this list returned (next_cursor) for this sort",
+                                 field="cursor")
+        try:
+            cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=cls)
+            if cursor.sort != sort:
+                raise refusal
+            if sort == "revenue":
+                Decimal(cursor.value)
+            elif not 0 <= int(cursor.value) < 2 ** 63:
+                raise refusal
+        except (binascii.Error, ValueError, ArithmeticError, msgspec.ValidationError):
+            raise refusal from None
+        return cursor
+
+
+class PersonListRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    q: str | None = None  # search: a substring of a distinct id, the person id or a trait value
+    where: FilterGroup | None = None
+    sort: Sort = "last_seen"
+    limit: int = 100
+    cursor: str | None = None  # the previous page's next_cursor; None: the first page
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise InvalidRequest(f"limit must be 1..{MAX_LIMIT}", field="limit")
+        if self.q is not None and len(self.q) > 200:
+            raise InvalidRequest("q is at most 200 characters", field="q")
+        if self.cursor is not None:
+            Cursor.decode(self.cursor, self.sort)
+
+
+class PersonRow(msgspec.Struct, frozen=True):
+    person: str  # the person id, or the distinct id of a never-identified person
+    distinct_ids: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    events: int
+    revenue: float
+    traits: str  # the person's traits, a JSON object as text
+
+
+class PersonListResult(msgspec.Struct, frozen=True):
+    sort: Sort
+    persons: list[PersonRow]
+    next_cursor: str | None  # `cursor` of the next page; None on the last page
+
+
+# What the registry hands the API: the body decodes into Request, run() returns Result.
+Request = PersonListRequest
+Result = PersonListResult
+
+
+def run(client: Client, project_id: int, request: PersonListRequest, *,
+        now: datetime | None = None) -> PersonListResult:
+    found = fetch(client, _query(project_id, request))
+    page = found[:request.limit]
+    rows = [PersonRow(person, ids, first, last, events, float(revenue), traits or "{}")
+            for person, ids, first, last, events, revenue, traits in page]
+    cursor = None
+    if len(found) > request.limit:
+        last = rows[-1]
+        cursor = Cursor(request.sort, _sort_value(request.sort, last, page[-1][5]), last.person).encode()
+    return PersonListResult(request.sort, rows, cursor)
+
+
+def explain(client: Client, project_id: int, request: PersonListRequest, *, now: datetime | None = None) -> Query:
+    return _query(project_id, request)
+
+
+def _sort_value(sort: Sort, row: PersonRow, revenue: Decimal) -> str:
+    if sort == "last_seen":
+        return str((row.last_seen - EPOCH) // MILLISECOND)
+    return str(row.events) if sort == "events" else str(revenue)
+
+
+def _query(project_id: int, request: PersonListRequest) -> Query:
+    params = Params(project_id)
+    matched = ""
+    if request.where is not None:
+        matched = f", max({compile_group(request.where, params)}) AS matched"
+    # Aggregated per distinct id first, then by person: a join per id, not per event (persons.by_person).
+    # Grouping by distinct_id follows the table's order (project_id, distinct_id, ts).
+    per_id = (
+        f"SELECT e.distinct_id AS distinct_id, any(e.id_key) AS id_key, min(e.ts) AS first_seen,"
+        f" max(e.ts) AS last_seen, count() AS events, sum({REVENUE}) AS revenue{matched}\n"
+        f"FROM events AS e\n{persons.joins(False, request.where).sql}\n"
+        f"WHERE e.project_id = {PROJECT}\nGROUP BY e.distinct_id"
+    )
+    per_person = persons.by_person(
+        per_id, "any(if(ids.person_id = '', x.distinct_id, ids.person_id)) AS name,"
+                " arraySort(groupArray(x.distinct_id)) AS distinct_ids, min(x.first_seen) AS first_seen,"
+                " max(x.last_seen) AS last_seen, sum(x.events) AS events, sum(x.revenue) AS revenue"
+                + (", max(x.matched) AS matched" if matched else ""))
+    conditions = ["y.matched"] if matched else []
+    if request.q:
+        q = params.add(request.q, "String")
+        conditions.append(
+            f"(positionCaseInsensitiveUTF8(y.name, {q}) > 0"
+            f" OR arrayExists(d -> positionCaseInsensitiveUTF8(d, {q}) > 0, y.distinct_ids)"
+            f" OR arrayExists(kv -> positionCaseInsensitiveUTF8(if(JSONExtractString(kv.2) = '', kv.2,"
+            f" JSONExtractString(kv.2)), {q}) > 0, JSONExtractKeysAndValuesRaw(pp.traits)))")
+    key = {"last_seen": "y.last_seen", "events": "y.events", "revenue": "y.revenue"}[request.sort]
+    if request.cursor is not None:
+        cursor = Cursor.decode(request.cursor, request.sort)
+        if request.sort == "last_seen":
+            value = params.add(EPOCH + int(cursor.value) * MILLISECOND, UTC_TIME)
+        elif request.sort == "events":
+            value = params.add(int(cursor.value), "UInt64")
+        else:
+            value = f"toDecimal128({params.add(cursor.value, 'String')}, 9)"
+        person = params.add(cursor.person, "String")
+        conditions.append(f"({key} < {value} OR ({key} = {value} AND y.name > {person}))")
+    where = f"WHERE {' AND '.join(conditions)}\n" if conditions else ""
+    return params.query(
+        f"SELECT y.name, y.distinct_ids, y.first_seen, y.last_seen, y.events, y.revenue, pp.traits\n"
+        f"FROM ({per_person}) AS y\n"
+        f"LEFT ANY JOIN (SELECT toString(person_id) AS person, toJSONString(properties) AS traits FROM persons FINAL"
+        f" WHERE project_id = {PROJECT}) AS pp ON pp.person = y.name\n"
+        f"{where}ORDER BY {key} DESC, y.name ASC\nLIMIT {params.add(request.limit + 1, 'UInt32')}"
+    )
