@@ -223,8 +223,8 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
     keys = f"range(1, {len(goals) + 1})"
     # Each event once for activity (key 0) and once per goal it converts; its value is read only for those.
     matched = f"arrayFilter((k, c) -> c, {keys}, [{', '.join(conditions)}])"
-    amount = "multiIf(" + "".join(f"key = {i + 1}, {saved.value(d)}, " for i, d in enumerate(definitions))
-    amount += "toDecimal128(0, 9))"
+    valued = [f"key = {i + 1}, {saved.value(d)}" for i, d in enumerate(definitions) if d.value_property is not None]
+    amount = f"multiIf({', '.join(valued)}, toDecimal128(0, 9))" if valued else "toDecimal128(0, 9)"
     events = (
         f"SELECT arrayJoin(arrayPushFront({matched}, {ACTIVITY})) AS key, {time_sql.bucket(request.interval, 'e.ts', tz)}"
         f" AS bucket, {bd} AS bd, {persons.PERSON_KEY} AS person, {amount} AS amount\n"
@@ -240,7 +240,8 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
         f" arrayPushFront(arrayPopBack(evs.1), evs.1[1]))))) AS session\n"
         f"FROM (SELECT person, arraySort(groupArray(ev)) AS evs FROM (\n"
         f"  SELECT {persons.PERSON_KEY} AS person, (toUnixTimestamp64Milli(e.ts), {bd}, {where},"
-        f" if({where}, toUInt16({bits}), 0)) AS ev\n  {read})\nGROUP BY person)"
+        f" {f'toUInt16({bits})' if where == '1' else f'if({where}, toUInt16({bits}), 0)'}) AS ev\n  {read})\n"
+        f"GROUP BY person)"
     )
     start = time_sql.bucket(request.interval, "fromUnixTimestamp64Milli(session.1, 'UTC')", tz)
     sessions = (

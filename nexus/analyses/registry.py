@@ -18,6 +18,9 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, overview, retention, sessions, stickiness,
                             trends)
 from nexus.analyses import person_list, person_profile, retention_persons
+from nexus.analyses import paths, paths_persons
+from nexus.analyses import goals
+from nexus.analyses import cohort_size, cohort_store
 from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
 from nexus.json_input import UnreadableJson, decode_json
@@ -39,6 +42,10 @@ ANALYSES: dict[str, ModuleType] = {
     "persons": person_list,
     "person": person_profile,
     "retention_persons": retention_persons,
+    "paths": paths,
+    "paths_persons": paths_persons,
+    "goals": goals,
+    "cohort_size": cohort_size,
 }
 
 
@@ -106,3 +113,13 @@ def run(client: Client, project_id: int, kind: str, request: msgspec.Struct, *,
 def explain(client: Client, project_id: int, kind: str, request: msgspec.Struct, *,
             now: datetime | None = None) -> Query:
     return module(kind).explain(client, project_id, request, now=now)
+
+
+def saved_definitions(client: Client, project_id: int, kind: str, request: msgspec.Struct) -> bytes:
+    """The saved definitions a request names by id (goals, cohorts), as stored now; b'' when it names none.
+    The read service keys its cache on them too, so an answer is not served after a definition changed."""
+    reader = getattr(module(kind), "saved_definitions", None)
+    own = reader(client, project_id, request) if reader else b""
+    # Cohorts named anywhere in the request (filters, breakdowns), any kind: their definitions and member lists.
+    cohorts = cohort_store.load(client, project_id, cohort_store.referenced(request))
+    return own + (msgspec.json.encode(sorted(cohorts.values(), key=lambda c: c.cohort_id)) if cohorts else b"")

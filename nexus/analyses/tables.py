@@ -16,6 +16,9 @@ import pyarrow as pa
 from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, overview, retention, sessions, stickiness,
                             trends)
 from nexus.analyses import person_list, person_profile, retention_persons
+from nexus.analyses import paths, paths_persons
+from nexus.analyses import cohort_size
+from nexus.analyses import goals
 
 Rows = Iterable[tuple]
 
@@ -96,8 +99,32 @@ def _retention_persons(result: retention_persons.RetentionPersonsResult) -> Rows
     return (msgspec.structs.astuple(person) for person in result.persons)
 
 
+def _paths(result: paths.PathsResult) -> Rows:
+    """One row per edge, its ends as (step, name): what a Sankey or a spreadsheet pivot needs."""
+    node = {n.id: n for n in result.nodes}
+    return ((node[e.source].step, node[e.source].name, node[e.target].step, node[e.target].name, e.value, e.persons)
+            for e in result.edges)
+
+
+def _paths_persons(result: paths_persons.PathsPersonsResult) -> Rows:
+    return (msgspec.structs.astuple(person) for person in result.persons)
+
+
+def _goals(result: goals.GoalsResult) -> Rows:
+    """One row per goal, breakdown value and bucket, then the line's totals (bucket None: the whole range)."""
+    measures = goals.GoalTotals.__struct_fields__
+    for line in result.lines:
+        for i, bucket in enumerate(result.buckets):
+            yield (line.goal, line.name, line.breakdown, bucket, *(getattr(line, m)[i] for m in measures))
+        yield (line.goal, line.name, line.breakdown, None, *msgspec.structs.astuple(line.total))
+
+
 def _fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(struct))
+
+
+def _cohort_size(result: cohort_size.CohortSizeResult) -> Rows:
+    return ((bucket, size) for bucket, size in zip(result.buckets, result.sizes))
 
 
 TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
@@ -112,9 +139,13 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
     "overview": (("section", "name", "bucket", "value", "previous", "events", "persons"), _overview),
     "live": (("minute", "events"), _live),
     "events": (_fields(events.EventRow), _events),
+    "goals": (("goal", "name", "breakdown", "bucket", *_fields(goals.GoalTotals)), _goals),
     "persons": (_fields(person_list.PersonRow), _persons),
     "person": (("person", *_fields(person_profile.TimelineEvent)), _person),
     "retention_persons": (_fields(retention_persons.RetentionPerson), _retention_persons),
+    "paths": (("source_step", "source", "target_step", "target", "value", "persons"), _paths),
+    "paths_persons": (_fields(paths_persons.PathPerson), _paths_persons),
+    "cohort_size": (("bucket", "persons"), _cohort_size),
 }
 
 

@@ -116,8 +116,10 @@ class AnalysisService:
         return Answer(kind, False, fresh.computed_at, fresh.result, fresh.explain)
 
     def _key(self, project_id: int, kind: str, analysis: msgspec.Struct) -> str:
-        # msgspec encodes a Struct's fields in declaration order, so equal requests encode equally.
-        digest = hashlib.sha256(msgspec.json.encode(analysis)).hexdigest()[:32]
+        # msgspec encodes a Struct's fields in declaration order, so equal requests encode equally; the saved
+        # definitions it names (goals) are part of the question, so changing one changes the key.
+        saved = registry.saved_definitions(self.clickhouse, project_id, kind, analysis)
+        digest = hashlib.sha256(msgspec.json.encode(analysis) + b"\0" + saved).hexdigest()[:32]
         generation = changes.generation(self.redis, project_id)
         return f"result:{project_id}:{generation}:{DEFINITIONS}:{kind}:{digest}"
 

@@ -41,6 +41,15 @@ BODIES = {
     "retention_persons": {"retention": {"start": {"event": "signup"}, "returning": {}, "period": "week",
                                         "periods": 3, "date_range": {"date_from": "-4w"}},
                           "cohort": "2026-10-12", "k": 1, "limit": 5},
+    "paths": {"start": "/", "step_type": "pages", "within": "window", "window": 2, "window_unit": "hour", "steps": 4,
+              "nodes_per_step": 3, "cleaning": [{"pattern": "^/blog/.*", "replacement": "/blog/*"}],
+              "exclude": ["/about"], "date_range": {"date_from": "-14d"},
+              "where": {"filters": [{"key": "country", "source": "column", "value": "US"}]}},
+    "paths_persons": {"paths": {"end": "purchase", "date_range": {"date_from": "-14d"}}, "step": 1, "node": "$other",
+                      "status": "dropped", "limit": 5},
+    "goals": {"goals": [{"event": "purchase", "value_property": "revenue", "currency": "USD"}, {"path": "/blog/**"}],
+              "date_range": {"date_from": "-14d"}, "breakdown": {"key": "country", "source": "column", "limit": 3},
+              "where": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}},
 }
 
 
@@ -58,14 +67,14 @@ def test_each_kind_decodes_runs_encodes_and_explains(client, demo, kind):
     sql, params = registry.explain(client, demo, kind, request, now=DEMO_END)
     assert set(re.findall(r"\{(\w+):", sql)) == set(params)
     # No request value is spliced into the SQL text.
-    assert set(re.findall(r"'[^']*'", sql)) <= {"'UTC'", "''", "'page'", "'screen'", "'new'", "'returning'",
+    assert set(re.findall(r"'[^']*'", sql)) <= {"'UTC'", "''", "'page'", "'screen'", "'track'", "'new'", "'returning'",
                                                  "'resurrecting'", "'dormant'", "'day'", "'month'",
                                                  f"'{funnel_chain.TOO_MANY_EVENTS}'"}
 
 
 def test_unknown_kinds_and_malformed_bodies_are_refused():
     with pytest.raises(NotFound):
-        registry.module("paths")
+        registry.module("flows")
     with pytest.raises(InvalidRequest, match="invalid trends request"):
         registry.decode("trends", b'{"series": [], "extra": 1}')
     with pytest.raises(InvalidRequest):

@@ -83,6 +83,10 @@ CASES: dict[str, dict] = {
                                   "where": {"filters": [{"key": "plan", "source": "person", "value": "pro"}]}},
     "events__next_page": {"event": "purchase", "limit": 50, "before": "WzE3OTM0OTA3Nzk1MjIsIm0tNDIiXQ",
                           "where": {"filters": [{"key": "revenue", "op": "gt", "value": 10}]}},
+    "goals__defaults": {"goals": [{"event": "purchase"}]},
+    "goals__pages_by_trait": {"goals": [{"path": "/docs/*/setup", "where": {"filters": [
+        {"key": "plan", "source": "person", "value": "pro"}]}}, {"path": "/pricing"}], "interval": "week",
+        "gap_minutes": 10, "date_range": {"date_from": "-8w"}, "breakdown": {"key": "plan", "source": "person"}},
 }
 
 
