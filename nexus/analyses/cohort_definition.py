@@ -32,7 +32,7 @@ _EVENT_LENGTH = 200
 
 def _check_event(name: str | None, field: str) -> None:
     if name is not None and not 1 <= len(name) <= _EVENT_LENGTH:
-        raise InvalidRequest(f"{field}: an event name has 1 to {_EVENT_LENGTH} characters", field=field)
+        raise InvalidRequest(f"an event name has 1 to {_EVENT_LENGTH} characters", field=field)
 
 
 def _check_days(days: int) -> None:
@@ -43,8 +43,8 @@ def _check_days(days: int) -> None:
 def _check_sources(where: FilterGroup | None, allowed: tuple[str, ...], field: str) -> None:
     for leaf in where.leaves() if where else []:
         if leaf.source not in allowed:
-            raise InvalidRequest(f"{field}: a {leaf.source} filter ({leaf.key!r}) cannot be used here; "
-                                 f"use {' or '.join(allowed)} properties", field=field)
+            raise InvalidRequest(f"this condition's filters read {' or '.join(allowed)} properties, not the "
+                                 f"{leaf.source} filter {leaf.key!r}", field=field)
 
 
 class Performed(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="performed", tag_field="type"):

@@ -10,6 +10,7 @@ from nexus.analyses.breakdown import Breakdown
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup
 from nexus.analyses.periods import Period
+from nexus.analyses.sql import Params
 
 
 class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -25,11 +26,14 @@ class EventPeriodsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     def joins(self) -> str:
         """The joins its events need: persons' traits when a filter reads one (a breakdown by a trait is
         joined per person, in `per_person`)."""
-        return persons.joins(False, self.where).sql
+        cohorts = self.breakdown if self.breakdown is not None and self.breakdown.source == "cohort" else None
+        return persons.joins(False, self.where, cohorts).sql
 
-    def bd(self) -> str:
+    def bd(self, params: Params) -> str:
         """The breakdown value of an event (`e`); '' without a breakdown, or for a person's trait."""
-        return self.breakdown.expression() if self.breakdown and not self.breakdown.needs_person else "''"
+        if self.breakdown is None or self.breakdown.needs_person:
+            return "''"
+        return self.breakdown.expression(params=params)
 
     def per_person(self, per_id: str, aggregates: str) -> str:
         """`per_id` (keyed by `id_key` and `bd`) regrouped by person and breakdown value `bd`: an event

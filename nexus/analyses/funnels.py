@@ -23,7 +23,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import funnel_ordered, funnel_strict, funnel_unordered, persons
-from nexus.analyses.breakdown import OTHER, Breakdown, ranked
+from nexus.analyses.breakdown import OTHER, Breakdown, everyone, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.funnel_chain import IN_RANGE_BIT, INDEX_BITS
@@ -139,7 +139,7 @@ def person_rows(scope: AnalysisScope, request: FunnelRequest, params: Params, na
     # Machines read times as ms after the scan's start: small enough to pack with an index (funnel_chain).
     origin = params.add(int(scope.span.start.timestamp() * 1000), "Int64")
     entry = (1 << steps) - 1 if mode is funnel_unordered else 1
-    bd = request.breakdown.expression() if request.breakdown else None
+    bd = request.breakdown.expression(params=params) if request.breakdown else None
     end = params.add(scope.span.end, UTC_TIME)
     name = persons.PERSON if names else "''"
     rows = (
@@ -186,10 +186,11 @@ def _query(scope: AnalysisScope, request: FunnelRequest) -> Query:
     states = ["count() AS weight", *(f"{f}State{p}({a}) AS v{i}" for i, (f, p, a, _) in enumerate(measures))]
     merges = [f"{f}Merge{p}(v{i}){d}" for i, (f, p, _, d) in enumerate(measures)]
     per_value = f"SELECT bd, {', '.join(states)} FROM ({per_person}) GROUP BY bd"
+    total, having = everyone(request.breakdown)
     return params.query(
         f"SELECT label, grouping(label) AS is_total, {', '.join(merges)}\n"
         f"FROM ({ranked(per_value, request.breakdown, params)})\n"
-        f"GROUP BY GROUPING SETS ((label), ())"
+        f"GROUP BY GROUPING SETS ((label), {total}){having}"
     )
 
 

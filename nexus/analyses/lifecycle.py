@@ -95,7 +95,7 @@ def _query(scope: AnalysisScope, request: LifecycleRequest) -> Query:
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
     period = time_sql.period(request.period, "e.ts", params.add(tz, "String"))
     per_id = (
-        f"SELECT {persons.ID_KEY} AS id_key, {request.bd()} AS bd, min({period}) AS first_seen,"
+        f"SELECT {persons.ID_KEY} AS id_key, {request.bd(params)} AS bd, min({period}) AS first_seen,"
         f" groupUniqArrayIf({period}, e.ts >= {before}) AS active\n"
         f"FROM events AS e\n{request.joins()}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts < {end} AND {all_of(event, compile_group(request.where, params))}\n"

@@ -114,7 +114,7 @@ def explain(client: Client, project_id: int, request: SessionsRequest, *, now: d
 def _query(scope: AnalysisScope, request: SessionsRequest) -> Query:
     params = Params(scope.project_id, scope.cohorts)
     gap = params.add(request.gap_minutes * 60_000, "Int64")
-    bd = request.breakdown.expression() if request.breakdown else "''"
+    bd = request.breakdown.expression(params=params) if request.breakdown else "''"
     joins = persons.joins(True, request.where, request.breakdown)
     events = (
         f"SELECT {persons.PERSON_KEY} AS person, (toUnixTimestamp64Milli(e.ts), e.type IN ('page', 'screen'),"

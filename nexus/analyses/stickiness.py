@@ -81,7 +81,7 @@ def _query(scope: AnalysisScope, request: StickinessRequest) -> Query:
     event = "1" if request.event is None else f"e.event = {params.add(request.event, 'String')}"
     period = time_sql.period(request.period, "e.ts", params.add(scope.timezone, "String"))
     per_id = (
-        f"SELECT {persons.ID_KEY} AS id_key, {request.bd()} AS bd, groupUniqArray({period}) AS active\n"
+        f"SELECT {persons.ID_KEY} AS id_key, {request.bd(params)} AS bd, groupUniqArray({period}) AS active\n"
         f"FROM events AS e\n{request.joins()}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
         f" AND e.ts < {params.add(scope.span.end, UTC_TIME)} AND {all_of(event, compile_group(request.where, params))}\n"

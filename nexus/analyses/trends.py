@@ -153,7 +153,7 @@ def _raw_pass(indexes: list[int], request: TrendsRequest, spans: list[Span], tz:
         matched, position = "(" + " OR ".join(f"({c})" for c in conditions) + ")", "key"
     series = f"{params.add(indexes, 'Array(UInt8)')}[{position} + 1]"
     bucket = time_sql.bucket(request.interval, "e.ts", params.add(tz, "String"))
-    bd = request.breakdown.expression() if request.breakdown else "''"
+    bd = request.breakdown.expression(params=params) if request.breakdown else "''"
     rows = (
         f"SELECT {key} AS key, e.ts >= {params.add(spans[0].start, UTC_TIME)} AS current, {bucket} AS bucket,"
         f" {bd} AS bd, {persons.PERSON_KEY if joins.identities else persons.ID_KEY} AS person,"
