@@ -29,7 +29,7 @@ in time order (backward: from step k+1 to step k). All counts are exact.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 import re2
@@ -187,89 +187,120 @@ def _name(request: PathsRequest, params: Params) -> str:
     return path if request.step_type == "pages" else f"if(e.type = 'page', {path}, toString(e.event))"
 
 
-def path_rows(scope: AnalysisScope, request: PathsRequest, params: Params, names: bool = False) -> str:
-    """One row per path: person (its key), `p` (the path's names from step 0, up to `steps + 1` of them: one
-    more than shown, to tell a path that ends at the last step from one that goes on) and `at` (ms, the
-    anchor's time); with `names`, also `name`, the person's id."""
+class PathRows(NamedTuple):
+    """`rows`, one row per path, reading `STEP_NAMES`, which `names` defines: a query over them starts with
+    `WITH {names} AS step_names`."""
+
+    names: str
+    rows: str
+
+
+STEP_NAMES = "step_names"  # every step name the scan can meet, sorted: a name's index is its id
+# A step is one Int64: ms after the scan's start, shifted left by ID_BITS, plus its name's id. Plain
+# integer arrays are several times cheaper to collect, sort and compare than (time, name) tuples, and ids
+# in name order keep ties of one millisecond in name order.
+ID_BITS = 20
+ID_MASK = (1 << ID_BITS) - 1
+TOO_MANY_NAMES = "a path follows at most 1048575 distinct step names: add cleaning rules"
+
+
+def path_rows(scope: AnalysisScope, request: PathsRequest, params: Params, names: bool = False) -> PathRows:
+    """One row per path: person (its key), `p` (the ids of the path's names, `STEP_NAMES` indexes, from
+    step 0: up to `steps + 1` of them, one more than shown, to tell a path that ends at the last step from
+    one that goes on) and `at` (ms, the anchor's time); with `names`, also `name`, the person's id."""
     start, end = scope.span.start, scope.span.end
     window = timedelta(milliseconds=request.window_ms)
     # Sessions are read inside the range only; a window may run past its end (before its start, backward).
     scan_start = start - window if request.within == "window" and request.backward else start
     scan_end = end + window if request.within == "window" and not request.backward else end
-    range_from = params.add(int(start.timestamp() * 1000), "Int64")
-    range_to = params.add(int(end.timestamp() * 1000), "Int64")
-    anchor = request.end if request.backward else request.start
+    origin = int(scan_start.timestamp() * 1000)
+    range_from = params.add(int(start.timestamp() * 1000) - origin, "Int64")
+    range_to = params.add(int(end.timestamp() * 1000) - origin, "Int64")
     kinds = "e.type = 'page'" if request.step_type == "pages" else "e.type IN ('track', 'page', 'screen')"
-    excluded = f"NOT has({params.add(request.exclude, 'Array(String)')}, name)" if request.exclude else "1"
+    step_name = _name(request, params)
+    scan = (f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scan_start, UTC_TIME)}"
+            f" AND e.ts < {params.add(scan_end, UTC_TIME)}")
+    # The names of every step the scan meets, whatever `where` says: a superset costs nothing, and one scan
+    # of names without joins is cheaper than carrying strings through every person's arrays.
+    dictionary = (f"(SELECT arraySort(all) FROM (SELECT groupUniqArray({step_name}) AS all FROM events AS e\n"
+                  f"{scan} AND {kinds}) WHERE throwIf(length(all) > {ID_MASK}, '{TOO_MANY_NAMES}') = 0)")
+    anchor = request.end if request.backward else request.start
+    anchor_id = f"indexOf({STEP_NAMES}, {params.add(anchor, 'String')})" if anchor is not None else None
+
+    def is_anchor(key: str) -> str:
+        time = f"bitShiftRight({key}, {ID_BITS})"
+        in_range = f"{time} >= {range_from} AND {time} < {range_to}"
+        return f"bitAnd({key}, {ID_MASK}) = {anchor_id} AND {in_range}" if anchor_id else in_range
+
+    excluded = f"NOT has({params.add(request.exclude, 'Array(String)')}, {step_name})" if request.exclude else "1"
     joins = persons.joins(True, request.where)
     name = persons.PERSON if names else "''"
-    rows = (
-        f"SELECT {persons.PERSON_KEY} AS person, {name} AS person_name, toUnixTimestamp64Milli(e.ts) AS t,"
-        f" {_name(request, params)} AS name\n"
-        f"FROM events AS e\n{joins.sql}\n"
-        f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scan_start, UTC_TIME)}"
-        f" AND e.ts < {params.add(scan_end, UTC_TIME)}"
-        f" AND {all_of(kinds, compile_group(request.where, params))}"
-    )
-    named = f"= {params.add(anchor, 'String')}" if anchor is not None else None
-
-    def is_anchor(time: str, step_name: str) -> str:
-        in_range = f"{time} >= {range_from} AND {time} < {range_to}"
-        return f"{step_name} {named} AND {in_range}" if named else in_range
-
+    key = (f"bitShiftLeft(toUnixTimestamp64Milli(e.ts) - {params.add(origin, 'Int64')}, {ID_BITS})"
+           f" + transform({step_name}, {STEP_NAMES}, arrayEnumerate({STEP_NAMES}), 0)")
+    rows = (f"SELECT {persons.PERSON_KEY} AS person, {name} AS person_name, {key} AS key\n"
+            f"FROM events AS e\n{joins.sql}\n"
+            f"{scan} AND {all_of(kinds, compile_group(request.where, params), excluded)}")
     # Persons without an anchor are dropped before their steps are sorted: most, for a rare start.
-    grouped = (
-        f"SELECT person, any(person_name) AS person_name, arraySort(groupArray((t, name))) AS evs\n"
-        f"FROM ({rows})\nWHERE {excluded}\nGROUP BY person\nHAVING max({is_anchor('t', 'name')})"
-    )
+    grouped = (f"SELECT person, any(person_name) AS person_name, arraySort(groupArray(key)) AS keys\n"
+               f"FROM ({rows})\nGROUP BY person\nHAVING max({is_anchor('key')})")
     if request.within == "session":
         gap = params.add(request.gap_minutes * 60_000, "Int64")
-        split = (f"arrayJoin(arraySplit((x, new) -> new, evs, arrayMap((t, p) -> t - p > {gap}, evs.1,"
-                 f" arrayPushFront(arrayPopBack(evs.1), evs.1[1]))))")
+        split = (f"arrayJoin(arraySplit((x, new) -> new, keys, arrayMap((x, previous) -> bitShiftRight(x, {ID_BITS})"
+                 f" - bitShiftRight(previous, {ID_BITS}) > {gap}, keys, arrayShiftRight(keys, 1, keys[1]))))")
     else:
-        split = "evs"
+        split = "keys"
     sequences = f"SELECT person, person_name, {split} AS s FROM ({grouped})"
     if request.collapse_repeats:
-        sequences = (f"SELECT person, person_name, arrayFilter((x, previous, i) -> i = 1 OR x.2 != previous, s,"
-                     f" arrayShiftRight(s.2, 1, ''), arrayEnumerate(s)) AS s FROM ({sequences})")
+        sequences = (f"SELECT person, person_name, arrayFilter((x, previous, i) -> i = 1 OR bitAnd(x, {ID_MASK})"
+                     f" != bitAnd(previous, {ID_MASK}), s, arrayShiftRight(s, 1), arrayEnumerate(s)) AS s"
+                     f" FROM ({sequences})")
+    time, anchor_time = f"bitShiftRight(x, {ID_BITS})", f"bitShiftRight(o[a], {ID_BITS})"
     if request.backward:
         # Time runs back from the anchor: the first anchor in time is the last in the reversed sequence.
-        ordered, find, within = "arrayReverse(s)", "arrayLastIndex", "o[a].1 - x.1"
+        ordered, find, within = "arrayReverse(s)", "arrayLastIndex", f"{anchor_time} - {time}"
     else:
-        ordered, find, within = "s", "arrayFirstIndex", "x.1 - o[a].1"
-    anchored = f"SELECT person, person_name, {ordered} AS o, {find}(x -> {is_anchor('x.1', 'x.2')}, o) AS a FROM ({sequences})"
+        ordered, find, within = "s", "arrayFirstIndex", f"{time} - {anchor_time}"
+    anchored = f"SELECT person, person_name, {ordered} AS o, {find}(x -> {is_anchor('x')}, o) AS a FROM ({sequences})"
     taken = f"arraySlice(o, a, {request.steps + 1})"
     if request.within == "window":
         taken = f"arrayFilter(x -> {within} <= {params.add(request.window_ms, 'Int64')}, {taken})"
-    return f"SELECT person, person_name AS name, {taken}.2 AS p, o[a].1 AS at FROM ({anchored}) WHERE a > 0"
+    return PathRows(dictionary, (
+        f"SELECT person, person_name AS name, arrayMap(x -> toUInt32(bitAnd(x, {ID_MASK})), {taken}) AS p,"
+        f" bitShiftRight(o[a], {ID_BITS}) + {params.add(origin, 'Int64')} AS at\nFROM ({anchored}) WHERE a > 0"))
 
 
 def _query(scope: AnalysisScope, request: PathsRequest) -> Query:
     params = Params(scope.project_id)
     steps = request.steps
-    per_path = path_rows(scope, request, params)
-    # One row per node a path passes: (step, name, whether a next step is shown, its name, ends here).
-    node = (f"arrayJoin(arrayMap(k -> (k - 1, p[k], k < {steps} AND k < length(p), if(k < length(p), p[k + 1], ''),"
-            f" length(p) = k), range(1, least(length(p), {steps}) + 1)))")
+    names, per_path = path_rows(scope, request, params)
+    # One row per node a path passes, packed in one integer: its step, its name's id, the next shown
+    # step's name id (0: none shown), and in the lowest bit whether the path ends there.
+    node = (f"arrayJoin(arrayMap(k -> bitShiftLeft(toUInt64(k - 1), {2 * ID_BITS + 1})"
+            f" + bitShiftLeft(toUInt64(p[k]), {ID_BITS + 1})"
+            f" + bitShiftLeft(toUInt64(if(k < {steps} AND k < length(p), p[k + 1], 0)), 1) + (length(p) = k),"
+            f" range(1, least(length(p), {steps}) + 1)))")
     # In window mode a path is a person, so counting paths counts persons; sessions need distinct persons.
-    people = ("uniqExactState(person)" if request.within == "session" else "count()", "uniqExactMerge(people)"
-              if request.within == "session" else "sum(people)")
-    fine = (f"SELECT n.1 AS k, n.2 AS name, n.3 AS has_next, n.4 AS next, count() AS value,"
-            f" countIf(n.5) AS ended, {people[0]} AS people\n"
-            f"FROM (SELECT person, {node} AS n FROM ({per_path}))\nGROUP BY k, name, has_next, next")
+    people = ("uniqExactState(person)", "uniqExactMerge(people)") if request.within == "session" else \
+        ("count()", "sum(people)")
+    grouped = (f"SELECT bitShiftRight(n, 1) AS node, count() AS value, countIf(bitTest(n, 0)) AS ended,"
+               f" {people[0]} AS people\nFROM (SELECT person, {node} AS n FROM ({per_path}))\nGROUP BY node")
+    fine = (f"SELECT bitShiftRight(node, {2 * ID_BITS}) AS k, bitAnd(bitShiftRight(node, {ID_BITS}), {ID_MASK}) AS id,"
+            f" bitAnd(node, {ID_MASK}) AS next, value, ended, people FROM ({grouped})")
     limit = params.add(request.nodes_per_step, "UInt32")
     other = params.add(OTHER, "String")
-    # Ranked over the aggregated rows with window functions (the events are read once): a node's rank
-    # at its step, then the set of kept (step, name) pairs, which also decides where each edge points.
+    # Ranked over the aggregated rows with window functions (the events are read once): a node's rank at
+    # its step (ties by name: ids are in name order), then the kept (step, id) pairs, which also decide
+    # where each edge points.
     ranked = (
-        f"SELECT *, groupUniqArrayIf((k, name), node_rank <= {limit}) OVER () AS kept FROM (\n"
-        f"  SELECT *, dense_rank() OVER (PARTITION BY k ORDER BY node_value DESC, name) AS node_rank FROM (\n"
-        f"    SELECT *, sum(value) OVER (PARTITION BY k, name) AS node_value FROM ({fine})))"
+        f"SELECT *, groupUniqArrayIf((k, id), node_rank <= {limit}) OVER () AS kept FROM (\n"
+        f"  SELECT *, dense_rank() OVER (PARTITION BY k ORDER BY node_value DESC, id) AS node_rank FROM (\n"
+        f"    SELECT *, sum(value) OVER (PARTITION BY k, id) AS node_value FROM ({fine})))"
     )
-    labelled = (f"SELECT k, if(node_rank <= {limit}, name, {other}) AS source, has_next,"
-                f" if(has_next, if(has(kept, (k + 1, next)), next, {other}), '') AS target, value, ended, people"
-                f" FROM ({ranked})")
+    labelled = (f"SELECT k, if(node_rank <= {limit}, {STEP_NAMES}[id], {other}) AS source, next > 0 AS has_next,"
+                f" if(next = 0, '', if(has(kept, (k + 1, next)), {STEP_NAMES}[next], {other})) AS target,"
+                f" value, ended, people FROM ({ranked})")
     return params.query(
+        f"WITH {names} AS {STEP_NAMES}\n"
         f"SELECT k, source, grouping(target) AS is_node, target, sum(value), sum(ended), {people[1]}\n"
         f"FROM ({labelled})\n"
         f"GROUP BY GROUPING SETS ((k, source), (k, source, has_next, target))\n"

@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses.breakdown import OTHER
 from nexus.analyses.dates import DateRange
-from nexus.analyses.paths import PathsRequest, path_rows
+from nexus.analyses.paths import STEP_NAMES, PathsRequest, path_rows
 from nexus.analyses.scope import AnalysisScope, scope_of
 from nexus.analyses.sql import Params, Query, fetch
 from nexus.errors import InvalidRequest
@@ -98,18 +98,20 @@ def _query(scope: AnalysisScope, request: PathsPersonsRequest) -> Query:
     params = Params(scope.project_id)
     index = params.add(request.step + 1, "UInt8")
     with _as_paths_field():
-        rows = f"SELECT *, p[{index}] AS step_name FROM ({path_rows(scope, request.paths, params, names=True)})" \
-               f" WHERE length(p) >= {index}"
+        names, per_path = path_rows(scope, request.paths, params, names=True)
+    rows = f"SELECT *, p[{index}] AS id FROM ({per_path}) WHERE length(p) >= {index}"
     if request.node == OTHER:
-        # The names merged at this step, ranked as paths ranks them: by paths through them, ties by name.
-        rows = (f"SELECT * FROM (SELECT *, dense_rank() OVER (ORDER BY node_value DESC, step_name) AS node_rank"
-                f" FROM (SELECT *, count() OVER (PARTITION BY step_name) AS node_value FROM ({rows})))"
+        # The names merged at this step, ranked as paths ranks them: by paths through them, ties by name
+        # (ids are in name order).
+        rows = (f"SELECT * FROM (SELECT *, dense_rank() OVER (ORDER BY node_value DESC, id) AS node_rank"
+                f" FROM (SELECT *, count() OVER (PARTITION BY id) AS node_value FROM ({rows})))"
                 f" WHERE node_rank > {params.add(request.paths.nodes_per_step, 'UInt32')}")
     else:
-        rows = f"SELECT * FROM ({rows}) WHERE step_name = {params.add(request.node, 'String')}"
+        rows = f"SELECT * FROM ({rows}) WHERE {STEP_NAMES}[id] = {params.add(request.node, 'String')}"
     if request.status == "dropped":
         rows = f"SELECT * FROM ({rows}) WHERE length(p) = {index}"
     return params.query(
+        f"WITH {names} AS {STEP_NAMES}\n"
         f"SELECT any(name) AS person_name, count() AS paths, min(at) AS first FROM ({rows})\n"
         f"GROUP BY person\nORDER BY person_name\n"
         f"LIMIT {params.add(request.limit + 1, 'UInt32')} OFFSET {params.add(request.offset, 'UInt64')}"
