@@ -46,7 +46,14 @@ engine, all of it. Last, the Overview page: the requests it makes (one `overview
 cards, one `live` for its live panel), issued at once from a pool of 10 threads, fresh, until the last is
 answered.
 
+Paths (issue 15): the demo's sessions (30 minute gaps), each from its first step, 5 steps with 10 nodes a
+step (page calls named by path, other events by name: 17 names, so OTHER merges some), repeats collapsed —
+nodes (paths, persons, drop-off) and edges (paths, persons). Nexus through the API, fresh, against DuckDB
+on the same steps (person as Nexus resolves it, ts, name; a table sorted by person and ts), its best
+formulation checked for the same answer; targets: under 1 s at 10M and at least 3× faster than DuckDB.
+
 Run: python benchmarks/queries.py [--events 1M,10M] [--repeat 5] [--data-root DIR] [--identities demo|none]
+[--only-paths]
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ from sizes import load_average, parse_size, size_label  # benchmarks/sizes.py (b
 
 from nexus import changes
 from nexus.analyses import persons, registry
+from nexus.analyses.breakdown import OTHER
 from nexus.analyses.sql import ENGINE_SETTINGS
 from nexus.api.app import create_app
 from nexus.demo.generator import generate
@@ -126,6 +134,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, help="where the store and the peers' Parquet go (default: temp)")
     parser.add_argument("--identities", choices=("demo", "none"), default="demo",
                         help="demo: store the persons and identities of the demo's identify calls; none: no identities")
+    parser.add_argument("--only-paths", action="store_true", help="measure the paths part only")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nexus-queries-", dir=args.data_root))
     print(f"{os.cpu_count()} cores, load average {load_average()} at start; median of {args.repeat} runs after one "
@@ -134,7 +143,7 @@ def main() -> None:
     settings = load_settings({"NEXUS_DATA_DIR": str(work), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"})
     with open_runtime(settings) as runtime, serving(runtime) as url:
         for size in (parse_size(s) for s in args.events.split(",") if s.strip()):
-            measure_size(client, runtime, url, size, args.identities, args.repeat, work)
+            measure_size(client, runtime, url, size, args.identities, args.repeat, work, args.only_paths)
     shutil.rmtree(work / "clickhouse", ignore_errors=True)  # the Parquet files stay, for peers rerun by hand
     print(f"\nload average at the end: {load_average()}; the peers' rows stay in {work}")
 
@@ -176,7 +185,7 @@ class NexusTimes:
 
 
 def measure_size(client: Client, runtime: Runtime, url: str, size: int, identities: str, repeat: int,
-                 work: Path) -> None:
+                 work: Path, only_paths: bool = False) -> None:
     label = size_label(size)
     project = projects.create(client, f"bench-{label}").project_id
     started = time.perf_counter()
@@ -190,6 +199,8 @@ def measure_size(client: Client, runtime: Runtime, url: str, size: int, identiti
     print(f"\n## {size:,} demo events ({ids:,} distinct ids, {pc.max(rows.column('person')).as_py() + 1:,} persons, "
           f"{len(names)} event names), identities {identities}\n\nstored in {stored:.0f} s, then every table merged "
           f"(OPTIMIZE TABLE ... FINAL); the peers' rows: {peer_rows}")
+    if only_paths:
+        return measure_paths(client, runtime, url, project, size, repeat, work / f"paths-{label}.parquet")
     fill_flat_table(client, rows)
     con = duckdb_table(peer_rows, names)
     frame = pandas_frame(peer_rows)
@@ -222,6 +233,7 @@ def measure_size(client: Client, runtime: Runtime, url: str, size: int, identiti
                       before=lambda: changes.mark_changed(runtime.redis.client, {project}))[0]
     con.close()
     report(size, nexus, peer_times, agreement, burst)
+    measure_paths(client, runtime, url, project, size, repeat, work / f"paths-{label}.parquet")
 
 
 def store(client: Client, project: int, size: int, identities: str) -> None:
@@ -342,6 +354,7 @@ ANSWERS: dict[str, Callable[[Any], Answer]] = {
     "trends": lambda result: {(bucket.date(), line.label): int(value) for line in result.lines
                               for bucket, value in zip(result.buckets, line.values) if value},
     "sessions": lambda result: sessions_answer(*(result.lines[0].total[m] for m in ("sessions", "avg_duration"))),
+    "paths": lambda result: paths_answer(result),
 }
 
 
@@ -563,6 +576,102 @@ def pandas_sessions(frame: pd.DataFrame) -> tuple[int, float]:
     new = (rows["person"] != rows["person"].shift()) | (gap > pd.Timedelta(milliseconds=GAP_MS))
     sessions = int(new.sum())
     return sessions_answer(sessions, gap[~new].sum().total_seconds() / sessions)
+
+
+# ---------------------------------------------------------------- paths (issue 15)
+
+PATHS_BODY = {"step_type": "both", "within": "session", "gap_minutes": GAP_MS // 60_000, "steps": 5,
+              "nodes_per_step": 10, "collapse_repeats": True, "date_range": DATE_RANGE, "timezone": "UTC"}
+PATHS_LIMIT = {10_000_000: 1.0}
+PATHS_RATIO = 3.0  # at least this many times faster than DuckDB
+
+
+def measure_paths(client: Client, runtime: Runtime, url: str, project: int, size: int, repeat: int,
+                  path: Path) -> None:
+    """Nexus's paths through the API, fresh, against DuckDB's on the same steps; prints a table."""
+    export_steps(client, project, path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE steps AS SELECT * FROM read_parquet('{path}') ORDER BY person, ts, name")
+    secret = keys.create(runtime.clickhouse, project, "read")[1]
+    with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
+        ours_times, ours = measure_nexus(http, url, runtime, project, "paths", PATHS_BODY, repeat)
+    duck, theirs = timed(lambda: duck_paths(con), repeat)
+    con.close()
+    differing = [f"{part} {describe_difference(a, b)}" for part, a, b in zip(("nodes", "edges"), ours, theirs) if a != b]
+    agree = "agree" if not differing else "DIFFER: DuckDB " + "; ".join(differing)
+    limit = PATHS_LIMIT.get(size)
+    misses = [*([f"≥ {limit:g} s"] if limit is not None and ours_times.http >= limit else []),
+              *([f"< {PATHS_RATIO:g}× DuckDB"] if duck / ours_times.http < PATHS_RATIO else [])]
+    print(f"\nPaths: sessions from their first step, {PATHS_BODY['steps']} steps, {PATHS_BODY['nodes_per_step']} "
+          f"nodes a step ({len(ours[0])} nodes, {len(ours[1])} edges); seconds, fresh, median; targets: "
+          f"under 1 s at 10M, ≥ {PATHS_RATIO:g}× faster than DuckDB\n")
+    print(markdown(["question", "Nexus API", "Nexus in-process", "engine alone", "DuckDB", "Nexus ÷ DuckDB", "target",
+                    "answers"],
+                   [["paths", seconds(ours_times.http), seconds(ours_times.service), seconds(ours_times.engine_alone),
+                     seconds(duck), compared(ours_times.http, duck),
+                     "met" if not misses else "MISSED (" + ", ".join(misses) + ")", agree]]))
+
+
+def export_steps(client: Client, project: int, path: Path) -> None:
+    """The paths' steps for DuckDB: person (as Nexus resolves it, numbered densely), ts, and the step's name
+    (a page call's path, else the event's name), sorted by person, ts and name."""
+    found = client.query_arrow(
+        f"SELECT {persons.PERSON} AS person, e.ts AS ts, if(e.type = 'page', e.path, toString(e.event)) AS name\n"
+        f"FROM events AS e\n{persons.IDENTITIES_JOIN}\n"
+        f"WHERE e.project_id = {{project_id:UInt32}} AND e.type IN ('track', 'page', 'screen')",
+        parameters={"project_id": project})
+    rows = pa.table({"person": pc.dictionary_encode(found.column("person").combine_chunks()).indices,
+                     "ts": found.column("ts").cast(pa.timestamp("ms")), "name": found.column("name")})
+    pq.write_table(rows.sort_by([("person", "ascending"), ("ts", "ascending"), ("name", "ascending")]), path)
+
+
+PathsAnswer = tuple[dict[tuple[int, str], tuple[int, int, int]], dict[tuple[int, str, int, str], tuple[int, int]]]
+
+
+def paths_answer(result: Any) -> PathsAnswer:
+    """Nodes as {(step, name): (paths, persons, dropped)}, edges as {(step, name, step, name): (paths, persons)}."""
+    nodes = {n.id: n for n in result.nodes}
+    return ({(n.step, n.name): (n.value, n.persons, n.dropped) for n in result.nodes},
+            {(nodes[e.source].step, nodes[e.source].name, nodes[e.target].step, nodes[e.target].name):
+             (e.value, e.persons) for e in result.edges})
+
+
+def duck_paths(con: duckdb.DuckDBPyConnection) -> PathsAnswer:
+    """Window functions over (person, ts, name): a step starts a session at a person's first step or after
+    a gap over the limit; a repeat of the step before in its session is dropped; sessions are numbered by a
+    running count of their starts; a step's place in its session, the next step's name and the path's
+    length come from one window over (person, session). The top names per step by a ranked GROUP BY, then
+    one GROUPING SETS pass for nodes and edges."""
+    steps, kept = PATHS_BODY["steps"], PATHS_BODY["nodes_per_step"]
+    rows = con.execute(f"""
+        WITH flagged AS (
+          SELECT person, ts, name, epoch_ms(ts) - epoch_ms(lag(ts) OVER w) AS gap, lag(name) OVER w AS previous
+          FROM steps WHERE ts >= $start AND ts < $end WINDOW w AS (PARTITION BY person ORDER BY ts, name)),
+        sessions AS (
+          SELECT person, ts, name, sum(CASE WHEN gap IS NULL OR gap > {GAP_MS} THEN 1 ELSE 0 END)
+            OVER (PARTITION BY person ORDER BY ts, name ROWS UNBOUNDED PRECEDING) AS session
+          FROM flagged WHERE gap IS NULL OR gap > {GAP_MS} OR name <> previous),
+        placed AS (
+          SELECT person, session, name, row_number() OVER s AS k, lead(name) OVER s AS next,
+            least(count(*) OVER (PARTITION BY person, session), {steps + 1}) AS length
+          FROM sessions WINDOW s AS (PARTITION BY person, session ORDER BY ts, name)),
+        shown AS (SELECT * FROM placed WHERE k <= {steps}),
+        top AS (
+          SELECT k, name FROM (SELECT k, name, row_number() OVER (PARTITION BY k ORDER BY count(*) DESC, name) AS r
+                               FROM shown GROUP BY k, name) WHERE r <= {kept}),
+        labelled AS (
+          SELECT s.person, s.k, coalesce(a.name, '{OTHER}') AS source,
+            CASE WHEN s.k < {steps} AND s.next IS NOT NULL THEN coalesce(b.name, '{OTHER}') END AS target,
+            (s.length = s.k)::INT AS ended
+          FROM shown s LEFT JOIN top a ON a.k = s.k AND a.name = s.name
+          LEFT JOIN top b ON b.k = s.k + 1 AND b.name = s.next)
+        SELECT k, source, target, grouping(target) AS is_node, count(*), count(DISTINCT person), sum(ended)
+        FROM labelled GROUP BY GROUPING SETS ((k, source), (k, source, target))""", pick("start", "end")).fetchall()
+    nodes = {(k - 1, source): (n, people, ended) for k, source, _, is_node, n, people, ended in rows if is_node}
+    edges = {(k - 1, source, k, target): (n, people) for k, source, target, is_node, n, people, _ in rows
+             if not is_node and target is not None}
+    return nodes, edges
 
 
 # ---------------------------------------------------------------- the report

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from nexus.analyses import funnel_chain, registry
+from nexus.analyses import funnel_chain, paths, registry
 from nexus.analyses.dates import DateRange
 from nexus.errors import InvalidRequest, NotFound
+from tests.analyses.example_cohort import EXAMPLE_COHORT, save_example_cohort
 from tests.conftest import DEMO_END
 
 BODIES = {
@@ -45,12 +46,18 @@ BODIES = {
               "nodes_per_step": 3, "cleaning": [{"pattern": "^/blog/.*", "replacement": "/blog/*"}],
               "exclude": ["/about"], "date_range": {"date_from": "-14d"},
               "where": {"filters": [{"key": "country", "source": "column", "value": "US"}]}},
-    "paths_persons": {"paths": {"end": "purchase", "date_range": {"date_from": "-14d"}}, "step": 1, "node": "$other",
-                      "status": "dropped", "limit": 5},
+    "paths_persons": {"paths": {"end": "purchase", "date_range": {"date_from": "-14d"}}, "step": 1,
+                      "node": "add_to_cart", "limit": 5},
     "goals": {"goals": [{"event": "purchase", "value_property": "revenue", "currency": "USD"}, {"path": "/blog/**"}],
               "date_range": {"date_from": "-14d"}, "breakdown": {"key": "country", "source": "column", "limit": 3},
               "where": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}},
+    "cohort_size": {"cohort": EXAMPLE_COHORT, "interval": "week", "date_range": {"date_from": "-4w"}},
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def example_cohort(client, demo) -> None:
+    save_example_cohort(client, demo)
 
 
 def test_every_kind_has_a_body_here():
@@ -69,7 +76,7 @@ def test_each_kind_decodes_runs_encodes_and_explains(client, demo, kind):
     # No request value is spliced into the SQL text.
     assert set(re.findall(r"'[^']*'", sql)) <= {"'UTC'", "''", "'page'", "'screen'", "'track'", "'new'", "'returning'",
                                                  "'resurrecting'", "'dormant'", "'day'", "'month'",
-                                                 f"'{funnel_chain.TOO_MANY_EVENTS}'"}
+                                                 f"'{funnel_chain.TOO_MANY_EVENTS}'", f"'{paths.TOO_MANY_NAMES}'"}
 
 
 def test_unknown_kinds_and_malformed_bodies_are_refused():
@@ -162,7 +169,8 @@ def test_without_a_date_range_the_last_7_days_are_asked_and_the_result_says_so(c
     if kind in ("persons", "person"):
         pytest.skip("persons and profiles have no date range: they read all time")
     body = json.loads(json.dumps(BODIES[kind]))
-    target = body["funnel"] if kind == "funnel_persons" else body["retention"] if kind == "retention_persons" else body
+    target = body["funnel"] if kind == "funnel_persons" else body["retention"] if kind == "retention_persons" \
+        else body["paths"] if kind == "paths_persons" else body
     target.pop("date_range", None)
     target.pop("timezone", None)
     result = registry.run(client, demo, kind, registry.decode(kind, body), now=datetime(2026, 10, 31, 12, tzinfo=UTC))

@@ -24,6 +24,7 @@ import pytest
 
 from nexus.analyses import registry
 from nexus.meta import projects
+from tests.analyses.example_cohort import EXAMPLE_COHORT, save_example_cohort
 from tests.analyses.test_registry import BODIES
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -87,12 +88,24 @@ CASES: dict[str, dict] = {
     "goals__pages_by_trait": {"goals": [{"path": "/docs/*/setup", "where": {"filters": [
         {"key": "plan", "source": "person", "value": "pro"}]}}, {"path": "/pricing"}], "interval": "week",
         "gap_minutes": 10, "date_range": {"date_from": "-8w"}, "breakdown": {"key": "plan", "source": "person"}},
+    "paths__defaults": {},
+    "paths__back_in_sessions_by_events": {"end": "purchase", "step_type": "events", "collapse_repeats": False,
+                                          "gap_minutes": 10, "steps": 3, "exclude": ["identify"],
+                                          "where": {"filters": [{"key": "plan", "source": "person", "value": "pro"}]}},
+    "paths_persons__defaults": {"paths": {"start": "/"}, "step": 1, "node": "/pricing"},
+    "cohort_size__defaults": {"cohort": EXAMPLE_COHORT},
+    "trends__in_cohort_by_cohort": {"series": [{"event": "page_view"}], "where": {"filters": [
+        {"key": EXAMPLE_COHORT, "source": "cohort", "op": "not_in"}]},
+        "breakdown": {"source": "cohort", "cohorts": [EXAMPLE_COHORT]}},
+    "funnel__by_cohort": {"steps": STEPS[:2], "breakdown": {"source": "cohort", "cohorts": [EXAMPLE_COHORT]}},
 }
 
 
 @pytest.fixture(scope="module")
 def project(client) -> int:
-    return projects.create(client, "snapshots", ZONE).project_id
+    project_id = projects.create(client, "snapshots", ZONE).project_id
+    save_example_cohort(client, project_id)  # the one cohort_size's example names
+    return project_id
 
 
 def render(client, project_id: int, name: str) -> str:
