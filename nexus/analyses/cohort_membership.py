@@ -137,3 +137,14 @@ def _qualifies_without_events(item: Condition) -> bool:
     if isinstance(item, Performed):
         return {"at_least": 0 >= item.count, "at_most": True, "exactly": item.count == 0}[item.operator]
     return isinstance(item, PersonProperties)
+
+
+def member_page(cohort: StoredCohort, params: Params, limit: int, offset: int) -> str:
+    """One page of the members with events, by person id (or distinct id, for a person never identified),
+    ordered by it: `SELECT name`; `limit` + 1 rows, so the caller sees whether another page follows."""
+    return (
+        f"SELECT {persons.PERSON} AS name\nFROM events AS e\n{persons.IDENTITIES_JOIN}\n"
+        f"WHERE e.project_id = {PROJECT} AND {persons.PERSON_KEY} IN ({members(cohort, params)})\n"
+        f"GROUP BY name ORDER BY name\n"
+        f"LIMIT {params.add(limit + 1, 'UInt32')} OFFSET {params.add(offset, 'UInt64')}"
+    )

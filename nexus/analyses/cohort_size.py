@@ -30,7 +30,7 @@ MAX_BUCKETS = 60
 
 class CohortSizeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     cohort: str  # the cohort's id
-    date_range: DateRange = DateRange("-30d")
+    date_range: DateRange = DateRange()
     interval: Period = "day"
     timezone: str | None = None
 

@@ -29,7 +29,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.analyses import periods, persons, time_sql
-from nexus.analyses.breakdown import OTHER, Breakdown, cells_by_label, ranked
+from nexus.analyses.breakdown import OTHER, Breakdown, cells_by_label, everyone, ranked
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.periods import Period
@@ -126,7 +126,7 @@ def explain(client: Client, project_id: int, request: RetentionRequest, *, now: 
 
 
 def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     # Per person and cohort: the value of the cohort's first start event (the least value among
     # simultaneous ones); k = -1 carries the cohort's size, k = 0..periods the cells.
     cells = (
@@ -134,10 +134,11 @@ def _query(scope: AnalysisScope, request: RetentionRequest) -> Query:
         f"  {person_rows(scope, request, params)})\n"
         f"GROUP BY bd, cohort, k"
     )
+    total, having = everyone(request.breakdown, "cohort", "k")
     return params.query(
         f"SELECT label, grouping(label) AS is_total, cohort, k, sum(n)\n"
         f"FROM ({ranked(cells, request.breakdown, params)})\n"
-        f"GROUP BY GROUPING SETS ((label, cohort, k), (cohort, k))"
+        f"GROUP BY GROUPING SETS ((label, cohort, k), {total}){having}"
     )
 
 
@@ -163,12 +164,13 @@ def person_rows(scope: AnalysisScope, request: RetentionRequest, params: Params,
     # A person's trait is the same on all their start events: it is joined once per person instead.
     trait = request.breakdown is not None and request.breakdown.needs_person
     if request.breakdown and not trait:
-        bd, start_item = request.breakdown.expression(), "(p, toUnixTimestamp64Milli(e_ts), bd)"
+        bd, start_item = request.breakdown.expression(params=params), "(p, toUnixTimestamp64Milli(e_ts), bd)"
         start_periods = "arrayMap(x -> x.1, start_events)"
         cohort_bd = "arraySort(x -> (x.2, x.3), arrayFilter(x -> x.1 = cohort, start_events))[1].3"
     else:
         bd, start_item, start_periods, cohort_bd = "''", "p", "start_events", "bd" if trait else "''"
-    joins = persons.joins(False, request.where, request.start.where, request.returning.where)
+    cohorts = request.breakdown if request.breakdown is not None and request.breakdown.source == "cohort" else None
+    joins = persons.joins(False, request.where, request.start.where, request.returning.where, cohorts)
     # With names, each id's text rides along to name its person.
     id_text, id_name = (", e.distinct_id AS distinct_id", ", any(distinct_id) AS distinct_id") if names else ("", "")
     per_id = (

@@ -19,15 +19,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import cohort_definition, funnel_persons, registry
+from nexus.analyses import cohort_definition, cohort_membership, funnel_persons, registry
 from nexus.analyses.breakdown import ranked
 from nexus.analyses.cohort_definition import Definition, InFunnel, NotSince, Performed, PerformedButNot
-from nexus.analyses.cohort_store import COHORT_ID, TABLE, StoredCohort, referenced
+from nexus.analyses.cohort_store import COHORT_ID, TABLE, Cohorts, StoredCohort, referenced
 from nexus.analyses.funnels import person_rows
 from nexus.analyses.scope import scope_of
-from nexus.analyses.sql import Params
+from nexus.analyses.sql import Params, fetch
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
-from nexus.meta import records
+from nexus.meta import projects, records
 
 MEMBERS = "cohort_members"
 MAX_MEMBERS_UPLOAD = 1_000_000
@@ -298,3 +298,25 @@ def decode_input(body: bytes | dict[str, Any]) -> CohortInput:
         raise InvalidRequest(f"invalid cohort: {e}", field=field or None) from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"invalid cohort: {e}") from None
+
+
+class MemberPage(msgspec.Struct, frozen=True):
+    persons: list[str]  # person ids, or distinct ids of persons never identified
+    has_more: bool
+
+
+MAX_PAGE = 1000
+
+
+def member_page(client: Client, project_id: int, cohort_id: str, limit: int = 100, offset: int = 0,
+                now: datetime | None = None) -> MemberPage:
+    """The cohort's members who have events, a page at a time, ordered by id."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be 1..{MAX_PAGE}", field="limit")
+    if not 0 <= offset <= 1_000_000_000:
+        raise InvalidRequest("offset must be 0..1000000000", field="offset")
+    record = stored(client, project_id, cohort_id)
+    zone = projects.get(client, project_id).timezone
+    params = Params(project_id, Cohorts({cohort_id: record}, zone, now or records.now()))
+    rows = fetch(client, params.query(cohort_membership.member_page(record, params, limit, offset)))
+    return MemberPage([name for (name,) in rows[:limit]], len(rows) > limit)

@@ -153,7 +153,7 @@ def test_every_refusal_names_its_field(client, demo, kind, body, field):
      "second, minute, hour, day, week"),
     ("retention", {"start": {"where": {"groups": [{"match": "most"}]}}, "returning": {}}, "start.where.groups[0].match",
      "all, any"),
-    ("sessions", {"breakdown": {"key": "country", "source": "columns"}}, "breakdown.source", "event, person, column"),
+    ("sessions", {"breakdown": {"key": "country", "source": "columns"}}, "breakdown.source", "event, person, column, cohort"),
 ])
 def test_an_enum_refusal_lists_the_valid_values(kind, body, field, choices):
     with pytest.raises(InvalidRequest, match=f"use one of {choices}$") as refused:
