@@ -94,7 +94,10 @@ def rollup_month(client: Client, table: str, project_id: int, month: int) -> Non
         for attempt in range(1, _ATTEMPTS + 1):
             client.command(f"TRUNCATE TABLE {staging}")
             client.command(f"INSERT INTO {staging} {select}", parameters=parameters)
-            client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {staging}")
+            if client.query(f"SELECT count() FROM {staging}").result_rows[0][0]:
+                client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {staging}")
+            else:  # no event left that month (REPLACE refuses an empty source, lest it drop data unawares)
+                client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
             if _consistent(client, table, time_column, project_id, month):
                 return
             log.info("%s (%s, %s) changed while it was rebuilt (attempt %d): rebuilding again",
