@@ -45,6 +45,9 @@ PAGES: dict[str, tuple[str, int, str | None]] = {
     "sql": ("/sql?" + urlencode({"sql": SQL_CHART}), 1, "[data-role=stats]"),
     "events": ("/events", 0, ".slick-row"),
     "exports": ("/exports", 0, "[data-role=events-scope]"),
+    "persons": ("/persons", 0, "[data-role=persons]"),
+    "person": ("/person", 0, "[data-role=no-person]"),
+    "goals": ("/goals", 0, "[data-role=goals-empty]"),  # this module's projects have no goals (test_goals_page)
 }
 # Pages whose first load a journey below checks as test_every_page_draws_its_charts would (assert_drawn, then a
 # clean browser): loading them once more only for that would cost seconds each.
@@ -435,3 +438,77 @@ def test_hostile_names_show_as_text_everywhere(browse: Browse, stack: Stack):
     page.evaluate("html => document.body.insertAdjacentHTML('beforeend', html)", XSS)
     wait_until(lambda: browse.xss, page=page, what="the canary to fire")
     browse.xss.clear()
+
+
+def test_persons_list_searches_sorts_and_opens_a_profile_with_its_sessions(browse: Browse, stack: Stack):
+    # Given project A's demo persons, listed by events as the API lists them
+    expected = stack.analysis(stack.a, "persons", {"sort": "events", "limit": 25})["persons"]
+    page = browse.page(stack.a.keys["read"], "/persons?sort=events&limit=25")
+    table = page.locator("table[data-role=persons]")
+    table.wait_for()
+    assert table.locator("a.nx-person").all_inner_texts() == [p["person"] for p in expected]
+    # When searching for the second person's distinct id, only they are listed
+    mark_stale(page, "table[data-role=persons]")
+    page.get_by_placeholder("a distinct id, person id or trait value").fill(expected[1]["distinct_ids"][-1])
+    page.keyboard.press("Enter")
+    fresh(page, "table[data-role=persons]")
+    assert page.locator("table[data-role=persons] a.nx-person").all_inner_texts() == [expected[1]["person"]]
+    # And following the link opens their profile: the API's numbers and a boundary for each session shown
+    page.locator("table[data-role=persons] a.nx-person").first.click()
+    page.locator("table[data-role=timeline]").wait_for()
+    profile = stack.analysis(stack.a, "person", {"person": expected[1]["person"], "limit": 50})
+    assert page.locator("[data-role=person]").inner_text() == expected[1]["person"]
+    assert f"{profile['events']:,}" in page.locator("[data-role=summary]").inner_text()
+    starts = sum(e["session_start"] for e in profile["timeline"])
+    assert page.locator("table[data-role=timeline] tr[data-session-start]").count() == starts > 0
+    assert page.locator("table[data-role=timeline] tbody tr").count() == len(profile["timeline"])
+    browse.assert_clean()
+
+
+def test_persons_of_another_project_never_show_and_hostile_ids_stay_text(browse: Browse, stack: Stack):
+    page = browse.page(stack.b.keys["read"], "/persons")
+    page.locator("table[data-role=persons]").wait_for()
+    links = page.locator("table[data-role=persons] a.nx-person")
+    assert XSS in links.all_inner_texts() and len(links.all_inner_texts()) == 5  # B's five ids, none of A's
+    links.filter(has_text=XSS).first.click()
+    page.locator("table[data-role=timeline]").wait_for()
+    assert page.locator("[data-role=person]").inner_text() == XSS
+    # A's key does not open B's person: the same "not found" as an unknown id
+    other = browse.page(stack.a.keys["read"], "/person?" + urlencode({"person": XSS}))
+    other.locator(".nx-notice").first.wait_for()
+    assert other.locator("table[data-role=timeline]").count() == 0
+    assert browse.xss == []
+    browse.assert_clean()
+
+
+
+def test_a_funnel_drop_off_and_a_retention_cell_link_to_profiles(browse: Browse, stack: Stack):
+    steps = [{"event": "page_view"}, {"event": "signup"}]
+    page = browse.page(stack.a.keys["read"], "/funnels?" + urlencode({"steps": json.dumps(steps)}))
+    wait_for_plots(page)
+    # When opening who dropped off after step 1 and clicking the first of them
+    page.get_by_role("button", name="Dropped off after step 1").click()
+    page.locator(".slick-row").first.wait_for()
+    first = page.locator(".slick-row").first.locator(".slick-cell").first.inner_text()
+    page.locator(".slick-row").first.locator(".slick-cell").first.click()
+    link = page.locator("[data-role=profile-link] a")
+    link.wait_for()
+    link.click()
+    page.locator("[data-role=person]").wait_for()
+    assert page.locator("[data-role=person]").inner_text() == first
+    # And a retention cell: its persons are the API's, each a link to their profile
+    page.goto(stack.url + "/retention?" + urlencode({"start": "signup", "period": "week", "periods": 3,
+                                                     "range": "-90d"}))
+    wait_for_plots(page, 2)
+    page.get_by_role("button", name="List persons").click()
+    cell = page.locator("[data-role=cell-persons] a.nx-person")
+    cell.first.wait_for()
+    cohort = page.get_by_label("Persons of the cohort of").input_value()
+    asked = {"retention": {"start": {"event": "signup"}, "returning": {}, "period": "week", "periods": 3,
+                           "date_range": {"date_from": "-90d"}}, "cohort": cohort, "k": 0, "limit": 50}
+    expected = [p["person"] for p in stack.analysis(stack.a, "retention_persons", asked)["persons"]]
+    assert cell.all_inner_texts() == expected
+    cell.first.click()
+    page.locator("[data-role=person]").wait_for()
+    assert page.locator("[data-role=person]").inner_text() == expected[0]
+    browse.assert_clean()

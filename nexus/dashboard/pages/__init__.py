@@ -7,6 +7,8 @@ from nexus.dashboard.pages import dashboards, overview, trends
 from nexus.dashboard.pages import sql
 from nexus.dashboard.pages import events, exports
 from nexus.dashboard.pages import funnels, retention, sessions, stickiness
+from nexus.dashboard.pages import persons
+from nexus.dashboard.pages import goals
 
 ROUTES = {
     "overview": overview.view,
@@ -19,6 +21,9 @@ ROUTES = {
     "sessions": sessions.view,
     "stickiness": stickiness.view,
     "exports": exports.view,
+    "persons": persons.view,
+    "person": persons.profile_view,
+    "goals": goals.view,
 }
 
 DRAWERS = {
@@ -26,8 +31,12 @@ DRAWERS = {
     "trends": trends.draw,
     "funnel": funnels.draw,
     "funnel_persons": funnels.draw_persons,
+    "persons": persons.draw_persons,
+    "person": persons.draw_person,
+    "retention_persons": retention.draw_cell_persons,
     "retention": retention.draw,
     "sessions": sessions.draw,
     "stickiness": stickiness.draw_stickiness,
     "lifecycle": stickiness.draw_lifecycle,
+    "goals": goals.draw,
 }

@@ -15,6 +15,7 @@ from typing import Any
 
 import panel as pn
 
+from nexus.analyses.overview import MAX_GOALS
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
 from nexus.dashboard.pages import live
@@ -32,14 +33,19 @@ def view(dashboard: Dashboard) -> pn.viewable.Viewable:
 
 
 def body(ctx: Context) -> pn.viewable.Viewable:
+    asked = ctx.common()
+    goal_ids = [g.goal_id for g in ctx.reader.goals()][:MAX_GOALS]  # the project's goals join the KPI row
+    if goal_ids:
+        asked["goals"] = goal_ids
     return pn.Column(
-        card(ctx, "Overview", "overview", ctx.common(), lambda result, _: draw(ctx, result, "overview"),
+        card(ctx, "Overview", "overview", asked, lambda result, _: draw(ctx, result, "overview"),
              chart="overview", height=900),
         live.panel(ctx), sizing_mode="stretch_width")
 
 
 def draw(ctx: Context, result: Any, chart: str) -> pn.viewable.Viewable:
-    kpis = theme.html("<div class='nx-kpis'>" + "".join(_kpi(k) for k in result.kpis) + "</div>")
+    kpis = theme.html("<div class='nx-kpis'>" + "".join(_kpi(k) for k in result.kpis)
+                      + "".join(_goal_kpi(g) for g in result.goals) + "</div>")
     if not any(k.value for k in result.kpis if k.name == "events"):
         return pn.Column(kpis, theme.html("<div class='nx-notice'>No events in this range.</div>"),
                          sizing_mode="stretch_width")
@@ -60,6 +66,19 @@ def _kpi(kpi: Any) -> str:
     previous = charts.format_number(kpi.previous, percent=percent, duration=duration)
     return (f"<div class='nx-kpi-card' data-kpi='{kpi.name}'><div class='nx-kpi-label'>{KPI_LABELS[kpi.name]}</div>"
             f"<div class='nx-kpi'>{escape(charts.format_number(kpi.value, percent=percent, duration=duration))}</div>"
+            f"<div class='{tone}' title='previous period: {escape(previous, quote=True)}'>{escape(change)}"
+            f" <span class='nx-muted'>vs previous</span></div>{_sparkline([p.value for p in kpi.series])}</div>")
+
+
+def _goal_kpi(goal: Any) -> str:
+    """A goal's conversions as a KPI card, labelled with the goal's name (a user's text: escaped)."""
+    kpi = goal.conversions
+    change = charts.format_change(kpi.value, kpi.previous)
+    tone = "nx-flat" if kpi.value == kpi.previous or kpi.previous is None else \
+        "nx-up" if (kpi.value or 0) > kpi.previous else "nx-down"
+    previous = charts.format_number(kpi.previous)
+    return (f"<div class='nx-kpi-card' data-goal='{escape(goal.goal_id, quote=True)}'><div class='nx-kpi-label'>"
+            f"{escape(goal.name)} · conversions</div><div class='nx-kpi'>{escape(charts.format_number(kpi.value))}</div>"
             f"<div class='{tone}' title='previous period: {escape(previous, quote=True)}'>{escape(change)}"
             f" <span class='nx-muted'>vs previous</span></div>{_sparkline([p.value for p in kpi.series])}</div>")
 
