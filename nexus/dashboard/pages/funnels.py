@@ -14,6 +14,7 @@ from bokeh.models import ColumnDataSource, DataTable, StringFormatter, TableColu
 from nexus.analyses.funnels import MODES, UNIT_SECONDS
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
+from nexus.dashboard.pages.persons import profile_link
 from nexus.dashboard.pages.shared import (Breakdowns, breakdown_controls, breakdown_of, checked, event_names,
                                           event_options, group_label, html_table, sharing)
 from nexus.dashboard.session import Dashboard
@@ -170,7 +171,7 @@ def persons_card(ctx: Context, funnel: dict[str, Any], step: int, status: str, g
         shown = f"Persons {offset + 1}–{offset + len(result.persons)}{' (more follow)' if result.has_more else ''}"
         return pn.Column(table, pn.Row(earlier, later, theme.html(f"<div class='nx-muted'>{shown}</div>",
                                                                    margin=(12, 10))),
-                         sizing_mode="stretch_width")
+                         profile_links(ctx, table, [p.person for p in result.persons]), sizing_mode="stretch_width")
 
     return card(ctx, title, "funnel_persons", persons_request(funnel, step, status, group, offset), drawn,
                 chart="table", height=200)
@@ -179,6 +180,20 @@ def persons_card(ctx: Context, funnel: dict[str, Any], step: int, status: str, g
 def draw_persons(ctx: Context, result: Any, chart: str = "table") -> pn.viewable.Viewable:
     """A page of a step's persons (as a pinned tile draws it)."""
     return persons_table(result) if result.persons else empty("Nobody.")
+
+
+def profile_links(ctx: Context, table: pn.pane.Bokeh, persons: list[str]) -> pn.viewable.Viewable:
+    """Under a persons table: a click on a row offers that person's profile (the table's cells stay text)."""
+    link = theme.html("<div class='nx-muted'>Click a person to open their profile.</div>", margin=(0, 10))
+
+    def picked(_attr: str, _old: list[int], new: list[int]) -> None:
+        if new:
+            person = persons[new[0]]
+            shown = profile_link(ctx, person, f"Open the profile of {person} →")
+            link.object = f"<div data-role='profile-link'>{shown}</div>"
+
+    table.object.source.selected.on_change("indices", picked)
+    return link
 
 
 def persons_table(result: Any) -> pn.viewable.Viewable:

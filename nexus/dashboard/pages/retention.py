@@ -13,14 +13,16 @@ from bokeh.plotting import figure
 
 from nexus.analyses.periods import Period
 from nexus.analyses.retention import MAX_PERIODS
-from nexus.dashboard import charts
+from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
+from nexus.dashboard.pages.persons import profile_link
 from nexus.dashboard.pages.shared import (ANY_EVENT, Breakdowns, breakdown_controls, breakdown_of, checked,
                                           event_names, event_options, group_label, sharing)
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, page
 
 PERIODS = list(get_args(Period))
+CELL_PAGE = 50
 START_MODES = {"first_time": "First time", "recurring": "Every time"}
 
 
@@ -54,8 +56,9 @@ def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     ctx = sharing(ctx)
     asked = checked("retention", request(ctx.common(interval=False), settings))
     return pn.Column(
-        card(ctx, "Retention by cohort", "retention", asked, lambda result, _: draw(ctx, result, "heatmap"),
-             chart="heatmap", height=200),
+        card(ctx, "Retention by cohort", "retention", asked,
+             lambda result, _: pn.Column(draw(ctx, result, "heatmap"), cell_picker(ctx, asked, result),
+                                         sizing_mode="stretch_width"), chart="heatmap", height=200),
         card(ctx, "Average retention", "retention", asked, lambda result, _: draw(ctx, result, "curve"),
              chart="curve", height=300),
         sizing_mode="stretch_width")
@@ -73,6 +76,54 @@ def draw(ctx: Context, result: Any, chart: str = "heatmap") -> pn.viewable.Viewa
     pick = pn.widgets.Select(label="Cohorts of", options=list(groups), value=group_label(None), width=220)
     return pn.Column(pick, pn.bind(lambda group: cohort_table(result.period, groups[group]), pick),
                      sizing_mode="stretch_width")
+
+
+def cell_picker(ctx: Context, asked: dict[str, Any], result: Any) -> pn.viewable.Viewable:
+    """Pick a cell (a cohort, and the period after its start, or the whole cohort) to list its persons, each a
+    link to their profile."""
+    cohorts = [c.period.isoformat() for c in result.cohorts if c.persons]
+    if not cohorts:
+        return pn.Spacer(height=0)
+    offsets = {"the whole cohort": "all", **{f"{result.period} {k}": str(k) for k in range(len(result.average))}}
+    cohort = pn.widgets.Select(label="Persons of the cohort of", options=cohorts, value=cohorts[0], width=170)
+    later = pn.widgets.Select(label="back in", options=offsets, value="0", width=150)
+    show = pn.widgets.Button(label="List persons", width=110, margin=(23, 5, 5, 5))
+    holder = pn.Column(sizing_mode="stretch_width")
+
+    def list_cell(_: Any) -> None:
+        holder.objects = [cell_card(ctx, asked, cohort.value, None if later.value == "all" else int(later.value),
+                                    0, holder)]
+
+    show.on_click(list_cell)
+    return pn.Column(pn.Row(cohort, later, show), holder, sizing_mode="stretch_width")
+
+
+def cell_card(ctx: Context, asked: dict[str, Any], cohort: str, k: int | None, offset: int,
+              holder: pn.Column) -> pn.viewable.Viewable:
+    """A page of a cell's persons as links to their profiles, with the pages before and after."""
+    def page_at(at: int) -> None:
+        holder.objects = [cell_card(ctx, asked, cohort, k, at, holder)]
+
+    def drawn(result: Any, _: Any) -> pn.viewable.Viewable:
+        if not result.persons:
+            return empty("Nobody.")
+        earlier = pn.widgets.Button(label=f"← Previous {CELL_PAGE}", width=130, disabled=offset == 0)
+        more = pn.widgets.Button(label=f"Next {CELL_PAGE} →", width=130, disabled=not result.has_more)
+        earlier.on_click(lambda _: page_at(max(offset - CELL_PAGE, 0)))
+        more.on_click(lambda _: page_at(offset + CELL_PAGE))
+        return pn.Column(draw_cell_persons(ctx, result), pn.Row(earlier, more), sizing_mode="stretch_width")
+
+    title = f"Cohort of {cohort}" + (" (everyone)" if k is None else f", back {k} {asked['period']}s later")
+    request = {"retention": asked, "cohort": cohort, "k": k, "limit": CELL_PAGE, "offset": offset}
+    return card(ctx, title, "retention_persons", request, drawn, chart="table", height=120)
+
+
+def draw_cell_persons(ctx: Context, result: Any, chart: str = "table") -> pn.viewable.Viewable:
+    """A page of a retention cell's persons, each a link to their profile (as a pinned tile draws it too)."""
+    if not result.persons:
+        return empty("Nobody.")
+    links = "".join(f"<li>{profile_link(ctx, p.person)}</li>" for p in result.persons)
+    return theme.html(f"<ul class='nx-cell-persons' data-role='cell-persons'>{links}</ul>")
 
 
 def cohort_table(period: str, cohorts: list[Any]) -> pn.viewable.Viewable:
