@@ -37,7 +37,7 @@ def fixed(kind: str) -> dict:
     body = json.loads(json.dumps(BODIES[kind]))
     if kind == "live":  # no range: the minutes ending now
         return body
-    target = body["funnel"] if kind == "funnel_persons" else body
+    target = body["funnel"] if kind == "funnel_persons" else body["paths"] if kind == "paths_persons" else body
     target["date_range"] = FIXED_RANGE
     return body
 
@@ -112,7 +112,7 @@ def test_an_empty_table_keeps_its_header(server, http, project):
 @pytest.mark.parametrize(
     ("path", "body", "status", "reason"),
     [
-        ("/v1/analyses/paths", {}, 404, "no analysis 'paths'"),
+        ("/v1/analyses/flows", {}, 404, "no analysis 'flows'"),
         ("/v1/analyses/trends", {"series": []}, 400, "1 to"),
         ("/v1/analyses/trends", {"series": [{"event": "x"}], "interval": "fortnight"}, 400, "interval"),
         ("/v1/analyses/funnel", {"steps": [{"event": "a"}]}, 400, ""),
