@@ -23,6 +23,7 @@ from nexus.errors import NotFound
 from nexus.ingest.identity import IdentityResolver, Link
 from nexus.meta import erasures, projects
 from nexus.store import erasure, rebuild
+from tests.analyses.example_cohort import save_example_cohort
 from tests.analyses.journeys import at, insert_events
 from tests.analyses.reference import events_frame
 from tests.analyses.test_registry import BODIES
@@ -69,6 +70,7 @@ def stores(client: Client, redis) -> dict[str, Any]:
         project_id = projects.create(client, f"erasure-{name}-{uuid.uuid4().hex[:6]}").project_id
         load(client, project_id, DEMO_EVENTS, seed=5, end=DEMO_END)
         insert_events(client, project_id, BYSTANDER_EVENTS)
+        save_example_cohort(client, project_id)  # the cohort BODIES name
         twins[name] = project_id
     erased = twins["erased"]
     IdentityResolver(redis.client).apply(client, links(erased))
