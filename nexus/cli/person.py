@@ -30,12 +30,16 @@ def person_erase(person_id: str, project_ref: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase person {person_id!r} and all their data from project {project.name!r}? "
                       "This cannot be undone", abort=True, err=True)
-    redis_client = None
     if settings.redis_url:  # server mode: resolvers and caches of running processes must hear of it
         from nexus import redis_server
 
-        redis_client = redis_server.connect(settings.redis_url).client
-    done = erasure.erase(client, project.project_id, person_id, erasures.CLI, redis_client)
+        handle = redis_server.connect(settings.redis_url)
+        try:
+            done = erasure.erase(client, project.project_id, person_id, erasures.CLI, handle.client)
+        finally:
+            handle.close()
+    else:  # embedded: no other process runs on this store, so none has a cache to drop
+        done = erasure.erase(client, project.project_id, person_id, erasures.CLI)
     removed = ", ".join(f"{rows:,} from {table}" for table, rows in done.rows.items())
     click.echo(f"erased: {removed}; {done.rebuilt_partitions} rollup partitions rebuilt "
                f"(erasure {done.erasure_id}, {done.duration_ms} ms)")
