@@ -29,10 +29,12 @@ from typing import Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import persons
+from nexus.analyses import cohort_store, persons
+from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.filters import FilterGroup, compile_group
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
+from nexus.meta import projects
 
 MAX_LIMIT = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -109,7 +111,7 @@ Result = PersonListResult
 
 def run(client: Client, project_id: int, request: PersonListRequest, *,
         now: datetime | None = None) -> PersonListResult:
-    found = fetch(client, _query(project_id, request))
+    found = fetch(client, _query(_params(client, project_id, request, now), request))
     page = found[:request.limit]
     rows = [PersonRow(person, ids, first, last, events, float(revenue), traits or "{}")
             for person, ids, first, last, events, revenue, traits in page]
@@ -121,7 +123,18 @@ def run(client: Client, project_id: int, request: PersonListRequest, *,
 
 
 def explain(client: Client, project_id: int, request: PersonListRequest, *, now: datetime | None = None) -> Query:
-    return _query(project_id, request)
+    return _query(_params(client, project_id, request, now), request)
+
+
+def _params(client: Client, project_id: int, request: PersonListRequest, now: datetime | None) -> Params:
+    """The query's parameters, with the cohorts `where` names (their relative windows read the project's
+    zone and `now`; another project's cohort is NotFound, as in every analysis)."""
+    named = cohort_store.referenced(request)
+    if not named:
+        return Params(project_id)
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    cohorts = Cohorts(cohort_store.load(client, project_id, named), projects.get(client, project_id).timezone, moment)
+    return Params(project_id, cohorts)
 
 
 def _sort_value(sort: Sort, row: PersonRow, revenue: Decimal) -> str:
@@ -130,8 +143,7 @@ def _sort_value(sort: Sort, row: PersonRow, revenue: Decimal) -> str:
     return str(row.events) if sort == "events" else str(revenue)
 
 
-def _query(project_id: int, request: PersonListRequest) -> Query:
-    params = Params(project_id)
+def _query(params: Params, request: PersonListRequest) -> Query:
     matched = ""
     if request.where is not None:
         matched = f", max({compile_group(request.where, params)}) AS matched"

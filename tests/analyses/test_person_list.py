@@ -8,8 +8,9 @@ import pytest
 
 from nexus.analyses import person_list
 from nexus.analyses.person_list import PersonListRequest
-from nexus.errors import InvalidRequest
 from nexus.analyses import registry
+from nexus.errors import InvalidRequest, NotFound
+from nexus.meta import cohorts
 from tests.analyses.journeys import at, insert_events, link, new_project, person
 
 P1 = "00000000-0000-4000-8000-000000000001"
@@ -115,3 +116,21 @@ def test_bad_cursors_and_limits_are_refused_naming_the_field(client, demo):
         with pytest.raises(InvalidRequest) as refused:
             registry.decode("persons", body)
         assert refused.value.field == field, body
+
+
+def test_a_cohort_filter_keeps_its_members_merged_ids_included(client):
+    project = new_project(client)
+    insert_events(client, project, {"anon-1": [("open", "2026-10-01T08:00")], "user-1": [("open", "2026-10-02T08:00")],
+                                    "other": [("open", "2026-10-03T08:00")], "third": [("open", "2026-10-04T08:00")]})
+    link(client, project, {"anon-1": P1, "user-1": P1})
+    # A static cohort listing one of P1's distinct ids and a never-identified id
+    members = cohorts.create_static(client, project, "vip", b"id\nanon-1\nother\n", "test")
+    named = {"filters": [{"source": "cohort", "key": members.cohort_id, "op": "in"}]}
+    kept = everyone(client, project, where=registry.decode("persons", {"where": named}).where)
+    assert [(r.person, r.events) for r in kept] == [("other", 1), (P1, 2)]
+    outside = {"filters": [{"source": "cohort", "key": members.cohort_id, "op": "not_in"}]}
+    assert [r.person for r in everyone(client, project, where=registry.decode("persons", {"where": outside}).where)] \
+        == ["third"]
+    # Another project's cohort is not found, as in every analysis
+    with pytest.raises(NotFound):
+        everyone(client, new_project(client), where=registry.decode("persons", {"where": named}).where)
