@@ -210,7 +210,7 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
     persons from the events, sessions and converted sessions from each person's events in time order. Each
     row: (part, key, label, bucket, is_total, count, persons, amount); key 0 counts every event or session,
     key i + 1 the conversions of goal i (an event of several goals is counted under each)."""
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     definitions = [g.definition for g in goals]
     joins = persons.joins(True, request.where, request.breakdown, *definitions)
     conditions = [saved.condition(d, params) for d in definitions]

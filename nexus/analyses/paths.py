@@ -270,7 +270,7 @@ def path_rows(scope: AnalysisScope, request: PathsRequest, params: Params, names
 
 
 def _query(scope: AnalysisScope, request: PathsRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     steps = request.steps
     names, per_path = path_rows(scope, request, params)
     # One row per node a path passes, packed in one integer: its step, its name's id, the next shown

@@ -95,7 +95,7 @@ def _scope(client: Client, project_id: int, request: PathsPersonsRequest, now: d
 
 
 def _query(scope: AnalysisScope, request: PathsPersonsRequest) -> Query:
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     index = params.add(request.step + 1, "UInt8")
     with _as_paths_field():
         names, per_path = path_rows(scope, request.paths, params, names=True)

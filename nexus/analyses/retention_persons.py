@@ -95,7 +95,7 @@ def _scope(client: Client, project_id: int, request: RetentionPersonsRequest,
 
 def _query(scope: AnalysisScope, request: RetentionPersonsRequest) -> Query:
     retention = request.retention
-    params = Params(scope.project_id)
+    params = Params(scope.project_id, scope.cohorts)
     cohort = params.add(request.cohort, "Date")
     k = params.add(-1 if request.k is None else request.k, "Int32")
     with _as_retention_field():

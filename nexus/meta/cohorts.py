@@ -19,9 +19,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import cohort_definition, cohort_membership, funnel_persons, registry
+from nexus.analyses import cohort_definition, cohort_membership, funnel_persons, registry, retention, retention_persons
 from nexus.analyses.breakdown import ranked
-from nexus.analyses.cohort_definition import Definition, InFunnel, NotSince, Performed, PerformedButNot
+from nexus.analyses.cohort_definition import (Definition, FirstSeen, Group, InFunnel, NotSince, Performed,
+                                              PerformedButNot)
+from nexus.analyses.dates import resolve
 from nexus.analyses.cohort_store import COHORT_ID, TABLE, Cohorts, StoredCohort, referenced
 from nexus.analyses.funnels import person_rows
 from nexus.analyses.scope import scope_of
@@ -86,6 +88,7 @@ class _Record(msgspec.Struct, frozen=True):
 
 def create(client: Client, project_id: int, data: CohortInput, created_by: str) -> Cohort:
     _check_name(client, project_id, data.name, None)
+    _check_dates(client, project_id, data.definition)
     now = records.now()
     record = _Record(project_id, _new_id(), data.name, data.description, "dynamic", _encode(data.definition), "", 0,
                      created_by, now, now)
@@ -99,6 +102,7 @@ def replace(client: Client, project_id: int, cohort_id: str, data: CohortInput) 
     if current.kind != "dynamic":
         raise InvalidRequest("a static cohort's members are replaced by uploading a new list", field="definition")
     _check_name(client, project_id, data.name, cohort_id)
+    _check_dates(client, project_id, data.definition)
     records.save(client, TABLE, msgspec.structs.replace(
         current, name=data.name, description=data.description, definition=_encode(data.definition),
         updated_at=records.now()))
@@ -139,9 +143,8 @@ def upload_members(client: Client, project_id: int, cohort_id: str, ids_csv: byt
 def create_from_analysis(client: Client, project_id: int, data: FromAnalysis, created_by: str) -> Cohort:
     """A static cohort of the persons an analysis selects, written by ClickHouse: INSERT … SELECT from the
     analysis' own person rows (never through Python)."""
-    if data.kind not in FROM_ANALYSES or data.kind not in registry.ANALYSES:
-        available = [k for k in FROM_ANALYSES if k in registry.ANALYSES]
-        raise InvalidRequest(f"kind: a static cohort is made from one of {', '.join(available)}", field="kind")
+    if data.kind not in FROM_ANALYSES:
+        raise InvalidRequest(f"a static cohort is made from one of {', '.join(FROM_ANALYSES)}", field="kind")
     _check_name(client, project_id, data.name, None)
     request = registry.decode(data.kind, data.request)
     now = records.now()
@@ -197,8 +200,31 @@ def _view(record: _Record) -> Cohort:
 
 def _encode(definition: Definition) -> str:
     if referenced(definition):
-        raise InvalidRequest("definition: a cohort's conditions cannot name another cohort", field="definition")
+        raise InvalidRequest("a cohort's conditions cannot name another cohort", field="definition")
     return msgspec.json.encode(definition).decode()
+
+
+def _check_dates(client: Client, project_id: int, definition: Definition) -> None:
+    """Refuse date ranges that cannot resolve (decoding checks their shape only), naming the condition's field."""
+    zone = projects.get(client, project_id).timezone
+    now = records.now()
+
+    def walk(node: Definition | Group, path: str) -> None:
+        for i, item in enumerate(node.conditions):
+            at = f"{path}.conditions[{i}]"
+            try:
+                if isinstance(item, Group):
+                    walk(item, at)
+                elif isinstance(item, FirstSeen):
+                    resolve(item.date_range, zone, now)
+                elif isinstance(item, InFunnel):
+                    scope_of(client, project_id, msgspec.structs.replace(item.funnel, timezone=zone), now)
+                    at += ".funnel"
+            except InvalidRequest as e:
+                field = f"{at}.{e.field}" if e.field else at
+                raise InvalidRequest(str(e), field=field) from None
+
+    walk(definition, "definition")
 
 
 def _new_id() -> str:
@@ -257,12 +283,18 @@ def _persons_of(client: Client, project_id: int, kind: str, request: msgspec.Str
         if request.breakdown_value is not None:
             rows = ranked(f"SELECT *, 1 AS weight FROM ({rows})", request.funnel.breakdown, params)
             condition += f" AND label = {params.add(request.breakdown_value, 'String')}"
-        return params.query(f"SELECT name FROM ({rows}) WHERE {condition}")
-    module = registry.module(kind)
-    members_sql = getattr(module, "members_sql", None)
-    if members_sql is None:
-        raise InvalidRequest(f"kind: {kind} cannot make a cohort yet", field="kind")
-    return members_sql(client, project_id, request)
+        return params.query(f"SELECT DISTINCT name FROM ({rows}) WHERE {condition}")
+    # retention_persons: a retention cell's persons (k = -1: the whole cohort), as retention_persons selects them.
+    assert isinstance(request, retention_persons.RetentionPersonsRequest)
+    scope = scope_of(client, project_id, request.retention)
+    params = Params(project_id, scope.cohorts)
+    rows = retention.person_rows(scope, request.retention, params, names=True)
+    condition = (f"cohort = {params.add(request.cohort, 'Date')}"
+                 f" AND k = {params.add(-1 if request.k is None else request.k, 'Int32')}")
+    if request.breakdown_value is not None:
+        rows = ranked(f"SELECT *, toUInt64(k = -1) AS weight FROM ({rows})", request.retention.breakdown, params)
+        condition += f" AND label = {params.add(request.breakdown_value, 'String')}"
+    return params.query(f"SELECT DISTINCT name FROM ({rows}) WHERE {condition}")
 
 
 def _warnings(client: Client, project_id: int, record: _Record) -> list[str]:
