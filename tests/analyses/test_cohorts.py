@@ -365,3 +365,18 @@ def test_unknown_event_names_are_allowed_and_flagged(client):
     insert_events(client, project, {"u1": [("buy", "2026-10-27T10:00")]})
     cohort = define(client, project, [{"type": "performed", "event": "buy"}, {"type": "not_since", "event": "nope"}])
     assert cohort.warnings == ["event 'nope' has never been sent in this project"]
+
+
+def test_a_static_cohort_of_a_retention_cell_holds_its_persons(client):
+    from nexus.analyses import retention_persons
+    project = new_project(client)
+    insert_events(client, project, {"u1": [("signup", "2026-10-26T10:00"), ("use", "2026-10-27T10:00")],
+                                    "u2": [("signup", "2026-10-26T11:00")],
+                                    "u3": [("signup", "2026-10-26T12:00"), ("use", "2026-10-27T09:00")]})
+    body = {"retention": {"start": {"event": "signup"}, "returning": {"event": "use"}, "periods": 2,
+                          "date_range": {"date_from": "2026-10-26", "date_to": "2026-10-27"}, "timezone": "UTC"},
+            "cohort": "2026-10-26", "k": 1}
+    made = cohorts.create_from_analysis(client, project, FromAnalysis("came back", "retention_persons", body), "t")
+    assert (made.kind, made.source) == ("static", "retention_persons")
+    listed = retention_persons.run(client, project, msgspec.convert(body, retention_persons.Request), now=NOW)
+    assert member_names(client, project, made.cohort_id) == {p.person for p in listed.persons} == {"u1", "u3"}
