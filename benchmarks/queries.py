@@ -52,8 +52,19 @@ nodes (paths, persons, drop-off) and edges (paths, persons). Nexus through the A
 on the same steps (person as Nexus resolves it, ts, name; a table sorted by person and ts), its best
 formulation checked for the same answer; targets: under 1 s at 10M and at least 3× faster than DuckDB.
 
+Goals (issue 15): two goals, purchases with their revenue and page views of /blog/**, per day over the whole
+data: conversions, converting persons, active persons, sessions (30 minute gaps), converted sessions and
+value, each day's and the range's. Nexus through the API, fresh, against DuckDB on the same rows (person as
+Nexus resolves it, ts, which goal each event converts, revenue), its answer checked.
+
+Cohorts (issue 15): persons who purchased at least twice in the 30 days before END, the clock pinned at END.
+Their membership is timed as the engine runs it (the membership subquery counted; wall and engine clocks),
+and the funnel above filtered to them through the API, fresh, next to the unfiltered funnel; DuckDB answers
+both on the peers' rows (members by GROUP BY … HAVING, the funnel's steps restricted to them). Targets at
+10M: membership under 0.5 s, the filtered funnel under 1.5× the unfiltered, each ≥ 3× faster than DuckDB.
+
 Run: python benchmarks/queries.py [--events 1M,10M] [--repeat 5] [--data-root DIR] [--identities demo|none]
-[--only-paths]
+[--only-paths] [--only-goals] [--only-cohorts]
 """
 
 from __future__ import annotations
@@ -87,13 +98,14 @@ from clickhouse_connect.driver.client import Client
 from sizes import load_average, parse_size, size_label  # benchmarks/sizes.py (benchmarks run as scripts from this folder)
 
 from nexus import changes
-from nexus.analyses import persons, registry
+from nexus.analyses import cohort_membership, persons, registry
 from nexus.analyses.breakdown import OTHER
-from nexus.analyses.sql import ENGINE_SETTINGS
+from nexus.analyses.cohort_store import Cohorts
+from nexus.analyses.sql import ENGINE_SETTINGS, Params, fetch
 from nexus.api.app import create_app
 from nexus.demo.generator import generate
 from nexus.demo.load import load
-from nexus.meta import keys, projects
+from nexus.meta import cohorts, keys, projects
 from nexus.runtime import Runtime, open_runtime
 from nexus.settings import load as load_settings
 from nexus.store.database import open_database
@@ -108,7 +120,8 @@ PERIODS = 14
 GAP_MS = 30 * 60_000
 # Bound instants of the peers' SQL: range start and end, the funnel's last conversion (a window past the
 # end) and retention's last return (the last cohort's last period).
-BOUNDS = {"start": START, "end": END, "stop": END + WINDOW, "limit": END + timedelta(days=PERIODS)}
+BOUNDS = {"start": START, "end": END, "stop": END + WINDOW, "limit": END + timedelta(days=PERIODS),
+          "since": END - timedelta(days=30)}  # since: the cohort part's window (COHORT_DAYS)
 NAIVE_BOUNDS = {name: moment.replace(tzinfo=None) for name, moment in BOUNDS.items()}  # DuckDB's and pandas' UTC
 QUESTIONS = ("funnel", "retention", "trends", "sessions")
 PEERS = ("windowFunnel", "chDB flat", "DuckDB", "pandas")
@@ -135,6 +148,8 @@ def main() -> None:
     parser.add_argument("--identities", choices=("demo", "none"), default="demo",
                         help="demo: store the persons and identities of the demo's identify calls; none: no identities")
     parser.add_argument("--only-paths", action="store_true", help="measure the paths part only")
+    parser.add_argument("--only-goals", action="store_true", help="measure the goals part only")
+    parser.add_argument("--only-cohorts", action="store_true", help="measure the cohorts part only")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nexus-queries-", dir=args.data_root))
     print(f"{os.cpu_count()} cores, load average {load_average()} at start; median of {args.repeat} runs after one "
@@ -143,7 +158,8 @@ def main() -> None:
     settings = load_settings({"NEXUS_DATA_DIR": str(work), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"})
     with open_runtime(settings) as runtime, serving(runtime) as url:
         for size in (parse_size(s) for s in args.events.split(",") if s.strip()):
-            measure_size(client, runtime, url, size, args.identities, args.repeat, work, args.only_paths)
+            measure_size(client, runtime, url, size, args.identities, args.repeat, work, args.only_paths,
+                         args.only_goals, args.only_cohorts)
     shutil.rmtree(work / "clickhouse", ignore_errors=True)  # the Parquet files stay, for peers rerun by hand
     print(f"\nload average at the end: {load_average()}; the peers' rows stay in {work}")
 
@@ -185,7 +201,7 @@ class NexusTimes:
 
 
 def measure_size(client: Client, runtime: Runtime, url: str, size: int, identities: str, repeat: int,
-                 work: Path, only_paths: bool = False) -> None:
+                 work: Path, only_paths: bool = False, only_goals: bool = False, only_cohorts: bool = False) -> None:
     label = size_label(size)
     project = projects.create(client, f"bench-{label}").project_id
     started = time.perf_counter()
@@ -201,6 +217,12 @@ def measure_size(client: Client, runtime: Runtime, url: str, size: int, identiti
           f"(OPTIMIZE TABLE ... FINAL); the peers' rows: {peer_rows}")
     if only_paths:
         return measure_paths(client, runtime, url, project, size, repeat, work / f"paths-{label}.parquet")
+    if only_goals:
+        return measure_goals(client, runtime, url, project, repeat, work / f"goals-{label}.parquet")
+    if only_cohorts:
+        con = duckdb_table(peer_rows, names)
+        measure_cohorts(client, runtime, url, project, size, repeat, con)
+        return con.close()
     fill_flat_table(client, rows)
     con = duckdb_table(peer_rows, names)
     frame = pandas_frame(peer_rows)
@@ -231,9 +253,11 @@ def measure_size(client: Client, runtime: Runtime, url: str, size: int, identiti
             agreement[kind] = "agree" if not differing else "DIFFER: " + "; ".join(differing)
         burst = timed(lambda: overview_burst(pool, http, url), repeat,
                       before=lambda: changes.mark_changed(runtime.redis.client, {project}))[0]
-    con.close()
     report(size, nexus, peer_times, agreement, burst)
+    measure_cohorts(client, runtime, url, project, size, repeat, con)
+    con.close()
     measure_paths(client, runtime, url, project, size, repeat, work / f"paths-{label}.parquet")
+    measure_goals(client, runtime, url, project, repeat, work / f"goals-{label}.parquet")
 
 
 def store(client: Client, project: int, size: int, identities: str) -> None:
@@ -355,6 +379,7 @@ ANSWERS: dict[str, Callable[[Any], Answer]] = {
                               for bucket, value in zip(result.buckets, line.values) if value},
     "sessions": lambda result: sessions_answer(*(result.lines[0].total[m] for m in ("sessions", "avg_duration"))),
     "paths": lambda result: paths_answer(result),
+    "goals": lambda result: goals_answer(result),
 }
 
 
@@ -463,7 +488,7 @@ def duckdb_table(path: Path, names: list[str]) -> duckdb.DuckDBPyConnection:
 # the latest entry at or before its step 1 (its window then reaches furthest), so the chains start from each
 # step-1 event, joined back to that entry, then forward to the first event of each next step at or after
 # the previous one, kept while within the window: 0.14 s at 1M, against 0.21 s forward from every entry.
-def duck_funnel(con: duckdb.DuckDBPyConnection) -> list[int]:
+def duck_funnel(con: duckdb.DuckDBPyConnection, persons_where: str = "") -> list[int]:
     steps = ", ".join(f"'{s}'" for s in STEPS)
     levels = ["c0 AS (SELECT DISTINCT person FROM entries)",
               f"c1 AS (SELECT s.person, e.ts AS t0, s.ts AS at FROM (SELECT person, ts FROM steps WHERE event = "
@@ -475,9 +500,10 @@ def duck_funnel(con: duckdb.DuckDBPyConnection) -> list[int]:
     counts = " UNION ALL ".join(f"SELECT {k} AS k, count(DISTINCT person) FROM c{k}" for k in range(len(STEPS)))
     rows = con.execute(
         f"WITH steps AS (SELECT person, ts, event FROM events WHERE ts >= $start AND ts < $stop\n"
-        f"AND event IN ({steps})),\n"
+        f"AND event IN ({steps}){f' AND {persons_where}' if persons_where else ''}),\n"
         f"entries AS (SELECT person, ts FROM steps WHERE event = '{STEPS[0]}' AND ts < $end),\n"
-        + ",\n".join(levels) + f"\n{counts}", pick("start", "end", "stop")).fetchall()
+        + ",\n".join(levels) + f"\n{counts}",
+        pick("start", "end", "stop", *(["since"] if "$since" in persons_where else []))).fetchall()
     return [n for _, n in sorted(rows)]
 
 
@@ -674,6 +700,94 @@ def duck_paths(con: duckdb.DuckDBPyConnection) -> PathsAnswer:
     return nodes, edges
 
 
+# ---------------------------------------------------------------- goals (issue 15)
+
+GOALS_BODY = {"goals": [{"event": "purchase", "value_property": "revenue"}, {"path": "/blog/**"}], "interval": "day",
+              "gap_minutes": GAP_MS // 60_000, "date_range": DATE_RANGE, "timezone": "UTC"}
+# {(goal, day or None for the range): (conversions, persons, active persons, sessions, converted sessions, value)}
+GoalsAnswer = dict[tuple[int, date | None], tuple[int, int, int, int, int, float | None]]
+
+
+def measure_goals(client: Client, runtime: Runtime, url: str, project: int, repeat: int, path: Path) -> None:
+    """Nexus's goals through the API, fresh, against DuckDB's on the same rows; prints a table."""
+    export_goal_rows(client, project, path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE goal_rows AS SELECT * FROM read_parquet('{path}') ORDER BY person, ts")
+    secret = keys.create(runtime.clickhouse, project, "read")[1]
+    with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
+        ours_times, ours = measure_nexus(http, url, runtime, project, "goals", GOALS_BODY, repeat)
+    duck, theirs = timed(lambda: duck_goals(con), repeat)
+    con.close()
+    agree = "agree" if ours == theirs else f"DIFFER: DuckDB {describe_difference(ours, theirs)}"
+    print(f"\nGoals: {len(GOALS_BODY['goals'])} goals (purchase with revenue, page /blog/**), per day and over the "
+          f"range: conversions, persons, active persons, sessions, converted sessions, value; seconds, fresh, median\n")
+    print(markdown(["question", "Nexus API", "Nexus in-process", "engine alone", "DuckDB", "Nexus ÷ DuckDB", "answers"],
+                   [["goals", seconds(ours_times.http), seconds(ours_times.service), seconds(ours_times.engine_alone),
+                     seconds(duck), compared(ours_times.http, duck), agree]]))
+
+
+def export_goal_rows(client: Client, project: int, path: Path) -> None:
+    """DuckDB's rows: every event's person (as Nexus resolves it, numbered densely), ts, whether it converts
+    each goal (a purchase; a page call whose path starts with /blog/) and its revenue read as a number."""
+    found = client.query_arrow(
+        f"SELECT {persons.PERSON} AS person, e.ts AS ts, e.event = 'purchase' AS g0,"
+        f" e.type = 'page' AND startsWith(e.path, '/blog/') AS g1,"
+        f" toFloat64OrNull(toString(e.properties.revenue)) AS revenue\n"
+        f"FROM events AS e\n{persons.IDENTITIES_JOIN}\nWHERE e.project_id = {{project_id:UInt32}}",
+        parameters={"project_id": project})
+    rows = pa.table({"person": pc.dictionary_encode(found.column("person").combine_chunks()).indices,
+                     "ts": found.column("ts").cast(pa.timestamp("ms")), "g0": found.column("g0").cast(pa.bool_()),
+                     "g1": found.column("g1").cast(pa.bool_()), "revenue": found.column("revenue")})
+    pq.write_table(rows.sort_by([("person", "ascending"), ("ts", "ascending")]), path)
+
+
+def goals_answer(result: Any) -> GoalsAnswer:
+    """The answer as compared: the days with events (the range starts before the demo's first) and the range."""
+    found: GoalsAnswer = {}
+    for line in result.lines:
+        for i, day in [*enumerate(b.date() for b in result.buckets), (None, None)]:
+            pick = (lambda name: getattr(line.total, name)) if i is None else (lambda name: getattr(line, name)[i])
+            if not pick("active_persons"):
+                continue
+            value = pick("value")
+            found[(line.goal, day)] = (pick("conversions"), pick("persons"), pick("active_persons"),
+                                       pick("sessions"), pick("converted_sessions"),
+                                       None if value is None else round(value, 2))
+    return found
+
+
+def duck_goals(con: duckdb.DuckDBPyConnection) -> GoalsAnswer:
+    """Events per day with GROUPING SETS for days and the range (conversions, persons, value per goal; active
+    persons), and sessions by window functions: a session starts at a person's first event or after a gap
+    over the limit, is numbered by a running count of its starts, and belongs to its first event's day."""
+    events = con.execute("""
+        SELECT date_trunc('day', ts)::DATE AS day, count(*) FILTER (g0), count(DISTINCT person) FILTER (g0),
+          sum(coalesce(revenue, 0)) FILTER (g0), count(*) FILTER (g1), count(DISTINCT person) FILTER (g1),
+          count(DISTINCT person)
+        FROM goal_rows WHERE ts >= $start AND ts < $end GROUP BY GROUPING SETS ((day), ())""",
+                         pick("start", "end")).fetchall()
+    sessions = con.execute(f"""
+        WITH flagged AS (
+          SELECT person, ts, g0, g1, CASE WHEN lag(ts) OVER w IS NULL OR epoch_ms(ts) - epoch_ms(lag(ts) OVER w)
+            > {GAP_MS} THEN 1 ELSE 0 END AS new
+          FROM goal_rows WHERE ts >= $start AND ts < $end WINDOW w AS (PARTITION BY person ORDER BY ts)),
+        numbered AS (
+          SELECT *, sum(new) OVER (PARTITION BY person ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session FROM flagged),
+        whole AS (
+          SELECT date_trunc('day', min(ts))::DATE AS day, bool_or(g0) AS c0, bool_or(g1) AS c1
+          FROM numbered GROUP BY person, session)
+        SELECT day, count(*), count(*) FILTER (c0), count(*) FILTER (c1) FROM whole
+        GROUP BY GROUPING SETS ((day), ())""", pick("start", "end")).fetchall()
+    per_day = {day: (n, c0, c1) for day, n, c0, c1 in sessions}
+    found: GoalsAnswer = {}
+    for day, n0, p0, v0, n1, p1, active in events:
+        n, c0, c1 = per_day.get(day, (0, 0, 0))
+        found[(0, day)] = (n0, p0, active, n, c0, round(float(v0 or 0), 2))
+        found[(1, day)] = (n1, p1, active, n, c1, None)
+    return found
+
+
 # ---------------------------------------------------------------- the report
 
 def describe_difference(ours: Answer, theirs: Answer) -> str:
@@ -738,6 +852,81 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = [header, ["-" * w for w in widths], *rows]
     return "\n".join("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)) + " |" for line in lines)
+
+
+# ---------------------------------------------------------------- cohorts (issue 15)
+
+# A behavioural cohort: persons who purchased at least twice in the 30 days before END (the clock pinned
+# there, so the answer does not move with the day the benchmark runs), and the funnel of the main table
+# filtered to it. Targets at 10M: membership under 0.5 s, the filtered funnel under 1.5× the unfiltered one,
+# each at least 3× faster than DuckDB's best formulation of the same answer.
+COHORT_DAYS = 30
+COHORT_DEFINITION = {"conditions": [{"type": "performed", "event": "purchase", "count": 2, "days": COHORT_DAYS}]}
+COHORT_LIMIT = {10_000_000: 0.5}
+COHORT_FUNNEL_RATIO = 1.5
+COHORT_DUCKDB_RATIO = 3.0
+
+
+def measure_cohorts(client: Client, runtime: Runtime, url: str, project: int, size: int, repeat: int,
+                    con: duckdb.DuckDBPyConnection) -> None:
+    """A cohort's membership (the engine, by its clock and by the wall's) and a funnel filtered by it (the API,
+    fresh) next to the unfiltered funnel and to DuckDB on the peers' rows; prints a table."""
+    cohort = cohorts.create(client, project, cohorts.decode_input(msgspec.json.encode({
+        "name": "bought twice in 30 days", "definition": COHORT_DEFINITION})), "benchmark")
+    stored = cohorts.stored(client, project, cohort.cohort_id)
+    params = Params(project, Cohorts({cohort.cohort_id: stored}, "UTC", END))
+    membership = params.query(f"SELECT count() FROM ({cohort_membership.members(stored, params)})")
+    members_seconds, members = timed(lambda: fetch(client, membership)[0][0], repeat)
+    members_engine = statistics.median(
+        int(client.query(membership.sql, parameters=membership.params, settings=ENGINE_SETTINGS)
+            .summary["elapsed_ns"]) / 1e9 for _ in range(repeat))
+    duck_members_seconds, duck_members = timed(lambda: con.execute(
+        f"SELECT count(*) FROM ({DUCK_MEMBERS})", pick("since", "end")).fetchone()[0], repeat)
+    plain = request_bodies([])["funnel"]
+    filtered = {**plain, "where": {"filters": [{"key": cohort.cohort_id, "source": "cohort", "op": "in"}]}}
+    secret = keys.create(runtime.clickhouse, project, "read")[1]
+    clock, runtime.analyses.clock = runtime.analyses.clock, lambda: END
+    try:
+        with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
+            mark = lambda: changes.mark_changed(runtime.redis.client, {project})  # noqa: E731 (fresh answers)
+            answers = {}
+            times = {}
+            for name, body in (("funnel", plain), ("funnel in the cohort", filtered)):
+                times[name], raw = timed(lambda: post(http, f"{url}/funnel", body), repeat, before=mark)
+                answers[name] = ANSWERS["funnel"](msgspec.json.decode(
+                    msgspec.json.decode(raw, type=_Response).result, type=registry.module("funnel").Result))
+    finally:
+        runtime.analyses.clock = clock
+    duck_funnel_seconds, duck_filtered = timed(lambda: duck_funnel(con, f"person IN ({DUCK_MEMBERS})"), repeat)
+    agree_members = "agree" if members == duck_members else f"DIFFER: DuckDB {duck_members} against {members}"
+    agree_funnel = ("agree" if answers["funnel in the cohort"] == duck_filtered
+                    else f"DIFFER: DuckDB {describe_difference(answers['funnel in the cohort'], duck_filtered)}")
+    limit = COHORT_LIMIT.get(size)
+    ratio = times["funnel in the cohort"] / times["funnel"]
+    members_misses = [*([f"≥ {limit:g} s"] if limit is not None and members_seconds >= limit else []),
+                      *([f"< {COHORT_DUCKDB_RATIO:g}× DuckDB"]
+                        if duck_members_seconds / members_seconds < COHORT_DUCKDB_RATIO else [])]
+    funnel_misses = [*([f"≥ {COHORT_FUNNEL_RATIO:g}× unfiltered"] if ratio >= COHORT_FUNNEL_RATIO else []),
+                     *([f"< {COHORT_DUCKDB_RATIO:g}× DuckDB"]
+                       if duck_funnel_seconds / times["funnel in the cohort"] < COHORT_DUCKDB_RATIO else [])]
+    print(f"\nCohorts: persons who purchased at least twice in the {COHORT_DAYS} days before {END:%Y-%m-%d} "
+          f"({members:,} persons), and the funnel's {len(STEPS)} steps filtered to them; seconds, median; "
+          f"targets: membership under 0.5 s at 10M, the filtered funnel under {COHORT_FUNNEL_RATIO:g}× the unfiltered "
+          f"one, each ≥ {COHORT_DUCKDB_RATIO:g}× faster than DuckDB\n")
+    print(markdown(["question", "Nexus", "engine alone", "unfiltered funnel", "DuckDB", "Nexus ÷ DuckDB", "target",
+                    "answers"],
+                   [["cohort membership (engine)", seconds(members_seconds), seconds(members_engine), "",
+                     seconds(duck_members_seconds), compared(members_seconds, duck_members_seconds),
+                     "met" if not members_misses else "MISSED (" + ", ".join(members_misses) + ")", agree_members],
+                    ["funnel in the cohort (API, fresh)", seconds(times["funnel in the cohort"]), "",
+                     f"{seconds(times['funnel'])} (× {ratio:.2f})", seconds(duck_funnel_seconds),
+                     compared(times["funnel in the cohort"], duck_funnel_seconds),
+                     "met" if not funnel_misses else "MISSED (" + ", ".join(funnel_misses) + ")", agree_funnel]]))
+
+
+# DuckDB's members: the persons (already resolved in the peers' rows) with two purchases in the window.
+DUCK_MEMBERS = ("SELECT person FROM events WHERE event = 'purchase' AND ts >= $since AND ts < $end "
+                "GROUP BY person HAVING count(*) >= 2")
 
 
 if __name__ == "__main__":
