@@ -35,9 +35,10 @@ ZONES = ["UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_Y
          "Asia/Tokyo", "Australia/Sydney"]
 OPERATORS = ["eq", "neq", "contains", "not_contains", "regex", "not_regex", "gt", "gte", "lt", "lte",
              "is_set", "is_not_set", "in", "not_in"]
-NAV = [("overview", "Overview"), ("trends", "Trends"), ("funnels", "Funnels"), ("retention", "Retention"),
-       ("sessions", "Sessions"), ("goals", "Goals"), ("stickiness", "Stickiness & lifecycle"), ("events", "Events"),
-       ("persons", "Persons"), ("sql", "SQL"), ("dashboards", "Dashboards"), ("exports", "Exports")]
+NAV = [("overview", "Overview"), ("trends", "Trends"), ("funnels", "Funnels"), ("paths", "Paths"),
+       ("retention", "Retention"), ("sessions", "Sessions"), ("goals", "Goals"),
+       ("stickiness", "Stickiness & lifecycle"), ("events", "Events"), ("persons", "Persons"), ("sql", "SQL"),
+       ("dashboards", "Dashboards"), ("exports", "Exports")]
 
 
 class View(param.Parameterized):

@@ -134,9 +134,13 @@ def test_a_person_identified_mid_path_is_one_path(client):
     assert result.paths == 1 and result.nodes[0].persons == 1
 
 
+def pages(*paths: str) -> list[tuple]:
+    """Page views a minute apart from 10:00, one per path."""
+    return [("page_view", f"2026-10-01T10:0{i}", {}, {"path": p}) for i, p in enumerate(paths)]
+
+
 def test_repeats_collapse_or_not_and_cleaning_merges_ids(client):
     project = new_project(client)
-    pages = lambda *ps: [("page_view", f"2026-10-01T10:0{i}", {}, {"path": p}) for i, p in enumerate(ps)]  # noqa: E731
     insert_events(client, project, {"a": pages("/", "/item/123", "/item/123", "/cart"),
                                     "b": pages("/", "/item/456", "/cart", "/cart")})
     rules = [{"pattern": "^/item/\\d+$", "replacement": "/item/:id"}]

@@ -9,6 +9,7 @@ from nexus.dashboard.pages import events, exports
 from nexus.dashboard.pages import funnels, retention, sessions, stickiness
 from nexus.dashboard.pages import persons
 from nexus.dashboard.pages import goals
+from nexus.dashboard.pages import paths
 
 ROUTES = {
     "overview": overview.view,
@@ -24,6 +25,7 @@ ROUTES = {
     "persons": persons.view,
     "person": persons.profile_view,
     "goals": goals.view,
+    "paths": paths.view,
 }
 
 DRAWERS = {
@@ -39,4 +41,6 @@ DRAWERS = {
     "stickiness": stickiness.draw_stickiness,
     "lifecycle": stickiness.draw_lifecycle,
     "goals": goals.draw,
+    "paths": paths.draw,
+    "paths_persons": paths.draw_persons,
 }
