@@ -192,3 +192,10 @@ def test_rebuilding_an_untouched_partition_reproduces_the_view(client, stores):
     for table in rebuild.ROLLUPS:
         rebuild.rollup_month(client, table, project_id, 202610)
     assert [client.query(q, parameters={"p": project_id}).result_rows for q in (query, daily)] == written
+
+
+def test_every_view_over_events_is_one_the_erasure_rebuilds(client):
+    """A new materialized view over events would keep erased ids in its table: add it to nexus.store.rebuild."""
+    views = client.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                         "AND engine = 'MaterializedView' ORDER BY name").result_rows
+    assert [v[0] for v in views] == sorted([f"{table}_mv" for table in rebuild.ROLLUPS] + ["sessions_mv"])
