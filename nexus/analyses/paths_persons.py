@@ -1,10 +1,10 @@
 """The persons behind one node of a paths result: who passed through it, or whose path ended there, a page at a time.
 
-`status="reached"`: persons with a path whose step `step` is the node `node` (a name as the paths result
-names its nodes: one of the step's kept names, or `breakdown.OTHER` for the names merged at that step,
-ranked as paths ranks them); `status="dropped"`: those whose path also ends there — the node's `value`
-and `dropped`, counted in persons. A person with several such paths (one per session) is listed once,
-with how many of their paths it was (`paths`) and the earliest such path's anchor time. Ordered by
+Definition. `status="reached"`: persons with a path whose step `step` is the node `node` (a name as the
+paths result names its nodes: one of the step's kept names, or `breakdown.OTHER` for the names merged at
+that step, ranked as paths ranks them); `status="dropped"`: those whose path also ends there — the node's
+`value` and `dropped`, counted in persons. A person with several such paths (one per session) is listed
+once, with how many of their paths it was (`paths`) and the earliest such path's anchor time. Ordered by
 person id, so pages are stable; `has_more` says whether another page follows.
 """
 
