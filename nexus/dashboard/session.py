@@ -21,6 +21,7 @@ from nexus.jobs import files, schedules, store
 from nexus.jobs.schedules import Schedule
 from nexus.jobs.store import JobView
 from nexus.meta import dashboards
+from nexus.meta import cohorts as saved_cohorts
 from nexus.meta import goals as saved_goals
 from nexus.runtime import Runtime
 from nexus.services.analyses import Answer
@@ -106,6 +107,11 @@ class Reader:
         """The project's saved goals, by name (any key that may read lists them, as GET /v1/goals)."""
         self._check()
         return saved_goals.list_all(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def cohorts(self) -> list[saved_cohorts.Cohort]:
+        """The project's saved cohorts, by name (any key that may read lists them, as GET /v1/cohorts)."""
+        self._check()
+        return saved_cohorts.list_all(self.dashboard.runtime.clickhouse, self.project_id)
 
     def saved_dashboard(self, dashboard_id: str) -> dashboards.Dashboard:
         self._check()

@@ -37,7 +37,8 @@ OPERATORS = ["eq", "neq", "contains", "not_contains", "regex", "not_regex", "gt"
              "is_set", "is_not_set", "in", "not_in"]
 NAV = [("overview", "Overview"), ("trends", "Trends"), ("funnels", "Funnels"), ("paths", "Paths"),
        ("retention", "Retention"), ("sessions", "Sessions"), ("goals", "Goals"),
-       ("stickiness", "Stickiness & lifecycle"), ("events", "Events"), ("persons", "Persons"), ("sql", "SQL"),
+       ("stickiness", "Stickiness & lifecycle"), ("events", "Events"), ("persons", "Persons"),
+       ("cohorts", "Cohorts"), ("sql", "SQL"),
        ("dashboards", "Dashboards"), ("exports", "Exports")]
 
 
@@ -226,7 +227,9 @@ def _filter_bar(ctx: Context) -> pn.viewable.Viewable:
     """The global filters as removable chips, and a small form that adds one (checked before it is used)."""
     view = ctx.view
     chips = pn.Row(sizing_mode="stretch_width")
-    source = pn.widgets.Select(label="Filter on", options=["event", "person", "column"], value="event", width=90)
+    # "cohort": the property is a cohort's id (its page lists them) and the operator in or not_in.
+    source = pn.widgets.Select(label="Filter on", options=["event", "person", "column", "cohort"], value="event",
+                               width=90)
     key = pn.widgets.TextInput(label="Property", placeholder="$browser", width=130)
     op = pn.widgets.Select(label="Operator", options=OPERATORS, value="eq", width=100)
     value = pn.widgets.TextInput(label="Value", placeholder="value", width=120)
@@ -263,7 +266,9 @@ def new_filter(key: str, op: str, source: str, value: str) -> dict[str, Any]:
     """A filter as typed in a form (a value: numbers for comparisons, a comma-separated list for in/not_in),
     checked as the analyses read it: InvalidRequest says what is wrong."""
     item: dict[str, Any] = {"key": key.strip(), "op": op, "source": source}
-    if op in ("in", "not_in"):
+    if source == "cohort":
+        pass  # membership takes no value
+    elif op in ("in", "not_in"):
         item["value"] = [_number_or_text(part.strip()) for part in value.split(",") if part.strip()]
     elif op in ("gt", "gte", "lt", "lte"):
         item["value"] = _number_or_text(value.strip())

@@ -10,6 +10,7 @@ from nexus.dashboard.pages import funnels, retention, sessions, stickiness
 from nexus.dashboard.pages import persons
 from nexus.dashboard.pages import goals
 from nexus.dashboard.pages import paths
+from nexus.dashboard.pages import cohorts
 
 ROUTES = {
     "overview": overview.view,
@@ -26,6 +27,7 @@ ROUTES = {
     "person": persons.profile_view,
     "goals": goals.view,
     "paths": paths.view,
+    "cohorts": cohorts.view,
 }
 
 DRAWERS = {
@@ -43,4 +45,5 @@ DRAWERS = {
     "goals": goals.draw,
     "paths": paths.draw,
     "paths_persons": paths.draw_persons,
+    "cohort_size": cohorts.draw,
 }
