@@ -380,3 +380,21 @@ def test_a_static_cohort_of_a_retention_cell_holds_its_persons(client):
     assert (made.kind, made.source) == ("static", "retention_persons")
     listed = retention_persons.run(client, project, msgspec.convert(body, retention_persons.Request), now=NOW)
     assert member_names(client, project, made.cohort_id) == {p.person for p in listed.persons} == {"u1", "u3"}
+
+
+def test_stickiness_and_lifecycle_by_cohorts_count_each_member_in_each_of_their_cohorts(client, demo, demo_cohorts):
+    from nexus.analyses import lifecycle, stickiness
+    (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
+    by = Breakdown(source="cohort", cohorts=[buyers.cohort_id, pro.cohort_id])
+    for module, request in ((stickiness, stickiness.StickinessRequest), (lifecycle, lifecycle.LifecycleRequest)):
+        common = dict(event="page_view", date_range=DateRange("-14d"), timezone="UTC")
+        split = module.run(client, demo, request(**common, breakdown=by), now=DEMO_END)
+        whole = module.run(client, demo, request(**common), now=DEMO_END)
+        pro_only = module.run(client, demo, request(**common, where=in_cohort(pro)), now=DEMO_END)
+        groups = {b.breakdown: b for b in split.breakdowns}
+        if module is stickiness:
+            assert split.persons == whole.persons  # everyone once
+            assert groups["demo pro"].persons == pro_only.persons and sum(pro_only.persons) > 0
+        else:
+            assert (split.new, split.dormant) == (whole.new, whole.dormant)
+            assert groups["demo pro"].new == pro_only.new and sum(pro_only.new) > 0

@@ -167,3 +167,19 @@ def test_bad_uploads_and_pages_name_their_field(http, world) -> None:
     assert kind.status_code == 400 and kind.json()["field"] == "kind"
     page = http.get("/v1/cohorts/c_AAAAAAAAAAAA/persons", params={"limit": 0}, headers=admin)
     assert page.status_code in (400, 404)
+
+
+def test_the_openapi_document_lists_the_routes(http) -> None:
+    paths = http.get("/schema/openapi.json").json()["paths"]
+    assert set(paths["/v1/cohorts"]) == {"get", "post"}
+    assert set(paths["/v1/cohorts/{cohort_id}"]) == {"get", "put", "delete"}
+    assert {"/v1/cohorts/upload", "/v1/cohorts/from-analysis", "/v1/cohorts/{cohort_id}/persons",
+            "/v1/cohorts/{cohort_id}/members"} <= set(paths)
+
+
+def test_unknown_ids_of_every_shape_are_404(http, world) -> None:
+    admin = bearer(world["alpha"]["admin"])
+    for cohort_id in ("c_AAAAAAAAAAAA", "nope", "c_%27%20OR%201%3D1", "x" * 300):
+        for answer in (http.get(f"/v1/cohorts/{cohort_id}", headers=admin),
+                       http.get(f"/v1/cohorts/{cohort_id}/persons", headers=admin)):
+            assert answer.status_code == 404 and isinstance(answer.json()["error"], str), cohort_id
