@@ -722,7 +722,8 @@ def measure_goals(client: Client, runtime: Runtime, url: str, project: int, repe
     agree = "agree" if ours == theirs else f"DIFFER: DuckDB {describe_difference(ours, theirs)}"
     print(f"\nGoals: {len(GOALS_BODY['goals'])} goals (purchase with revenue, page /blog/**), per day and over the "
           f"range: conversions, persons, active persons, sessions, converted sessions, value; seconds, fresh, median\n")
-    print(markdown(["question", "Nexus API", "Nexus in-process", "engine alone", "DuckDB", "Nexus ÷ DuckDB", "answers"],
+    header = ["question", "Nexus API", "Nexus in-process", "engine alone", "DuckDB", "Nexus ÷ DuckDB", "answers"]
+    print(markdown(header,
                    [["goals", seconds(ours_times.http), seconds(ours_times.service), seconds(ours_times.engine_alone),
                      seconds(duck), compared(ours_times.http, duck), agree]]))
 

@@ -226,8 +226,9 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
     valued = [f"key = {i + 1}, {saved.value(d)}" for i, d in enumerate(definitions) if d.value_property is not None]
     amount = f"multiIf({', '.join(valued)}, toDecimal128(0, 9))" if valued else "toDecimal128(0, 9)"
     events = (
-        f"SELECT arrayJoin(arrayPushFront({matched}, {ACTIVITY})) AS key, {time_sql.bucket(request.interval, 'e.ts', tz)}"
-        f" AS bucket, {bd} AS bd, {persons.PERSON_KEY} AS person, {amount} AS amount\n"
+        f"SELECT arrayJoin(arrayPushFront({matched}, {ACTIVITY})) AS key,"
+        f" {time_sql.bucket(request.interval, 'e.ts', tz)} AS bucket, {bd} AS bd, {persons.PERSON_KEY} AS person,"
+        f" {amount} AS amount\n"
         f"{read}{'' if where == '1' else f' AND {where}'}"
     )
     # Sessions: every event of the range (a session counts when its first event passes `where`), each with
@@ -235,7 +236,8 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
     bits = " + ".join(f"({c}) * {1 << i}" for i, c in enumerate(conditions))
     gap = params.add(request.gap_minutes * 60_000, "Int64")
     split = (
-        f"SELECT person, arrayJoin(arrayMap(s -> (s[1].1, s[1].2, s[1].3, arrayFold((acc, x) -> bitOr(acc, x.4), s, toUInt16(0))),"
+        f"SELECT person, arrayJoin(arrayMap(s -> (s[1].1, s[1].2, s[1].3,"
+        f" arrayFold((acc, x) -> bitOr(acc, x.4), s, toUInt16(0))),"
         f" arraySplit((x, new) -> new, evs, arrayMap((t, p) -> t - p > {gap}, evs.1,"
         f" arrayPushFront(arrayPopBack(evs.1), evs.1[1]))))) AS session\n"
         f"FROM (SELECT person, arraySort(groupArray(ev)) AS evs FROM (\n"

@@ -256,7 +256,8 @@ def _with_warnings(client: Client, project_id: int, goal: Goal) -> Goal:
     properties of the last `catalog.DAYS` days)."""
     definition = goal.definition
     warnings = []
-    if definition.event is not None and definition.event not in {e.name for e in catalog.event_names(client, project_id)}:
+    sent = {e.name for e in catalog.event_names(client, project_id)} if definition.event is not None else set()
+    if definition.event is not None and definition.event not in sent:
         warnings.append(f"event: no {definition.event!r} event has been received in this project yet")
     known = {(p.source, p.key) for p in catalog.properties(client, project_id, definition.event)}
     leaves = definition.where.leaves() if definition.where else []

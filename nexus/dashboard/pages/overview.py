@@ -78,7 +78,8 @@ def _goal_kpi(goal: Any) -> str:
         "nx-up" if (kpi.value or 0) > kpi.previous else "nx-down"
     previous = charts.format_number(kpi.previous)
     return (f"<div class='nx-kpi-card' data-goal='{escape(goal.goal_id, quote=True)}'><div class='nx-kpi-label'>"
-            f"{escape(goal.name)} · conversions</div><div class='nx-kpi'>{escape(charts.format_number(kpi.value))}</div>"
+            f"{escape(goal.name)} · conversions</div>"
+            f"<div class='nx-kpi'>{escape(charts.format_number(kpi.value))}</div>"
             f"<div class='{tone}' title='previous period: {escape(previous, quote=True)}'>{escape(change)}"
             f" <span class='nx-muted'>vs previous</span></div>{_sparkline([p.value for p in kpi.series])}</div>")
 
