@@ -17,9 +17,9 @@ What goes, in this order:
 3. sessions: the rows of the sessions their events belonged to, written again from the events those sessions
    still have (another id's, if any shared the session id).
 4. cohort_members: static-cohort rows naming one of their ids.
-5. events_hourly and events_daily: every (project, month) partition that held their events, recomputed from
-   the remaining events and swapped in atomically (nexus.store.rebuild), so their uniqState no longer holds
-   the person's ids.
+5. events_hourly and events_daily: every (project, month) partition that held their events, its touched
+   buckets recomputed from the remaining events and the partition swapped in atomically (nexus.store.rebuild),
+   so their uniqState no longer holds the person's ids.
 6. cached answers: the project is marked changed (nexus.changes), so no cached analysis is served again.
 
 The ids are written to a staging table (dropped at the end) that the deletes read through a subquery, so the
@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import msgspec
 import redis
@@ -94,9 +95,11 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
             rows["persons"] = rebuild.delete_rows(
                 client, "persons", f"project_id = {{project:UInt32}} AND (person_id IN ({person_ids}) OR person_id IN "
                 f"({_MERGED_AWAY}))", scope)
-        months = [row[0] for row in client.query(
-            f"SELECT DISTINCT toYYYYMM(ts) FROM events WHERE project_id = {{project:UInt32}} AND distinct_id IN ({ids})",
-            parameters=scope).result_rows]
+        touched: dict[int, set[tuple[datetime, str]]] = {}  # month → the (UTC hour, event name) of their events
+        for month, hour, event in client.query(
+                "SELECT DISTINCT toYYYYMM(ts), toDateTime(toStartOfHour(ts), 'UTC'), event FROM events "
+                f"WHERE project_id = {{project:UInt32}} AND distinct_id IN ({ids})", parameters=scope).result_rows:
+            touched.setdefault(month, set()).add((hour, event))
         rows["events"] = rebuild.delete_rows(
             client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope)
         rows["sessions"] = rebuild.sessions(
@@ -105,14 +108,14 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
             client, "cohort_members",
             f"project_id = {{project:UInt32}} AND member_id IN (SELECT value FROM {staging} "
             f"WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))", scope)
-        for month in sorted(months):
+        for month, hours in sorted(touched.items()):
             for table in rebuild.ROLLUPS:
-                rebuild.rollup_month(client, table, project_id, month)
+                rebuild.rollup_month(client, table, project_id, month, hours)
     if redis_client is not None:
         changes.mark_changed(redis_client, {project_id})
     return erasures.save(client, Erasure(
         project_id=project_id, erasure_id=erasures.new_id(), erased_at=records.now(), erased_by=erased_by,
-        distinct_ids=len(found.distinct_ids), rows=rows, rebuilt_partitions=len(months) * len(rebuild.ROLLUPS),
+        distinct_ids=len(found.distinct_ids), rows=rows, rebuilt_partitions=len(touched) * len(rebuild.ROLLUPS),
         duration_ms=round((time.perf_counter() - started) * 1000)))
 
 
