@@ -66,7 +66,7 @@ class Breakdown(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.source != "cohort":
             return self.property.text(table)
         if params is None or table != "e":
-            raise InvalidRequest("a cohort breakdown applies to events only", field="breakdown")
+            raise InvalidRequest("this analysis does not break down by cohorts", field="breakdown.source")
         # Imported here: a cohort's conditions are written in the filter vocabulary, which imports this module.
         from nexus.analyses.cohort_membership import members
         cohorts = [params.cohorts.get(c) for c in self.cohorts]

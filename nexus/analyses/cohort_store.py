@@ -18,6 +18,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 
 from nexus.errors import InvalidRequest, NotFound
+from nexus.meta import projects
 
 TABLE = "cohorts"
 COHORT_ID = re.compile(r"^c_[A-Za-z0-9_-]{12}$")
@@ -73,6 +74,14 @@ def referenced(value: Any) -> set[str]:
         for item in value.values():
             found |= referenced(item)
     return found
+
+
+def loaded(client: Client, project_id: int, request: Any, now: datetime) -> Cohorts:
+    """The cohorts `request` names, for an analysis that has no scope (`scope.scope_of` loads them for the
+    rest); the project's time zone is looked up only when a cohort is named."""
+    named = referenced(request)
+    zone = projects.get(client, project_id).timezone if named else "UTC"
+    return Cohorts(load(client, project_id, named), zone, now)
 
 
 def load(client: Client, project_id: int, ids: set[str]) -> dict[str, StoredCohort]:

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import persons
+from nexus.analyses import cohort_store, persons
+from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.filters import FilterGroup, all_of, compile_group
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest
@@ -72,7 +73,8 @@ Result = LiveResult
 
 def run(client: Client, project_id: int, request: LiveRequest, *, now: datetime | None = None) -> LiveResult:
     start, end = window(request, now)
-    [(events, persons_, (minutes, counts), latest)] = fetch(client, _query(project_id, request, start, end))
+    cohorts = cohort_store.loaded(client, project_id, request, end)
+    [(events, persons_, (minutes, counts), latest)] = fetch(client, _query(project_id, request, start, end, cohorts))
     per_minute = dict(zip(minutes, counts))
     series = [MinuteCount(t, per_minute.get(int(t.timestamp()), 0))
               for t in (start + timedelta(minutes=i) for i in range(request.minutes))]
@@ -82,7 +84,8 @@ def run(client: Client, project_id: int, request: LiveRequest, *, now: datetime 
 
 
 def explain(client: Client, project_id: int, request: LiveRequest, *, now: datetime | None = None) -> Query:
-    return _query(project_id, request, *window(request, now))
+    start, end = window(request, now)
+    return _query(project_id, request, start, end, cohort_store.loaded(client, project_id, request, end))
 
 
 def window(request: LiveRequest, now: datetime | None) -> tuple[datetime, datetime]:
@@ -92,11 +95,11 @@ def window(request: LiveRequest, now: datetime | None) -> tuple[datetime, dateti
     return end - timedelta(minutes=request.minutes), end
 
 
-def _query(project_id: int, request: LiveRequest, start: datetime, end: datetime) -> Query:
+def _query(project_id: int, request: LiveRequest, start: datetime, end: datetime, cohorts: Cohorts) -> Query:
     # One row from one read of the window: the counts, the per-minute counts as a pair of arrays (minutes,
     # counts), and the newest events, kept by groupArraySorted, which holds only `latest` of them while it
     # reads: keyed by negated milliseconds, its ascending order is newest first (then by message id).
-    params = Params(project_id)
+    params = Params(project_id, cohorts)
     joins = persons.joins(True, request.where)
     newest = (f"groupArraySorted({params.add(request.latest, 'UInt32')})((-toUnixTimestamp64Milli(e.ts),"
               f" e.message_id, toString(e.event), e.distinct_id, e.path, toString(e.country),"

@@ -114,6 +114,8 @@ def create_static(client: Client, project_id: int, name: str, ids_csv: bytes, cr
     """A static cohort of the ids in a CSV file: the first column of each row (a header `id`,
     `distinct_id` or `person_id` is skipped), each a person id or a distinct id."""
     _check_text(name, "name")
+    if len(description) > 2000:
+        raise InvalidRequest("description: at most 2000 characters", field="description")
     _check_name(client, project_id, name, None)
     ids = _csv_ids(ids_csv)
     now = records.now()
@@ -146,7 +148,10 @@ def create_from_analysis(client: Client, project_id: int, data: FromAnalysis, cr
     if data.kind not in FROM_ANALYSES:
         raise InvalidRequest(f"a static cohort is made from one of {', '.join(FROM_ANALYSES)}", field="kind")
     _check_name(client, project_id, data.name, None)
-    request = registry.decode(data.kind, data.request)
+    try:
+        request = registry.decode(data.kind, data.request)
+    except InvalidRequest as e:
+        raise InvalidRequest(str(e), field=f"request.{e.field}" if e.field else "request") from None
     now = records.now()
     record = _Record(project_id, _new_id(), data.name, data.description, "static", "{}",
                      msgspec.json.encode({"kind": data.kind, "request": data.request}).decode(),

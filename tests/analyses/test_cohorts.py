@@ -398,3 +398,15 @@ def test_stickiness_and_lifecycle_by_cohorts_count_each_member_in_each_of_their_
         else:
             assert (split.new, split.dormant) == (whole.new, whole.dormant)
             assert groups["demo pro"].new == pro_only.new and sum(pro_only.new) > 0
+
+
+def test_live_counts_the_cohorts_persons_only(client):
+    from nexus.analyses import live
+    project = new_project(client)
+    recent = (NOW - timedelta(minutes=5)).isoformat()
+    insert_events(client, project, {"u1": [("buy", recent), ("view", recent)], "u2": [("view", recent)]})
+    buyers = define(client, project, [{"type": "performed", "event": "buy", "days": 1}])
+    result = live.run(client, project, live.LiveRequest(minutes=30, where=in_cohort(buyers)), now=NOW)
+    assert (result.events, result.persons) == (2, 1)
+    result = live.run(client, project, live.LiveRequest(minutes=30, where=in_cohort(buyers, "not_in")), now=NOW)
+    assert (result.events, result.persons) == (1, 1)
