@@ -61,7 +61,7 @@ class _Compiler:
         self.columns: list[str] = []  # per-id aggregates, named c0, c1, …
         self.reads: list[str] = []  # row conditions of the counters ('1': every event)
         self.traits: list[str] = []  # boolean expressions over persons' traits
-        self.funnels: list[str] = []
+        self.first_seen = False  # whether a condition reads the person's first event
         self.now, self.tz = now, params.cohorts.timezone
         self.now_sql = params.add(self.now, UTC_TIME)
 
@@ -99,6 +99,7 @@ class _Compiler:
         if isinstance(item, FirstSeen):
             span = resolve(item.date_range, self.tz, self.now)
             self.reads.append("1")  # a first event is the earliest of all of them
+            self.first_seen = True
             return (f"(first_seen >= {p.add(span.start, UTC_TIME)} AND first_seen < {p.add(span.end, UTC_TIME)})")
         if isinstance(item, PersonProperties):
             self.reads.append("1")  # a person with no matching event may still qualify
@@ -118,11 +119,14 @@ def _dynamic(cohort: Definition, params: Params, now: datetime) -> str:
     tree = compiler.condition(cohort.group)
     reads = "1" if _qualifies_without_events(cohort.group) or "1" in compiler.reads else (
         "(" + " OR ".join(f"({r})" for r in compiler.reads) + ")")
+    first = compiler.first_seen
+    columns = ["e.id_key AS id_key", *compiler.columns, *(["min(e.ts) AS first_ts"] if first else [])]
     per_id = (
-        f"SELECT e.id_key AS id_key, {', '.join([*compiler.columns, 'min(e.ts) AS first_ts'])}\n"
+        f"SELECT {', '.join(columns)}\n"
         f"FROM events AS e\nWHERE e.project_id = {PROJECT} AND {reads}\nGROUP BY id_key"
     )
-    sums = ", ".join([*(f"sum(c{i}) AS c{i}" for i in range(len(compiler.columns))), "min(first_ts) AS first_seen"])
+    sums = ", ".join([*(f"sum(c{i}) AS c{i}" for i in range(len(compiler.columns))),
+                      *(["min(first_ts) AS first_seen"] if first else []), "count() AS ids"])
     per_person = persons.by_person(per_id, sums)
     if compiler.traits:
         per_person = persons.with_trait(per_person, f"tuple({', '.join(compiler.traits)})")

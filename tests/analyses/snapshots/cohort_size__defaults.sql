@@ -46,13 +46,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p1:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p1:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p1:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -83,13 +82,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p6:String}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p5:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p6:String}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p5:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p6:String}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p5:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -120,13 +118,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p10:String}) AND (e.ts >= {p11:DateTime64(3, 'UTC')}) AND (e.ts < {p9:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p10:String}) AND (e.ts >= {p11:DateTime64(3, 'UTC')}) AND (e.ts < {p9:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p10:String}) AND (e.ts >= {p11:DateTime64(3, 'UTC')}) AND (e.ts < {p9:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -157,13 +154,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p14:String}) AND (e.ts >= {p15:DateTime64(3, 'UTC')}) AND (e.ts < {p13:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p14:String}) AND (e.ts >= {p15:DateTime64(3, 'UTC')}) AND (e.ts < {p13:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p14:String}) AND (e.ts >= {p15:DateTime64(3, 'UTC')}) AND (e.ts < {p13:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -194,13 +190,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p18:String}) AND (e.ts >= {p19:DateTime64(3, 'UTC')}) AND (e.ts < {p17:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p18:String}) AND (e.ts >= {p19:DateTime64(3, 'UTC')}) AND (e.ts < {p17:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p18:String}) AND (e.ts >= {p19:DateTime64(3, 'UTC')}) AND (e.ts < {p17:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -231,13 +226,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p22:String}) AND (e.ts >= {p23:DateTime64(3, 'UTC')}) AND (e.ts < {p21:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p22:String}) AND (e.ts >= {p23:DateTime64(3, 'UTC')}) AND (e.ts < {p21:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p22:String}) AND (e.ts >= {p23:DateTime64(3, 'UTC')}) AND (e.ts < {p21:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -268,13 +262,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p26:String}) AND (e.ts >= {p27:DateTime64(3, 'UTC')}) AND (e.ts < {p25:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p26:String}) AND (e.ts >= {p27:DateTime64(3, 'UTC')}) AND (e.ts < {p25:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p26:String}) AND (e.ts >= {p27:DateTime64(3, 'UTC')}) AND (e.ts < {p25:DateTime64(3, 'UTC')}))
             GROUP BY id_key
@@ -305,13 +298,12 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             sum(c0) AS c0,
-            min(first_ts) AS first_seen
+            count() AS ids
         FROM
         (
             SELECT
                 e.id_key AS id_key,
-                countIf((e.event = {p30:String}) AND (e.ts >= {p31:DateTime64(3, 'UTC')}) AND (e.ts < {p29:DateTime64(3, 'UTC')})) AS c0,
-                min(e.ts) AS first_ts
+                countIf((e.event = {p30:String}) AND (e.ts >= {p31:DateTime64(3, 'UTC')}) AND (e.ts < {p29:DateTime64(3, 'UTC')})) AS c0
             FROM events AS e
             WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p30:String}) AND (e.ts >= {p31:DateTime64(3, 'UTC')}) AND (e.ts < {p29:DateTime64(3, 'UTC')}))
             GROUP BY id_key

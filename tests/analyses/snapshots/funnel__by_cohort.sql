@@ -134,13 +134,12 @@ FROM
                                                                             SELECT
                                                                                 if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
                                                                                 sum(c0) AS c0,
-                                                                                min(first_ts) AS first_seen
+                                                                                count() AS ids
                                                                             FROM
                                                                             (
                                                                                 SELECT
                                                                                     e.id_key AS id_key,
-                                                                                    countIf((e.event = {p6:String}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p5:DateTime64(3, 'UTC')})) AS c0,
-                                                                                    min(e.ts) AS first_ts
+                                                                                    countIf((e.event = {p6:String}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p5:DateTime64(3, 'UTC')})) AS c0
                                                                                 FROM events AS e
                                                                                 WHERE (e.project_id = {project_id:UInt32}) AND ((e.event = {p6:String}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p5:DateTime64(3, 'UTC')}))
                                                                                 GROUP BY id_key
