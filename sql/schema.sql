@@ -242,7 +242,7 @@ CREATE TABLE goals
     `goal_id` String COMMENT 'Public id of the goal (g_ + 12 characters)',
     `name` String COMMENT 'Unique name within the project, as the user typed it',
     `description` String COMMENT 'What the goal is for',
-    `definition` String COMMENT 'JSON of what converts: {"event", "where", "path", "value_property", "currency"} (meta.goals.GoalDefinition)',
+    `definition` String COMMENT 'JSON of what converts: {"event", "where", "path", "value_property", "currency"} (GoalDefinition in nexus/meta/goals.py)',
     `created_by` String COMMENT 'Id of the API key that created the goal',
     `created_at` DateTime64(3, 'UTC') COMMENT 'When the goal was created',
     `updated_at` DateTime64(3, 'UTC') COMMENT 'When the goal was last changed',
