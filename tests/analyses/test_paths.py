@@ -257,3 +257,8 @@ def test_window_after_range_end_is_scanned_only_in_window_mode(client):
     sessions = run(client, project, start="open", date_range=DAY)
     window = run(client, project, start="open", within="window", window=60, window_unit="minute", date_range=DAY)
     assert flows(sessions)[1] == {} and flows(window)[1] == {("0:open", "1:read"): 1}
+
+
+def test_a_project_without_events_has_no_paths(client):
+    empty = run(client, new_project(client), start="/", date_range=DAY)
+    assert (empty.paths, empty.nodes, empty.edges) == (0, [], [])
