@@ -5,8 +5,8 @@ all take their membership from `members`.
 Dynamic cohorts read the project's events once: one row per distinct id with a counter per condition,
 regrouped by person through identities (`persons.by_person`: ids linked to one person count together,
 merges included), then the conditions' boolean tree. The universe is every person with an event; when no
-person without a matching event could qualify (no `at_most`, `exactly 0`, first-seen or person
-or funnel condition), only the events some condition counts are read. Windows are relative to the analysis' clock:
+person without a matching event could qualify (no `at_most`, `exactly 0`, first-seen, person or funnel
+condition), only the events some condition counts are read. Windows are relative to the analysis' clock:
 `[now − days, now)`. `funnel` conditions add a funnel's scan (`funnels.person_rows`); `person` ones join
 persons' traits per person. Static cohorts read their member ids, resolved through identities when used.
 """
@@ -126,7 +126,8 @@ def _dynamic(cohort: Definition, params: Params, now: datetime) -> str:
         f"FROM events AS e\nWHERE e.project_id = {PROJECT} AND {reads}\nGROUP BY id_key"
     )
     sums = ", ".join([*(f"sum(c{i}) AS c{i}" for i in range(len(compiler.columns))),
-                      *(["min(first_ts) AS first_seen"] if first else []), "count() AS ids"])
+                      *(["min(first_ts) AS first_seen"] if first else []),
+                      "count() AS ids"])  # an aggregate even for a cohort of traits only
     per_person = persons.by_person(per_id, sums)
     if compiler.traits:
         per_person = persons.with_trait(per_person, f"tuple({', '.join(compiler.traits)})")

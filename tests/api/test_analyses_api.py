@@ -15,6 +15,7 @@ import pytest
 from nexus.analyses import registry
 from nexus.services import analyses as services_analyses
 from nexus.demo.load import load
+from tests.analyses.example_cohort import save_example_cohort
 from tests.analyses.test_registry import BODIES
 from tests.conftest import DEMO_END
 
@@ -29,6 +30,7 @@ def auth(secret: str) -> dict[str, str]:
 def project(server):
     project_id, secrets = server.project_with_keys("analysed")
     load(server.runtime.clickhouse, project_id, 20_000, seed=11, end=DEMO_END)
+    save_example_cohort(server.runtime.clickhouse, project_id)  # the cohort cohort_size's body names
     return project_id, secrets
 
 
