@@ -19,11 +19,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import cohort_definition, cohort_membership, funnel_persons, registry, retention, retention_persons
+from nexus.analyses import (catalog, cohort_definition, cohort_membership, funnel_persons, registry, retention,
+                            retention_persons)
 from nexus.analyses.breakdown import ranked
 from nexus.analyses.cohort_definition import (Definition, FirstSeen, Group, InFunnel, NotSince, Performed,
-                                              PerformedButNot)
+                                              PerformedButNot, PersonProperties)
 from nexus.analyses.dates import resolve
+from nexus.analyses.filters import FilterGroup
 from nexus.analyses.cohort_store import COHORT_ID, TABLE, Cohorts, StoredCohort, referenced
 from nexus.analyses.funnels import person_rows
 from nexus.analyses.scope import scope_of
@@ -303,10 +305,12 @@ def _persons_of(client: Client, project_id: int, kind: str, request: msgspec.Str
 
 
 def _warnings(client: Client, project_id: int, record: _Record) -> list[str]:
-    """Event names the definition uses that the project has never sent."""
+    """Event names the definition uses that the project has never sent, and event and person property names
+    the catalogue has not seen (`analyses.catalog`: recent events' properties, persons' traits)."""
     if record.kind != "dynamic":
         return []
     names: set[str] = set()
+    groups: list[FilterGroup] = []
     for leaf in cohort_definition.leaves(cohort_definition.decode(record.definition)):
         if isinstance(leaf, (Performed, NotSince)) and leaf.event is not None:
             names.add(leaf.event)
@@ -314,12 +318,20 @@ def _warnings(client: Client, project_id: int, record: _Record) -> list[str]:
             names.update((leaf.event, leaf.not_event))
         elif isinstance(leaf, InFunnel):
             names.update(s.event for s in leaf.funnel.steps)
-    if not names:
-        return []
-    seen = {name for (name,) in client.query(
-        "SELECT DISTINCT event FROM events_daily WHERE project_id = {p:UInt32} AND event IN {n:Array(String)}",
-        parameters={"p": project_id, "n": sorted(names)}).result_rows}
-    return [f"event {name!r} has never been sent in this project" for name in sorted(names - seen)]
+            groups += [g for g in (leaf.funnel.where, *(s.where for s in leaf.funnel.steps)) if g is not None]
+        if isinstance(leaf, (Performed, PersonProperties)) and leaf.where is not None:
+            groups.append(leaf.where)
+    found = []
+    if names:
+        seen = {name for (name,) in client.query(
+            "SELECT DISTINCT event FROM events_daily WHERE project_id = {p:UInt32} AND event IN {n:Array(String)}",
+            parameters={"p": project_id, "n": sorted(names)}).result_rows}
+        found += [f"event {name!r} has never been sent in this project" for name in sorted(names - seen)]
+    keys = {(f.source, f.key) for g in groups for f in g.leaves() if f.source in ("event", "person")}
+    if keys:
+        known = {(p.source, p.key) for p in catalog.properties(client, project_id)}
+        found += [f"{source} property {key!r} has not been seen in this project" for source, key in sorted(keys - known)]
+    return found
 
 
 def decode_input(body: bytes | dict[str, Any]) -> CohortInput:

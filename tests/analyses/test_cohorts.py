@@ -4,7 +4,7 @@ static cohorts, and another project's cohort refused."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 import pandas as pd
@@ -363,8 +363,18 @@ def test_malformed_definitions_name_their_field(definition, field):
 def test_unknown_event_names_are_allowed_and_flagged(client):
     project = new_project(client)
     insert_events(client, project, {"u1": [("buy", "2026-10-27T10:00")]})
-    cohort = define(client, project, [{"type": "performed", "event": "buy"}, {"type": "not_since", "event": "nope"}])
-    assert cohort.warnings == ["event 'nope' has never been sent in this project"]
+    insert_events(client, project, {"u1": [("buy", (datetime.now(timezone.utc) - timedelta(days=1)).isoformat(),
+                                             {"plan": "pro"})]})
+    person(client, project, P1, {"tier": "gold"})
+    cohort = define(client, project, [
+        {"type": "performed", "event": "buy", "where": {"filters": [{"key": "plan", "value": "pro"},
+                                                                    {"key": "colour", "value": "red"}]}},
+        {"type": "not_since", "event": "nope"},
+        {"type": "person", "where": {"filters": [{"key": "tier", "source": "person", "value": "gold"},
+                                                 {"key": "size", "source": "person", "value": "xl"}]}}])
+    assert cohort.warnings == ["event 'nope' has never been sent in this project",
+                               "event property 'colour' has not been seen in this project",
+                               "person property 'size' has not been seen in this project"]
 
 
 def test_a_static_cohort_of_a_retention_cell_holds_its_persons(client):
