@@ -166,7 +166,9 @@ def test_bad_uploads_and_pages_name_their_field(http, world) -> None:
                      json={"name": "n", "kind": "trends", "request": {"series": [{}]}})
     assert kind.status_code == 400 and kind.json()["field"] == "kind"
     page = http.get("/v1/cohorts/c_AAAAAAAAAAAA/persons", params={"limit": 0}, headers=admin)
-    assert page.status_code in (400, 404)
+    assert page.status_code == 400 and page.json()["field"] == "limit", page.text
+    page = http.get("/v1/cohorts/c_AAAAAAAAAAAA/persons", params={"offset": "many"}, headers=admin)
+    assert page.status_code == 400 and "offset" in page.text and "Traceback" not in page.text, page.text
 
 
 def test_the_openapi_document_lists_the_routes(http) -> None:
