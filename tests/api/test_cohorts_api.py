@@ -95,6 +95,7 @@ def test_static_cohorts_from_csv_and_from_a_funnel_drop_off(http, world) -> None
     replaced = http.put(f"/v1/cohorts/{cohort['cohort_id']}/members", content=b"u2\n", headers=admin)
     assert replaced.status_code == 200, replaced.text
     assert http.get(f"/v1/cohorts/{cohort['cohort_id']}/persons", headers=read).json()["persons"] == ["u2"]
+    assert size(http, world["alpha"]["read"], cohort["cohort_id"]) == 1  # a new list is a new answer, not the cached
     # The persons who viewed but did not buy afterwards: u3 only, as funnel_persons lists them.
     funnel = {"steps": [{"event": "view"}, {"event": "buy"}], "date_range": NOW_RANGE, "timezone": "UTC"}
     listed = http.post("/v1/analyses/funnel_persons", json={"funnel": funnel, "step": 1}, headers=read).json()
