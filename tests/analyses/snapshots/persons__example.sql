@@ -6,13 +6,11 @@
 --   p2 = 21
 
 SELECT
-    y.name,
-    y.distinct_ids,
+    y.person,
     y.first_seen,
     y.last_seen,
     y.events,
-    y.revenue,
-    y.bd.2
+    y.revenue
 FROM
 (
     SELECT
@@ -23,7 +21,7 @@ FROM
         SELECT
             if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
             any(if(ids.person_id = '', x.distinct_id, ids.person_id)) AS name,
-            arraySort(groupArray(x.distinct_id)) AS distinct_ids,
+            groupArray(x.distinct_id) AS distinct_ids,
             min(x.first_seen) AS first_seen,
             max(x.last_seen) AS last_seen,
             sum(x.events) AS events,
@@ -66,5 +64,5 @@ FROM
 WHERE (y.bd.1) AND ((positionCaseInsensitiveUTF8(y.name, {p1:String}) > 0) OR arrayExists(d -> (positionCaseInsensitiveUTF8(d, {p1:String}) > 0), y.distinct_ids) OR arrayExists(kv -> (positionCaseInsensitiveUTF8(if(JSONExtractString(kv.2) = '', kv.2, JSONExtractString(kv.2)), {p1:String}) > 0), JSONExtractKeysAndValuesRaw(y.bd.2)))
 ORDER BY
     y.revenue DESC,
-    y.name ASC
+    y.person ASC
 LIMIT {p2:UInt32}
