@@ -14,7 +14,7 @@ A `group` holds conditions of which all (`match="all"`) or any must hold, nested
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import msgspec
 
@@ -116,7 +116,7 @@ class Group(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="group"
             raise InvalidRequest(f"condition groups nest at most {MAX_DEPTH} deep", field="conditions")
 
 
-Condition = Union[Performed, PerformedButNot, FirstSeen, NotSince, InFunnel, PersonProperties, Group]
+Condition = Performed | PerformedButNot | FirstSeen | NotSince | InFunnel | PersonProperties | Group
 
 
 class Definition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -17,8 +17,17 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from nexus.analyses import cohort_definition, persons
-from nexus.analyses.cohort_definition import (Condition, Definition, FirstSeen, Group, InFunnel, NotSince, Performed,
-                                              PerformedButNot, PersonProperties)
+from nexus.analyses.cohort_definition import (
+    Condition,
+    Definition,
+    FirstSeen,
+    Group,
+    InFunnel,
+    NotSince,
+    Performed,
+    PerformedButNot,
+    PersonProperties,
+)
 from nexus.analyses.cohort_store import StoredCohort
 from nexus.analyses.dates import resolve
 from nexus.analyses.filters import all_of, compile_group

@@ -3,13 +3,13 @@
 A request names a cohort in a filter leaf (`{"source": "cohort", "key": "c_…", "op": "in"}`) or in a
 breakdown (`{"source": "cohort", "cohorts": ["c_…"]}`), anywhere in its structure. `scope.scope_of` loads
 them once per run or explain into `Cohorts`, which every analysis hands to its `Params`; the filter and
-breakdown compile their membership from there (`cohort_membership`). The read service puts `digest()` in
-its cache key, so a changed definition or member list gives a new answer.
+breakdown compile their membership from there (`cohort_membership`). The read service keys its cache on the
+stored cohorts a request names (`registry.saved_definitions`), so a changed definition or member list gives a
+new answer.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import datetime
 from typing import Any
@@ -47,9 +47,6 @@ class Cohorts(msgspec.Struct, frozen=True):
             return self.by_id[cohort_id]
         except KeyError:
             raise InvalidRequest(f"cohort {cohort_id!r} was not loaded for this query") from None
-
-    def digest(self) -> str:
-        return hashlib.sha256(msgspec.json.encode(sorted(self.by_id.values(), key=lambda c: c.cohort_id))).hexdigest()
 
 
 NONE: dict[str, StoredCohort] = {}

@@ -76,7 +76,8 @@ async def create_cohort(request: Request, state: State) -> Cohort:
 
 
 @post("/v1/cohorts/upload", status_code=201)
-async def upload_cohort(request: Request, state: State, name: FromQuery[str], description: FromQuery[str] = "") -> Cohort:
+async def upload_cohort(request: Request, state: State, name: FromQuery[str],
+                        description: FromQuery[str] = "") -> Cohort:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
 

@@ -19,14 +19,35 @@ from typing import Annotated, Any, Literal
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses import (catalog, cohort_definition, cohort_membership, funnel_persons, registry, retention,
-                            retention_persons)
+from nexus.analyses import (
+    catalog,
+    cohort_definition,
+    cohort_membership,
+    funnel_persons,
+    registry,
+    retention,
+    retention_persons,
+)
 from nexus.analyses.breakdown import ranked
-from nexus.analyses.cohort_definition import (Definition, FirstSeen, Group, InFunnel, NotSince, Performed,
-                                              PerformedButNot, PersonProperties)
+from nexus.analyses.cohort_definition import (
+    Definition,
+    FirstSeen,
+    Group,
+    InFunnel,
+    NotSince,
+    Performed,
+    PerformedButNot,
+    PersonProperties,
+)
+from nexus.analyses.cohort_store import (
+    COHORT_ID,
+    TABLE,
+    Cohorts,
+    StoredCohort,
+    referenced,
+)
 from nexus.analyses.dates import resolve
 from nexus.analyses.filters import FilterGroup
-from nexus.analyses.cohort_store import COHORT_ID, TABLE, Cohorts, StoredCohort, referenced
 from nexus.analyses.funnels import person_rows
 from nexus.analyses.scope import scope_of
 from nexus.analyses.sql import Params, fetch
@@ -201,8 +222,9 @@ def _view(record: _Record) -> Cohort:
     definition = cohort_definition.decode(record.definition) if record.kind == "dynamic" else None
     source = "" if record.kind == "dynamic" else ("csv" if record.source == "csv" else
                                                   msgspec.json.decode(record.source)["kind"])
-    return Cohort(record.cohort_id, record.name, record.description, record.kind, definition, source,  # type: ignore[arg-type]
-                  record.created_by, record.created_at, record.updated_at)
+    kind: Literal["dynamic", "static"] = "dynamic" if record.kind == "dynamic" else "static"
+    return Cohort(record.cohort_id, record.name, record.description, kind, definition, source, record.created_by,
+                  record.created_at, record.updated_at)
 
 
 def _encode(definition: Definition) -> str:
@@ -330,7 +352,8 @@ def _warnings(client: Client, project_id: int, record: _Record) -> list[str]:
     keys = {(f.source, f.key) for g in groups for f in g.leaves() if f.source in ("event", "person")}
     if keys:
         known = {(p.source, p.key) for p in catalog.properties(client, project_id)}
-        found += [f"{source} property {key!r} has not been seen in this project" for source, key in sorted(keys - known)]
+        found += [f"{source} property {key!r} has not been seen in this project"
+                  for source, key in sorted(keys - known)]
     return found
 
 
@@ -341,7 +364,7 @@ def decode_input(body: bytes | dict[str, Any]) -> CohortInput:
             return msgspec.convert(body, CohortInput)
         return msgspec.json.decode(body, type=CohortInput)
     except msgspec.ValidationError as e:
-        reason, path = reason_and_field(e)
+        _, path = reason_and_field(e)
         inner = getattr(e.__cause__, "field", None)
         field = f"{path}.{inner}" if path and inner else inner or path
         raise InvalidRequest(f"invalid cohort: {e}", field=field or None) from None

@@ -14,7 +14,7 @@ DEFINITION = '{"conditions":[{"type":"performed","event":"purchase","operator":"
 def save_example_cohort(client: Client, project_id: int) -> None:
     """Purchasers of the last 30 days, as `EXAMPLE_COHORT` in the project."""
     now = records.now()
+    columns = ["project_id", "cohort_id", "name", "description", "kind", "definition", "source", "members_generation",
+               "created_by", "created_at", "updated_at", "version", "is_deleted"]
     client.insert("cohorts", [[project_id, EXAMPLE_COHORT, "purchasers", "", "dynamic", DEFINITION, "", 0, "test", now,
-                               now, records.next_version(), 0]],
-                  column_names=["project_id", "cohort_id", "name", "description", "kind", "definition", "source",
-                                "members_generation", "created_by", "created_at", "updated_at", "version", "is_deleted"])
+                               now, records.next_version(), 0]], column_names=columns)

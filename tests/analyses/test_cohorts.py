@@ -4,7 +4,7 @@ static cohorts, and another project's cohort refused."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pandas as pd
@@ -17,7 +17,6 @@ from nexus.analyses.cohort_membership import members
 from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.dates import DateRange
 from nexus.analyses.filters import Filter, FilterGroup
-from nexus.analyses.funnel_persons import FunnelPersonsRequest
 from nexus.analyses.funnels import FunnelRequest, FunnelStep
 from nexus.analyses.retention import RetentionEvent, RetentionRequest
 from nexus.analyses.sessions import SessionsRequest
@@ -44,13 +43,12 @@ def member_names(client, project_id, cohort_id, now=NOW) -> set[str]:
     """The members as person ids (or distinct ids of persons never identified): keys matched back to names."""
     stored = cohorts.stored(client, project_id, cohort_id)
     params = Params(project_id, Cohorts({cohort_id: stored}, "UTC", now))
-    sql = members(stored, params)
-    names = params.add(0, "UInt8")  # (unused: keeps the parameter list the query binds)
+    # Names resolved here by distinct id (not through persons.py's hashed join), then hashed as keys are.
     rows = fetch(client, params.query(
         f"SELECT DISTINCT name FROM (SELECT if(i.person_id = '', e.distinct_id, i.person_id) AS name,"
         f" cityHash64(name) AS key FROM events AS e LEFT ANY JOIN (SELECT distinct_id, toString(person_id) AS person_id"
         f" FROM identities FINAL WHERE project_id = {{project_id:UInt32}}) AS i ON i.distinct_id = e.distinct_id"
-        f" WHERE e.project_id = {{project_id:UInt32}} AND {names} = 0) WHERE key IN ({sql})"))
+        f" WHERE e.project_id = {{project_id:UInt32}}) WHERE key IN ({members(stored, params)})"))
     return {name for (name,) in rows}
 
 
@@ -235,8 +233,8 @@ def in_cohort(cohort, op="in"):
 
 def test_trends_filtered_and_broken_down_by_cohorts_match_pandas(client, demo, frame, demo_cohorts):
     (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
-    request = dict(series=[Series("page_view"), Series("page_view", "persons_exact")], date_range=DateRange("-14d"),
-                   timezone="UTC")
+    request = {"series": [Series("page_view"), Series("page_view", "persons_exact")], "date_range": DateRange("-14d"),
+                   "timezone": "UTC"}
     inside = trends.run(client, demo, TrendsRequest(**request, where=in_cohort(buyers)), now=DEMO_END)
     outside = trends.run(client, demo, TrendsRequest(**request, where=in_cohort(buyers, "not_in")), now=DEMO_END)
     views = frame[(frame["event"] == "page_view") & (frame["ts"] >= pd.Timestamp(inside.date_from))
@@ -260,8 +258,8 @@ def test_funnel_filtered_and_broken_down_by_cohorts_match_the_reference(client, 
     from tests.analyses import funnel_reference as ref
     (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
     steps = ["page_view", "signup", "add_to_cart"]
-    request = dict(steps=[FunnelStep(s) for s in steps], date_range=DateRange("2026-10-10", "2026-10-24"),
-                   timezone="UTC", window=2)
+    request = {"steps": [FunnelStep(s) for s in steps], "date_range": DateRange("2026-10-10", "2026-10-24"),
+                   "timezone": "UTC", "window": 2}
     start, end, window = pd.Timestamp("2026-10-10T00:00Z"), pd.Timestamp("2026-10-25T00:00Z"), 2 * 86_400_000
     depths = {p: ref.machine(evs, 3, window, strict=False)[0]
               for p, evs in ref.person_events(frame, steps, start, end, window, strict=False).items()}
@@ -286,8 +284,8 @@ def test_funnel_filtered_and_broken_down_by_cohorts_match_the_reference(client, 
 def test_retention_filtered_and_broken_down_by_cohorts_match_pandas(client, demo, frame, demo_cohorts):
     from tests.analyses.test_retention import reference
     (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
-    request = dict(start=RetentionEvent("signup"), returning=RetentionEvent(), period="day", periods=7,
-                   date_range=DateRange("-21d"), timezone="UTC")
+    request = {"start": RetentionEvent("signup"), "returning": RetentionEvent(), "period": "day", "periods": 7,
+                   "date_range": DateRange("-21d"), "timezone": "UTC"}
     starts, returns = (lambda f: f["event"] == "signup"), (lambda f: f["event"].notna())
     filtered = retention.run(client, demo, RetentionRequest(**request, where=in_cohort(pro)), now=DEMO_END)
     sizes, cells = reference(frame[frame["person"].isin(pro_ids)], filtered, starts, returns, "day", 7, "first_time")
@@ -306,7 +304,7 @@ def test_retention_filtered_and_broken_down_by_cohorts_match_pandas(client, demo
 def test_sessions_filtered_and_broken_down_by_cohorts_match_pandas(client, demo, frame, demo_cohorts):
     from tests.analyses.test_sessions import reference_sessions
     (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
-    request = dict(date_range=DateRange("-7d"), timezone="UTC")
+    request = {"date_range": DateRange("-7d"), "timezone": "UTC"}
     result = sessions.run(client, demo, SessionsRequest(**request, where=in_cohort(buyers)), now=DEMO_END)
     span = pd.Timestamp(result.date_from), pd.Timestamp(result.date_to)
     assert result.lines[0].total["sessions"] == len(reference_sessions(frame[frame["person"].isin(buyer_ids)], *span))
@@ -363,7 +361,7 @@ def test_malformed_definitions_name_their_field(definition, field):
 def test_unknown_event_names_are_allowed_and_flagged(client):
     project = new_project(client)
     insert_events(client, project, {"u1": [("buy", "2026-10-27T10:00")]})
-    insert_events(client, project, {"u1": [("buy", (datetime.now(timezone.utc) - timedelta(days=1)).isoformat(),
+    insert_events(client, project, {"u1": [("buy", (datetime.now(UTC) - timedelta(days=1)).isoformat(),
                                              {"plan": "pro"})]})
     person(client, project, P1, {"tier": "gold"})
     cohort = define(client, project, [
@@ -394,10 +392,10 @@ def test_a_static_cohort_of_a_retention_cell_holds_its_persons(client):
 
 def test_stickiness_and_lifecycle_by_cohorts_count_each_member_in_each_of_their_cohorts(client, demo, demo_cohorts):
     from nexus.analyses import lifecycle, stickiness
-    (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
+    (buyers, _), (pro, _) = demo_cohorts["buyers"], demo_cohorts["pro"]
     by = Breakdown(source="cohort", cohorts=[buyers.cohort_id, pro.cohort_id])
     for module, request in ((stickiness, stickiness.StickinessRequest), (lifecycle, lifecycle.LifecycleRequest)):
-        common = dict(event="page_view", date_range=DateRange("-14d"), timezone="UTC")
+        common = {"event": "page_view", "date_range": DateRange("-14d"), "timezone": "UTC"}
         split = module.run(client, demo, request(**common, breakdown=by), now=DEMO_END)
         whole = module.run(client, demo, request(**common), now=DEMO_END)
         pro_only = module.run(client, demo, request(**common, where=in_cohort(pro)), now=DEMO_END)

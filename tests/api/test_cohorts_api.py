@@ -4,7 +4,7 @@ and its cohort is unusable in this project's analyses; bad definitions get a 400
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ NOW_RANGE = {"date_from": "-7d"}
 
 def ago(hours: float) -> str:
     """A time `hours` before now: the API's windows end at its clock."""
-    return (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat()
+    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -85,7 +85,7 @@ def test_create_read_use_replace_and_delete(http, world) -> None:
 def test_static_cohorts_from_csv_and_from_a_funnel_drop_off(http, world) -> None:
     admin, read = bearer(world["alpha"]["admin"]), bearer(world["alpha"]["read"])
     # A CSV of a distinct id (resolved to its person) and a person without events (listed by size only).
-    csv = "id\nu1\nu3\nnobody\n".encode()
+    csv = b"id\nu1\nu3\nnobody\n"
     created = http.post("/v1/cohorts/upload", params={"name": "Uploaded"}, content=csv, headers=admin)
     assert created.status_code == 201, created.text
     cohort = created.json()
