@@ -12,6 +12,8 @@ import msgspec
 import pytest
 
 from nexus.dashboard import charts
+from nexus.dashboard.shell import new_filter
+from nexus.errors import InvalidRequest
 from nexus.meta import cohorts
 from tests.dashboard.conftest import XSS, Browse, Stack, page_text, wait_for_plots
 
@@ -57,3 +59,12 @@ def test_project_b_sees_none_of_project_a_s_cohorts(browse: Browse, stack: Stack
     page.locator(".nx-notice").first.wait_for()
     assert "Viewers" not in page_text(page)
     browse.assert_clean()
+
+
+def test_the_filter_bar_writes_a_cohort_leaf_without_a_value():
+    assert new_filter(" c_abcdefghijkl ", "not_in", "cohort", "ignored") == {
+        "key": "c_abcdefghijkl", "op": "not_in", "source": "cohort"}
+    with pytest.raises(InvalidRequest, match="'in' or 'not_in'"):
+        new_filter("c_abcdefghijkl", "eq", "cohort", "")
+    with pytest.raises(InvalidRequest, match="not a cohort id"):
+        new_filter("buyers", "in", "cohort", "")
