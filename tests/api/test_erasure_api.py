@@ -177,3 +177,12 @@ def test_ad_hoc_sql_can_neither_read_nor_write_the_erasures(http, projects):
                  "ALTER TABLE erasures DELETE WHERE 1"):
         answer = http.post("/v1/query", json={"sql": text}, headers=bearer(projects["alpha"][1]["admin"]))
         assert answer.status_code in (400, 403), (text, answer.text)
+
+
+def test_an_id_with_spaces_and_accents_is_erased_percent_encoded(server, http):
+    """Ids are as sent: any text but '/', which no path segment can carry (erase those with the CLI)."""
+    _, keys = server.project_with_keys("erasure-odd-ids")
+    batch = [message("page", 1, anonymousId="odd id é", properties={"path": "/"}, messageId="odd-1")]
+    assert http.post("/v1/batch", json={"batch": batch}, headers=bearer(keys["write"])).json()["stored"] == 1
+    answer = http.delete("/v1/persons/odd%20id%20%C3%A9", headers=bearer(keys["admin"]))
+    assert answer.status_code == 200 and answer.json()["rows"]["events"] == 1
