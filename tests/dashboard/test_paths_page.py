@@ -4,12 +4,16 @@ key sees none of project A's paths. Screenshots go to test-artifacts/dashboard/.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from nexus.analyses import paths
+from nexus.analyses.dates import DateRange
 from nexus.dashboard import charts
+from nexus.dashboard.pages.paths import draw
 from tests.dashboard.conftest import XSS, Browse, Stack, page_text, wait_for_plots, wait_until
 
 pytestmark = pytest.mark.dashboard
@@ -79,3 +83,13 @@ def test_project_b_sees_its_own_paths_and_hostile_names_stay_text(browse: Browse
     page.locator("[data-role=path-persons] a.nx-person").first.wait_for()
     assert XSS in page_text(page)  # B's hostile distinct id, listed as text
     browse.assert_clean()
+
+
+def test_a_pinned_paths_tile_is_a_table_of_edges_with_names_as_text():
+    result = paths.PathsResult("forward", "persons", 2, "UTC", datetime(2026, 10, 1, tzinfo=UTC),
+                               datetime(2026, 10, 2, tzinfo=UTC), DateRange(), [
+                                   paths.PathNode("0:/", 0, "/", 2, 2, 0),
+                                   paths.PathNode(f"1:{XSS}", 1, XSS, 2, 2, 2)],
+                               [paths.PathEdge("0:/", f"1:{XSS}", 2, 2)])
+    drawn = draw(None, result, "table").object  # type: ignore[arg-type]  (a table reads nothing of the page)
+    assert "&lt;img src=x" in drawn and "<img" not in drawn and "<td style='text-align:right'>2</td>" in drawn

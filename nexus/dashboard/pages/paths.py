@@ -19,7 +19,7 @@ from nexus.analyses.paths import MAX_NODES_PER_STEP, MAX_STEPS
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
 from nexus.dashboard.pages.persons import profile_link
-from nexus.dashboard.pages.shared import checked, sharing
+from nexus.dashboard.pages.shared import checked, html_table, sharing
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, page
 from nexus.errors import InvalidRequest
@@ -86,15 +86,22 @@ def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
 
         return draw(ctx, result, on_node=clicked)
 
-    return pn.Column(card(ctx, "Paths", "paths", asked, drawn, chart="sankey", height=480), people,
+    # Pinned, the card is a table of its edges: a saved tile's charts (nexus.meta.dashboards.Chart) have no Sankey.
+    return pn.Column(card(ctx, "Paths", "paths", asked, drawn, chart="table", height=480), people,
                      sizing_mode="stretch_width")
 
 
 def draw(ctx: Context, result: Any, chart: str = "sankey", on_node: Any = None) -> pn.viewable.Viewable:
-    """A paths result as a Sankey diagram and a line on what it counts; `on_node(node)` is called with the
-    node a click selects."""
+    """A paths result as a Sankey diagram and a line on what it counts (`chart` "table": its edges as a
+    table); `on_node(node)` is called with the node a click selects."""
     if not result.nodes:
         return empty("No paths in this range.")
+    if chart == "table":
+        named = {n.id: n for n in result.nodes}
+        return html_table(["From", "To", "Paths", "Persons"], [
+            [f"{named[e.source].step}. {_shown(named[e.source].name)}",
+             f"{named[e.target].step}. {_shown(named[e.target].name)}",
+             charts.format_number(e.value), charts.format_number(e.persons)] for e in result.edges], numeric_from=2)
     fig, nodes = sankey(result)
     if on_node is not None:
         source = fig.select_one({"name": "nodes"}).data_source
