@@ -100,7 +100,8 @@ def reference_flows(found: list[tuple[str, list[str]]], steps: int, kept: int):
      "steps": 4, "nodes_per_step": 4, "exclude": ["add_to_cart"]},
     {"date_range": {"date_from": "-21d"}, "start": "/", "step_type": "pages", "gap_minutes": 10, "steps": 6,
      "nodes_per_step": 2, "cleaning": [{"pattern": "^/(blog|docs).*", "replacement": "/\\1/*"}]},
-], ids=["sessions-from-first", "window-from-signup", "back-from-purchase", "pages-cleaned"])
+    {"date_range": {"date_from": "-14d"}, "end": "/pricing", "steps": 3, "nodes_per_step": 5, "gap_minutes": 20},
+], ids=["sessions-from-first", "window-from-signup", "back-from-purchase", "pages-cleaned", "sessions-back-to-page"])
 def test_paths_match_the_python_walk_on_demo_data(client, demo, frame, body):
     request = registry.decode("paths", body)
     result = paths.run(client, demo, request, now=DEMO_END)
