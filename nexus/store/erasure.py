@@ -5,21 +5,21 @@ A person is named as analyses name them (nexus.analyses.persons.PERSON): by the 
 were linked by identify or alias, else by the one distinct id their events carry. Any distinct id linked to a
 person names that whole person too: the data subject is the person, whichever of their ids they quote.
 
-What goes, in this order:
-1. identities: every row (every version) of the person's distinct ids or of their person ids; persons: every
+What goes, in this order (their ids are found while holding the identity resolver's lock):
+1. events_hourly and events_daily: every (project, month) partition that held their events, its touched
+   buckets recomputed from the other ids' events and the partition swapped in atomically (nexus.store.rebuild),
+   so their uniqState no longer holds the person's ids.
+2. sessions: the rows of the sessions their events belonged to, written again from the events of other ids
+   those sessions have, if any shared the session id.
+3. events: every row of every one of their distinct ids, all months.
+4. cohort_members: static-cohort rows naming one of their ids.
+5. identities: every row (every version) of the person's distinct ids or of their person ids; persons: every
    row of the person and of the persons merged into them earlier (their ids all moved to this person, and
    their rows keep the traits they had) — including, since a merged person cannot always be traced to whom it
    joined, every merged-away person of the project that no link names any more (deleted rows no reader sees;
-   their traits live on in their survivors). Done while holding the identity resolver's lock, and followed by
-   a turn that makes every resolver drop its cache of id → person, so no link to the erased person survives
-   in a running process.
-2. events: every row of every one of their distinct ids, all months.
-3. sessions: the rows of the sessions their events belonged to, written again from the events those sessions
-   still have (another id's, if any shared the session id).
-4. cohort_members: static-cohort rows naming one of their ids.
-5. events_hourly and events_daily: every (project, month) partition that held their events, its touched
-   buckets recomputed from the remaining events and the partition swapped in atomically (nexus.store.rebuild),
-   so their uniqState no longer holds the person's ids.
+   their traits live on in their survivors). Last, so that an erasure cut short can be run again by any of
+   their ids; under the identity resolver's lock, followed by a turn that makes every resolver drop its cache
+   of id → person, so no link to the erased person survives in a running process.
 6. cached answers: the project is marked changed (nexus.changes), so no cached analysis is served again.
 
 The ids are written to a staging table (dropped at the end) that the deletes read through a subquery, so the
@@ -35,7 +35,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 
 import msgspec
@@ -86,31 +86,37 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
         ids = f"SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}'"
         person_ids = f"SELECT toUUID(value) FROM {staging} WHERE kind = '{_PERSON_ID}'"
         scope = {"project": project_id}
+        with redis_client.lock(IDENTITY_LOCK, timeout=IDENTITY_LOCK_SECONDS,
+                               blocking_timeout=IDENTITY_LOCK_SECONDS) if redis_client else nullcontext():
+            found = find(client, project_id, person)  # while no identify or alias moves their ids
+        _stage(client, staging, project_id, found)
+        touched: dict[int, set[tuple[datetime, str]]] = {}  # month → the (UTC hour, event name) of their events
+        for month, hour, event in client.query(
+                "SELECT DISTINCT toYYYYMM(ts), toDateTime(toStartOfHour(ts), 'UTC'), event FROM events "
+                f"WHERE project_id = {{project:UInt32}} AND distinct_id IN ({ids})", parameters=scope).result_rows:
+            touched.setdefault(month, set()).add((hour, event))
+        # What events derive is rebuilt without their events before these go: an erasure cut short after the
+        # delete would find no event left to say which rollup buckets and sessions they were in.
+        for month, hours in sorted(touched.items()):
+            for table in rebuild.ROLLUPS:
+                rebuild.rollup_month(client, table, project_id, month, hours, ids)
+        rows["sessions"] = rebuild.sessions(
+            client, project_id, f"SELECT value FROM {staging} WHERE kind = '{_SESSION_ID}'", ids)
+        rows["events"] = rebuild.delete_rows(
+            client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope)
+        rows["cohort_members"] = rebuild.delete_rows(
+            client, "cohort_members",
+            f"project_id = {{project:UInt32}} AND member_id IN (SELECT value FROM {staging} "
+            f"WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))", scope)
+        # Their links go last: an erasure stopped before this point (a crash, a timeout) can be run again by
+        # any of their ids and still finds the whole person.
         with _identity_turn(redis_client):
-            found = find(client, project_id, person)
-            _stage(client, staging, project_id, found)
             rows["identities"] = rebuild.delete_rows(
                 client, "identities",
                 f"project_id = {{project:UInt32}} AND (distinct_id IN ({ids}) OR person_id IN ({person_ids}))", scope)
             rows["persons"] = rebuild.delete_rows(
                 client, "persons", f"project_id = {{project:UInt32}} AND (person_id IN ({person_ids}) OR person_id IN "
                 f"({_MERGED_AWAY}))", scope)
-        touched: dict[int, set[tuple[datetime, str]]] = {}  # month → the (UTC hour, event name) of their events
-        for month, hour, event in client.query(
-                "SELECT DISTINCT toYYYYMM(ts), toDateTime(toStartOfHour(ts), 'UTC'), event FROM events "
-                f"WHERE project_id = {{project:UInt32}} AND distinct_id IN ({ids})", parameters=scope).result_rows:
-            touched.setdefault(month, set()).add((hour, event))
-        rows["events"] = rebuild.delete_rows(
-            client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope)
-        rows["sessions"] = rebuild.sessions(
-            client, project_id, f"SELECT value FROM {staging} WHERE kind = '{_SESSION_ID}'")
-        rows["cohort_members"] = rebuild.delete_rows(
-            client, "cohort_members",
-            f"project_id = {{project:UInt32}} AND member_id IN (SELECT value FROM {staging} "
-            f"WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))", scope)
-        for month, hours in sorted(touched.items()):
-            for table in rebuild.ROLLUPS:
-                rebuild.rollup_month(client, table, project_id, month, hours)
     if redis_client is not None:
         changes.mark_changed(redis_client, {project_id})
     return erasures.save(client, Erasure(

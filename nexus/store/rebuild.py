@@ -29,7 +29,7 @@ SELECT
     uniqState(distinct_id) AS distinct_ids,
     sum(ifNull(toDecimal128OrNull(toString(properties.revenue), 9), 0)) AS revenue
 FROM events
-WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32}
+WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32} AND distinct_id NOT IN (<leaving>)
     AND (toDateTime(toStartOfHour(ts), 'UTC'), event) IN {buckets:Array(Tuple(DateTime('UTC'), String))}
 GROUP BY project_id, hour, event
 """
@@ -49,7 +49,7 @@ SELECT
     uniqState(distinct_id) AS distinct_ids,
     sum(ifNull(toDecimal128OrNull(toString(properties.revenue), 9), 0)) AS revenue
 FROM events
-WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32}
+WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32} AND distinct_id NOT IN (<leaving>)
     AND (toDate(ts), event) IN {buckets:Array(Tuple(Date, String))}
 GROUP BY project_id, day, event, country, browser, os, device_type, referrer_class, utm_source
 """
@@ -84,16 +84,19 @@ SELECT
     any(device_type) AS device_type,
     any(browser) AS browser
 FROM events
-WHERE project_id = {project:UInt32} AND session_id IN (<sessions>)
+WHERE project_id = {project:UInt32} AND session_id IN (<sessions>) AND events.distinct_id NOT IN (<leaving>)
 GROUP BY project_id, session_id
 """
 
 _ATTEMPTS = 3
 
 
-def rollup_month(client: Client, table: str, project_id: int, month: int, hours: set[tuple[datetime, str]]) -> None:
-    """Recompute `table`'s partition (project_id, month) where events were deleted — `hours` holds the (UTC hour,
-    event name) of each — and swap it in whole.
+def rollup_month(client: Client, table: str, project_id: int, month: int, hours: set[tuple[datetime, str]],
+                 leaving_sql: str) -> None:
+    """Recompute `table`'s partition (project_id, month) without the events of the distinct ids `leaving_sql` (a
+    subquery) names — `hours` holds the (UTC hour, event name) of each of their events — and swap it in whole.
+    Their events are left out rather than gone, so that this can run before they are deleted (and again, if an
+    erasure is cut short after it).
 
     The new partition is assembled in a staging table of the same structure: the partition's rows of every
     other bucket copied as they are (their states never held a deleted event), and the touched buckets
@@ -119,12 +122,13 @@ def rollup_month(client: Client, table: str, project_id: int, month: int, hours:
                 f"AND toYYYYMM({rollup.time_column}) = {{month:UInt32}} "
                 f"AND ({rollup.time_column}, event) NOT IN {{buckets:Array(Tuple({bucket_type}, String))}}",
                 parameters=parameters)
-            client.command(f"INSERT INTO {staging} {rollup.select}", parameters=parameters)
+            client.command(f"INSERT INTO {staging} {rollup.select.replace('<leaving>', leaving_sql)}",
+                           parameters=parameters)
             if client.query(f"SELECT count() FROM {staging}").result_rows[0][0]:
                 client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {staging}")
             else:  # no event left that month (REPLACE refuses an empty source, lest it drop data unawares)
                 client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
-            if _consistent(client, table, rollup.time_column, project_id, month):
+            if _consistent(client, table, rollup.time_column, project_id, month, leaving_sql):
                 return
             log.info("%s (%s, %s) changed while it was rebuilt (attempt %d): rebuilding again",
                      table, project_id, month, attempt)
@@ -134,9 +138,10 @@ def rollup_month(client: Client, table: str, project_id: int, month: int, hours:
         client.command(f"DROP TABLE IF EXISTS {staging}")
 
 
-def _consistent(client: Client, table: str, time_column: str, project_id: int, month: int) -> bool:
+def _consistent(client: Client, table: str, time_column: str, project_id: int, month: int, leaving_sql: str) -> bool:
     stored, rolled = client.query(
-        "SELECT (SELECT count() FROM events WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32}), "
+        "SELECT (SELECT count() FROM events WHERE project_id = {project:UInt32} AND toYYYYMM(ts) = {month:UInt32} "
+        f"AND distinct_id NOT IN ({leaving_sql})), "
         f"(SELECT sum(events) FROM {table} WHERE project_id = {{project:UInt32}} "
         f"AND toYYYYMM({time_column}) = {{month:UInt32}})",
         parameters={"project": project_id, "month": month},
@@ -144,15 +149,17 @@ def _consistent(client: Client, table: str, time_column: str, project_id: int, m
     return stored == rolled
 
 
-def sessions(client: Client, project_id: int, session_ids_sql: str) -> int:
-    """Delete the rows of the sessions `session_ids_sql` (a subquery naming them) and write them again from the
-    events they still have (another person's events sent with the same session id); returns the rows deleted.
-    Sessions are partitioned by project only, so rewriting their rows beats recomputing a whole partition."""
+def sessions(client: Client, project_id: int, session_ids_sql: str, leaving_sql: str) -> int:
+    """Delete the rows of the sessions `session_ids_sql` (a subquery naming them) and write them again from their
+    events but those of the distinct ids `leaving_sql` names (another person's events sent with the same session
+    id); returns the rows deleted. Sessions are partitioned by project only, so rewriting their rows beats
+    recomputing a whole partition. Between the delete and the insert, a session shared with another person is
+    missing for a moment."""
     where = f"project_id = {{project:UInt32}} AND session_id IN ({session_ids_sql})"
     deleted = delete_rows(client, "sessions", where, {"project": project_id})
     if deleted:
-        client.command("INSERT INTO sessions " + _SESSIONS.replace("<sessions>", session_ids_sql),
-                       parameters={"project": project_id})
+        select = _SESSIONS.replace("<sessions>", session_ids_sql).replace("<leaving>", leaving_sql)
+        client.command(f"INSERT INTO sessions {select}", parameters={"project": project_id})
     return deleted
 
 
