@@ -234,15 +234,25 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
     # Sessions: every event of the range (a session counts when its first event passes `where`), each with
     # a bit per goal it converts (conversions pass `where` too); a session's bits are OR-ed together.
     bits = " + ".join(f"({c}) * {1 << i}" for i, c in enumerate(conditions))
+    # An event: (time, goal bits[, breakdown value][, passes `where`]): only what the sessions need, since
+    # sorting each person's events is most of this part's cost (smaller tuples measured ~15% faster at 1M).
+    converts = f"toUInt16({bits})" if where == "1" else f"if({where}, toUInt16({bits}), 0)"
+    fields = ["toUnixTimestamp64Milli(e.ts)", converts]
+    first_bd, first_passes = "''", "1"  # a session's first event's breakdown value and whether it passes
+    if request.breakdown is not None:
+        fields.append(bd)
+        first_bd = f"s[1].{len(fields)}"
+    if where != "1":
+        fields.append(where)
+        first_passes = f"s[1].{len(fields)}"
     gap = params.add(request.gap_minutes * 60_000, "Int64")
     split = (
-        f"SELECT person, arrayJoin(arrayMap(s -> (s[1].1, s[1].2, s[1].3,"
-        f" arrayFold((acc, x) -> bitOr(acc, x.4), s, toUInt16(0))),"
+        f"SELECT person, arrayJoin(arrayMap(s -> (s[1].1, {first_bd}, {first_passes},"
+        f" arrayFold((acc, x) -> bitOr(acc, x.2), s, toUInt16(0))),"
         f" arraySplit((x, new) -> new, evs, arrayMap((t, p) -> t - p > {gap}, evs.1,"
         f" arrayPushFront(arrayPopBack(evs.1), evs.1[1]))))) AS session\n"
         f"FROM (SELECT person, arraySort(groupArray(ev)) AS evs FROM (\n"
-        f"  SELECT {persons.PERSON_KEY} AS person, (toUnixTimestamp64Milli(e.ts), {bd}, {where},"
-        f" {f'toUInt16({bits})' if where == '1' else f'if({where}, toUInt16({bits}), 0)'}) AS ev\n  {read})\n"
+        f"  SELECT {persons.PERSON_KEY} AS person, ({', '.join(fields)}) AS ev\n  {read})\n"
         f"GROUP BY person)"
     )
     start = time_sql.bucket(request.interval, "fromUnixTimestamp64Milli(session.1, 'UTC')", tz)

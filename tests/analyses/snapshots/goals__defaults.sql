@@ -64,7 +64,7 @@ FROM
     (
         SELECT
             person,
-            arrayJoin(arrayMap(s -> ((s[1]).1, (s[1]).2, (s[1]).3, arrayFold((acc, x) -> bitOr(acc, x.4), s, toUInt16(0))), arraySplit((x, new) -> new, evs, arrayMap((t, p) -> ((t - p) > {p5:Int64}), evs.1, arrayPushFront(arrayPopBack(evs.1), (evs.1)[1]))))) AS session
+            arrayJoin(arrayMap(s -> ((s[1]).1, '', 1, arrayFold((acc, x) -> bitOr(acc, x.2), s, toUInt16(0))), arraySplit((x, new) -> new, evs, arrayMap((t, p) -> ((t - p) > {p5:Int64}), evs.1, arrayPushFront(arrayPopBack(evs.1), (evs.1)[1]))))) AS session
         FROM
         (
             SELECT
@@ -74,7 +74,7 @@ FROM
             (
                 SELECT
                     if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                    (toUnixTimestamp64Milli(e.ts), '', 1, toUInt16((e.event = {p1:String}) * 1)) AS ev
+                    (toUnixTimestamp64Milli(e.ts), toUInt16((e.event = {p1:String}) * 1)) AS ev
                 FROM events AS e
                 ANY LEFT JOIN
                 (

@@ -95,7 +95,7 @@ FROM
                     (
                         SELECT
                             person,
-                            arrayJoin(arrayMap(s -> ((s[1]).1, (s[1]).2, (s[1]).3, arrayFold((acc, x) -> bitOr(acc, x.4), s, toUInt16(0))), arraySplit((x, new) -> new, evs, arrayMap((t, p) -> ((t - p) > {p8:Int64}), evs.1, arrayPushFront(arrayPopBack(evs.1), (evs.1)[1]))))) AS session
+                            arrayJoin(arrayMap(s -> ((s[1]).1, (s[1]).3, (s[1]).4, arrayFold((acc, x) -> bitOr(acc, x.2), s, toUInt16(0))), arraySplit((x, new) -> new, evs, arrayMap((t, p) -> ((t - p) > {p8:Int64}), evs.1, arrayPushFront(arrayPopBack(evs.1), (evs.1)[1]))))) AS session
                         FROM
                         (
                             SELECT
@@ -105,7 +105,7 @@ FROM
                             (
                                 SELECT
                                     if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                                    (toUnixTimestamp64Milli(e.ts), e.country, (NOT has({p4:Array(String)}, e.device_type)), if((NOT has({p4:Array(String)}, e.device_type)), toUInt16(((e.event = {p1:String}) * 1) + (((e.type = {p2:String}) AND match(e.path, {p3:String})) * 2)), 0)) AS ev
+                                    (toUnixTimestamp64Milli(e.ts), if((NOT has({p4:Array(String)}, e.device_type)), toUInt16(((e.event = {p1:String}) * 1) + (((e.type = {p2:String}) AND match(e.path, {p3:String})) * 2)), 0), e.country, (NOT has({p4:Array(String)}, e.device_type))) AS ev
                                 FROM events AS e
                                 ANY LEFT JOIN
                                 (

@@ -105,7 +105,7 @@ FROM
                     (
                         SELECT
                             person,
-                            arrayJoin(arrayMap(s -> ((s[1]).1, (s[1]).2, (s[1]).3, arrayFold((acc, x) -> bitOr(acc, x.4), s, toUInt16(0))), arraySplit((x, new) -> new, evs, arrayMap((t, p) -> ((t - p) > {p9:Int64}), evs.1, arrayPushFront(arrayPopBack(evs.1), (evs.1)[1]))))) AS session
+                            arrayJoin(arrayMap(s -> ((s[1]).1, (s[1]).3, 1, arrayFold((acc, x) -> bitOr(acc, x.2), s, toUInt16(0))), arraySplit((x, new) -> new, evs, arrayMap((t, p) -> ((t - p) > {p9:Int64}), evs.1, arrayPushFront(arrayPopBack(evs.1), (evs.1)[1]))))) AS session
                         FROM
                         (
                             SELECT
@@ -115,7 +115,7 @@ FROM
                             (
                                 SELECT
                                     if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                                    (toUnixTimestamp64Milli(e.ts), toString(pp.person_properties.plan), 1, toUInt16((((e.type = {p1:String}) AND match(e.path, {p2:String}) AND (has({p3:Array(String)}, toString(pp.person_properties.plan)))) * 1) + (((e.type = {p4:String}) AND (e.path = {p5:String})) * 2))) AS ev
+                                    (toUnixTimestamp64Milli(e.ts), toUInt16((((e.type = {p1:String}) AND match(e.path, {p2:String}) AND (has({p3:Array(String)}, toString(pp.person_properties.plan)))) * 1) + (((e.type = {p4:String}) AND (e.path = {p5:String})) * 2)), toString(pp.person_properties.plan)) AS ev
                                 FROM events AS e
                                 ANY LEFT JOIN
                                 (
