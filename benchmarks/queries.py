@@ -716,6 +716,95 @@ def duck_paths(con: duckdb.DuckDBPyConnection) -> PathsAnswer:
     return nodes, edges
 
 
+# ---------------------------------------------------------------- goals (issue 15)
+
+GOALS_BODY = {"goals": [{"event": "purchase", "value_property": "revenue"}, {"path": "/blog/**"}], "interval": "day",
+              "gap_minutes": GAP_MS // 60_000, "date_range": DATE_RANGE, "timezone": "UTC"}
+# {(goal, day or None for the range): (conversions, persons, active persons, sessions, converted sessions, value)}
+GoalsAnswer = dict[tuple[int, date | None], tuple[int, int, int, int, int, float | None]]
+
+
+def measure_goals(client: Client, runtime: Runtime, url: str, project: int, repeat: int, path: Path) -> None:
+    """Nexus's goals through the API, fresh, against DuckDB's on the same rows; prints a table."""
+    export_goal_rows(client, project, path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE goal_rows AS SELECT * FROM read_parquet('{path}') ORDER BY person, ts")
+    secret = keys.create(runtime.clickhouse, project, "read")[1]
+    with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
+        ours_times, ours = measure_nexus(http, url, runtime, project, "goals", GOALS_BODY, repeat)
+    duck, theirs = timed(lambda: duck_goals(con), repeat)
+    con.close()
+    agree = "agree" if ours == theirs else f"DIFFER: DuckDB {describe_difference(ours, theirs)}"
+    print(f"\nGoals: {len(GOALS_BODY['goals'])} goals (purchase with revenue, page /blog/**), per day and over the "
+          f"range: conversions, persons, active persons, sessions, converted sessions, value; seconds, fresh, median\n")
+    header = ["question", "Nexus API", "Nexus in-process", "engine alone", "DuckDB", "Nexus ÷ DuckDB", "answers"]
+    print(markdown(header,
+                   [["goals", seconds(ours_times.http), seconds(ours_times.service), seconds(ours_times.engine_alone),
+                     seconds(duck), compared(ours_times.http, duck), agree]]))
+
+
+def export_goal_rows(client: Client, project: int, path: Path) -> None:
+    """DuckDB's rows: every event's person (as Nexus resolves it, numbered densely), ts, whether it converts
+    each goal (a purchase; a page call whose path starts with /blog/) and its revenue read as a number."""
+    found = client.query_arrow(
+        f"SELECT {persons.PERSON} AS person, e.ts AS ts, e.event = 'purchase' AS g0,"
+        f" e.type = 'page' AND startsWith(e.path, '/blog/') AS g1,"
+        f" toFloat64OrNull(toString(e.properties.revenue)) AS revenue\n"
+        f"FROM events AS e\n{persons.IDENTITIES_JOIN}\nWHERE e.project_id = {{project_id:UInt32}}",
+        parameters={"project_id": project})
+    rows = pa.table({"person": pc.dictionary_encode(found.column("person").combine_chunks()).indices,
+                     "ts": found.column("ts").cast(pa.timestamp("ms")), "g0": found.column("g0").cast(pa.bool_()),
+                     "g1": found.column("g1").cast(pa.bool_()), "revenue": found.column("revenue")})
+    pq.write_table(rows.sort_by([("person", "ascending"), ("ts", "ascending")]), path)
+
+
+def goals_answer(result: Any) -> GoalsAnswer:
+    """The answer as compared: the days with events (the range starts before the demo's first) and the range."""
+    found: GoalsAnswer = {}
+    for line in result.lines:
+        for i, day in [*enumerate(b.date() for b in result.buckets), (None, None)]:
+            pick = (lambda name: getattr(line.total, name)) if i is None else (lambda name: getattr(line, name)[i])
+            if not pick("active_persons"):
+                continue
+            value = pick("value")
+            found[(line.goal, day)] = (pick("conversions"), pick("persons"), pick("active_persons"),
+                                       pick("sessions"), pick("converted_sessions"),
+                                       None if value is None else round(value, 2))
+    return found
+
+
+def duck_goals(con: duckdb.DuckDBPyConnection) -> GoalsAnswer:
+    """Events per day with GROUPING SETS for days and the range (conversions, persons, value per goal; active
+    persons), and sessions by window functions: a session starts at a person's first event or after a gap
+    over the limit, is numbered by a running count of its starts, and belongs to its first event's day."""
+    events = con.execute("""
+        SELECT date_trunc('day', ts)::DATE AS day, count(*) FILTER (g0), count(DISTINCT person) FILTER (g0),
+          sum(coalesce(revenue, 0)) FILTER (g0), count(*) FILTER (g1), count(DISTINCT person) FILTER (g1),
+          count(DISTINCT person)
+        FROM goal_rows WHERE ts >= $start AND ts < $end GROUP BY GROUPING SETS ((day), ())""",
+                         pick("start", "end")).fetchall()
+    sessions = con.execute(f"""
+        WITH flagged AS (
+          SELECT person, ts, g0, g1, CASE WHEN lag(ts) OVER w IS NULL OR epoch_ms(ts) - epoch_ms(lag(ts) OVER w)
+            > {GAP_MS} THEN 1 ELSE 0 END AS new
+          FROM goal_rows WHERE ts >= $start AND ts < $end WINDOW w AS (PARTITION BY person ORDER BY ts)),
+        numbered AS (
+          SELECT *, sum(new) OVER (PARTITION BY person ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session FROM flagged),
+        whole AS (
+          SELECT date_trunc('day', min(ts))::DATE AS day, bool_or(g0) AS c0, bool_or(g1) AS c1
+          FROM numbered GROUP BY person, session)
+        SELECT day, count(*), count(*) FILTER (c0), count(*) FILTER (c1) FROM whole
+        GROUP BY GROUPING SETS ((day), ())""", pick("start", "end")).fetchall()
+    per_day = {day: (n, c0, c1) for day, n, c0, c1 in sessions}
+    found: GoalsAnswer = {}
+    for day, n0, p0, v0, n1, p1, active in events:
+        n, c0, c1 = per_day.get(day, (0, 0, 0))
+        found[(0, day)] = (n0, p0, active, n, c0, round(float(v0 or 0), 2))
+        found[(1, day)] = (n1, p1, active, n, c1, None)
+    return found
+
+
 # ---------------------------------------------------------------- the report
 
 def describe_difference(ours: Answer, theirs: Answer) -> str:
