@@ -6,11 +6,13 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from nexus.analyses import registry
 from nexus.errors import InvalidRequest
 from nexus.meta.dashboards import DEFAULT_TILES, SQL_KIND, Dashboard, Tile
 from nexus.reports import ReportDefinition, Section, check, dashboard_sections, decode, sections_for
 from nexus.reports.definition import with_range
 from nexus.reports.templates import KEY_NUMBERS
+from nexus.reports.views import NATURAL
 
 TREND = {"series": [{"metric": "events"}]}
 FUNNEL = {"steps": [{"event": "page_view"}, {"event": "purchase"}]}
@@ -125,3 +127,8 @@ def test_a_dashboard_becomes_one_section_per_tile():
         [(t.title, t.kind, t.request, t.chart) for t in tiles]
     # Charts as on the dashboard; a table only where the tile is one
     assert [s.table for s in sections] == [False] * len(DEFAULT_TILES) + [True]
+
+
+def test_every_analysis_has_a_natural_chart():
+    """A report section of any kind draws without naming a chart: a kind added without one fails here."""
+    assert set(registry.ANALYSES) <= set(NATURAL)
