@@ -47,13 +47,15 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True):
         return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, text: str) -> Cursor:
+    def decode(cls, text: str, field: str = "before") -> Cursor:
+        """The cursor `text` encodes; anything else is refused naming `field`, the request's name for it."""
+        refusal = InvalidRequest(f"{field} is not a cursor this list returned (next_cursor)", field=field)
         try:
             cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=cls)
         except (binascii.Error, ValueError, msgspec.ValidationError):  # msgspec.DecodeError is a ValueError
-            raise InvalidRequest("before is not a cursor this list returned (next_cursor)", field="before") from None
+            raise refusal from None
         if not 0 <= cursor.ms < 2 ** 53:
-            raise InvalidRequest("before is not a cursor this list returned (next_cursor)", field="before")
+            raise refusal
         return cursor
 
 

@@ -19,43 +19,19 @@ next request sends it as `cursor` (paging neither repeats nor skips an event; se
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from clickhouse_connect.driver.client import Client
 
+from nexus.analyses.events import EPOCH, MILLISECOND, Cursor
 from nexus.analyses.person_list import REVENUE
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest, NotFound
 
 MAX_LIMIT = 1000
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MILLISECOND = timedelta(milliseconds=1)
-
-
-class Cursor(msgspec.Struct, frozen=True, array_like=True):
-    """An event's place in the timeline: its time in Unix milliseconds and its message id."""
-
-    ms: int
-    message_id: str
-
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        refusal = InvalidRequest("cursor is not a cursor this timeline returned (next_cursor)", field="cursor")
-        try:
-            cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=cls)
-        except (binascii.Error, ValueError, msgspec.ValidationError):
-            raise refusal from None
-        if not 0 <= cursor.ms < 2 ** 53:
-            raise refusal
-        return cursor
 
 
 class PersonRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -72,7 +48,7 @@ class PersonRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         if not 1 <= self.gap_minutes <= 24 * 60:
             raise InvalidRequest("gap_minutes must be 1..1440", field="gap_minutes")
         if self.cursor is not None:
-            Cursor.decode(self.cursor)
+            Cursor.decode(self.cursor, "cursor")
 
 
 class Trait(msgspec.Struct, frozen=True):
@@ -194,7 +170,7 @@ def _timeline(project_id: int, request: PersonRequest, ids: list[str]) -> Query:
     numbered = f"SELECT *, sum(starts_session) OVER ({order}) AS session FROM ({starts})"
     cursor = ""
     if request.cursor is not None:
-        at = Cursor.decode(request.cursor)
+        at = Cursor.decode(request.cursor, "cursor")
         cursor = (f"\nWHERE (ts, message_id) < ({params.add(EPOCH + at.ms * MILLISECOND, UTC_TIME)},"
                   f" {params.add(at.message_id, 'String')})")
     return params.query(
