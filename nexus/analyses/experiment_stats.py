@@ -1,0 +1,445 @@
+"""Experiments' statistics: pure functions from per-variant sufficient statistics to lifts, intervals,
+p-values, Bayesian and always-valid sequential answers, CUPED, sample-ratio checks, corrections, sample
+sizes and the verdict sentence. No I/O: the experiment analysis computes the `Sample`s in ClickHouse.
+
+Definitions (docs/metrics.md, "Experiments", says the same):
+- A `Sample` holds, over the exposed persons of one variant, n, the sums of the per-person metric y and of
+  y², and for CUPED the sums of the pre-exposure covariate x, of x² and of x·y. A conversion metric has
+  y in {0, 1}. Variances are sample variances (n - 1).
+- Absolute lift d = mean_t - mean_c; relative lift r = mean_t / mean_c - 1, its standard error by the
+  delta method: se_r² = var_t / mean_c² + mean_t² var_c / mean_c⁴ (var_* the variances of the means).
+  Both intervals at level 1 - alpha.
+- Conversions: two-proportion z-test with the pooled rate under the null; the absolute interval is the
+  unpooled Wald interval. Means: Welch's t-test and its interval with Welch–Satterthwaite degrees of
+  freedom; the relative interval uses the normal quantile (large-sample delta method).
+- Bayesian: conversions have independent Beta(1, 1) priors (uniform) and Beta-Binomial posteriors; the
+  probability to beat control P(p_t > p_c) and the expected loss E[max(p_c - p_t, 0)] of shipping the
+  treatment are computed exactly in closed form (Evan Miller's sum; the size-biased identity
+  E[p_c 1{p_c > p_t}] = mean_c P(p_c' > p_t), p_c' ~ Beta(a_c + 1, b_c)). Means (and CUPED-adjusted
+  conversions) use a normal approximation with a flat prior: D ~ N(d, se²), P(D > 0) = Φ(d / se),
+  E[max(-D, 0)] = se φ(d / se) - d Φ(-d / se).
+- Always-valid sequential inference: the normal-mixture mSPRT on the difference of means (Johari et al.
+  2017), which is the asymptotic confidence sequence of Waudby-Smith et al. (2023), with mixing variance
+  τ² = ρ² (s_c² + s_t²), ρ² = (2 ln(1/alpha) + ln(1 + 2 ln(1/alpha))) / n*, so the sequence is tightest
+  when each variant has n* persons (the planned sample size). Λ = sqrt(V / (V + τ²))
+  exp(τ² d² / (2 V (V + τ²))) with V = s_c²/n_c + s_t²/n_t; the p-value is min(1, 1/Λ) and the interval
+  d ± sqrt(V (V + τ²) / τ² (2 ln(1/alpha) + ln((V + τ²) / V))). Each look's test is valid uniformly over
+  time; over a history of looks the always-valid p-value is the running minimum (`running_minimum`).
+- CUPED: theta = pooled within-variant cov(x, y) / var(x); each variant's adjusted mean is
+  mean_y - theta (mean_x - grand mean_x) and its variance var_y - 2 theta cov(x, y) + theta² var(x);
+  `variance_reduction` is the share of the variance of the difference removed.
+- Sample-ratio mismatch: Pearson's chi-square of the exposed counts against the design's weights; it
+  fails below p = 0.001 and then no verdict is given.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import msgspec
+import numpy as np
+from scipy import optimize, special, stats
+
+Kind = Literal["conversion", "mean"]
+CorrectionMethod = Literal["holm", "bh"]
+
+BETA_PRIOR = (1.0, 1.0)  # Beta(1, 1): uniform on the conversion rate; integers keep the closed form exact
+SRM_THRESHOLD = 0.001
+DEFAULT_PLANNED_N = 10_000  # the sequential test's tuning when the caller has no planned sample size
+
+
+class Sample(msgspec.Struct, frozen=True):
+    """Sufficient statistics of a per-person metric over one variant's exposed persons: `n` persons,
+    the sums of y and y², and of the pre-exposure covariate x, x² and x·y (zero without CUPED)."""
+
+    n: int
+    sum: float
+    sum_squares: float
+    pre_sum: float = 0.0
+    pre_sum_squares: float = 0.0
+    cross_sum: float = 0.0
+
+
+class Interval(msgspec.Struct, frozen=True):
+    low: float
+    high: float
+
+
+class Comparison(msgspec.Struct, frozen=True, kw_only=True):
+    """A treatment against the control on one metric. Means and lifts are CUPED-adjusted when `cuped`."""
+
+    kind: Kind
+    alpha: float
+    control_mean: float
+    treatment_mean: float
+    absolute_lift: float
+    absolute_interval: Interval
+    relative_lift: float | None  # None when the control's mean is 0
+    relative_interval: Interval | None
+    test: Literal["z", "welch_t"]
+    statistic: float
+    degrees_of_freedom: float | None  # Welch's; None for the z-test
+    p_value: float
+    probability_to_beat: float
+    expected_loss: float  # of shipping the treatment, in the metric's units
+    bayesian_method: Literal["beta_binomial_exact", "normal_approximation"]
+    sequential_p_value: float
+    sequential_interval: Interval  # always-valid interval of the absolute lift
+    sequential_planned_n: int
+    cuped: bool
+    cuped_theta: float | None
+    variance_reduction: float | None  # share of the lift's variance that CUPED removed
+
+
+class SrmCheck(msgspec.Struct, frozen=True, kw_only=True):
+    observed: list[int]
+    expected: list[float]
+    statistic: float
+    p_value: float
+    threshold: float
+    passed: bool
+
+
+class _Moments(msgspec.Struct, frozen=True):
+    """One variant's mean and sample variance of the per-person metric (adjusted under CUPED)."""
+
+    n: int
+    mean: float
+    variance: float
+
+    @property
+    def variance_of_mean(self) -> float:
+        return self.variance / self.n
+
+
+def _variance(n: int, total: float, total_squares: float) -> float:
+    return max(total_squares - total * total / n, 0.0) / (n - 1)
+
+
+def _covariance(sample: Sample) -> float:
+    return (sample.cross_sum - sample.pre_sum * sample.sum / sample.n) / (sample.n - 1)
+
+
+def _moments(sample: Sample) -> _Moments:
+    return _Moments(sample.n, sample.sum / sample.n, _variance(sample.n, sample.sum, sample.sum_squares))
+
+
+def cuped_theta(control: Sample, treatment: Sample) -> float:
+    """theta = pooled within-variant covariance of (x, y) over pooled within-variant variance of x."""
+    centred_cross = sum(s.cross_sum - s.pre_sum * s.sum / s.n for s in (control, treatment))
+    centred_squares = sum(s.pre_sum_squares - s.pre_sum**2 / s.n for s in (control, treatment))
+    return centred_cross / centred_squares if centred_squares > 0 else 0.0
+
+
+def _adjusted(sample: Sample, theta: float, grand_pre_mean: float) -> _Moments:
+    plain = _moments(sample)
+    pre_variance = _variance(sample.n, sample.pre_sum, sample.pre_sum_squares)
+    variance = plain.variance - 2 * theta * _covariance(sample) + theta**2 * pre_variance
+    mean = plain.mean - theta * (sample.pre_sum / sample.n - grand_pre_mean)
+    return _Moments(sample.n, mean, max(variance, 0.0))
+
+
+def _check(sample: Sample, kind: Kind) -> None:
+    if sample.n < 2:
+        raise ValueError("a variant needs at least 2 persons")
+    if kind == "conversion" and not 0 <= sample.sum <= sample.n:
+        raise ValueError("conversions must lie between 0 and n")
+
+
+def _probability_beta_greater(a: float, b: float, c: float, d: float) -> float:
+    """P(X > Y) for independent X ~ Beta(a, b), Y ~ Beta(c, d) with integer `a`, exactly (Evan Miller's
+    closed form, summed in log space)."""
+    i = np.arange(int(a), dtype=float)
+    log_terms = special.betaln(c + i, b + d) - np.log(b + i) - special.betaln(1 + i, b) - special.betaln(c, d)
+    return float(min(max(np.exp(special.logsumexp(log_terms)), 0.0), 1.0))
+
+
+def _beta_binomial(control: Sample, treatment: Sample) -> tuple[float, float]:
+    prior_a, prior_b = BETA_PRIOR
+    a_c, b_c = prior_a + control.sum, prior_b + control.n - control.sum
+    a_t, b_t = prior_a + treatment.sum, prior_b + treatment.n - treatment.sum
+    # Sum over the smaller alpha: the closed form has as many terms as it.
+    if a_t <= a_c:
+        beat = _probability_beta_greater(a_t, b_t, a_c, b_c)
+    else:
+        beat = 1.0 - _probability_beta_greater(a_c, b_c, a_t, b_t)
+    mean_c, mean_t = a_c / (a_c + b_c), a_t / (a_t + b_t)
+    # E[max(p_c - p_t, 0)] = mean_c P(p_c' > p_t) - mean_t P(p_c > p_t'), primes size-biased (alpha + 1).
+    loss = mean_c * _probability_beta_greater(a_c + 1, b_c, a_t, b_t) - mean_t * (
+        1.0 - _probability_beta_greater(a_t + 1, b_t, a_c, b_c)
+    )
+    return beat, max(loss, 0.0)
+
+
+def _normal_posterior(difference: float, standard_error: float) -> tuple[float, float]:
+    if standard_error == 0:
+        return float(difference > 0), max(-difference, 0.0)
+    ratio = difference / standard_error
+    beat = float(stats.norm.cdf(ratio))
+    loss = standard_error * float(stats.norm.pdf(ratio)) - difference * float(stats.norm.cdf(-ratio))
+    return beat, max(loss, 0.0)
+
+
+def mixing_rho_squared(alpha: float, planned_n: int) -> float:
+    """ρ² making the normal-mixture confidence sequence tightest at `planned_n` persons per variant."""
+    log_term = 2 * math.log(1 / alpha)
+    return (log_term + math.log(1 + log_term)) / planned_n
+
+
+def _sequential(
+    control: _Moments, treatment: _Moments, alpha: float, planned_n: int
+) -> tuple[float, Interval]:
+    difference = treatment.mean - control.mean
+    variance = control.variance_of_mean + treatment.variance_of_mean
+    mixing = mixing_rho_squared(alpha, planned_n) * (control.variance + treatment.variance)
+    if variance == 0 or mixing == 0:
+        return (0.0 if difference else 1.0), Interval(difference, difference)
+    log_ratio = 0.5 * math.log(variance / (variance + mixing)) + mixing * difference**2 / (
+        2 * variance * (variance + mixing)
+    )
+    p_value = math.exp(-log_ratio) if log_ratio > 0 else 1.0
+    half_width = math.sqrt(
+        variance * (variance + mixing) / mixing * (2 * math.log(1 / alpha) + math.log((variance + mixing) / variance))
+    )
+    return min(p_value, 1.0), Interval(difference - half_width, difference + half_width)
+
+
+def running_minimum(p_values: list[float]) -> list[float]:
+    """The always-valid p-value after each look: the smallest sequential p-value seen so far."""
+    return np.minimum.accumulate(np.asarray(p_values, dtype=float)).tolist() if p_values else []
+
+
+def compare(
+    control: Sample,
+    treatment: Sample,
+    *,
+    kind: Kind,
+    alpha: float = 0.05,
+    cuped: bool = False,
+    planned_n: int | None = None,
+) -> Comparison:
+    """The treatment against the control (module docstring: every statistic's definition). `planned_n`
+    (persons per variant) tunes the sequential test and must be fixed before the data are seen."""
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must lie between 0 and 1")
+    _check(control, kind)
+    _check(treatment, kind)
+    theta: float | None = None
+    reduction: float | None = None
+    plain_c, plain_t = _moments(control), _moments(treatment)
+    if cuped:
+        theta = cuped_theta(control, treatment)
+        grand_pre_mean = (control.pre_sum + treatment.pre_sum) / (control.n + treatment.n)
+        moments_c = _adjusted(control, theta, grand_pre_mean)
+        moments_t = _adjusted(treatment, theta, grand_pre_mean)
+        plain_variance = plain_c.variance_of_mean + plain_t.variance_of_mean
+        adjusted_variance = moments_c.variance_of_mean + moments_t.variance_of_mean
+        reduction = 1 - adjusted_variance / plain_variance if plain_variance > 0 else 0.0
+    elif kind == "conversion":
+        # A rate's variance is p(1 - p), as the Wald interval and the Beta posterior's scale use it.
+        moments_c = _Moments(control.n, plain_c.mean, plain_c.mean * (1 - plain_c.mean))
+        moments_t = _Moments(treatment.n, plain_t.mean, plain_t.mean * (1 - plain_t.mean))
+    else:
+        moments_c, moments_t = plain_c, plain_t
+    difference = moments_t.mean - moments_c.mean
+    variance_of_difference = moments_c.variance_of_mean + moments_t.variance_of_mean
+    standard_error = math.sqrt(variance_of_difference)
+    z_quantile = float(stats.norm.ppf(1 - alpha / 2))
+    degrees: float | None = None
+    if kind == "conversion" and not cuped:
+        pooled = (control.sum + treatment.sum) / (control.n + treatment.n)
+        pooled_error = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
+        test: Literal["z", "welch_t"] = "z"
+        statistic = difference / pooled_error if pooled_error > 0 else 0.0
+        p_value = float(2 * stats.norm.sf(abs(statistic)))
+        absolute = Interval(difference - z_quantile * standard_error, difference + z_quantile * standard_error)
+    elif kind == "conversion":
+        test = "z"
+        statistic = difference / standard_error if standard_error > 0 else 0.0
+        p_value = float(2 * stats.norm.sf(abs(statistic)))
+        absolute = Interval(difference - z_quantile * standard_error, difference + z_quantile * standard_error)
+    else:
+        test = "welch_t"
+        v_c, v_t = moments_c.variance_of_mean, moments_t.variance_of_mean
+        degrees = (v_c + v_t) ** 2 / (v_c**2 / (control.n - 1) + v_t**2 / (treatment.n - 1)) if v_c + v_t > 0 else float(control.n + treatment.n - 2)
+        statistic = difference / standard_error if standard_error > 0 else 0.0
+        p_value = float(2 * stats.t.sf(abs(statistic), degrees))
+        t_quantile = float(stats.t.ppf(1 - alpha / 2, degrees))
+        absolute = Interval(difference - t_quantile * standard_error, difference + t_quantile * standard_error)
+    relative: float | None = None
+    relative_interval: Interval | None = None
+    if moments_c.mean != 0:
+        relative = moments_t.mean / moments_c.mean - 1
+        relative_error = math.sqrt(
+            moments_t.variance_of_mean / moments_c.mean**2
+            + moments_t.mean**2 * moments_c.variance_of_mean / moments_c.mean**4
+        )
+        relative_interval = Interval(relative - z_quantile * relative_error, relative + z_quantile * relative_error)
+    if kind == "conversion" and not cuped:
+        beat, loss = _beta_binomial(control, treatment)
+        bayesian: Literal["beta_binomial_exact", "normal_approximation"] = "beta_binomial_exact"
+    else:
+        beat, loss = _normal_posterior(difference, math.sqrt(variance_of_difference))
+        bayesian = "normal_approximation"
+    planned = planned_n or DEFAULT_PLANNED_N
+    sequential_p, sequential_interval = _sequential(moments_c, moments_t, alpha, planned)
+    return Comparison(
+        kind=kind,
+        alpha=alpha,
+        control_mean=moments_c.mean,
+        treatment_mean=moments_t.mean,
+        absolute_lift=difference,
+        absolute_interval=absolute,
+        relative_lift=relative,
+        relative_interval=relative_interval,
+        test=test,
+        statistic=statistic,
+        degrees_of_freedom=degrees,
+        p_value=p_value,
+        probability_to_beat=beat,
+        expected_loss=loss,
+        bayesian_method=bayesian,
+        sequential_p_value=sequential_p,
+        sequential_interval=sequential_interval,
+        sequential_planned_n=planned,
+        cuped=cuped,
+        cuped_theta=theta,
+        variance_reduction=reduction,
+    )
+
+
+def srm_check(observed: list[int], weights: list[float], threshold: float = SRM_THRESHOLD) -> SrmCheck:
+    """Pearson's chi-square of the exposed persons per variant against the design's weights."""
+    if len(observed) != len(weights) or len(observed) < 2:
+        raise ValueError("observed and weights need one entry per variant, at least two")
+    total = sum(observed)
+    shares = np.asarray(weights, dtype=float) / sum(weights)
+    expected = (shares * total).tolist()
+    if total == 0:
+        return SrmCheck(observed=list(observed), expected=expected, statistic=0.0, p_value=1.0, threshold=threshold, passed=True)
+    result = stats.chisquare(observed, expected)
+    p_value = float(result.pvalue)
+    return SrmCheck(
+        observed=list(observed),
+        expected=expected,
+        statistic=float(result.statistic),
+        p_value=p_value,
+        threshold=threshold,
+        passed=p_value >= threshold,
+    )
+
+
+def adjust_p_values(p_values: list[float], method: CorrectionMethod) -> list[float]:
+    """Holm's step-down (family-wise error) or Benjamini–Hochberg (false discovery rate) adjusted p-values,
+    in the order given."""
+    if not p_values:
+        return []
+    values = np.asarray(p_values, dtype=float)
+    if method == "bh":
+        return stats.false_discovery_control(values, method="bh").tolist()
+    order = np.argsort(values, kind="stable")
+    count = len(values)
+    stepped = np.maximum.accumulate((count - np.arange(count)) * values[order])
+    adjusted = np.empty(count)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted.tolist()
+
+
+def _two_sided_power(effect: float, n: float, alpha: float) -> float:
+    """Power of the two-sided z-test of two groups of `n` with standardised effect `effect`."""
+    critical = stats.norm.isf(alpha / 2)
+    shift = abs(effect) * math.sqrt(n / 2)
+    return float(stats.norm.sf(critical - shift) + stats.norm.cdf(-critical - shift))
+
+
+def sample_size(
+    baseline: float,
+    mde: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    *,
+    kind: Kind,
+    sd: float | None = None,
+    relative: bool = True,
+) -> int:
+    """Persons per variant (equal split) for a two-sided test at `alpha` to detect `mde` (a share of the
+    baseline when `relative`, else in the metric's units) with `power`. Conversions use Cohen's h
+    (2 asin √p₂ - 2 asin √p₁), means Cohen's d = mde / sd; n solves the normal power equation with both
+    tails (statsmodels' NormalIndPower), rounded up."""
+    if mde == 0:
+        raise ValueError("the minimum detectable effect must not be 0")
+    target = baseline * (1 + mde) if relative else baseline + mde
+    if kind == "conversion":
+        if not (0 < baseline < 1 and 0 < target < 1):
+            raise ValueError("conversion rates must lie strictly between 0 and 1")
+        effect = 2 * math.asin(math.sqrt(target)) - 2 * math.asin(math.sqrt(baseline))
+    else:
+        if sd is None or sd <= 0:
+            raise ValueError("a mean metric needs its standard deviation sd > 0")
+        effect = (target - baseline) / sd
+    upper = 2.0
+    while _two_sided_power(effect, upper, alpha) < power:
+        upper *= 2
+    exact = optimize.brentq(lambda n: _two_sided_power(effect, n, alpha) - power, 1e-9, upper, xtol=1e-12)
+    return math.ceil(exact)
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:+.1f}%"
+
+
+def _p_text(p_value: float) -> str:
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+
+
+def verdict(
+    comparison: Comparison,
+    *,
+    control: str,
+    treatment: str,
+    metric: str,
+    srm: SrmCheck,
+    required_n: int | None,
+    treatment_n: int,
+    control_n: int,
+    adjusted_p_value: float | None = None,
+) -> str:
+    """One sentence a team can act on. No verdict when the SRM check fails. The fixed-horizon test decides
+    once both variants reached `required_n` persons; before that only the always-valid sequential test may
+    call a winner, otherwise it is "not enough data yet". `adjusted_p_value` (Holm or BH across variants
+    and metrics) replaces the raw p-value when given."""
+    if not srm.passed:
+        return (
+            f"No verdict: sample ratio mismatch (chi-square p = {srm.p_value:.2g} < {srm.threshold:g}); "
+            "assignment or exposure logging is broken, fix it before reading these results."
+        )
+    alpha = comparison.alpha
+    p_value = comparison.p_value if adjusted_p_value is None else adjusted_p_value
+    enough = required_n is not None and min(control_n, treatment_n) >= required_n
+    if enough:
+        significant, shown_p, data_note = p_value < alpha, p_value, "enough data"
+    else:
+        significant = comparison.sequential_p_value < alpha
+        shown_p = comparison.sequential_p_value
+        data_note = "stopped early on the always-valid test" if significant else "not enough data yet"
+    level = f"{(1 - alpha) * 100:.0f}%"
+    if comparison.relative_lift is not None and comparison.relative_interval is not None:
+        lift = (
+            f"{_percent(comparison.relative_lift)} ({level} CI {_percent(comparison.relative_interval.low)} "
+            f"to {_percent(comparison.relative_interval.high)})"
+        )
+    else:
+        lift = (
+            f"{comparison.absolute_lift:+.4g} ({level} CI {comparison.absolute_interval.low:+.4g} "
+            f"to {comparison.absolute_interval.high:+.4g})"
+        )
+    p_label = _p_text(shown_p) if enough else _p_text(shown_p).replace("p", "always-valid p", 1)
+    details = f"{lift}, {p_label}, probability to beat control {comparison.probability_to_beat * 100:.1f}%"
+    if significant:
+        head = f"{treatment} beats {control}" if comparison.absolute_lift > 0 else f"{treatment} loses to {control}"
+        return f"{head} on {metric}: {details}; SRM check passed; {data_note}"
+    if enough:
+        return f"No significant difference between {treatment} and {control} on {metric}: {details}; SRM check passed; enough data"
+    sample_note = f" ({min(control_n, treatment_n):,} of {required_n:,} persons per variant)" if required_n else ""
+    return f"{treatment} vs {control} on {metric}: not enough data yet{sample_note}: {details}; SRM check passed"
