@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 
 from nexus.api.context import ApiContext
+from nexus.api.persons import person_in_path
 from nexus.errors import InvalidRequest
 from nexus.meta import erasures
 from nexus.meta.erasures import Erasure, Erasures
@@ -19,9 +20,10 @@ from nexus.store import erasure
 MAX_ID_LENGTH = 1_000
 
 
-@delete("/v1/persons/{person_id:str}", status_code=200)
+@delete("/v1/persons/{person_id:path}", status_code=200)
 async def erase_person(request: Request, state: State, person_id: FromPath[str]) -> Erasure:
     api: ApiContext = state.api
+    person_id = person_in_path(person_id)
 
     def erase() -> Erasure:
         key = api.authorize(request, "admin")

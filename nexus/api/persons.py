@@ -36,11 +36,17 @@ async def list_persons(request: Request, state: State, q: FromQuery[str | None] 
     return await anyio.to_thread.run_sync(_answer, api, request, "persons", body)
 
 
-@get("/v1/persons/{person_id:str}")
+def person_in_path(path: str) -> str:
+    """The person id of `/v1/persons/{id}`: the rest of the path, so an id holding '/' (sent as %2F or as
+    is) is addressable too; the router gives it with its leading '/'."""
+    return path.removeprefix("/")
+
+
+@get("/v1/persons/{person_id:path}")
 async def get_person(request: Request, state: State, person_id: FromPath[str], cursor: FromQuery[str | None] = None,
                      limit: FromQuery[int | None] = None) -> Response:
     api: ApiContext = state.api
-    body: dict[str, Any] = {"person": person_id, **({"cursor": cursor} if cursor is not None else {}),
+    body: dict[str, Any] = {"person": person_in_path(person_id), **({"cursor": cursor} if cursor is not None else {}),
                             **({"limit": limit} if limit is not None else {})}
     return await anyio.to_thread.run_sync(_answer, api, request, "person", body)
 

@@ -179,10 +179,17 @@ def test_ad_hoc_sql_can_neither_read_nor_write_the_erasures(http, projects):
         assert answer.status_code in (400, 403), (text, answer.text)
 
 
-def test_an_id_with_spaces_and_accents_is_erased_percent_encoded(server, http):
-    """Ids are as sent: any text but '/', which no path segment can carry (erase those with the CLI)."""
+def test_ids_with_spaces_accents_and_slashes_are_erased_percent_encoded(server, http):
+    """Ids are as sent: any text, '/' included (the id is the rest of the path)."""
     _, keys = server.project_with_keys("erasure-odd-ids")
-    batch = [message("page", 1, anonymousId="odd id é", properties={"path": "/"}, messageId="odd-1")]
-    assert http.post("/v1/batch", json={"batch": batch}, headers=bearer(keys["write"])).json()["stored"] == 1
+    batch = [message("page", 1, anonymousId="odd id é", properties={"path": "/"}, messageId="odd-1"),
+             message("page", 1, anonymousId="tenant/42", properties={"path": "/"}, messageId="odd-2"),
+             message("page", 1, anonymousId="tenant", properties={"path": "/"}, messageId="odd-3")]
+    assert http.post("/v1/batch", json={"batch": batch}, headers=bearer(keys["write"])).json()["stored"] == 3
     answer = http.delete("/v1/persons/odd%20id%20%C3%A9", headers=bearer(keys["admin"]))
     assert answer.status_code == 200 and answer.json()["rows"]["events"] == 1
+    assert http.get("/v1/persons/tenant%2F42", headers=bearer(keys["read"])).json()["events"] == 1
+    answer = http.delete("/v1/persons/tenant%2F42", headers=bearer(keys["admin"]))
+    assert answer.status_code == 200 and answer.json()["rows"]["events"] == 1
+    assert http.get("/v1/persons/tenant%2F42", headers=bearer(keys["read"])).status_code == 404
+    assert http.get("/v1/persons/tenant", headers=bearer(keys["read"])).json()["events"] == 1  # untouched
