@@ -24,6 +24,9 @@ What goes, in this order (their ids are found while holding the identity resolve
 
 The ids are written to a staging table (dropped at the end) that the deletes read through a subquery, so the
 mutation commands ClickHouse keeps (system.mutations, the table's mutation_*.txt) name that table, not the ids.
+A process killed mid-erasure leaves its staging tables behind (the erasure's holds the person's ids): every
+erasure first drops those older than an hour, far longer than one runs, so another process's running erasure
+keeps its own.
 
 Events of the person arriving while the erasure runs may be stored (an insert after a delete is not deleted);
 after it, they start a new person: their ids are unknown again, so identify or alias links them to a new UUID.
@@ -36,7 +39,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 import redis
@@ -62,6 +65,10 @@ _MERGED_AWAY = (
     "AND person_id NOT IN (SELECT person_id FROM identities WHERE project_id = {project:UInt32})"
 )
 
+# The staging tables of an erasure (`_staging`) and of a rollup rebuild (`rebuild.rollup_month`).
+_STAGING = r"^(erasure_[0-9a-f]{16}|[a-z_]+_rebuild_[0-9a-f]{12})$"
+LEFTOVER_AGE = timedelta(hours=1)
+
 _DISTINCT_ID = "distinct_id"
 _PERSON_ID = "person_id"
 _SESSION_ID = "session_id"
@@ -81,6 +88,7 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
     has no such person. `redis_client` is None only where no other process can be running on the store (the
     embedded CLI): then there is no resolver cache and no cached answer to invalidate."""
     started = time.perf_counter()
+    drop_leftovers(client)
     rows: dict[str, int] = {}
     with _staging(client) as staging:
         ids = f"SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}'"
@@ -163,6 +171,17 @@ def _stage(client: Client, staging: str, project_id: int, person: Person) -> Non
         f"WHERE project_id = {{project:UInt32}} AND distinct_id IN "
         f"(SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}') AND session_id != ''",
         parameters={"project": project_id})
+
+
+def drop_leftovers(client: Client) -> list[str]:
+    """Drop the staging tables older than `LEFTOVER_AGE` that killed erasures left; their names."""
+    names = [row[0] for row in client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND match(name, {staging:String}) "
+        "AND metadata_modification_time < now() - toIntervalSecond({age:UInt32})",
+        parameters={"staging": _STAGING, "age": int(LEFTOVER_AGE.total_seconds())}).result_rows]
+    for name in names:  # matched by _STAGING: a name Nexus made
+        client.command(f"DROP TABLE IF EXISTS {name} SYNC")
+    return names
 
 
 @contextmanager

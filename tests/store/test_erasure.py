@@ -9,7 +9,9 @@ months. One of their sessions also holds an event of a bystander (in both projec
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -237,3 +239,29 @@ def test_an_erasure_cut_short_is_finished_by_running_it_again(client, redis, mon
         assert found == 0, table
     assert client.query("SELECT sum(events), uniqMerge(distinct_ids) FROM events_daily WHERE project_id = {p:UInt32}",
                         parameters={"p": project_id}).result_rows == [(1, 1)]
+
+
+def test_staging_tables_a_killed_erasure_left_are_dropped_by_the_next(client, redis, monkeypatch):
+    """A process killed mid-erasure never drops its staging tables (one holds the person's ids): the next erasure
+    drops those older than LEFTOVER_AGE, and leaves a younger one (another process's erasure, running)."""
+    left = ["erasure_0123456789abcdef", "events_daily_rebuild_0123456789ab"]
+    for name in left:
+        client.command(f"CREATE TABLE {name} (kind String, value String) ENGINE = MergeTree ORDER BY kind")
+    client.command("CREATE TABLE erasure_notes (value String) ENGINE = MergeTree ORDER BY value")  # not Nexus's
+    project_id = projects.create(client, f"erasure-left-{uuid.uuid4().hex[:6]}").project_id
+    insert_events(client, project_id, BYSTANDER_EVENTS)
+    bystander = next(iter(BYSTANDER_EVENTS))
+
+    def tables() -> set[str]:
+        return {row[0] for row in client.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                               "AND name IN {n:Array(String)}",
+                                               parameters={"n": [*left, "erasure_notes"]}).result_rows}
+
+    erasure.erase(client, project_id, bystander, "k_test", redis.client)
+    assert tables() == {*left, "erasure_notes"}  # younger than an hour: perhaps a running erasure's
+    monkeypatch.setattr(erasure, "LEFTOVER_AGE", timedelta(0))
+    time.sleep(1.1)  # metadata_modification_time has whole seconds
+    insert_events(client, project_id, BYSTANDER_EVENTS)
+    erasure.erase(client, project_id, bystander, "k_test", redis.client)
+    assert tables() == {"erasure_notes"}
+    client.command("DROP TABLE erasure_notes")
