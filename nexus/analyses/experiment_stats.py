@@ -39,6 +39,7 @@ from typing import Literal
 
 import msgspec
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
 Kind = Literal["conversion", "mean"]
@@ -71,6 +72,8 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
 
     kind: Kind
     alpha: float
+    control_n: int
+    treatment_n: int
     control_mean: float
     treatment_mean: float
     absolute_lift: float
@@ -155,19 +158,20 @@ def _probability_beta_greater(a: float, b: float, c: float, d: float) -> float:
     return float(min(max(np.exp(special.logsumexp(log_terms)), 0.0), 1.0))
 
 
+def _probability_greater(a: float, b: float, c: float, d: float) -> float:
+    """P(X > Y) as above, summing over the smaller of the two integer alphas (the terms' count)."""
+    return _probability_beta_greater(a, b, c, d) if a <= c else 1.0 - _probability_beta_greater(c, d, a, b)
+
+
 def _beta_binomial(control: Sample, treatment: Sample) -> tuple[float, float]:
     prior_a, prior_b = BETA_PRIOR
     a_c, b_c = prior_a + control.sum, prior_b + control.n - control.sum
     a_t, b_t = prior_a + treatment.sum, prior_b + treatment.n - treatment.sum
-    # Sum over the smaller alpha: the closed form has as many terms as it.
-    if a_t <= a_c:
-        beat = _probability_beta_greater(a_t, b_t, a_c, b_c)
-    else:
-        beat = 1.0 - _probability_beta_greater(a_c, b_c, a_t, b_t)
+    beat = _probability_greater(a_t, b_t, a_c, b_c)
     mean_c, mean_t = a_c / (a_c + b_c), a_t / (a_t + b_t)
     # E[max(p_c - p_t, 0)] = mean_c P(p_c' > p_t) - mean_t P(p_c > p_t'), primes size-biased (alpha + 1).
-    loss = mean_c * _probability_beta_greater(a_c + 1, b_c, a_t, b_t) - mean_t * (
-        1.0 - _probability_beta_greater(a_t + 1, b_t, a_c, b_c)
+    loss = mean_c * _probability_greater(a_c + 1, b_c, a_t, b_t) - mean_t * _probability_greater(
+        a_c, b_c, a_t + 1, b_t
     )
     return beat, max(loss, 0.0)
 
@@ -181,33 +185,94 @@ def _normal_posterior(difference: float, standard_error: float) -> tuple[float, 
     return beat, max(loss, 0.0)
 
 
-def mixing_rho_squared(alpha: float, planned_n: int) -> float:
-    """ρ² making the normal-mixture confidence sequence tightest at `planned_n` persons per variant."""
+def mixing_variance(unit_variance: float, alpha: float, planned_n: int) -> float:
+    """The mSPRT's mixing variance τ² = ρ² (s_c² + s_t²) (`unit_variance` is s_c² + s_t²), with ρ² making
+    the confidence sequence tightest at `planned_n` persons per variant."""
     log_term = 2 * math.log(1 / alpha)
-    return (log_term + math.log(1 + log_term)) / planned_n
+    return (log_term + math.log(1 + log_term)) / planned_n * unit_variance
 
 
-def _sequential(
-    control: _Moments, treatment: _Moments, alpha: float, planned_n: int
-) -> tuple[float, Interval]:
-    difference = treatment.mean - control.mean
-    variance = control.variance_of_mean + treatment.variance_of_mean
-    mixing = mixing_rho_squared(alpha, planned_n) * (control.variance + treatment.variance)
-    if variance == 0 or mixing == 0:
-        return (0.0 if difference else 1.0), Interval(difference, difference)
-    log_ratio = 0.5 * math.log(variance / (variance + mixing)) + mixing * difference**2 / (
-        2 * variance * (variance + mixing)
-    )
-    p_value = math.exp(-log_ratio) if log_ratio > 0 else 1.0
-    half_width = math.sqrt(
-        variance * (variance + mixing) / mixing * (2 * math.log(1 / alpha) + math.log((variance + mixing) / variance))
-    )
-    return min(p_value, 1.0), Interval(difference - half_width, difference + half_width)
+def sequential_p_value(difference: ArrayLike, variance: ArrayLike, mixing: ArrayLike) -> np.ndarray:
+    """min(1, 1/Λ) of the normal-mixture likelihood ratio for an estimated difference with `variance`
+    (element-wise, so a simulation can run thousands of looks at once)."""
+    difference, variance, mixing = (np.asarray(a, dtype=float) for a in (difference, variance, mixing))
+    total = variance + mixing
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = 0.5 * np.log(variance / total) + mixing * difference**2 / (2 * variance * total)
+    return np.minimum(np.exp(-np.nan_to_num(log_ratio, nan=0.0)), 1.0)
+
+
+def sequential_half_width(variance: ArrayLike, mixing: ArrayLike, alpha: float) -> np.ndarray:
+    """Half-width of the always-valid interval: the differences θ whose Λ(θ) stays below 1/alpha."""
+    variance, mixing = np.asarray(variance, dtype=float), np.asarray(mixing, dtype=float)
+    total = variance + mixing
+    with np.errstate(divide="ignore", invalid="ignore"):
+        squared = variance * total / mixing * (2 * math.log(1 / alpha) + np.log(total / variance))
+    return np.sqrt(np.nan_to_num(squared, nan=0.0))
+
+
+def _standardised(difference: float, standard_error: float) -> float:
+    """difference / standard_error; a difference without any spread is infinitely far from 0."""
+    if standard_error > 0:
+        return difference / standard_error
+    return math.copysign(math.inf, difference) if difference else 0.0
 
 
 def running_minimum(p_values: list[float]) -> list[float]:
     """The always-valid p-value after each look: the smallest sequential p-value seen so far."""
     return np.minimum.accumulate(np.asarray(p_values, dtype=float)).tolist() if p_values else []
+
+
+def _around(centre: float, half_width: float) -> Interval:
+    return Interval(centre - half_width, centre + half_width)
+
+
+class _Test(msgspec.Struct, frozen=True):
+    name: Literal["z", "welch_t"]
+    statistic: float
+    degrees_of_freedom: float | None
+    p_value: float
+    interval: Interval
+
+
+def _two_proportion_z(control: Sample, treatment: Sample, difference: float, error: float, alpha: float) -> _Test:
+    """z with the pooled rate under the null; the interval is the unpooled Wald interval (`error`)."""
+    pooled = (control.sum + treatment.sum) / (control.n + treatment.n)
+    pooled_error = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
+    statistic = _standardised(difference, pooled_error)
+    p_value = float(2 * stats.norm.sf(abs(statistic)))
+    return _Test("z", statistic, None, p_value, _around(difference, float(stats.norm.isf(alpha / 2)) * error))
+
+
+def _wald_z(difference: float, error: float, alpha: float) -> _Test:
+    statistic = _standardised(difference, error)
+    p_value = float(2 * stats.norm.sf(abs(statistic)))
+    return _Test("z", statistic, None, p_value, _around(difference, float(stats.norm.isf(alpha / 2)) * error))
+
+
+def _welch_t(control: _Moments, treatment: _Moments, difference: float, alpha: float) -> _Test:
+    v_c, v_t = control.variance_of_mean, treatment.variance_of_mean
+    if v_c + v_t > 0:
+        degrees = (v_c + v_t) ** 2 / (v_c**2 / (control.n - 1) + v_t**2 / (treatment.n - 1))
+    else:
+        degrees = float(control.n + treatment.n - 2)
+    error = math.sqrt(v_c + v_t)
+    statistic = _standardised(difference, error)
+    p_value = float(2 * stats.t.sf(abs(statistic), degrees))
+    half_width = float(stats.t.isf(alpha / 2, degrees)) * error
+    return _Test("welch_t", statistic, degrees, p_value, _around(difference, half_width))
+
+
+def _relative(control: _Moments, treatment: _Moments, alpha: float) -> tuple[float | None, Interval | None]:
+    """mean_t / mean_c - 1 and its delta-method interval (None when the control's mean is 0)."""
+    if control.mean == 0:
+        return None, None
+    relative = treatment.mean / control.mean - 1
+    error = math.sqrt(
+        treatment.variance_of_mean / control.mean**2
+        + treatment.mean**2 * control.variance_of_mean / control.mean**4
+    )
+    return relative, _around(relative, float(stats.norm.isf(alpha / 2)) * error)
 
 
 def compare(
@@ -220,7 +285,9 @@ def compare(
     planned_n: int | None = None,
 ) -> Comparison:
     """The treatment against the control (module docstring: every statistic's definition). `planned_n`
-    (persons per variant) tunes the sequential test and must be fixed before the data are seen."""
+    (persons per variant) tunes the sequential test and must be fixed before the data are seen. With
+    `cuped`, every statistic is computed on the adjusted means and variances, and a conversion's test and
+    posterior become normal ones (the adjusted metric is no longer 0/1)."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must lie between 0 and 1")
     _check(control, kind)
@@ -237,71 +304,48 @@ def compare(
         adjusted_variance = moments_c.variance_of_mean + moments_t.variance_of_mean
         reduction = 1 - adjusted_variance / plain_variance if plain_variance > 0 else 0.0
     elif kind == "conversion":
-        # A rate's variance is p(1 - p), as the Wald interval and the Beta posterior's scale use it.
+        # A rate's variance is p(1 - p), as the Wald interval uses it (not the sample variance's n - 1).
         moments_c = _Moments(control.n, plain_c.mean, plain_c.mean * (1 - plain_c.mean))
         moments_t = _Moments(treatment.n, plain_t.mean, plain_t.mean * (1 - plain_t.mean))
     else:
         moments_c, moments_t = plain_c, plain_t
     difference = moments_t.mean - moments_c.mean
     variance_of_difference = moments_c.variance_of_mean + moments_t.variance_of_mean
-    standard_error = math.sqrt(variance_of_difference)
-    z_quantile = float(stats.norm.ppf(1 - alpha / 2))
-    degrees: float | None = None
-    if kind == "conversion" and not cuped:
-        pooled = (control.sum + treatment.sum) / (control.n + treatment.n)
-        pooled_error = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
-        test: Literal["z", "welch_t"] = "z"
-        statistic = difference / pooled_error if pooled_error > 0 else 0.0
-        p_value = float(2 * stats.norm.sf(abs(statistic)))
-        absolute = Interval(difference - z_quantile * standard_error, difference + z_quantile * standard_error)
-    elif kind == "conversion":
-        test = "z"
-        statistic = difference / standard_error if standard_error > 0 else 0.0
-        p_value = float(2 * stats.norm.sf(abs(statistic)))
-        absolute = Interval(difference - z_quantile * standard_error, difference + z_quantile * standard_error)
-    else:
-        test = "welch_t"
-        v_c, v_t = moments_c.variance_of_mean, moments_t.variance_of_mean
-        degrees = (v_c + v_t) ** 2 / (v_c**2 / (control.n - 1) + v_t**2 / (treatment.n - 1)) if v_c + v_t > 0 else float(control.n + treatment.n - 2)
-        statistic = difference / standard_error if standard_error > 0 else 0.0
-        p_value = float(2 * stats.t.sf(abs(statistic), degrees))
-        t_quantile = float(stats.t.ppf(1 - alpha / 2, degrees))
-        absolute = Interval(difference - t_quantile * standard_error, difference + t_quantile * standard_error)
-    relative: float | None = None
-    relative_interval: Interval | None = None
-    if moments_c.mean != 0:
-        relative = moments_t.mean / moments_c.mean - 1
-        relative_error = math.sqrt(
-            moments_t.variance_of_mean / moments_c.mean**2
-            + moments_t.mean**2 * moments_c.variance_of_mean / moments_c.mean**4
-        )
-        relative_interval = Interval(relative - z_quantile * relative_error, relative + z_quantile * relative_error)
-    if kind == "conversion" and not cuped:
+    exact_conversion = kind == "conversion" and not cuped
+    if exact_conversion:
+        test = _two_proportion_z(control, treatment, difference, math.sqrt(variance_of_difference), alpha)
         beat, loss = _beta_binomial(control, treatment)
-        bayesian: Literal["beta_binomial_exact", "normal_approximation"] = "beta_binomial_exact"
     else:
+        if kind == "conversion":
+            test = _wald_z(difference, math.sqrt(variance_of_difference), alpha)
+        else:
+            test = _welch_t(moments_c, moments_t, difference, alpha)
         beat, loss = _normal_posterior(difference, math.sqrt(variance_of_difference))
-        bayesian = "normal_approximation"
+    relative, relative_interval = _relative(moments_c, moments_t, alpha)
     planned = planned_n or DEFAULT_PLANNED_N
-    sequential_p, sequential_interval = _sequential(moments_c, moments_t, alpha, planned)
+    mixing = mixing_variance(moments_c.variance + moments_t.variance, alpha, planned)
+    sequential_p = float(sequential_p_value(difference, variance_of_difference, mixing))
+    half_width = float(sequential_half_width(variance_of_difference, mixing, alpha))
     return Comparison(
         kind=kind,
         alpha=alpha,
+        control_n=control.n,
+        treatment_n=treatment.n,
         control_mean=moments_c.mean,
         treatment_mean=moments_t.mean,
         absolute_lift=difference,
-        absolute_interval=absolute,
+        absolute_interval=test.interval,
         relative_lift=relative,
         relative_interval=relative_interval,
-        test=test,
-        statistic=statistic,
-        degrees_of_freedom=degrees,
-        p_value=p_value,
+        test=test.name,
+        statistic=test.statistic,
+        degrees_of_freedom=test.degrees_of_freedom,
+        p_value=test.p_value,
         probability_to_beat=beat,
         expected_loss=loss,
-        bayesian_method=bayesian,
+        bayesian_method="beta_binomial_exact" if exact_conversion else "normal_approximation",
         sequential_p_value=sequential_p,
-        sequential_interval=sequential_interval,
+        sequential_interval=_around(difference, half_width),
         sequential_planned_n=planned,
         cuped=cuped,
         cuped_theta=theta,
@@ -317,7 +361,10 @@ def srm_check(observed: list[int], weights: list[float], threshold: float = SRM_
     shares = np.asarray(weights, dtype=float) / sum(weights)
     expected = (shares * total).tolist()
     if total == 0:
-        return SrmCheck(observed=list(observed), expected=expected, statistic=0.0, p_value=1.0, threshold=threshold, passed=True)
+        return SrmCheck(
+            observed=list(observed), expected=expected, statistic=0.0, p_value=1.0, threshold=threshold,
+            passed=True,
+        )
     result = stats.chisquare(observed, expected)
     p_value = float(result.pvalue)
     return SrmCheck(
@@ -389,8 +436,31 @@ def _percent(value: float) -> str:
     return f"{value * 100:+.1f}%"
 
 
-def _p_text(p_value: float) -> str:
-    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+def _p_text(label: str, p_value: float) -> str:
+    return f"{label} < 0.001" if p_value < 0.001 else f"{label} = {p_value:.3f}"
+
+
+def _lift_text(comparison: Comparison, sequential: bool) -> str:
+    """The relative lift with the fixed-horizon interval; before the planned sample size, the always-valid
+    interval of the absolute lift instead (the only interval valid under early looks)."""
+    level = f"{(1 - comparison.alpha) * 100:.0f}%"
+    if sequential:
+        interval, name = comparison.sequential_interval, f"{level} always-valid CI"
+    else:
+        interval, name = comparison.absolute_interval, f"{level} CI"
+    if comparison.kind == "conversion":
+        absolute = f"{comparison.absolute_lift * 100:+.2f} pp"
+        bounds = f"{interval.low * 100:+.2f} pp to {interval.high * 100:+.2f} pp"
+    else:
+        absolute = f"{comparison.absolute_lift:+.4g}"
+        bounds = f"{interval.low:+.4g} to {interval.high:+.4g}"
+    if comparison.relative_lift is None:
+        return f"{absolute} ({name} {bounds})"
+    if sequential or comparison.relative_interval is None:
+        return f"{_percent(comparison.relative_lift)} ({absolute}, {name} {bounds})"
+    relative = comparison.relative_interval
+    bounds = f"{_percent(relative.low)} to {_percent(relative.high)}"
+    return f"{_percent(comparison.relative_lift)} ({name} {bounds})"
 
 
 def verdict(
@@ -401,45 +471,40 @@ def verdict(
     metric: str,
     srm: SrmCheck,
     required_n: int | None,
-    treatment_n: int,
-    control_n: int,
     adjusted_p_value: float | None = None,
+    adjusted_sequential_p_value: float | None = None,
 ) -> str:
     """One sentence a team can act on. No verdict when the SRM check fails. The fixed-horizon test decides
     once both variants reached `required_n` persons; before that only the always-valid sequential test may
-    call a winner, otherwise it is "not enough data yet". `adjusted_p_value` (Holm or BH across variants
-    and metrics) replaces the raw p-value when given."""
+    call a winner, and otherwise the sentence says "not enough data yet". The adjusted p-values (Holm or BH
+    across variants and metrics, `adjust_p_values`) replace the raw ones when given."""
     if not srm.passed:
         return (
             f"No verdict: sample ratio mismatch (chi-square p = {srm.p_value:.2g} < {srm.threshold:g}); "
             "assignment or exposure logging is broken, fix it before reading these results."
         )
-    alpha = comparison.alpha
-    p_value = comparison.p_value if adjusted_p_value is None else adjusted_p_value
-    enough = required_n is not None and min(control_n, treatment_n) >= required_n
+    smaller_n = min(comparison.control_n, comparison.treatment_n)
+    enough = required_n is not None and smaller_n >= required_n
     if enough:
-        significant, shown_p, data_note = p_value < alpha, p_value, "enough data"
+        p_value = comparison.p_value if adjusted_p_value is None else adjusted_p_value
+        p_text = _p_text("p", p_value)
     else:
-        significant = comparison.sequential_p_value < alpha
-        shown_p = comparison.sequential_p_value
-        data_note = "stopped early on the always-valid test" if significant else "not enough data yet"
-    level = f"{(1 - alpha) * 100:.0f}%"
-    if comparison.relative_lift is not None and comparison.relative_interval is not None:
-        lift = (
-            f"{_percent(comparison.relative_lift)} ({level} CI {_percent(comparison.relative_interval.low)} "
-            f"to {_percent(comparison.relative_interval.high)})"
+        p_value = (
+            comparison.sequential_p_value if adjusted_sequential_p_value is None else adjusted_sequential_p_value
         )
-    else:
-        lift = (
-            f"{comparison.absolute_lift:+.4g} ({level} CI {comparison.absolute_interval.low:+.4g} "
-            f"to {comparison.absolute_interval.high:+.4g})"
-        )
-    p_label = _p_text(shown_p) if enough else _p_text(shown_p).replace("p", "always-valid p", 1)
-    details = f"{lift}, {p_label}, probability to beat control {comparison.probability_to_beat * 100:.1f}%"
-    if significant:
-        head = f"{treatment} beats {control}" if comparison.absolute_lift > 0 else f"{treatment} loses to {control}"
-        return f"{head} on {metric}: {details}; SRM check passed; {data_note}"
+        p_text = _p_text("always-valid p", p_value)
+    details = (
+        f"{_lift_text(comparison, sequential=not enough)}, {p_text}, "
+        f"probability to beat control {comparison.probability_to_beat * 100:.1f}%"
+    )
+    if p_value < comparison.alpha:
+        direction = "beats" if comparison.absolute_lift > 0 else "loses to"
+        data_note = "enough data" if enough else "stopped early on the always-valid test"
+        return f"{treatment} {direction} {control} on {metric}: {details}; SRM check passed; {data_note}"
     if enough:
-        return f"No significant difference between {treatment} and {control} on {metric}: {details}; SRM check passed; enough data"
-    sample_note = f" ({min(control_n, treatment_n):,} of {required_n:,} persons per variant)" if required_n else ""
-    return f"{treatment} vs {control} on {metric}: not enough data yet{sample_note}: {details}; SRM check passed"
+        return (
+            f"No significant difference between {treatment} and {control} on {metric}: {details}; "
+            "SRM check passed; enough data"
+        )
+    progress = f" ({smaller_n:,} of {required_n:,} persons per variant)" if required_n else ""
+    return f"{treatment} vs {control} on {metric}: not enough data yet{progress}: {details}; SRM check passed"
