@@ -36,7 +36,7 @@ def pin_control(ctx: Context, title: str, kind: str, request: dict[str, Any], ch
 
     def pin(_: Any) -> None:
         tile = Tile(title=tile_title.value.strip() or title, kind=kind, request=tiles.pinned(request),
-                    chart=chart, width=12 if chart in ("heatmap", "funnel") else 6)  # type: ignore[arg-type]
+                    chart=chart, width=12 if chart in ("heatmap", "funnel", "sankey") else 6)  # type: ignore[arg-type]
         try:
             if target.value == NEW:
                 saved = ctx.reader.save_dashboard(None, DashboardInput(name=new_name.value.strip(), tiles=[tile]))

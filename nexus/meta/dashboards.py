@@ -36,7 +36,7 @@ _TILE_ID = re.compile(r"^t_[A-Za-z0-9_-]{8}$")
 
 # How a tile draws its answer: a chart type, or the part of an analysis drawn several ways on its page
 # (the overview whole; retention's average curve; one of the sessions measures, their totals or top pages).
-Chart = Literal["line", "bar", "stacked_bar", "area", "number", "funnel", "heatmap", "pie", "table",
+Chart = Literal["line", "bar", "stacked_bar", "area", "number", "funnel", "heatmap", "pie", "table", "sankey",
                 "overview", "curve", "totals", "sessions", "duration", "pages", "bounce_rate", "entry_pages",
                 "exit_pages"]
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

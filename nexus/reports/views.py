@@ -72,7 +72,7 @@ def blocks(gathered: GatheredSection) -> list[Block]:
     if gathered.table is None:
         return [Notice("This section runs a saved SQL query, whose rows were not included in this report.")]
     chart = section.chart or NATURAL[section.kind]
-    if chart == "table" or section.kind in ("events", "funnel_persons", SQL_KIND):
+    if chart == "table" or section.kind not in DRAWERS:  # lists, and what a PDF draws as a table (a Sankey)
         table = table_of(gathered)
         return [table if table.rows else Notice("Nothing in this range.")]
     drawn = DRAWERS[section.kind](gathered, chart)

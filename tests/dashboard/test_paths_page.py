@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
+import panel as pn
 import pytest
 
 from nexus.analyses import paths
 from nexus.analyses.dates import DateRange
 from nexus.dashboard import charts
 from nexus.dashboard.pages.paths import draw
+from nexus.meta.dashboards import Tile
 from tests.dashboard.conftest import XSS, Browse, Stack, page_text, wait_for_plots, wait_until
 
 pytestmark = pytest.mark.dashboard
@@ -85,7 +88,7 @@ def test_project_b_sees_its_own_paths_and_hostile_names_stay_text(browse: Browse
     browse.assert_clean()
 
 
-def test_a_pinned_paths_tile_is_a_table_of_edges_with_names_as_text():
+def test_a_paths_tile_draws_as_a_sankey_or_as_a_table_of_edges_with_names_as_text():
     result = paths.PathsResult("forward", "persons", 2, "UTC", datetime(2026, 10, 1, tzinfo=UTC),
                                datetime(2026, 10, 2, tzinfo=UTC), DateRange(), [
                                    paths.PathNode("0:/", 0, "/", 2, 2, 0),
@@ -93,3 +96,8 @@ def test_a_pinned_paths_tile_is_a_table_of_edges_with_names_as_text():
                                [paths.PathEdge("0:/", f"1:{XSS}", 2, 2)])
     drawn = draw(None, result, "table").object  # type: ignore[arg-type]  (a table reads nothing of the page)
     assert "&lt;img src=x" in drawn and "<img" not in drawn and "<td style='text-align:right'>2</td>" in drawn
+    # Pinned from the page, a tile keeps the page's chart: the Sankey (nexus.meta.dashboards.Chart has it)
+    sankey = draw(None, result, "sankey")  # type: ignore[arg-type]
+    assert any(isinstance(part, pn.pane.Bokeh) for part in sankey.objects)
+    tile = {"title": "Flows", "kind": "paths", "request": {}, "chart": "sankey"}
+    assert msgspec.convert(tile, Tile).chart == "sankey"  # a saved tile may say so

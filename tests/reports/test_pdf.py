@@ -289,6 +289,21 @@ def test_a_long_table_prints_its_first_50_rows(project):
     assert "Contents" not in texts[0]
 
 
+def test_a_paths_section_pinned_as_a_sankey_prints_its_edges_as_a_table(project):
+    """A PDF has no Sankey: the section falls back to the edges' table, named and counted as the result's."""
+    definition = decode({"template": "custom", "date_range": {"date_from": "-28d"}, "sections": [
+        {"title": "Flows", "kind": "paths", "chart": "sankey",
+         "request": {"start": "/", "step_type": "pages", "steps": 3, "nodes_per_step": 3}}]})
+    report = gather(asker(project), definition, sections_for(definition))
+    result = report.sections[0].result
+    assert result.edges
+    text = squeezed(" ".join(page_texts(render(report)[0])))
+    named = {n.id: n for n in result.nodes}
+    top = max(result.edges, key=lambda e: e.value)
+    assert squeezed(f"{named[top.source].name} {named[top.target].step} {named[top.target].name} "
+                    f"{format_number(top.value)}") in text
+
+
 def test_a_dashboard_prints_tile_by_tile_with_saved_queries_rows(project, client):
     project_id, _ = project
     dashboard = dashboards.ensure_default(client, project_id)

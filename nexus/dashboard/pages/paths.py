@@ -86,8 +86,7 @@ def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
 
         return draw(ctx, result, on_node=clicked)
 
-    # Pinned, the card is a table of its edges: a saved tile's charts (nexus.meta.dashboards.Chart) have no Sankey.
-    return pn.Column(card(ctx, "Paths", "paths", asked, drawn, chart="table", height=480), people,
+    return pn.Column(card(ctx, "Paths", "paths", asked, drawn, chart="sankey", height=480), people,
                      sizing_mode="stretch_width")
 
 
