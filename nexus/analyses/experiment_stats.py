@@ -218,9 +218,10 @@ def _standardised(difference: float, standard_error: float) -> float:
     return math.copysign(math.inf, difference) if difference else 0.0
 
 
-def running_minimum(p_values: list[float]) -> list[float]:
-    """The always-valid p-value after each look: the smallest sequential p-value seen so far."""
-    return np.minimum.accumulate(np.asarray(p_values, dtype=float)).tolist() if p_values else []
+def running_minimum(p_values: ArrayLike) -> np.ndarray:
+    """The always-valid p-value after each look (along the last axis): the smallest sequential p-value so
+    far."""
+    return np.minimum.accumulate(np.asarray(p_values, dtype=float), axis=-1)
 
 
 def _around(centre: float, half_width: float) -> Interval:
