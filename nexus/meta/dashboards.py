@@ -217,8 +217,8 @@ def _checked(client: Client, project_id: int, data: DashboardInput, dashboard_id
 
 def _check_request(client: Client, project_id: int, tile: Tile, at: str) -> None:
     """Refuse a tile that could not run: an unknown kind, a request its analysis refuses (read as the API
-    reads it, then planned, which checks what decoding cannot: dates, bucket counts), or a saved query the
-    project does not have or a parameter it does not declare."""
+    reads it, then planned, which checks what decoding cannot: dates, bucket counts, the goals and cohorts
+    it names), or a saved query the project does not have or a parameter it does not declare."""
     if tile.kind == SQL_KIND:
         _check_sql(client, project_id, tile.request, at)
         return
@@ -230,6 +230,8 @@ def _check_request(client: Client, project_id: int, tile: Tile, at: str) -> None
     except InvalidRequest as e:
         field = f"{at}.request" + (f".{e.field}" if e.field else "")
         raise InvalidRequest(f"{field}: {e}", field=field) from None
+    except NotFound as e:  # a goal or cohort the request names: the body is at fault, not the dashboard's id
+        raise InvalidRequest(f"{at}.request: {e}", field=f"{at}.request") from None
 
 
 def _check_sql(client: Client, project_id: int, request: dict[str, Any], at: str) -> None:

@@ -120,6 +120,11 @@ def test_another_project_s_key_finds_nothing_and_reads_none_of_it(http, keys, be
      "tiles[0].request.series[0].property", "needs property"),
     ({"name": "b", "tiles": [{**TILE, "request": {"series": [{}], "interval": "fortnight"}}]},
      "tiles[0].request.interval", "Invalid enum value 'fortnight'"),
+    ({"name": "b", "tiles": [{**TILE, "kind": "goals", "request": {"goals": ["g_AAAAAAAAAAAA"]}}]},
+     "tiles[0].request", "goals[0]: no goal 'g_AAAAAAAAAAAA'"),
+    ({"name": "b", "tiles": [{**TILE, "request": {"series": [{}], "where": {"filters": [
+        {"source": "cohort", "key": "c_AAAAAAAAAAAA", "op": "in"}]}}}]},
+     "tiles[0].request", "no cohort 'c_AAAAAAAAAAAA'"),
     ({"name": "n" * 201}, "name", "length <= 200"),
     ({"name": "b", "tiles": [TILE] * 51}, "tiles", "length <= 50"),
     ({"name": "b", "tiles": [{**TILE, "width": 2}]}, "tiles[0].width", ">= 3"),
