@@ -15,7 +15,8 @@ Definitions (docs/metrics.md, "Experiments", says the same):
 - Bayesian: conversions have independent Beta(1, 1) priors (uniform) and Beta-Binomial posteriors; the
   probability to beat control P(p_t > p_c) and the expected loss E[max(p_c - p_t, 0)] of shipping the
   treatment are computed exactly in closed form (Evan Miller's sum; the size-biased identity
-  E[p_c 1{p_c > p_t}] = mean_c P(p_c' > p_t), p_c' ~ Beta(a_c + 1, b_c)). Means (and CUPED-adjusted
+  E[p_c 1{p_c > p_t}] = mean_c P(p_c' > p_t), p_c' ~ Beta(a_c + 1, b_c)) up to 50,000 conversions a
+  variant, and by adaptive quadrature of the same posteriors beyond (no Monte Carlo). Means (and CUPED-adjusted
   conversions) use a normal approximation with a flat prior: D ~ N(d, se²), P(D > 0) = Φ(d / se),
   E[max(-D, 0)] = se φ(d / se) - d Φ(-d / se).
 - Always-valid sequential inference: the normal-mixture mSPRT on the difference of means (Johari et al.
@@ -40,13 +41,14 @@ from typing import Literal
 import msgspec
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, special, stats
+from scipy import integrate, optimize, special, stats
 
 Kind = Literal["conversion", "mean"]
 CorrectionMethod = Literal["holm", "bh"]
 
 BETA_PRIOR = (1.0, 1.0)  # Beta(1, 1): uniform on the conversion rate; integers keep the closed form exact
 SRM_THRESHOLD = 0.001
+CLOSED_FORM_TERMS = 50_000  # above this many conversions in either variant, quadrature is faster
 DEFAULT_PLANNED_N = 10_000  # the sequential test's tuning when the caller has no planned sample size
 
 
@@ -146,8 +148,8 @@ def _adjusted(sample: Sample, theta: float, grand_pre_mean: float) -> _Moments:
 def _check(sample: Sample, kind: Kind) -> None:
     if sample.n < 2:
         raise ValueError("a variant needs at least 2 persons")
-    if kind == "conversion" and not 0 <= sample.sum <= sample.n:
-        raise ValueError("conversions must lie between 0 and n")
+    if kind == "conversion" and not (0 <= sample.sum <= sample.n and float(sample.sum).is_integer()):
+        raise ValueError("conversions must be a whole number between 0 and n")
 
 
 def _probability_beta_greater(a: float, b: float, c: float, d: float) -> float:
@@ -163,10 +165,18 @@ def _probability_greater(a: float, b: float, c: float, d: float) -> float:
     return _probability_beta_greater(a, b, c, d) if a <= c else 1.0 - _probability_beta_greater(c, d, a, b)
 
 
-def _beta_binomial(control: Sample, treatment: Sample) -> tuple[float, float]:
+def _posteriors(control: Sample, treatment: Sample) -> tuple[tuple[float, float], tuple[float, float]]:
     prior_a, prior_b = BETA_PRIOR
-    a_c, b_c = prior_a + control.sum, prior_b + control.n - control.sum
-    a_t, b_t = prior_a + treatment.sum, prior_b + treatment.n - treatment.sum
+    return (
+        (prior_a + control.sum, prior_b + control.n - control.sum),
+        (prior_a + treatment.sum, prior_b + treatment.n - treatment.sum),
+    )
+
+
+def beta_binomial_closed_form(control: Sample, treatment: Sample) -> tuple[float, float]:
+    """P(p_t > p_c) and E[max(p_c - p_t, 0)] under the Beta posteriors, in closed form: as many terms as
+    the smaller posterior alpha."""
+    (a_c, b_c), (a_t, b_t) = _posteriors(control, treatment)
     beat = _probability_greater(a_t, b_t, a_c, b_c)
     mean_c, mean_t = a_c / (a_c + b_c), a_t / (a_t + b_t)
     # E[max(p_c - p_t, 0)] = mean_c P(p_c' > p_t) - mean_t P(p_c > p_t'), primes size-biased (alpha + 1).
@@ -174,6 +184,33 @@ def _beta_binomial(control: Sample, treatment: Sample) -> tuple[float, float]:
         a_c, b_c, a_t + 1, b_t
     )
     return beat, max(loss, 0.0)
+
+
+def beta_binomial_quadrature(control: Sample, treatment: Sample) -> tuple[float, float]:
+    """The same two numbers by adaptive quadrature (within 1e-9 of the closed form up to 10⁶ persons, 3e-8
+    at 10⁷): P(p_t > p_c) =
+    ∫ f_c(s) S_t(s) ds and E[max(p_c - p_t, 0)] = ∫ F_t(s) S_c(s) ds, over where the posteriors live."""
+    (a_c, b_c), (a_t, b_t) = _posteriors(control, treatment)
+    posterior_c, posterior_t = stats.beta(a_c, b_c), stats.beta(a_t, b_t)
+    low = min(float(posterior_c.ppf(1e-15)), float(posterior_t.ppf(1e-15)))
+    high = max(float(posterior_c.isf(1e-15)), float(posterior_t.isf(1e-15)))
+    # The integrands are narrow peaks in [0, 1]: the quantiles tell quad where to look.
+    points = sorted(float(q) for p in (posterior_c, posterior_t) for q in p.ppf([1e-6, 0.5, 1 - 1e-6]))
+    beat = integrate.quad(
+        lambda x: posterior_c.pdf(x) * posterior_t.sf(x), low, high, points=points, epsabs=1e-13, limit=500
+    )[0]
+    loss = integrate.quad(
+        lambda x: posterior_t.cdf(x) * posterior_c.sf(x), low, high, points=points, epsabs=1e-14, limit=500
+    )[0]
+    return min(max(beat, 0.0), 1.0), max(loss, 0.0)
+
+
+def _beta_binomial(control: Sample, treatment: Sample) -> tuple[float, float]:
+    """The closed form while its sums stay short (under ~30 ms), quadrature beyond (~50 ms at any size)."""
+    (a_c, _), (a_t, _) = _posteriors(control, treatment)
+    if min(a_c, a_t) <= CLOSED_FORM_TERMS:
+        return beta_binomial_closed_form(control, treatment)
+    return beta_binomial_quadrature(control, treatment)
 
 
 def _normal_posterior(difference: float, standard_error: float) -> tuple[float, float]:

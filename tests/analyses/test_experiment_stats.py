@@ -112,6 +112,22 @@ def test_beta_binomial_is_symmetric_and_sums_over_either_alpha() -> None:
     assert forward.probability_to_beat + backward.probability_to_beat == pytest.approx(1, abs=TOLERANCE)
 
 
+def test_beta_binomial_closed_form_and_quadrature_agree_and_large_counts_use_quadrature() -> None:
+    for n, converted in [(900, 40), (100_000, 10_000)]:
+        control, treatment = conversions(n, converted), conversions(n, converted + 60)
+        closed = es.beta_binomial_closed_form(control, treatment)
+        assert es.beta_binomial_quadrature(control, treatment) == pytest.approx(closed, abs=TOLERANCE)
+    # Given more conversions than the closed form sums quickly
+    control, treatment = conversions(2_000_000, 200_000), conversions(2_000_000, 200_600)
+    result = compare(control, treatment, kind="conversion")
+    assert (result.probability_to_beat, result.expected_loss) == es.beta_binomial_quadrature(control, treatment)
+    closed = es.beta_binomial_closed_form(control, treatment)
+    assert (result.probability_to_beat, result.expected_loss) == pytest.approx(closed, abs=1e-8)
+    # The normal approximation is close at this size, not equal: the posteriors are still slightly skewed
+    error = math.sqrt(0.1 * 0.9 / 2_000_000 + 0.1003 * 0.8997 / 2_000_000)
+    assert result.probability_to_beat == pytest.approx(stats.norm.cdf(0.0003 / error), abs=1e-3)
+
+
 def test_normal_posterior_for_means() -> None:
     generator = np.random.default_rng(3)
     control, treatment = generator.normal(10, 3, 800), generator.normal(10.3, 3.5, 820)
