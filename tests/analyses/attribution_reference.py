@@ -8,20 +8,24 @@ How to call it:
     credits = touch_credits(touchpoints, conversions, lookback=pd.Timedelta(days=30))  # one row per credited touch
     table = attribute(touchpoints, conversions, by="channel")  # per model and channel: conversions, value
 
-`ts` may be naive (read as UTC) or aware; persons any hashable type. The options (keyword arguments of both
-functions) are those of the analysis: `lookback`, `half_life`, `first_weight`/`last_weight` of the position-based
-model, `last_non_direct` and `direct_channel`.
+`ts` may be naive (read as UTC) or aware; persons any hashable type; `value` 0 for a goal without a value.
+The options (keyword arguments of both functions) are those of the attribution request: `lookback`
+(lookback_days), `half_life` (half_life_days), `first_weight`/`last_weight` (position_first/position_last),
+`last_non_direct` and `direct_channel` (the channel rules' settings), `channel_order` (the rules' channel
+names in order, `nexus.meta.channels.channels(settings)`).
 
-The definitions, as docs/metrics.md states them for the attribution analysis:
+The definitions, as nexus/analyses/attribution.py and touchpoints.py state them for the attribution analysis:
 - each conversion is attributed on its own, over its person's touches with `ts - lookback <= touch.ts <= ts`
   (a touch at the conversion's own time counts; a person converting twice has two lookbacks);
-- touches are ordered by time, touches at the same time by channel, source and campaign;
+- touches are ordered by time; touches at the same time by their channel's place in `channel_order` (a channel
+  not in it after those that are), then by channel, source and campaign names;
 - last non-direct: when `last_non_direct` and a conversion has a touch whose channel is not `direct_channel`,
   its `direct_channel` touches are left out (with only direct touches, they keep the credit);
 - a conversion without any touch left is unattributed: no model credits it;
 - first touch: 1 to the first touch; last touch: 1 to the last; linear: 1/n to each of the n touches;
 - time decay: weights 2^(-(conversion.ts - touch.ts) / half_life), divided by their sum;
-- position-based: one touch gets 1; two touches share first_weight : last_weight (0.5 each at 40/40);
+- position-based: one touch gets 1; two touches share first_weight : last_weight (0.5 each at 40/40, and at
+  0/0);
   three or more: first_weight to the first, last_weight to the last, the rest split equally among the middle;
 - a touch's credited value = its credit x its conversion's value; a model's credits of each conversion sum to 1.
 
@@ -32,6 +36,7 @@ sorted touches, and the slices are expanded with numpy's repeat.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -46,7 +51,8 @@ HALF_LIFE = pd.Timedelta(days=7)
 
 def touch_credits(touchpoints: pd.DataFrame, conversions: pd.DataFrame, *, lookback: pd.Timedelta = LOOKBACK,
                   half_life: pd.Timedelta = HALF_LIFE, first_weight: float = 0.4, last_weight: float = 0.4,
-                  last_non_direct: bool = True, direct_channel: str = "Direct") -> pd.DataFrame:
+                  last_non_direct: bool = True, direct_channel: str = "Direct",
+                  channel_order: Sequence[str] = ()) -> pd.DataFrame:
     """One row per (conversion, touch credited for it), in conversion then touch order: `conversion` (the
     conversion's position in `conversions`), `conversion_ts`, `value`, the touch's `ts`, `channel`, `source`,
     `campaign`, and one column per model in MODELS with the touch's share of the conversion."""
@@ -62,7 +68,7 @@ def touch_credits(touchpoints: pd.DataFrame, conversions: pd.DataFrame, *, lookb
     if len(uniques) * int(span) >= 2**62:
         raise ValueError("too many persons over too long a time for one int64 key")
     key = touch_person.astype(np.int64) * span + (touch_ms - origin)
-    order = _sorted_with_ties_broken(key, touchpoints)
+    order = _sorted_with_ties_broken(key, touchpoints, channel_order)
     touch_key = key[order]
     conversion_key = conversion_person.astype(np.int64) * span + (conversion_ms - origin)
     first = np.searchsorted(touch_key, conversion_key - lookback_ms, side="left")
@@ -87,7 +93,8 @@ def touch_credits(touchpoints: pd.DataFrame, conversions: pd.DataFrame, *, lookb
     decay = np.exp2(-age / (half_life / _MS))
     decay /= np.bincount(conversion, weights=decay, minlength=len(conversions))[conversion]
     middle = (1.0 - first_weight - last_weight) / np.maximum(size - 2, 1)
-    two = np.where(is_first, first_weight, last_weight) / (first_weight + last_weight)
+    pair = first_weight / (first_weight + last_weight) if first_weight + last_weight else 0.5
+    two = np.where(is_first, pair, 1.0 - pair)
     ends = np.where(is_first, first_weight, np.where(is_last, last_weight, middle))
     position_based = np.where(size == 1, 1.0, np.where(size == 2, two, ends))
 
@@ -118,9 +125,10 @@ def attribute(touchpoints: pd.DataFrame, conversions: pd.DataFrame, *, by: Dimen
     return table.sort_index()
 
 
-def _sorted_with_ties_broken(key: np.ndarray, touchpoints: pd.DataFrame) -> np.ndarray:
-    """The order of `key`, equal keys by channel, source and campaign. One argsort of the key, then a lexsort of
-    the few tied touches alone: a lexsort of everything on four keys takes ten times as long."""
+def _sorted_with_ties_broken(key: np.ndarray, touchpoints: pd.DataFrame, channel_order: Sequence[str]) -> np.ndarray:
+    """The order of `key`, equal keys by the channel's place in `channel_order`, then channel, source and campaign.
+    One argsort of the key, then a lexsort of the few tied touches alone: a lexsort of everything on five keys
+    takes ten times as long."""
     order = np.argsort(key)
     sorted_key = key[order]
     tied = np.zeros(len(key), dtype=bool)
@@ -131,6 +139,8 @@ def _sorted_with_ties_broken(key: np.ndarray, touchpoints: pd.DataFrame) -> np.n
         tied_touches = touchpoints.iloc[order[positions]]
         tiebreak = [pd.factorize(tied_touches[column].astype(str), sort=True)[0] for column in ("campaign", "source",
                                                                                               "channel")]
+        place = {channel: i for i, channel in enumerate(channel_order)}
+        tiebreak.append(tied_touches["channel"].map(place).fillna(len(place)).to_numpy())
         # Runs of equal keys are contiguous, so reordering within the tied positions keeps every run in place.
         order[positions] = order[positions][np.lexsort((*tiebreak, sorted_key[positions]))]
     return order

@@ -50,14 +50,18 @@ def test_three_touches_under_each_model() -> None:
 
 
 def test_position_based_with_four_and_with_two_touches() -> None:
-    four = touch_credits(touches(("u1", -4 * DAY, "A"), ("u1", -3 * DAY, "B"), ("u1", -2 * DAY, "C"), ("u1", -1 * DAY, "D")),
-                         conversions(("u1", 0 * DAY, 1.0)))
-    assert four["position_based"].tolist() == pytest.approx([0.4, 0.1, 0.1, 0.4])
+    four = touches(("u1", -4 * DAY, "A"), ("u1", -3 * DAY, "B"), ("u1", -2 * DAY, "C"), ("u1", -1 * DAY, "D"))
+    assert touch_credits(four, conversions(("u1", 0 * DAY, 1.0)))["position_based"].tolist() == pytest.approx([0.4, 0.1, 0.1, 0.4])
     two = touches(("u1", -2 * DAY, "A"), ("u1", -1 * DAY, "B"))
     assert touch_credits(two, conversions(("u1", 0 * DAY, 1.0)))["position_based"].tolist() == [0.5, 0.5]
     # 30/50: two touches share 30 : 50.
     uneven = touch_credits(two, conversions(("u1", 0 * DAY, 1.0)), first_weight=0.3, last_weight=0.5)
     assert uneven["position_based"].tolist() == pytest.approx([0.375, 0.625])
+    # 0/0: the ends get nothing from three touches, and two share evenly.
+    assert touch_credits(two, conversions(("u1", 0 * DAY, 1.0)), first_weight=0, last_weight=0)[
+        "position_based"].tolist() == [0.5, 0.5]
+    assert touch_credits(four, conversions(("u1", 0 * DAY, 1.0)), first_weight=0, last_weight=0)[
+        "position_based"].tolist() == pytest.approx([0, 0.5, 0.5, 0])
 
 
 def test_the_lookback_holds_its_ends_and_each_conversion_has_its_own() -> None:
@@ -84,11 +88,15 @@ def test_direct_gives_way_to_another_touch_unless_it_is_alone_or_the_option_is_o
     assert credit(renamed, "last_touch") == {"None": 1.0, "Paid search": 1.0}
 
 
-def test_touches_at_the_same_time_are_ordered_by_channel() -> None:
-    frame = touch_credits(touches(("u1", -1 * DAY, "Paid search"), ("u1", -1 * DAY, "Email")),
-                          conversions(("u1", 0 * DAY, 1.0)))
-    assert frame[["channel", "first_touch", "last_touch", "time_decay"]].to_numpy().tolist() == [
-        ["Email", 1.0, 0.0, 0.5], ["Paid search", 0.0, 1.0, 0.5]]
+def test_touches_at_the_same_time_are_ordered_by_the_rules_then_by_name() -> None:
+    tied = touches(("u1", -1 * DAY, "Paid search"), ("u1", -1 * DAY, "Email"), ("u1", -1 * DAY, "Affiliates"))
+    converted = conversions(("u1", 0 * DAY, 1.0))
+    by_name = touch_credits(tied, converted)
+    assert by_name[["channel", "first_touch", "last_touch"]].to_numpy().tolist() == [
+        ["Affiliates", 1.0, 0.0], ["Email", 0.0, 0.0], ["Paid search", 0.0, 1.0]]
+    assert by_name["time_decay"].tolist() == pytest.approx([1 / 3] * 3)
+    by_rules = touch_credits(tied, converted, channel_order=["Paid search", "Email"])
+    assert by_rules["channel"].tolist() == ["Paid search", "Email", "Affiliates"]
 
 
 def test_every_model_s_credits_of_each_conversion_sum_to_one_on_random_journeys() -> None:
