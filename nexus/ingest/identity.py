@@ -21,6 +21,8 @@ import json
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ import msgspec
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from redis import Redis
+from redis.lock import Lock
 
 from nexus.meta import records
 from nexus.store import json_insert
@@ -51,6 +54,22 @@ class Link(msgspec.Struct, frozen=True):
     ts: datetime
 
 
+def lock(redis: Redis) -> Lock:
+    """The lock links are applied under, in every process: while it is held no identify or alias moves an id."""
+    return redis.lock(_LOCK, timeout=_LOCK_SECONDS, blocking_timeout=_LOCK_SECONDS)
+
+
+@contextmanager
+def turn(redis: Redis) -> Iterator[None]:
+    """Hold the lock and end with a turn, which makes every resolver drop its cache of id → person: for a
+    writer of links other than a resolver (an erasure)."""
+    with lock(redis):
+        try:
+            yield
+        finally:
+            redis.incr(_TURNS)
+
+
 class IdentityResolver:
     """Applies links in order; caches id → person for the ids it has seen (one writer per process,
     processes taking turns through Redis)."""
@@ -63,7 +82,7 @@ class IdentityResolver:
     def apply(self, clickhouse: Client, links: list[Link]) -> None:
         if not links:
             return
-        with self.redis.lock(_LOCK, timeout=_LOCK_SECONDS, blocking_timeout=_LOCK_SECONDS):
+        with lock(self.redis):
             if self._turn != int(self.redis.get(_TURNS) or 0):
                 self._person_of.clear()  # another process linked ids since our last turn
             try:

@@ -48,10 +48,7 @@ from clickhouse_connect.driver.client import Client
 from nexus import changes
 from nexus.errors import NotFound
 
-# The identity resolver's lock and turn counter (see _identity_turn).
-from nexus.ingest.identity import _LOCK as IDENTITY_LOCK
-from nexus.ingest.identity import _LOCK_SECONDS as IDENTITY_LOCK_SECONDS
-from nexus.ingest.identity import _TURNS as IDENTITY_TURNS
+from nexus.ingest import identity
 from nexus.meta import erasures, records
 from nexus.meta.erasures import Erasure
 from nexus.store import rebuild
@@ -94,8 +91,7 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
         ids = f"SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}'"
         person_ids = f"SELECT toUUID(value) FROM {staging} WHERE kind = '{_PERSON_ID}'"
         scope = {"project": project_id}
-        with redis_client.lock(IDENTITY_LOCK, timeout=IDENTITY_LOCK_SECONDS,
-                               blocking_timeout=IDENTITY_LOCK_SECONDS) if redis_client else nullcontext():
+        with identity.lock(redis_client) if redis_client else nullcontext():
             found = find(client, project_id, person)  # while no identify or alias moves their ids
         _stage(client, staging, project_id, found)
         touched: dict[int, set[tuple[datetime, str]]] = {}  # month → the (UTC hour, event name) of their events
@@ -118,7 +114,7 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
             f"WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))", scope)
         # Their links go last: an erasure stopped before this point (a crash, a timeout) can be run again by
         # any of their ids and still finds the whole person.
-        with _identity_turn(redis_client):
+        with identity.turn(redis_client) if redis_client else nullcontext():
             rows["identities"] = rebuild.delete_rows(
                 client, "identities",
                 f"project_id = {{project:UInt32}} AND (distinct_id IN ({ids}) OR person_id IN ({person_ids}))", scope)
@@ -194,17 +190,3 @@ def _staging(client: Client) -> Iterator[str]:
         yield name
     finally:
         client.command(f"DROP TABLE IF EXISTS {name} SYNC")
-
-
-@contextmanager
-def _identity_turn(redis_client: redis.Redis | None) -> Iterator[None]:
-    """Hold the identity resolver's lock (no identify or alias is applied meanwhile), and end with a turn,
-    which makes every resolver drop its cache of id → person (nexus.ingest.identity)."""
-    if redis_client is None:
-        yield
-        return
-    with redis_client.lock(IDENTITY_LOCK, timeout=IDENTITY_LOCK_SECONDS, blocking_timeout=IDENTITY_LOCK_SECONDS):
-        try:
-            yield
-        finally:
-            redis_client.incr(IDENTITY_TURNS)
