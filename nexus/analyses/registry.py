@@ -20,6 +20,8 @@ from nexus.analyses import (events, funnel_persons, funnels, lifecycle, live, ov
 from nexus.analyses import person_list, person_profile, retention_persons
 from nexus.analyses import paths, paths_persons
 from nexus.analyses import goals
+from nexus.analyses import experiment
+from nexus.analyses import attribution, conversion_paths
 from nexus.analyses import cohort_size, cohort_store
 from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
@@ -46,6 +48,9 @@ ANALYSES: dict[str, ModuleType] = {
     "paths_persons": paths_persons,
     "goals": goals,
     "cohort_size": cohort_size,
+    "attribution": attribution,
+    "conversion_paths": conversion_paths,
+    "experiment": experiment,
 }
 
 

@@ -19,6 +19,8 @@ from nexus.analyses import person_list, person_profile, retention_persons
 from nexus.analyses import paths, paths_persons
 from nexus.analyses import cohort_size
 from nexus.analyses import goals
+from nexus.analyses import experiment
+from nexus.analyses import attribution, conversion_paths
 
 Rows = Iterable[tuple]
 
@@ -119,6 +121,33 @@ def _goals(result: goals.GoalsResult) -> Rows:
         yield (line.goal, line.name, line.breakdown, None, *msgspec.structs.astuple(line.total))
 
 
+def _attribution(result: attribution.AttributionResult) -> Rows:
+    """One row per model and label."""
+    return (msgspec.structs.astuple(row) for row in result.rows)
+
+
+def _conversion_paths(result: conversion_paths.ConversionPathsResult) -> Rows:
+    """One row per path, its labels joined by ' > '."""
+    return ((" > ".join(p.path), *msgspec.structs.astuple(p)[1:]) for p in result.paths)
+
+
+def _experiment(result: experiment.ExperimentResult) -> Rows:
+    """One row per metric and variant: its sufficient statistics, and for a treatment its comparison with
+    the control (CUPED-adjusted where the result relied on it)."""
+    for metric in result.metrics:
+        compared = {c.variant: c for c in metric.comparisons}
+        for stats in metric.variants:
+            found = compared.get(stats.variant)
+            used = found and (found.cuped or found.comparison)
+            numbers = (used.absolute_lift, used.absolute_interval.low, used.absolute_interval.high, used.relative_lift,
+                       used.relative_interval.low if used.relative_interval else None,
+                       used.relative_interval.high if used.relative_interval else None, used.p_value,
+                       found.adjusted_p_value, used.sequential_p_value, used.probability_to_beat,
+                       used.variance_reduction) if used else (None,) * 11
+            yield (metric.metric, metric.name, *msgspec.structs.astuple(stats), *numbers,
+                   found.verdict if found else None)
+
+
 def _fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(struct))
 
@@ -146,6 +175,11 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
     "paths": (("source_step", "source", "target_step", "target", "value", "persons"), _paths),
     "paths_persons": (_fields(paths_persons.PathPerson), _paths_persons),
     "cohort_size": (("bucket", "persons"), _cohort_size),
+    "experiment": (("metric", "name", *_fields(experiment.VariantStats), "absolute_lift", "absolute_low",
+                    "absolute_high", "relative_lift", "relative_low", "relative_high", "p_value", "adjusted_p_value",
+                    "sequential_p_value", "probability_to_beat", "variance_reduction", "verdict"), _experiment),
+    "attribution": (_fields(attribution.AttributionRow), _attribution),
+    "conversion_paths": (_fields(conversion_paths.ConversionPath), _conversion_paths),
 }
 
 

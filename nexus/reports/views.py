@@ -28,7 +28,8 @@ TIME_SERIES = ("line", "bar", "stacked_bar", "area")
 NATURAL = {"trends": "line", "funnel": "funnel", "funnel_persons": "table", "retention": "heatmap",
            "sessions": "sessions", "stickiness": "bar", "lifecycle": "stacked_bar", "overview": "overview",
            "live": "line", "events": "table", "persons": "table", "person": "table", "retention_persons": "table",
-           "cohort_size": "table", "goals": "table", "paths": "table", "paths_persons": "table", SQL_KIND: "table"}
+           "cohort_size": "table", "goals": "table", "experiment": "table", "paths": "table", "paths_persons": "table", SQL_KIND: "table",
+           "attribution": "table", "conversion_paths": "table"}
 KPI_LABELS = {"events": "Events", "persons": "Unique persons", "sessions": "Sessions", "bounce_rate": "Bounce rate",
               "avg_session_duration": "Avg. session", "revenue": "Revenue", "conversion": "Conversion"}
 LIST_LABELS = {"events": "Top events", "pages": "Top pages", "entry_pages": "Entry pages", "referrers": "Top sources",

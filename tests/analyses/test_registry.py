@@ -52,6 +52,16 @@ BODIES = {
               "date_range": {"date_from": "-14d"}, "breakdown": {"key": "country", "source": "column", "limit": 3},
               "where": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}},
     "cohort_size": {"cohort": EXAMPLE_COHORT, "interval": "week", "date_range": {"date_from": "-4w"}},
+    "experiment": {"experiment": {
+        "key": "new-checkout", "variants": [{"key": "control"}, {"key": "treatment"}],
+        "start": "2026-10-11T00:00:00Z", "primary_metric": {"event": "purchase"},
+        "secondary_metrics": [{"event": "purchase", "measure": "sum", "value_property": "revenue"}],
+        "targeting": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}}},
+    "attribution": {"conversion": {"event": "purchase", "value_property": "revenue"}, "by": "campaign",
+                    "models": ["first_touch", "time_decay", "markov", "shapley"], "lookback_days": 14,
+                    "half_life_days": 3, "limit": 5, "date_range": {"date_from": "-14d"}},
+    "conversion_paths": {"conversion": {"event": "signup"}, "by": "source", "limit": 5,
+                         "date_range": {"date_from": "-14d"}},
 }
 
 
@@ -168,6 +178,8 @@ def test_without_a_date_range_the_last_7_days_are_asked_and_the_result_says_so(c
         pytest.skip("live has no date range: it reads the minutes ending now")
     if kind in ("persons", "person"):
         pytest.skip("persons and profiles have no date range: they read all time")
+    if kind == "experiment":
+        pytest.skip("an experiment has no date range: it reads from its start to its end or now")
     body = json.loads(json.dumps(BODIES[kind]))
     target = body["funnel"] if kind == "funnel_persons" else body["retention"] if kind == "retention_persons" \
         else body["paths"] if kind == "paths_persons" else body

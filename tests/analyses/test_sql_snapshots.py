@@ -94,10 +94,25 @@ CASES: dict[str, dict] = {
                                           "where": {"filters": [{"key": "plan", "source": "person", "value": "pro"}]}},
     "paths_persons__defaults": {"paths": {"start": "/"}, "step": 1, "node": "/pricing"},
     "cohort_size__defaults": {"cohort": EXAMPLE_COHORT},
+    "attribution__defaults": {"conversion": {"event": "purchase"}},
+    "attribution__pages_by_source": {
+        "conversion": {"path": "/pricing", "where": {"filters": [{"key": "plan", "source": "person", "value": "pro"}]}},
+        "by": "source", "position_first": 0.3, "position_last": 0.5, "lookback_days": 7, "gap_minutes": 10},
+    "conversion_paths__defaults": {"conversion": {"event": "purchase"}},
     "trends__in_cohort_by_cohort": {"series": [{"event": "page_view"}], "where": {"filters": [
         {"key": EXAMPLE_COHORT, "source": "cohort", "op": "not_in"}]},
         "breakdown": {"source": "cohort", "cohorts": [EXAMPLE_COHORT]}},
     "funnel__by_cohort": {"steps": STEPS[:2], "breakdown": {"source": "cohort", "cohorts": [EXAMPLE_COHORT]}},
+    "experiment__defaults": {"experiment": {"key": "x", "variants": [{"key": "a"}, {"key": "b"}],
+                                            "start": "2026-10-01T00:00:00Z", "primary_metric": {"event": "purchase"}}},
+    "experiment__cohort_targeting_hours": {"experiment": {
+        "key": "pricing-page", "variants": [{"key": "a", "weight": 2}, {"key": "b"}, {"key": "c"}],
+        "start": "2026-10-20T08:00:00+02:00", "end": "2026-10-30T00:00:00Z", "exposure_event": "pricing_seen",
+        "conversion_window": 36, "window_unit": "hour",
+        "primary_metric": {"path": "/docs/*/setup", "measure": "count", "where": {"filters": [
+            {"key": "plan", "source": "person", "value": "pro"}]}},
+        "targeting": {"filters": [{"key": EXAMPLE_COHORT, "source": "cohort", "op": "in"}]}},
+        "timezone": "America/New_York", "cuped": False, "correction": "bh"},
 }
 
 
