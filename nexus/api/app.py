@@ -10,6 +10,8 @@ from litestar.exceptions import HTTPException
 from nexus import __version__
 from nexus.api import (admin, analyses, cohorts, dashboards, erasure, goals, health, ingest, jobs, openapi, persons,
                         posthog, query, schedules)
+from nexus.api import experiments
+from nexus.api import channels
 from nexus.api.context import ApiContext
 from nexus.api.headers import ResponseHeaders
 from nexus.api.statuses import status_of
@@ -73,7 +75,8 @@ def create_app(runtime: Runtime) -> Litestar:
     app = Litestar(
         route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, *query.ROUTES,
                         *analyses.ROUTES, *admin.ROUTES, *dashboards.ROUTES, *jobs.ROUTES,
-                        *schedules.ROUTES, *persons.ROUTES, *goals.ROUTES, *erasure.ROUTES, *cohorts.ROUTES],
+                        *schedules.ROUTES, *persons.ROUTES, *goals.ROUTES, *erasure.ROUTES, *cohorts.ROUTES,
+                        *channels.ROUTES, *experiments.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
         before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture]), runtime.settings.cors_origins)],

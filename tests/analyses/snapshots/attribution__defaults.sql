@@ -1,0 +1,110 @@
+-- attribution: {"conversion": {"event": "purchase"}}
+-- now 2026-10-31T12:30:00Z, project time zone Europe/Berlin
+-- parameters:
+--   project_id = <the project>
+--   p1 = 2592000000
+--   p2 = "2026-10-24T22:00:00Z"
+--   p3 = "purchase"
+--   p4 = ["cpc", "paid", "paid-search", "paid_search", "paidsearch", "ppc"]
+--   p5 = ["baidu", "bing", "brave", "duckduckgo", "ecosia", "google", "kagi", "naver", "qwant", "seznam", "startpage", "yahoo", "yandex"]
+--   p6 = ["cpc", "paid", "paid-search", "paid_search", "paidsearch", "ppc"]
+--   p7 = ["search"]
+--   p8 = ["paid social", "paid-social", "paid_social", "paidsocial"]
+--   p9 = ["cpc", "cpm", "display", "paid", "paid-search", "paid_search", "paidsearch", "ppc"]
+--   p10 = ["bsky", "facebook", "fb", "ig", "instagram", "linkedin", "mastodon", "meta", "pinterest", "reddit", "snapchat", "t.co", "threads", "tiktok", "twitter", "x", "youtube"]
+--   p11 = ["e-mail", "e_mail", "email", "newsletter"]
+--   p12 = ["e-mail", "e_mail", "email", "newsletter"]
+--   p13 = ["email"]
+--   p14 = ["organic"]
+--   p15 = ["search"]
+--   p16 = ["sm", "social", "social-media", "social-network", "social_media", "social_network"]
+--   p17 = ["social"]
+--   p18 = ["bsky", "facebook", "fb", "ig", "instagram", "linkedin", "mastodon", "meta", "pinterest", "reddit", "snapchat", "t.co", "threads", "tiktok", "twitter", "x", "youtube"]
+--   p19 = ["referral"]
+--   p20 = ["other"]
+--   p21 = ["", "direct", "internal"]
+--   p22 = ["Paid search", "Paid social", "Email", "Organic search", "Organic social", "Referral", "Direct", "Other"]
+--   p23 = "2026-10-31T23:00:00Z"
+--   p24 = 1800000
+--   p25 = 7
+--   p26 = 1
+--   p27 = 604800000.0
+--   p28 = 0.5
+--   p29 = 0.5
+--   p30 = 0.4
+--   p31 = 0.4
+--   p32 = 0.19999999999999996
+
+SELECT
+    is_touch,
+    label,
+    route,
+    converted,
+    count() AS journeys,
+    sum(value) AS amount,
+    arrayConcat(sumForEach(credits), sumForEach(arrayMap(c -> (c * value), credits))) AS sums
+FROM
+(
+    SELECT
+        converted,
+        value,
+        arrayJoin(arrayPushFront(arrayMap(t -> (toUInt8(1), t.1, t.2), if(converted, arrayMap((i, x, w) -> (x.3, [toFloat64(i = 1), toFloat64(i = n), 1 / n, w / decay_sum, multiIf(n = 1, 1., n = 2, if(i = 1, {p28:Float64}, {p29:Float64}), i = 1, {p30:Float64}, i = n, {p31:Float64}, {p32:Float64} / (n - 2))]), arrayEnumerate(path), path, decay), [])), (toUInt8(0), '', arrayWithConstant(5, 0.)))) AS touch,
+        (touch.1) = 1 AS is_touch,
+        touch.2 AS label,
+        if(is_touch, [], labels) AS route,
+        touch.3 AS credits
+    FROM
+    (
+        SELECT
+            converted,
+            value,
+            path,
+            length(path) AS n,
+            arrayMap(x -> (x.3), path) AS labels,
+            arrayMap(x -> exp2(((x.1) - at) / {p27:Float64}), path) AS decay,
+            arraySum(decay) AS decay_sum
+        FROM
+        (
+            SELECT
+                j.1 AS converted,
+                j.2 AS at,
+                j.3 AS value,
+                if({p26:UInt8} AND arrayExists(x -> ((x.2) != {p25:UInt8}), j.4), arrayFilter(x -> ((x.2) != {p25:UInt8}), j.4), j.4) AS path
+            FROM
+            (
+                SELECT
+                    arraySort(groupArray(ev)) AS evs,
+                    arrayMap(x -> (x.1, x.2, {p22:Array(String)}[x.2]), arrayFilter((x, previous) -> (((x.1) - previous) > {p24:Int64}), evs, arrayPushFront(arrayPopBack(evs.1), (((evs.1)[1]) - {p24:Int64}) - 1))) AS touches,
+                    arrayFilter(x -> (x.3), evs) AS conversions,
+                    arrayMax(arrayPushFront(arrayMap(x -> (x.1), conversions), toInt64(0))) AS last_conversion,
+                    arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.4, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found
+                FROM
+                (
+                    SELECT
+                        if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
+                        (toUnixTimestamp64Milli(e.ts), toUInt8(multiIf((lower(e.utm_medium) IN ({p4:Array(String)})) AND (lower(e.utm_source) IN ({p5:Array(String)})), 1, (lower(e.utm_medium) IN ({p6:Array(String)})) AND (e.referrer_class IN ({p7:Array(String)})), 1, (lower(e.utm_medium) IN ({p8:Array(String)})), 2, (lower(e.utm_medium) IN ({p9:Array(String)})) AND (lower(e.utm_source) IN ({p10:Array(String)})), 2, (lower(e.utm_medium) IN ({p11:Array(String)})), 3, (lower(e.utm_source) IN ({p12:Array(String)})), 3, (e.utm_medium = '') AND (e.referrer_class IN ({p13:Array(String)})), 3, (lower(e.utm_medium) IN ({p14:Array(String)})), 4, (e.utm_medium = '') AND (e.referrer_class IN ({p15:Array(String)})), 4, (lower(e.utm_medium) IN ({p16:Array(String)})), 5, (e.utm_medium = '') AND (e.referrer_class IN ({p17:Array(String)})), 5, (lower(e.utm_source) IN ({p18:Array(String)})) AND (e.utm_medium = ''), 5, (lower(e.utm_medium) IN ({p19:Array(String)})), 6, (e.utm_medium = '') AND (e.referrer_class IN ({p20:Array(String)})), 6, (e.utm_source = '') AND (e.utm_medium = '') AND (e.referrer_class IN ({p21:Array(String)})), 7, 8)), (e.event = {p3:String}) AND (e.ts >= {p2:DateTime64(3, 'UTC')}), if((e.event = {p3:String}), toFloat64(toDecimal128(0, 9)), 0)) AS ev
+                    FROM events AS e
+                    ANY LEFT JOIN
+                    (
+                        SELECT
+                            cityHash64(distinct_id) AS id_key,
+                            toString(person_id) AS person_id,
+                            cityHash64(toString(person_id)) AS person_key
+                        FROM identities
+                        FINAL
+                        WHERE project_id = {project_id:UInt32}
+                    ) AS ids ON ids.id_key = e.id_key
+                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= ({p2:DateTime64(3, 'UTC')} - toIntervalMillisecond({p1:Int64}))) AND (e.ts < {p23:DateTime64(3, 'UTC')})
+                )
+                GROUP BY person
+            )
+            ARRAY JOIN found AS j
+            WHERE converted OR notEmpty(j.4)
+        )
+    )
+)
+GROUP BY
+    is_touch,
+    label,
+    route,
+    converted
