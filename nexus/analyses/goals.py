@@ -22,6 +22,8 @@ With `breakdown`: conversions, persons and value under the value of the conversi
 under the values of their events (a person with events of two values counts under both), sessions under
 the value of their first event. The top `limit` values by conversions of all goals in the range get a
 line per goal; every other value (those without conversions included) merges into `breakdown.OTHER`.
+By cohorts, a person's events, conversions and sessions count under each cohort they are in, and under
+`breakdown.OTHER` when in none (docs/metrics.md, "Cohorts").
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def _query(scope: AnalysisScope, request: GoalsRequest, goals: list[ResolvedGoal
     conditions = [saved.condition(d, params) for d in definitions]
     where = compile_group(request.where, params)
     tz = params.add(scope.timezone, "String")
-    bd = request.breakdown.expression() if request.breakdown else "''"
+    bd = request.breakdown.expression("e", params) if request.breakdown else "''"
     read = (f"FROM events AS e\n{joins.sql}\n"
             f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scope.span.start, UTC_TIME)}"
             f" AND e.ts < {params.add(scope.span.end, UTC_TIME)}")

@@ -10,7 +10,7 @@ import msgspec
 import pandas as pd
 import pytest
 
-from nexus.analyses import cohort_size, funnels, retention, sessions, trends
+from nexus.analyses import cohort_size, funnels, goals, retention, sessions, trends
 from nexus.analyses.breakdown import OTHER, Breakdown
 from nexus.analyses.cohort_definition import Definition
 from nexus.analyses.cohort_membership import members
@@ -313,6 +313,25 @@ def test_sessions_filtered_and_broken_down_by_cohorts_match_pandas(client, demo,
     totals = {line.breakdown: line.total["sessions"] for line in split.lines}
     assert totals["demo pro"] == len(reference_sessions(frame[frame["person"].isin(pro_ids)], *span)) > 0
     assert totals["demo buyers"] == result.lines[0].total["sessions"]
+
+
+def test_goals_broken_down_by_cohorts_are_each_cohort_s_goals_by_pandas(client, demo, frame, demo_cohorts):
+    """Each cohort's lines are the goals of its members alone (events, conversions, sessions), computed by the
+    goals' pandas reference on their rows; OTHER's are those of persons in neither."""
+    from tests.analyses.test_goals import DEMO_GOALS, RANGE, assert_matches, reference
+    (buyers, buyer_ids), (pro, pro_ids) = demo_cohorts["buyers"], demo_cohorts["pro"]
+    split = goals.run(client, demo, msgspec.convert(
+        {"goals": DEMO_GOALS, "date_range": RANGE, "timezone": "UTC",
+         "breakdown": {"source": "cohort", "cohorts": [buyers.cohort_id, pro.cohort_id]}}, goals.GoalsRequest),
+        now=DEMO_END)
+    valued = [g.get("value_property") is not None for g in DEMO_GOALS]
+    expected = {}
+    for label, members_ in (("demo buyers", buyer_ids), ("demo pro", pro_ids),
+                            (OTHER, set(frame["person"]) - buyer_ids - pro_ids)):
+        alone = reference(frame[frame["person"].isin(members_)], "2026-10-18", "2026-11-01", valued)
+        expected.update({(goal, label): numbers for (goal, _), numbers in alone.items()})
+    assert {line.breakdown for line in split.lines} == {"demo buyers", "demo pro", OTHER}
+    assert_matches(split, expected)
 
 
 def test_cohort_size_over_time_equals_membership_at_each_day(client):
