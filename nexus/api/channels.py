@@ -10,9 +10,8 @@ from litestar.datastructures import State
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
-from nexus.json_input import decode_json
 from nexus.meta import channels
-from nexus.meta.channels import Channels, ChannelSettings
+from nexus.meta.channels import Channels
 
 
 @get("/v1/channels")
@@ -33,7 +32,7 @@ async def replace_channels(request: Request, state: State) -> Channels:
 
     def replace() -> Channels:
         key = api.authorize(request, "admin")
-        return channels.replace(api.runtime.clickhouse, key.project_id, decode_json(body, ChannelSettings), key.key_id)
+        return channels.replace(api.runtime.clickhouse, key.project_id, channels.decode(body), key.key_id)
 
     return await anyio.to_thread.run_sync(replace)
 

@@ -27,7 +27,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses.sql import Params
 from nexus.errors import InvalidRequest
-from nexus.json_input import decode_json
+from nexus.json_input import UnreadableJson, decode_json
 from nexus.meta import records
 
 TABLE = "channel_rules"
@@ -87,12 +87,14 @@ class ChannelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     last_non_direct: bool = True
     direct_channel: ChannelName = "Direct"
 
-    def __post_init__(self) -> None:
-        if not 1 <= len(self.rules) <= MAX_RULES:
-            raise InvalidRequest(f"1 to {MAX_RULES} rules", field="rules")
-        if self.direct_channel not in channels(self):
-            raise InvalidRequest(f"{self.direct_channel!r} is not a channel of the rules (nor {FALLBACK!r})",
-                                 field="direct_channel")
+
+def check(settings: ChannelSettings) -> None:
+    """Refuse settings that cannot run, naming the field at fault (checks a rule's own fields do not make)."""
+    if not 1 <= len(settings.rules) <= MAX_RULES:
+        raise InvalidRequest(f"rules: 1 to {MAX_RULES} rules", field="rules")
+    if settings.direct_channel not in channels(settings):
+        raise InvalidRequest(f"direct_channel: {settings.direct_channel!r} is not a channel of the rules (nor "
+                             f"{FALLBACK!r})", field="direct_channel")
 
 
 class Channels(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +184,21 @@ def _condition(condition: Condition, params: Params, table: str) -> str:
     return f"{read} {'NOT IN' if condition.op == 'not_in' else 'IN'} {params.add(values, 'Array(String)')}"
 
 
+def decode(body: bytes) -> ChannelSettings:
+    """Settings from JSON, checked; InvalidRequest naming the field at fault (`rules[2].when[0].values`)."""
+    try:
+        settings = decode_json(body, ChannelSettings)
+    except UnreadableJson as e:
+        # A rule's or condition's own check names its field on the error msgspec wraps.
+        inner = getattr(e.error.__cause__, "field", None) if e.error is not None else None
+        if inner is None:
+            raise
+        field = f"{e.path}.{inner}" if e.path else inner
+        raise InvalidRequest(f"{field}: {e.error.__cause__}", field=field) from None
+    check(settings)
+    return settings
+
+
 def get(client: Client, project_id: int) -> Channels:
     found = records.select(client, TABLE, _Record, "project_id = {p:UInt32}", {"p": project_id})
     if not found:
@@ -202,7 +219,7 @@ def settings_of(client: Client, project_id: int) -> ChannelSettings:
 
 def replace(client: Client, project_id: int, data: ChannelSettings, updated_by: str) -> Channels:
     # Every bound checked again (a Struct built in Python checks none), and errors name their field.
-    data = decode_json(msgspec.json.encode(data), ChannelSettings)
+    data = decode(msgspec.json.encode(data))
     records.save(client, TABLE, _Record(project_id, msgspec.json.encode(data.rules).decode(), int(data.last_non_direct),
                                         data.direct_channel, updated_by, records.now()))
     return get(client, project_id)
