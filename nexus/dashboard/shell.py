@@ -36,7 +36,8 @@ ZONES = ["UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_Y
 OPERATORS = ["eq", "neq", "contains", "not_contains", "regex", "not_regex", "gt", "gte", "lt", "lte",
              "is_set", "is_not_set", "in", "not_in"]
 NAV = [("overview", "Overview"), ("trends", "Trends"), ("funnels", "Funnels"), ("paths", "Paths"),
-       ("retention", "Retention"), ("sessions", "Sessions"), ("goals", "Goals"),
+       ("retention", "Retention"), ("sessions", "Sessions"), ("goals", "Goals"), ("attribution", "Attribution"),
+       ("experiments", "Experiments"),
        ("stickiness", "Stickiness & lifecycle"), ("events", "Events"), ("persons", "Persons"),
        ("cohorts", "Cohorts"), ("sql", "SQL"),
        ("dashboards", "Dashboards"), ("exports", "Exports")]
@@ -119,10 +120,11 @@ class Context:
 
 def page(dashboard: Dashboard, name: str, body: Callable[[Context], Any], *,
          controls: Callable[[Context], list[Any]] | None = None, settings: param.Parameterized | None = None,
-         uses_interval: bool = True, uses_filters: bool = True) -> pn.viewable.Viewable:
+         uses_interval: bool = True, uses_filters: bool = True, uses_dates: bool = True) -> pn.viewable.Viewable:
     """The page `name` for whoever opened it: its body inside the shell, or the reason it cannot be shown.
     The body is drawn again when a global setting or one of the page's own `settings` changes. A page
-    that reads no date range or filters (the SQL explorer) shows no bar for them."""
+    that reads no date range or filters (the SQL explorer) shows no bar for them; one that reads filters
+    but no dates (the persons list) shows the time zone and the filters only."""
     viewer = dashboard.viewer()
     view = View()
     _read_url(view)
@@ -146,7 +148,7 @@ def page(dashboard: Dashboard, name: str, body: Callable[[Context], Any], *,
     if settings is not None:
         watched += [settings.param[p] for p in settings.param if p != "name"]
     content = pn.panel(pn.bind(lambda *_: guarded(lambda: body(ctx)), *watched), sizing_mode="stretch_width")
-    bar = [_settings(ctx, uses_interval)] if uses_filters else []
+    bar = [_settings(ctx, uses_interval, uses_dates)] if uses_filters else []
     layout = _frame(view, ctx, name, pn.Column(*bar, *extra, content, sizing_mode="stretch_width"))
     _watch_sign_in(ctx, layout)
     return layout
@@ -193,7 +195,7 @@ def _read_url(view: View) -> None:
             continue
 
 
-def _settings(ctx: Context, uses_interval: bool) -> pn.viewable.Viewable:
+def _settings(ctx: Context, uses_interval: bool, uses_dates: bool) -> pn.viewable.Viewable:
     view = ctx.view
     preset = pn.widgets.Select(label="Date range", options={v: k for k, v in PRESETS.items()}, value=view.range, width=150)
     start = pn.widgets.TextInput(label="From", value=view.date_from, placeholder="2026-10-01", width=120,
@@ -219,8 +221,8 @@ def _settings(ctx: Context, uses_interval: bool) -> pn.viewable.Viewable:
     end.param.watch(on_custom, "value")
     zone.param.watch(lambda e: setattr(view, "tz", e.new if e.new != ctx.reader.grant.timezone else ""), "value")
     interval.param.watch(lambda e: setattr(view, "interval", e.new), "value")
-    return pn.Row(preset, start, end, zone, interval, _filter_bar(ctx), sizing_mode="stretch_width",
-                  css_classes=["nx-settings"])
+    dates = [preset, start, end] if uses_dates else []
+    return pn.Row(*dates, zone, interval, _filter_bar(ctx), sizing_mode="stretch_width", css_classes=["nx-settings"])
 
 
 def _filter_bar(ctx: Context) -> pn.viewable.Viewable:

@@ -466,6 +466,21 @@ def test_persons_list_searches_sorts_and_opens_a_profile_with_its_sessions(brows
     browse.assert_clean()
 
 
+def test_the_persons_list_takes_the_global_filters(browse: Browse, stack: Stack):
+    # Given the filter bar's filters in the URL: persons on the pro plan (a trait)
+    pro = [{"key": "plan", "source": "person", "op": "eq", "value": "pro"}]
+    expected = stack.analysis(stack.a, "persons", {"sort": "events", "limit": 25, "where": {"filters": pro}})["persons"]
+    everyone = stack.analysis(stack.a, "persons", {"sort": "events", "limit": 25})["persons"]
+    assert expected and expected != everyone
+    page = browse.page(stack.a.keys["read"], "/persons?" + urlencode({"sort": "events", "limit": 25,
+                                                                      "filters": json.dumps(pro)}))
+    # Then the list is the API's list under that filter, and the bar shows no date range (the list has none)
+    page.locator("table[data-role=persons]").wait_for()
+    assert page.locator("table[data-role=persons] a.nx-person").all_inner_texts() == [p["person"] for p in expected]
+    assert page.get_by_text("Date range").count() == 0
+    browse.assert_clean()
+
+
 def test_persons_of_another_project_never_show_and_hostile_ids_stay_text(browse: Browse, stack: Stack):
     page = browse.page(stack.b.keys["read"], "/persons")
     page.locator("table[data-role=persons]").wait_for()

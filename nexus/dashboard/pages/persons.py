@@ -48,7 +48,7 @@ class ProfileSettings(param.Parameterized):
 def view(dashboard: Dashboard) -> pn.viewable.Viewable:
     settings = ListSettings()
     return page(dashboard, "persons", lambda ctx: list_body(ctx, settings), settings=settings,
-                controls=lambda ctx: [search_bar(settings)], uses_filters=False)
+                controls=lambda ctx: [search_bar(ctx, settings)], uses_interval=False, uses_dates=False)
 
 
 def profile_view(dashboard: Dashboard) -> pn.viewable.Viewable:
@@ -58,9 +58,11 @@ def profile_view(dashboard: Dashboard) -> pn.viewable.Viewable:
 
 # --- requests and links (pure) --------------------------------------------------------------------------
 
-def list_request(settings: ListSettings) -> dict[str, Any]:
+def list_request(settings: ListSettings, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The persons request of the list's settings and the global filters' `where` (persons with a matching
+    event, trait or cohort)."""
     return {"sort": settings.sort, "limit": settings.limit, **({"q": settings.q} if settings.q else {}),
-            **({"cursor": settings.cursor} if settings.cursor else {})}
+            **({"where": where} if where else {}), **({"cursor": settings.cursor} if settings.cursor else {})}
 
 
 def profile_request(settings: ProfileSettings) -> dict[str, Any]:
@@ -100,7 +102,7 @@ _CSS = (".nx-session td { border-bottom: 2px solid var(--nx-accent, #4c6ef5); }"
 
 # --- the persons list -----------------------------------------------------------------------------------
 
-def search_bar(settings: ListSettings) -> pn.viewable.Viewable:
+def search_bar(ctx: Context, settings: ListSettings) -> pn.viewable.Viewable:
     search = pn.widgets.TextInput(label="Search", placeholder="a distinct id, person id or trait value",
                                   value=settings.q, width=320)
     sort = pn.widgets.Select(label="Sort by", options=SORTS, value=settings.sort, width=140)
@@ -109,11 +111,13 @@ def search_bar(settings: ListSettings) -> pn.viewable.Viewable:
     search.param.watch(lambda e: settings.param.update(q=e.new.strip(), cursor="", trail=""), "value")
     sort.param.watch(lambda e: settings.param.update(sort=e.new, cursor="", trail=""), "value")
     size.param.watch(lambda e: settings.param.update(limit=e.new, cursor="", trail=""), "value")
+    # Another filter lists other persons: the pages passed belong to the list before it.
+    ctx.view.param.watch(lambda _: settings.param.update(cursor="", trail=""), "filters")
     return pn.Row(search, sort, size, sizing_mode="stretch_width")
 
 
 def list_body(ctx: Context, settings: ListSettings) -> pn.viewable.Viewable:
-    return card(ctx, "Persons", "persons", list_request(settings),
+    return card(ctx, "Persons", "persons", list_request(settings, ctx.common().get("where")),
                 lambda result, _: draw_list(ctx, settings, result), chart="table", height=420)
 
 
