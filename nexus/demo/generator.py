@@ -3,7 +3,8 @@
 The story, per visitor: a first visit on a day spread uniformly over `weeks` weeks, often from a
 campaign (UTM tags on the landing URL); a landing session of page views; some visitors sign up
 (identify links their anonymous id to a user id), some of those add to cart, some of those purchase
-(with revenue). Signed-up users come back on later days with a probability that decays with time, in
+(with revenue). Signed-up users come back on later days with a probability that decays with time and
+grows with their plan and the features they use (`return_chance`), in
 sessions separated by more than 30 minutes, using features and sometimes buying again. Browser, OS,
 device, country and plan are fixed per visitor. The same seed and end time give the same rows.
 
@@ -45,6 +46,28 @@ CHANNELS = [("google", "cpc", "www.google.com", "search", 25), ("", "", "www.goo
             ("facebook", "social", "www.facebook.com", "social", 12), ("twitter", "social", "t.co", "social", 6),
             ("newsletter", "email", "", "email", 10), ("", "", "", "direct", 27), ("", "", "news.ycombinator.com", "other", 5)]
 CAMPAIGNS = {"google": ["brand", "generic"], "facebook": ["spring_sale"], "twitter": ["launch"], "newsletter": ["weekly"]}
+# Campaigns differ in true effectiveness, so that attribution has something to find (issue 17): the chance a
+# landing visitor signs up (0.42 without a campaign), and the chance a returning session from the newsletter or a
+# retargeting ad ends in a cart (0.12 for a session without a source). A returning session arrives through one
+# of RETURN_ENTRIES with its probability, else without a source.
+SIGNUP_CHANCE = {"brand": 0.6, "generic": 0.35, "spring_sale": 0.25, "launch": 0.42, "weekly": 0.5}
+CART_CHANCE = {"weekly": 0.3, "retargeting": 0.2}
+RETURN_ENTRIES = [(("newsletter", "email", "weekly", "", "email"), 0.15),
+                  (("facebook", "paid_social", "retargeting", "www.facebook.com", "social"), 0.08)]
+
+
+# Churn depends on behaviour, so that predictions have something to find (issue 18): a signed-up user's
+# chance to come back on a day scales with their plan and with how many distinct features they have used,
+# and a session without any feature use ends their returns for good with this probability.
+PLAN_LOYALTY = {"free": 0.75, "pro": 1.15, "team": 1.5}
+QUIT_AFTER_IDLE_SESSION = 0.5
+
+
+def return_chance(days_since_signup: int, plan: str, features_used: int) -> float:
+    """The chance a signed-up user comes back on a day: decaying with the days since signup, higher on
+    paid plans and for users of more features (0.5× with none used, 1.5× with four or more)."""
+    decay = 0.55 * math.exp(-days_since_signup / 6) + 0.04
+    return decay * PLAN_LOYALTY[plan] * (0.5 + 0.25 * min(features_used, 4))
 
 
 class DemoChunk(msgspec.Struct):
@@ -120,7 +143,7 @@ class _Simulation:
             self._emit(rows, t, "page_view", "page", distinct_id, anonymous_id, "", sid, visitor, page,
                        landing_query if i == 0 else "", entry if i == 0 else {}, {})
             t += rng.randint(5_000, 4 * MINUTE_MS)
-        if rng.random() >= 0.42:
+        if rng.random() >= SIGNUP_CHANCE.get(campaign, 0.42):
             persons.append((person_id, "{}", first_seen))
             return self._anonymous_returns(rows, t, anonymous_id, visitor)
 
@@ -138,29 +161,49 @@ class _Simulation:
         if rng.random() < 0.5:
             self._buy(rows, t, distinct_id, anonymous_id, user_id, sid, visitor, plan, purchase_chance=0.6)
 
-        # Returns: on day k after signup with probability decaying in k.
+        # Returns: on day k after signup with probability decaying in k, scaled by behaviour (return_chance).
         signup_day = (created - self.start_ms) // DAY_MS
         last_day = (self.end_ms - self.start_ms) // DAY_MS
         last_end = t + 10 * MINUTE_MS
+        features_used: set[str] = set()
         for day in range(signup_day + 1, last_day):
             k = day - signup_day
-            if rng.random() >= 0.55 * math.exp(-k / 6) + 0.04:
+            if rng.random() >= return_chance(k, plan, len(features_used)):
                 continue
             t = max(self.start_ms + day * DAY_MS + rng.randint(6, 21) * 3_600_000 + rng.randrange(3_600_000),
                     last_end + SESSION_GAP_MS + MINUTE_MS)
             session += 1
             sid = f"{anonymous_id}-s{session}"
+            session_features: set[str] = set()
+            back_query, back_entry = self._return_entry()
             for i in range(rng.randint(1, 6)):
                 self._emit(rows, t, "page_view", "page", user_id, anonymous_id, user_id, sid, visitor,
-                           rng.choice(PAGES), "", {}, {})
+                           rng.choice(PAGES), back_query if i == 0 else "", back_entry if i == 0 else {}, {})
                 t += rng.randint(5_000, 5 * MINUTE_MS)
                 if rng.random() < 0.5:
-                    self._emit(rows, t, rng.choice(FEATURES), "track", user_id, anonymous_id, user_id, sid,
+                    feature = rng.choice(FEATURES)
+                    session_features.add(feature)
+                    self._emit(rows, t, feature, "track", user_id, anonymous_id, user_id, sid,
                                visitor, "/app", "", {}, {"plan": plan})
                     t += rng.randint(5_000, 3 * MINUTE_MS)
-            if rng.random() < 0.12:
+            if rng.random() < CART_CHANCE.get(back_entry.get("utm_campaign", ""), 0.12):
                 t = self._buy(rows, t, user_id, anonymous_id, user_id, sid, visitor, plan, purchase_chance=0.7)
             last_end = t
+            features_used |= session_features
+            if not session_features and rng.random() < QUIT_AFTER_IDLE_SESSION:
+                break  # a session without any feature use: this user may not come back at all
+
+    def _return_entry(self) -> tuple[str, dict]:
+        """The landing query and entry columns of a returning session: a source of RETURN_ENTRIES, or none."""
+        draw = self.rng.random()
+        for (source, medium, campaign, domain, referrer_class), chance in RETURN_ENTRIES:
+            if draw < chance:
+                return (f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}",
+                        {"referrer": f"https://{domain}/" if domain else "", "referrer_domain": domain,
+                         "referrer_class": referrer_class, "utm_source": source, "utm_medium": medium,
+                         "utm_campaign": campaign})
+            draw -= chance
+        return "", {}
 
     def _anonymous_returns(self, rows: list[tuple], t: int, anonymous_id: str, visitor: dict) -> None:
         """A visitor who did not sign up may come back once or twice, anonymously."""

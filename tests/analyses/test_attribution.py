@@ -8,11 +8,14 @@ from __future__ import annotations
 import uuid
 
 import msgspec
+import pandas as pd
 import pytest
+import re2
 
-from nexus.analyses import attribution, conversion_paths, registry
+from nexus.analyses import attribution, conversion_paths, registry, touchpoints
 from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import channels
+from tests.analyses.attribution_reference import attribute
 from tests.analyses.journeys import at, link, new_project
 from tests.conftest import DEMO_END
 
@@ -242,3 +245,74 @@ def test_channel_rules_are_checked_and_edited(client):
         with pytest.raises(InvalidRequest) as refused:
             channels.decode(msgspec.json.encode(body))
         assert refused.value.field == field, body
+
+
+# --- on demo data, against the pandas reference of the rule-based models ----------------------------------------
+
+def python_channel(row: dict, settings: channels.ChannelSettings) -> str:
+    """The rules applied in Python, as the docstring of nexus.meta.channels states them."""
+    for rule in settings.rules:
+        if all(_holds(condition, row) for condition in rule.when):
+            return rule.channel
+    return channels.FALLBACK
+
+
+def _holds(condition: channels.Condition, row: dict) -> bool:
+    value = row[condition.field]
+    if condition.op in ("is_set", "is_not_set"):
+        return (value != "") == (condition.op == "is_set")
+    if condition.op == "regex":
+        return re2.search(condition.values[0], value) is not None
+    folded = condition.field.startswith("utm_")
+    inside = (value.lower() if folded else value) in {v.lower() if folded else v for v in condition.values}
+    return inside == (condition.op == "in")
+
+
+def demo_touches(client, project_id: int, start: pd.Timestamp, end: pd.Timestamp, by: str) -> tuple[pd.DataFrame,
+                                                                                                      pd.DataFrame]:
+    """Touchpoints (sessions' first events, split in pandas) and purchases of the demo, persons resolved in pandas."""
+    events = client.query_df(
+        "SELECT ts, event, distinct_id, utm_source, utm_medium, utm_campaign, referrer_class, referrer_domain,"
+        " toFloat64OrZero(toString(properties.revenue)) AS revenue FROM events WHERE project_id = {p:UInt32}",
+        parameters={"p": project_id})
+    identities = client.query_df("SELECT distinct_id, toString(person_id) AS person_id, version, is_deleted "
+                                 "FROM identities WHERE project_id = {p:UInt32}", parameters={"p": project_id})
+    latest = identities.sort_values("version").groupby("distinct_id").tail(1)
+    latest = latest[latest["is_deleted"] == 0].set_index("distinct_id")["person_id"]
+    events["person"] = events["distinct_id"].map(latest).fillna(events["distinct_id"])
+    events["ts"] = pd.to_datetime(events["ts"], utc=True)
+    events = events[(events["ts"] >= start - pd.Timedelta(days=30)) & (events["ts"] < end)]
+    settings = channels.DEFAULT_SETTINGS
+    order = {name: i for i, name in enumerate(channels.channels(settings))}
+    sources = events[["utm_source", "utm_medium", "utm_campaign", "referrer_class", "referrer_domain"]].drop_duplicates()
+    named = {tuple(r.values()): python_channel(r, settings) for r in sources.to_dict("records")}
+    events["channel"] = [named[key] for key in zip(events["utm_source"], events["utm_medium"], events["utm_campaign"],
+                                                   events["referrer_class"], events["referrer_domain"])]
+    events["source"] = events["utm_source"].where(events["utm_source"] != "", events["referrer_domain"])
+    events["source"] = events["source"].where(events["source"] != "", touchpoints.NO_SOURCE)
+    events["campaign"] = events["utm_campaign"].where(events["utm_campaign"] != "", touchpoints.NO_CAMPAIGN)
+    events["rank"] = events["channel"].map(order)
+    tie = ["rank"] if by == "channel" else ["rank", by]
+    events = events.sort_values(["person", "ts", *tie], kind="stable")
+    first = events["person"].ne(events["person"].shift()) | events["ts"].diff().gt(pd.Timedelta(minutes=30))
+    touches = events[first][["person", "ts", "channel", "source", "campaign"]]
+    bought = events[(events["event"] == "purchase") & (events["ts"] >= start)]
+    return touches, bought[["person", "ts", "revenue"]].rename(columns={"revenue": "value"})
+
+
+@pytest.mark.parametrize("by", ["channel", "source", "campaign"])
+def test_rule_based_models_match_the_pandas_reference_on_demo_data(client, demo, by):
+    start, end = pd.Timestamp("2026-10-01", tz="UTC"), pd.Timestamp("2026-11-01", tz="UTC")
+    touches, bought = demo_touches(client, demo, start, end, by)
+    expected = attribute(touches, bought, by=by)
+    result = run(client, demo, by=by, limit=attribution.MAX_LIMIT, models=list(attribution.RULE_BASED))
+    assert len(result.labels) < attribution.MAX_LIMIT and result.conversions == len(bought)
+    found = {(row.model, row.label): (row.conversions, row.value) for row in result.rows if row.conversions}
+    wanted = {key: (row.conversions, row.value) for key, row in expected.iterrows() if row.conversions}
+    assert found.keys() == wanted.keys()
+    for key, (conversions, value) in wanted.items():
+        assert found[key] == pytest.approx((conversions, value), rel=1e-9, abs=1e-9), key
+    # Every model gives out exactly the attributed conversions, and the demo's paths have several touches.
+    for model in attribution.RULE_BASED:
+        assert sum(r.conversions for r in result.rows if r.model == model) == pytest.approx(result.attributed)
+    assert {r.label for r in result.rows if r.model == "linear" and r.conversions % 1}
