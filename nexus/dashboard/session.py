@@ -22,6 +22,7 @@ from nexus.jobs.schedules import Schedule
 from nexus.jobs.store import JobView
 from nexus.meta import dashboards
 from nexus.meta import cohorts as saved_cohorts
+from nexus.meta import experiments as saved_experiments
 from nexus.meta import goals as saved_goals
 from nexus.runtime import Runtime
 from nexus.services.analyses import Answer
@@ -112,6 +113,11 @@ class Reader:
         """The project's saved cohorts, by name (any key that may read lists them, as GET /v1/cohorts)."""
         self._check()
         return saved_cohorts.list_all(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def experiments(self) -> list[saved_experiments.Experiment]:
+        """The project's saved experiments, by key (any key that may read lists them, as GET /v1/experiments)."""
+        self._check()
+        return saved_experiments.list_all(self.dashboard.runtime.clickhouse, self.project_id)
 
     def saved_dashboard(self, dashboard_id: str) -> dashboards.Dashboard:
         self._check()

@@ -11,6 +11,7 @@ from nexus.dashboard.pages import persons
 from nexus.dashboard.pages import goals
 from nexus.dashboard.pages import paths
 from nexus.dashboard.pages import cohorts
+from nexus.dashboard.pages import experiments
 
 ROUTES = {
     "overview": overview.view,
@@ -28,6 +29,7 @@ ROUTES = {
     "goals": goals.view,
     "paths": paths.view,
     "cohorts": cohorts.view,
+    "experiments": experiments.view,
 }
 
 DRAWERS = {
@@ -46,4 +48,5 @@ DRAWERS = {
     "paths": paths.draw,
     "paths_persons": paths.draw_persons,
     "cohort_size": cohorts.draw,
+    "experiment": experiments.draw,
 }
