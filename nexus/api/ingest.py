@@ -28,6 +28,7 @@ from nexus.ingest.pipeline import Source
 from nexus.ingest.service import IngestResult, Submitted
 from nexus.ingest.wire import BatchEnvelope, Message, Rejection, decode_message
 from nexus.json_input import decode_json
+from nexus.meta import ad_spend
 
 MAX_RECEIPTS = 10_000
 
@@ -48,13 +49,18 @@ async def batch(request: Request, state: State) -> Response:
     return await complete(api, await anyio.to_thread.run_sync(_batch, api, request, body, limiter=api.cpu))
 
 
-async def complete(api: ApiContext, submitted: Submitted) -> Response:
-    """Wait for the writer without holding a worker thread, then answer for every message."""
+async def finished(api: ApiContext, submitted: Submitted) -> IngestResult:
+    """Wait for the writer without holding a worker thread; what became of every message (raises the
+    writer's error, if any)."""
     waiting = asyncio.wrap_future(submitted.stored)
     await asyncio.wait([waiting])
-    waiting.exception()  # seen here; finish() raises the writer's error, if any
-    result = await anyio.to_thread.run_sync(api.ingestor.finish, submitted)
-    return ingest_response(result)
+    waiting.exception()  # seen here; finish() raises it
+    return await anyio.to_thread.run_sync(api.ingestor.finish, submitted)
+
+
+async def complete(api: ApiContext, submitted: Submitted) -> Response:
+    """Wait for the writer, then answer for every message."""
+    return ingest_response(await finished(api, submitted))
 
 
 def _batch(api: ApiContext, request: Request, body: bytes) -> Submitted:
@@ -140,11 +146,18 @@ def ingest_response(result: IngestResult) -> Response:
 
 @post("/v1/import")
 async def import_events(request: Request, state: State, format: FromQuery[str | None] = None,
-                        resume_from: Annotated[int, Parameter(ge=0)] = 0) -> Response:
+                        resume_from: Annotated[int, Parameter(ge=0)] = 0, table: FromQuery[str] = "events") -> Response:
     """Back-fill a file of events (NDJSON, Arrow IPC or Parquet; the format is detected unless given), from
-    line or row `resume_from` on. The upload is spooled to disk, never held in memory; needs an admin key."""
+    line or row `resume_from` on. The upload is spooled to disk, never held in memory; needs an admin key.
+    With `table=ad_spend`, the file is a spend file for attribution (nexus.meta.ad_spend), read whole."""
     api: ApiContext = state.api
     key = await anyio.to_thread.run_sync(api.authorize, request, "admin")
+    if table not in IMPORT_TABLES:
+        raise InvalidRequest(f"table must be {' or '.join(IMPORT_TABLES)}, not {table!r}", field="table")
+    if table == "ad_spend":
+        body = await read_body(request, api.settings.max_request_bytes)
+        summary = await anyio.to_thread.run_sync(ad_spend.import_spend, api.runtime.clickhouse, key.project_id, body)
+        return Response(msgspec.to_builtins(summary), status_code=200)
     spool = api.settings.data_dir / "spool"
     spool.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=spool, suffix=".upload") as upload:
@@ -159,6 +172,9 @@ async def import_events(request: Request, state: State, format: FromQuery[str | 
             lambda: import_file(api.ingestor, Path(upload.name), key.project_id, format, resume_from=resume_from,
                                 max_event_bytes=api.settings.max_event_bytes))
     return import_response(summary)
+
+
+IMPORT_TABLES = ("events", "ad_spend")
 
 
 # What stopped an import, as the error class whose status (api.statuses) the answer carries.
