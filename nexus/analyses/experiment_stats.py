@@ -48,7 +48,7 @@ CorrectionMethod = Literal["holm", "bh"]
 
 BETA_PRIOR = (1.0, 1.0)  # Beta(1, 1): uniform on the conversion rate; integers keep the closed form exact
 SRM_THRESHOLD = 0.001
-CLOSED_FORM_TERMS = 50_000  # above this many conversions in either variant, quadrature is faster
+CLOSED_FORM_TERMS = 50_000  # once both variants have more conversions than this, quadrature is faster
 DEFAULT_PLANNED_N = 10_000  # the sequential test's tuning when the caller has no planned sample size
 
 

@@ -364,8 +364,16 @@ def test_power_at_the_designed_sample_size_matches_the_design() -> None:
     single = compare(conversions(n, int(converted_c[0])), conversions(n, int(converted_t[0])), kind="conversion")
     assert single.p_value == pytest.approx(p_values[0], abs=TOLERANCE)
     power = float((p_values < 0.05).mean())
-    print(f"designed n {n} per variant: power {power:.3f} (designed 0.800)")
     assert abs(power - 0.8) < 3 * math.sqrt(0.8 * 0.2 / experiments)
+
+    # The price of looking every day: the always-valid test, peeked at daily over 30 days up to the same n,
+    # has stopped about half of them by then (the verdict waits for the fixed-horizon test until n is in)
+    per_day = math.ceil(n / 30)
+    converted_c, converted_t = daily_conversions(generator, experiments, 30, per_day, (0.1, 0.11))
+    looks = per_day * np.arange(1, 31)[np.newaxis, :]
+    stopped = float((sequential_p_values(converted_c, converted_t, looks, planned=n).min(axis=1) < 0.05).mean())
+    print(f"designed n {n} per variant: power {power:.3f} (designed 0.800); always-valid, daily looks: {stopped:.3f}")
+    assert 0.4 < stopped < power - 0.2
 
 
 def test_verdict_sentences() -> None:
