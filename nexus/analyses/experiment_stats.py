@@ -501,6 +501,21 @@ def _lift_text(comparison: Comparison, sequential: bool) -> str:
     return f"{_percent(comparison.relative_lift)} ({name} {bounds})"
 
 
+def deciding_p_value(
+    comparison: Comparison,
+    required_n: int | None,
+    adjusted_p_value: float | None = None,
+    adjusted_sequential_p_value: float | None = None,
+) -> tuple[float, bool]:
+    """The p-value the verdict rests on and whether both variants reached `required_n` persons: the
+    fixed-horizon one then, the always-valid one before (each adjusted when given)."""
+    enough = required_n is not None and min(comparison.control_n, comparison.treatment_n) >= required_n
+    if enough:
+        return (comparison.p_value if adjusted_p_value is None else adjusted_p_value), True
+    sequential = comparison.sequential_p_value if adjusted_sequential_p_value is None else adjusted_sequential_p_value
+    return sequential, False
+
+
 def verdict(
     comparison: Comparison,
     *,
@@ -522,15 +537,8 @@ def verdict(
             "assignment or exposure logging is broken, fix it before reading these results."
         )
     smaller_n = min(comparison.control_n, comparison.treatment_n)
-    enough = required_n is not None and smaller_n >= required_n
-    if enough:
-        p_value = comparison.p_value if adjusted_p_value is None else adjusted_p_value
-        p_text = _p_text("p", p_value)
-    else:
-        p_value = (
-            comparison.sequential_p_value if adjusted_sequential_p_value is None else adjusted_sequential_p_value
-        )
-        p_text = _p_text("always-valid p", p_value)
+    p_value, enough = deciding_p_value(comparison, required_n, adjusted_p_value, adjusted_sequential_p_value)
+    p_text = _p_text("p" if enough else "always-valid p", p_value)
     details = (
         f"{_lift_text(comparison, sequential=not enough)}, {p_text}, "
         f"probability to beat control {comparison.probability_to_beat * 100:.1f}%"

@@ -25,7 +25,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from nexus.analyses.experiment import ExperimentResult, MetricResult, VariantComparison
-from nexus.analyses.experiment_stats import Comparison
+from nexus.analyses.experiment_stats import Comparison, deciding_p_value
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
 from nexus.dashboard.pages.shared import checked, html_table, sharing
@@ -180,15 +180,17 @@ def _per_metric(result: ExperimentResult, chart: Any) -> pn.viewable.Viewable:
 
 def forest(result: ExperimentResult, metric: MetricResult) -> pn.viewable.Viewable:
     """Each treatment's relative lift (a dot) and interval (a bar) against 0, a row per treatment; coloured
-    when its adjusted p-value is below alpha (up or down), grey when not."""
+    (up or down) when the verdict calls it, grey when not."""
     rows = []
     for compared in metric.comparisons:
         found = relied(compared)
         if found is None or found.relative_lift is None or found.relative_interval is None:
             continue
-        significant = compared.adjusted_p_value is not None and compared.adjusted_p_value < found.alpha
-        colour = (theme.PALETTES[False]["up"] if found.relative_lift > 0 else theme.PALETTES[False]["down"]) \
-            if significant else MUTED
+        p_value, _ = deciding_p_value(found, result.required_sample_size, compared.adjusted_p_value,
+                                      compared.adjusted_sequential_p_value)
+        colour = MUTED
+        if result.srm.passed and p_value < found.alpha:  # what the verdict calls a winner or a loser
+            colour = theme.PALETTES[theme.dark()]["up" if found.relative_lift > 0 else "down"]
         rows.append({"variant": compared.variant, "lift": found.relative_lift, "low": found.relative_interval.low,
                      "high": found.relative_interval.high, "colour": colour, "lift_text": _lift(found),
                      "interval_text": _interval(found), "p_text": _p(compared.adjusted_p_value),
