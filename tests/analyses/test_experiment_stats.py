@@ -351,6 +351,37 @@ def test_daily_peeking_at_a_a_tests_inflates_the_naive_test_but_not_the_sequenti
     assert abs(last_look_rate - alpha) < 3 * math.sqrt(alpha * (1 - alpha) / experiments)
 
 
+def test_daily_peeking_at_a_a_tests_of_a_skewed_mean_keeps_the_sequential_test_valid() -> None:
+    # Given revenue per person (90% spend nothing, the rest lognormal), 60 persons an arm a day, 30 days
+    experiments, days, per_day, alpha = 1_000, 30, 60, 0.05
+    generator = np.random.default_rng(8)
+    shape = (experiments, days, 2, per_day)
+    spent = np.where(generator.random(shape) < 0.1, generator.lognormal(3, 1, shape), 0.0)
+    sums, squares = spent.sum(axis=3).cumsum(axis=1), (spent**2).sum(axis=3).cumsum(axis=1)
+    n = per_day * np.arange(1, days + 1)[np.newaxis, :, np.newaxis]
+    means, variances = sums / n, (squares - sums**2 / n) / (n - 1)
+    n = n[..., 0]
+    difference = means[..., 1] - means[..., 0]
+    of_means = variances / n[..., np.newaxis]
+    variance = of_means.sum(axis=2)
+    degrees = variance**2 / ((of_means**2).sum(axis=2) / (n - 1))
+    naive = 2 * stats.t.sf(np.abs(difference) / np.sqrt(variance), degrees)
+    mixing = es.mixing_variance(1.0, alpha, per_day * days) * variances.sum(axis=2)
+    sequential = es.sequential_p_value(difference, variance, mixing)
+
+    for experiment, day in [(3, 0), (500, 29)]:
+        single = compare(Sample(int(n[0, day]), sums[experiment, day, 0], squares[experiment, day, 0]),
+                         Sample(int(n[0, day]), sums[experiment, day, 1], squares[experiment, day, 1]),
+                         kind="mean", planned_n=per_day * days)
+        assert single.p_value == pytest.approx(naive[experiment, day], abs=TOLERANCE)
+        assert single.sequential_p_value == pytest.approx(sequential[experiment, day], abs=TOLERANCE)
+    naive_rate = float((naive.min(axis=1) < alpha).mean())
+    sequential_rate = float((sequential.min(axis=1) < alpha).mean())
+    print(f"A/A skewed revenue, daily looks: Welch {naive_rate:.3f}, sequential {sequential_rate:.3f}")
+    assert naive_rate > 0.15
+    assert sequential_rate <= alpha
+
+
 def test_power_at_the_designed_sample_size_matches_the_design() -> None:
     # Given a design of baseline 10%, +10% relative, alpha 5%, power 80% and 2,000 experiments run to it
     n = es.sample_size(0.1, 0.1, 0.05, 0.8, kind="conversion")
