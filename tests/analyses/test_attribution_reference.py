@@ -20,7 +20,8 @@ def touches(*rows: tuple[str, pd.Timedelta, str]) -> pd.DataFrame:
 
 
 def conversions(*rows: tuple[str, pd.Timedelta, float]) -> pd.DataFrame:
-    return pd.DataFrame({"person": [r[0] for r in rows], "ts": [T0 + r[1] for r in rows], "value": [r[2] for r in rows]})
+    return pd.DataFrame({"person": [r[0] for r in rows], "ts": [T0 + r[1] for r in rows],
+                         "value": [r[2] for r in rows]})
 
 
 def credit(frame: pd.DataFrame, model: str) -> dict[str, float]:
@@ -36,22 +37,22 @@ def test_a_single_touch_takes_every_model_s_whole_credit() -> None:
 
 def test_three_touches_under_each_model() -> None:
     # Given Referral 14 days, Email 7 days and Paid search 0 days before a conversion worth 70
-    frame = touch_credits(touches(("u1", -14 * DAY, "Referral"), ("u1", -7 * DAY, "Email"), ("u1", 0 * DAY, "Paid search")),
-                          conversions(("u1", 0 * DAY, 70.0)))
+    three = touches(("u1", -14 * DAY, "Referral"), ("u1", -7 * DAY, "Email"), ("u1", 0 * DAY, "Paid search"))
+    frame = touch_credits(three, conversions(("u1", 0 * DAY, 70.0)))
     assert credit(frame, "first_touch") == {"Email": 0.0, "Paid search": 0.0, "Referral": 1.0}
     assert credit(frame, "last_touch") == {"Email": 0.0, "Paid search": 1.0, "Referral": 0.0}
     assert credit(frame, "linear") == pytest.approx({"Email": 1 / 3, "Paid search": 1 / 3, "Referral": 1 / 3})
     # Half-life 7 days: weights 1/4, 1/2, 1 → 1/7, 2/7, 4/7.
     assert credit(frame, "time_decay") == pytest.approx({"Email": 2 / 7, "Paid search": 4 / 7, "Referral": 1 / 7})
     assert credit(frame, "position_based") == pytest.approx({"Email": 0.2, "Paid search": 0.4, "Referral": 0.4})
-    by_channel = attribute(touches(("u1", -14 * DAY, "Referral"), ("u1", -7 * DAY, "Email"), ("u1", 0 * DAY, "Paid search")),
-                           conversions(("u1", 0 * DAY, 70.0)))
+    by_channel = attribute(three, conversions(("u1", 0 * DAY, 70.0)))
     assert by_channel.loc[("time_decay", "Paid search"), "value"] == pytest.approx(40.0)
 
 
 def test_position_based_with_four_and_with_two_touches() -> None:
     four = touches(("u1", -4 * DAY, "A"), ("u1", -3 * DAY, "B"), ("u1", -2 * DAY, "C"), ("u1", -1 * DAY, "D"))
-    assert touch_credits(four, conversions(("u1", 0 * DAY, 1.0)))["position_based"].tolist() == pytest.approx([0.4, 0.1, 0.1, 0.4])
+    assert touch_credits(four, conversions(("u1", 0 * DAY, 1.0)))["position_based"].tolist() == pytest.approx(
+        [0.4, 0.1, 0.1, 0.4])
     two = touches(("u1", -2 * DAY, "A"), ("u1", -1 * DAY, "B"))
     assert touch_credits(two, conversions(("u1", 0 * DAY, 1.0)))["position_based"].tolist() == [0.5, 0.5]
     # 30/50: two touches share 30 : 50.
@@ -115,7 +116,8 @@ def test_every_model_s_credits_of_each_conversion_sum_to_one_on_random_journeys(
     sums = frame.groupby("conversion")[list(MODELS)].sum()
     assert np.allclose(sums.to_numpy(), 1.0)
     # Against a plain merge of each conversion with its person's touches in the lookback.
-    merged = random_conversions.reset_index(names="conversion").merge(random_touches, on="person", suffixes=("", "_touch"))
+    merged = random_conversions.reset_index(names="conversion").merge(random_touches, on="person",
+                                                                      suffixes=("", "_touch"))
     window = merged[(merged["ts_touch"] <= merged["ts"]) & (merged["ts_touch"] >= merged["ts"] - 30 * DAY)]
     assert set(sums.index) == set(window["conversion"])
     direct_only = window.groupby("conversion")["channel"].agg(lambda c: (c == "Direct").all())

@@ -11,6 +11,7 @@ from nexus.dashboard.pages import persons
 from nexus.dashboard.pages import goals
 from nexus.dashboard.pages import paths
 from nexus.dashboard.pages import cohorts
+from nexus.dashboard.pages import attribution
 from nexus.dashboard.pages import experiments
 
 ROUTES = {
@@ -29,6 +30,7 @@ ROUTES = {
     "goals": goals.view,
     "paths": paths.view,
     "cohorts": cohorts.view,
+    "attribution": attribution.view,
     "experiments": experiments.view,
 }
 
@@ -48,5 +50,7 @@ DRAWERS = {
     "paths": paths.draw,
     "paths_persons": paths.draw_persons,
     "cohort_size": cohorts.draw,
+    "attribution": attribution.draw,
+    "conversion_paths": attribution.draw_paths,
     "experiment": experiments.draw,
 }
