@@ -1,7 +1,8 @@
 """PostHog-compatible capture endpoints, so posthog SDKs can point at Nexus unchanged.
 
-Unlike PostHog, a request is never answered 200 when one of its events was dropped: the answer is
-then 400 with each rejected event's index and reason (the valid ones are stored).
+v0 (/batch, /capture, /e, /i/v0/e, /track): unlike PostHog, a request is never answered 200 when one of
+its events was dropped: the answer is then 400 with each rejected event's index and reason (the valid ones
+are stored). v1 (/i/v1/analytics/events, nexus.ingest.posthog_v1) answers per event, as that protocol does.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from litestar.datastructures import State
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
-from nexus.api.ingest import complete
-from nexus.errors import InvalidRequest
-from nexus.ingest import posthog, posthog_body
+from nexus.api.ingest import complete, finished
+from nexus.errors import InvalidRequest, StorageUnavailable
+from nexus.ingest import posthog, posthog_body, posthog_v1
 from nexus.ingest.pipeline import Source
 from nexus.ingest.service import Submitted
 
@@ -40,3 +41,27 @@ def _capture(api: ApiContext, request: Request, body: bytes) -> Submitted:
     if not messages:
         raise InvalidRequest("the request holds no events")
     return api.ingestor.submit(messages, Source(key.project_id, received, client_ip(request), payload.sent_at))
+
+
+@post(posthog_v1.PATH, name="posthog_capture_v1", status_code=200)
+async def capture_v1(request: Request, state: State) -> Response:
+    """PostHog's capture v1: 200 with each event's result (`ok`, `drop` with why, or `retry` when the store
+    failed), so the SDK resends only what needs it."""
+    api: ApiContext = state.api
+    body = await read_body(request, api.settings.max_request_bytes)
+    batch, submitted = await anyio.to_thread.run_sync(_capture_v1, api, request, body, limiter=api.cpu)
+    try:
+        result = await finished(api, submitted)
+    except StorageUnavailable as e:
+        results = batch.results(submitted.processed.rejections, stored=False)
+        return Response({"results": results}, headers={"Retry-After": str(e.retry_after)})
+    return Response({"results": batch.results(result.rejections, stored=True)})
+
+
+def _capture_v1(api: ApiContext, request: Request, body: bytes) -> tuple[posthog_v1.Batch, Submitted]:
+    received = now_utc()
+    key = api.authorize(request, "write")  # Bearer: the protocol puts no key in the body
+    batch = posthog_v1.decode(body, request.headers.get(posthog_v1.SDK_INFO, ""),
+                              request.headers.get(posthog_v1.REQUEST_TIMESTAMP, ""), received)
+    source = Source(key.project_id, received, client_ip(request))
+    return batch, api.ingestor.submit(batch.messages, source, backfill=batch.historical)
