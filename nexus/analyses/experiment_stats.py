@@ -236,7 +236,9 @@ def sequential_p_value(difference: ArrayLike, variance: ArrayLike, mixing: Array
     total = variance + mixing
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = 0.5 * np.log(variance / total) + mixing * difference**2 / (2 * variance * total)
-    return np.minimum(np.exp(-np.nan_to_num(log_ratio, nan=0.0)), 1.0)
+    p_value = np.minimum(np.exp(-np.nan_to_num(log_ratio, nan=0.0)), 1.0)
+    # Without any spread, a difference is certain (as the fixed-horizon tests take it) and no difference is none.
+    return np.where(variance > 0, p_value, np.where(difference != 0, 0.0, 1.0))
 
 
 def sequential_half_width(variance: ArrayLike, mixing: ArrayLike, alpha: float) -> np.ndarray:

@@ -438,6 +438,15 @@ def test_verdict_sentences() -> None:
     assert stopped.endswith("stopped early on the always-valid test")
 
 
+def test_without_any_spread_a_difference_is_certain_and_none_is_none() -> None:
+    # Given every person of a variant with the same value
+    differ = compare(Sample(10, 50, 250), Sample(10, 60, 360), kind="mean")
+    assert (differ.statistic, differ.p_value, differ.sequential_p_value) == (math.inf, 0.0, 0.0)
+    same = compare(conversions(100, 0), conversions(100, 0), kind="conversion")
+    assert (same.statistic, same.p_value, same.sequential_p_value, same.relative_lift) == (0.0, 1.0, 1.0, None)
+    assert same.probability_to_beat == pytest.approx(0.5, abs=TOLERANCE)
+
+
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         compare(conversions(1, 0), conversions(10, 1), kind="conversion")
