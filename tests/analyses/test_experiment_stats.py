@@ -83,6 +83,14 @@ def test_means_match_welch_in_statsmodels() -> None:
     assert result.absolute_interval.high == pytest.approx(high, abs=TOLERANCE)
     assert result.control_mean == pytest.approx(control.mean(), abs=TOLERANCE)
     assert result.treatment_mean == pytest.approx(treatment.mean(), abs=TOLERANCE)
+    # The relative lift's delta-method interval, as the ratio times the root of the summed squared CVs
+    ratio = treatment.mean() / control.mean()
+    cv_c = control.std(ddof=1) / math.sqrt(3_000) / control.mean()
+    cv_t = treatment.std(ddof=1) / math.sqrt(2_400) / treatment.mean()
+    half_width = stats.norm.ppf(0.95) * ratio * math.hypot(cv_c, cv_t)
+    assert result.relative_interval is not None
+    assert result.relative_interval.low == pytest.approx(ratio - 1 - half_width, abs=TOLERANCE)
+    assert result.relative_interval.high == pytest.approx(ratio - 1 + half_width, abs=TOLERANCE)
 
 
 def test_beta_binomial_probability_and_loss_against_integration() -> None:
