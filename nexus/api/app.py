@@ -73,13 +73,14 @@ def _paths(handlers: list) -> set[str]:
 
 def create_app(runtime: Runtime) -> Litestar:
     app = Litestar(
-        route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, *query.ROUTES,
-                        *analyses.ROUTES, *admin.ROUTES, *dashboards.ROUTES, *jobs.ROUTES,
+        route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, posthog.capture_v1,
+                        *query.ROUTES, *analyses.ROUTES, *admin.ROUTES, *dashboards.ROUTES, *jobs.ROUTES,
                         *schedules.ROUTES, *persons.ROUTES, *goals.ROUTES, *erasure.ROUTES, *cohorts.ROUTES,
                         *channels.ROUTES, *experiments.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
-        before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture]), runtime.settings.cors_origins)],
+        before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture, posthog.capture_v1]),
+                                     runtime.settings.cors_origins)],
         openapi_config=openapi.config(__version__),
         # Each route reads its body within its own limit (see api.body); this is only the outer bound.
         request_max_body_size=max(runtime.settings.max_import_bytes, runtime.settings.max_request_bytes),
