@@ -161,6 +161,7 @@ def test_an_admin_edits_the_channel_rules_and_a_read_key_cannot(browse: Browse, 
     wait_until(lambda: channels_of(stack, stack.a.keys["read"])["default"], page=page, what="the defaults back")
     wait_until(lambda: MARKER not in page.locator(".nx-model-table .nx-table").inner_text(), page=page,
                what="the model table without the edited channel")
+    wait_for_plots(page, 1)  # the bars drawn again too
     browse.assert_clean()
 
 
