@@ -108,6 +108,12 @@ def test_the_experiments_page_shows_what_the_analysis_api_answers(
     assert NAME in text and "A green button sells more " + XSS in text  # hostile names, as text
     browse.assert_clean()
 
+    # The dark theme draws the same page
+    page = browse.page(stack.a.keys["read"], "/experiments?" + urlencode({"experiment": running.key, "theme": "dark"}))
+    wait_for_plots(page, 4)
+    assert _verdicts(page) == expected
+    browse.assert_clean()
+
     # A broken split: a loud warning and no verdict (in a page of its own: each page leaves a screenshot)
     page = browse.page(stack.a.keys["read"], "/experiments?" + urlencode({"experiment": broken.key}))
     page.locator("[data-role=srm][data-passed=false]").wait_for()
