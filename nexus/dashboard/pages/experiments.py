@@ -9,9 +9,11 @@ cards share. Names, variant keys and metric names are users' text: escaped in ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import panel as pn
 import param
@@ -31,9 +33,11 @@ from nexus.dashboard.cards import card
 from nexus.dashboard.pages.shared import checked, html_table, sharing
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.shell import Context, empty, page
+from nexus.meta.experiments import Experiment
 from nexus.timezones import zone
 
 MUTED = "#999999"
+MetricChart = Callable[[ExperimentResult, MetricResult], pn.viewable.Viewable]
 
 
 class Settings(param.Parameterized):
@@ -168,7 +172,7 @@ def _p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def _per_metric(result: ExperimentResult, chart: Any) -> pn.viewable.Viewable:
+def _per_metric(result: ExperimentResult, chart: MetricChart) -> pn.viewable.Viewable:
     """A chart per metric under the metric's name (markup, escaped)."""
     parts: list[Any] = []
     for metric in result.metrics:
@@ -258,12 +262,12 @@ def cumulative_lift(result: ExperimentResult, metric: MetricResult) -> pn.viewab
     return pn.pane.Bokeh(fig, sizing_mode="stretch_width")
 
 
-def _wall(moment: datetime, tz: Any) -> datetime:
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
     """The local wall time of an instant (the axis shows local days)."""
     return moment.astimezone(tz).replace(tzinfo=None)
 
 
-def _about(experiment: Any) -> pn.viewable.Viewable:
+def _about(experiment: Experiment) -> pn.viewable.Viewable:
     """What the experiment tests: its name, hypothesis, variants and weights, metrics and dates (escaped)."""
     definition = experiment.definition
     variants = ", ".join(f"{escape(v.key)} ({v.weight:g})" for v in definition.variants)
