@@ -171,14 +171,15 @@ def run(client: Client, project_id: int, request: AttributionRequest, *, now: da
             lost += journeys
         if path:
             paths.append((tuple(path), journeys if converted else 0, 0 if converted else journeys, amount))
-    labels = _ranked(credits, paths, request.limit)
     spend = _spend(client, scope, request.by)
+    labels = _ranked(credits, paths, spend or {}, request.limit)
+    costs = None if spend is None else _costs(spend, labels)
     rows = []
     for model in request.models:
         found = _credits(model, credits, paths, labels)
         for label in labels:
             count, value = found.get(label, (0.0, 0.0))
-            cost = None if spend is None else spend.get(label, 0.0)
+            cost = None if costs is None else costs[label]
             rows.append(AttributionRow(model, label, count, value if valued else None,
                                        count / attributed if attributed else None, cost,
                                        cost / count if cost is not None and count else None,
@@ -195,16 +196,26 @@ def explain(client: Client, project_id: int, request: AttributionRequest, *, now
 
 
 def _ranked(credits: dict[str, list[float]], paths: list[tuple[tuple[str, ...], int, int, float]],
-            limit: int) -> list[str]:
-    """The labels by credits of every rule-based model (then by touches on paths), the top `limit`, OTHER last
-    when others were merged into it."""
-    touches: dict[str, int] = {}
+            spend: dict[str, float], limit: int) -> list[str]:
+    """The labels by credits of every rule-based model (then by paths through them, then by spend: a label with
+    spend and no touch is listed, at cost without conversions), the top `limit`, OTHER last when others were
+    merged into it."""
+    touches: dict[str, int] = dict.fromkeys(spend, 0)
     for path, *_ in paths:
         for label in path:
             touches[label] = touches.get(label, 0) + 1
     rule_based = len(RULE_BASED)
-    order = sorted(touches, key=lambda label: (-sum(credits.get(label, [])[:rule_based]), -touches[label], label))
+    order = sorted(touches, key=lambda label: (-sum(credits.get(label, [])[:rule_based]), -touches[label],
+                                               -spend.get(label, 0.0), label))
     return order if len(order) <= limit else [*order[:limit], OTHER]
+
+
+def _costs(spend: dict[str, float], labels: list[str]) -> dict[str, float]:
+    """Each label's spend, OTHER's being the spend of every label merged into it."""
+    costs = {label: spend.get(label, 0.0) for label in labels}
+    if OTHER in costs:
+        costs[OTHER] = sum(cost for label, cost in spend.items() if label not in costs)
+    return costs
 
 
 def _credits(model: Model, credits: dict[str, list[float]], paths: list[tuple[tuple[str, ...], int, int, float]],
@@ -266,16 +277,19 @@ def _query(scope: AnalysisScope, request: AttributionRequest, resolved: Resolved
 
 
 def _spend(client: Client, scope: AnalysisScope, by: TouchLabel) -> dict[str, float] | None:
-    """Ad spend of the range's local days per channel or campaign; None when the project imported none (by
-    source: always None, spend files have no source)."""
+    """Ad spend of the range's local days per channel or campaign (spend on a channel as a whole, campaign '',
+    goes to no campaign); None when the project imported none (by source: always None, spend files have no
+    source)."""
     if by == "source":
         return None
     column = "channel" if by == "channel" else "campaign"
+    whole = "" if by == "channel" else " AND campaign != ''"
     params = Params(scope.project_id)
     tz = params.add(scope.timezone, "String")
     rows = fetch(client, params.query(
         f"SELECT {column}, toFloat64(sum(cost)) FROM ad_spend FINAL\n"
-        f"WHERE project_id = {PROJECT} AND day >= toDate({params.add(scope.span.start, UTC_TIME)}, {tz})"
+        f"WHERE project_id = {PROJECT}{whole}"
+        f" AND day >= toDate({params.add(scope.span.start, UTC_TIME)}, {tz})"
         f" AND day < toDate({params.add(scope.span.end, UTC_TIME)}, {tz})\n"
         f"GROUP BY {column}"))
     has_any = client.query("SELECT count() FROM ad_spend WHERE project_id = {p:UInt32}",

@@ -14,7 +14,7 @@ RANGE = {"date_from": "2026-10-01", "date_to": "2026-10-31"}
 ATTRIBUTION = {"conversion": {"event": "purchase", "value_property": "revenue"}, "date_range": RANGE,
                "models": ["last_touch", "linear"]}
 SPEND = "date,channel,campaign,cost\n2026-10-02,Paid search,brand,30\n2026-10-03,Paid search,brand,10.5\n" \
-        "2026-09-30,Paid search,brand,1000\n2026-10-04,Email,,4\n"
+        "2026-09-30,Paid search,brand,1000\n2026-10-04,Email,,4\n2026-10-06,Paid social,retargeting,9\n"
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -84,15 +84,19 @@ def test_spend_gives_cost_per_conversion_and_roas_and_stays_in_its_project(http,
     assert http.post("/v1/import?table=ad_spend", content=SPEND, headers=bearer(alpha["write"])).status_code == 403
     stored = http.post("/v1/import?table=ad_spend", content=SPEND, headers=bearer(alpha["admin"]))
     assert stored.status_code == 200, stored.text
-    assert stored.json() == {"table": "ad_spend", "rows": 4, "stored": 4, "first_day": "2026-09-30",
-                             "last_day": "2026-10-04", "cost": 1044.5}
+    assert stored.json() == {"table": "ad_spend", "rows": 5, "stored": 5, "first_day": "2026-09-30",
+                             "last_day": "2026-10-06", "cost": 1053.5}
     # Then: the range's days only (not 09-30), by channel; not answered from the cache of `before`
     result = attribute(http, alpha["read"])
     paid, email = by_label(result)["Paid search"], by_label(result)["Email"]
-    assert result["cost"] == 44.5 and (paid["cost"], email["cost"]) == (40.5, 4.0)
+    assert result["cost"] == 53.5 and (paid["cost"], email["cost"]) == (40.5, 4.0)
     assert (paid["cost_per_conversion"], paid["roas"]) == (40.5, 2.0) and email["roas"] == 2.0
-    campaigns = by_label(attribute(http, alpha["read"], by="campaign"))
-    assert campaigns["brand"]["cost"] == 40.5 and campaigns["weekly"]["cost"] == 0.0
+    # A channel with spend and no touch is listed, at its cost, without conversions
+    social = [row for row in result["rows"] if row["label"] == "Paid social" and row["model"] == "linear"]
+    assert [(r["conversions"], r["cost"], r["cost_per_conversion"], r["roas"]) for r in social] == [(0.0, 9.0, None, 0.0)]
+    campaigns = attribute(http, alpha["read"], by="campaign")
+    costs = {row["label"]: row["cost"] for row in campaigns["rows"] if row["model"] == "linear"}
+    assert costs == {"brand": 40.5, "weekly": 0.0, "retargeting": 9.0} and campaigns["cost"] == 49.5
     assert by_label(attribute(http, alpha["read"], by="source"))["google"]["cost"] is None
     # A corrected file replaces the days it names, never adds to them
     again = http.post("/v1/import?table=ad_spend", content="date,channel,campaign,cost\n2026-10-02,Paid search,brand,20\n",
@@ -103,7 +107,7 @@ def test_spend_gives_cost_per_conversion_and_roas_and_stays_in_its_project(http,
     assert attribute(http, beta["read"])["cost"] is None
     ndjson = '{"date": "2026-10-02", "channel": "Paid search", "cost": 3}\n'
     assert http.post("/v1/import?table=ad_spend", content=ndjson, headers=bearer(beta["admin"])).status_code == 200
-    assert attribute(http, beta["read"])["cost"] == 3.0 and attribute(http, alpha["read"])["cost"] == 34.5
+    assert attribute(http, beta["read"])["cost"] == 3.0 and attribute(http, alpha["read"])["cost"] == 43.5
 
 
 @pytest.mark.parametrize(("query", "content", "field"), [

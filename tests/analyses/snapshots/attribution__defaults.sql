@@ -23,9 +23,9 @@
 --   p19 = ["referral"]
 --   p20 = ["other"]
 --   p21 = ["", "direct", "internal"]
---   p22 = ["Paid search", "Paid social", "Email", "Organic search", "Organic social", "Referral", "Direct", "Other"]
---   p23 = "2026-10-31T23:00:00Z"
---   p24 = 1800000
+--   p22 = "2026-10-31T23:00:00Z"
+--   p23 = 1800000
+--   p24 = ["Paid search", "Paid social", "Email", "Organic search", "Organic social", "Referral", "Direct", "Other"]
 --   p25 = 7
 --   p26 = 1
 --   p27 = 604800000.0
@@ -74,15 +74,19 @@ FROM
             (
                 SELECT
                     arraySort(groupArray(ev)) AS evs,
-                    arrayMap(x -> (x.1, x.2, {p22:Array(String)}[x.2]), arrayFilter((x, previous) -> (((x.1) - previous) > {p24:Int64}), evs, arrayPushFront(arrayPopBack(evs.1), (((evs.1)[1]) - {p24:Int64}) - 1))) AS touches,
-                    arrayFilter(x -> (x.3), evs) AS conversions,
-                    arrayMax(arrayPushFront(arrayMap(x -> (x.1), conversions), toInt64(0))) AS last_conversion,
-                    arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.4, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found
+                    arrayMap(x -> toInt64(intDiv(x, 256)), evs) AS times,
+                    arrayMap(x -> (toInt64(intDiv(x, 256)), toUInt8(x % 256), {p24:Array(String)}[x % 256]), arrayFilter((x, t, previous) -> ((t - previous) > {p23:Int64}), evs, times, arrayPushFront(arrayPopBack(times), ((times[1]) - {p23:Int64}) - 1))) AS touches,
+                    groupArrayIf((t, value), converts) AS conversions,
+                    arrayMax(arrayPushFront(conversions.1, toInt64(0))) AS last_conversion,
+                    arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.2, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found
                 FROM
                 (
                     SELECT
                         if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                        (toUnixTimestamp64Milli(e.ts), toUInt8(multiIf((lower(e.utm_medium) IN ({p4:Array(String)})) AND (lower(e.utm_source) IN ({p5:Array(String)})), 1, (lower(e.utm_medium) IN ({p6:Array(String)})) AND (e.referrer_class IN ({p7:Array(String)})), 1, (lower(e.utm_medium) IN ({p8:Array(String)})), 2, (lower(e.utm_medium) IN ({p9:Array(String)})) AND (lower(e.utm_source) IN ({p10:Array(String)})), 2, (lower(e.utm_medium) IN ({p11:Array(String)})), 3, (lower(e.utm_source) IN ({p12:Array(String)})), 3, (e.utm_medium = '') AND (e.referrer_class IN ({p13:Array(String)})), 3, (lower(e.utm_medium) IN ({p14:Array(String)})), 4, (e.utm_medium = '') AND (e.referrer_class IN ({p15:Array(String)})), 4, (lower(e.utm_medium) IN ({p16:Array(String)})), 5, (e.utm_medium = '') AND (e.referrer_class IN ({p17:Array(String)})), 5, (lower(e.utm_source) IN ({p18:Array(String)})) AND (e.utm_medium = ''), 5, (lower(e.utm_medium) IN ({p19:Array(String)})), 6, (e.utm_medium = '') AND (e.referrer_class IN ({p20:Array(String)})), 6, (e.utm_source = '') AND (e.utm_medium = '') AND (e.referrer_class IN ({p21:Array(String)})), 7, 8)), (e.event = {p3:String}) AND (e.ts >= {p2:DateTime64(3, 'UTC')}), if((e.event = {p3:String}), toFloat64(toDecimal128(0, 9)), 0)) AS ev
+                        (toUInt64(toUnixTimestamp64Milli(e.ts)) * 256) + toUInt8(multiIf((lower(e.utm_medium) IN ({p4:Array(String)})) AND (lower(e.utm_source) IN ({p5:Array(String)})), 1, (lower(e.utm_medium) IN ({p6:Array(String)})) AND (e.referrer_class IN ({p7:Array(String)})), 1, (lower(e.utm_medium) IN ({p8:Array(String)})), 2, (lower(e.utm_medium) IN ({p9:Array(String)})) AND (lower(e.utm_source) IN ({p10:Array(String)})), 2, (lower(e.utm_medium) IN ({p11:Array(String)})), 3, (lower(e.utm_source) IN ({p12:Array(String)})), 3, (e.utm_medium = '') AND (e.referrer_class IN ({p13:Array(String)})), 3, (lower(e.utm_medium) IN ({p14:Array(String)})), 4, (e.utm_medium = '') AND (e.referrer_class IN ({p15:Array(String)})), 4, (lower(e.utm_medium) IN ({p16:Array(String)})), 5, (e.utm_medium = '') AND (e.referrer_class IN ({p17:Array(String)})), 5, (lower(e.utm_source) IN ({p18:Array(String)})) AND (e.utm_medium = ''), 5, (lower(e.utm_medium) IN ({p19:Array(String)})), 6, (e.utm_medium = '') AND (e.referrer_class IN ({p20:Array(String)})), 6, (e.utm_source = '') AND (e.utm_medium = '') AND (e.referrer_class IN ({p21:Array(String)})), 7, 8)) AS ev,
+                        toInt64(toUnixTimestamp64Milli(e.ts)) AS t,
+                        (e.event = {p3:String}) AND (e.ts >= {p2:DateTime64(3, 'UTC')}) AS converts,
+                        if(converts, toFloat64(toDecimal128(0, 9)), 0) AS value
                     FROM events AS e
                     ANY LEFT JOIN
                     (
@@ -94,7 +98,7 @@ FROM
                         FINAL
                         WHERE project_id = {project_id:UInt32}
                     ) AS ids ON ids.id_key = e.id_key
-                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= ({p2:DateTime64(3, 'UTC')} - toIntervalMillisecond({p1:Int64}))) AND (e.ts < {p23:DateTime64(3, 'UTC')})
+                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= ({p2:DateTime64(3, 'UTC')} - toIntervalMillisecond({p1:Int64}))) AND (e.ts < {p22:DateTime64(3, 'UTC')})
                 )
                 GROUP BY person
             )

@@ -46,15 +46,19 @@ FROM
     (
         SELECT
             arraySort(groupArray(ev)) AS evs,
-            arrayMap(x -> (x.1, x.2, x.3), arrayFilter((x, previous) -> (((x.1) - previous) > {p24:Int64}), evs, arrayPushFront(arrayPopBack(evs.1), (((evs.1)[1]) - {p24:Int64}) - 1))) AS touches,
-            arrayFilter(x -> (x.4), evs) AS conversions,
-            arrayMax(arrayPushFront(arrayMap(x -> (x.1), conversions), toInt64(0))) AS last_conversion,
-            arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.5, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found
+            arrayMap(x -> toInt64(intDiv(x.1, 256)), evs) AS times,
+            arrayMap(x -> (toInt64(intDiv(x.1, 256)), toUInt8((x.1) % 256), x.2), arrayFilter((x, t, previous) -> ((t - previous) > {p24:Int64}), evs, times, arrayPushFront(arrayPopBack(times), ((times[1]) - {p24:Int64}) - 1))) AS touches,
+            groupArrayIf((t, value), converts) AS conversions,
+            arrayMax(arrayPushFront(conversions.1, toInt64(0))) AS last_conversion,
+            arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.2, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found
         FROM
         (
             SELECT
                 if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                (toUnixTimestamp64Milli(e.ts), toUInt8(multiIf((lower(e.utm_medium) IN ({p4:Array(String)})) AND (lower(e.utm_source) IN ({p5:Array(String)})), 1, (lower(e.utm_medium) IN ({p6:Array(String)})) AND (e.referrer_class IN ({p7:Array(String)})), 1, (lower(e.utm_medium) IN ({p8:Array(String)})), 2, (lower(e.utm_medium) IN ({p9:Array(String)})) AND (lower(e.utm_source) IN ({p10:Array(String)})), 2, (lower(e.utm_medium) IN ({p11:Array(String)})), 3, (lower(e.utm_source) IN ({p12:Array(String)})), 3, (e.utm_medium = '') AND (e.referrer_class IN ({p13:Array(String)})), 3, (lower(e.utm_medium) IN ({p14:Array(String)})), 4, (e.utm_medium = '') AND (e.referrer_class IN ({p15:Array(String)})), 4, (lower(e.utm_medium) IN ({p16:Array(String)})), 5, (e.utm_medium = '') AND (e.referrer_class IN ({p17:Array(String)})), 5, (lower(e.utm_source) IN ({p18:Array(String)})) AND (e.utm_medium = ''), 5, (lower(e.utm_medium) IN ({p19:Array(String)})), 6, (e.utm_medium = '') AND (e.referrer_class IN ({p20:Array(String)})), 6, (e.utm_source = '') AND (e.utm_medium = '') AND (e.referrer_class IN ({p21:Array(String)})), 7, 8)), multiIf(e.utm_source != '', e.utm_source, e.referrer_domain != '', e.referrer_domain, {p22:String}), (e.event = {p3:String}) AND (e.ts >= {p2:DateTime64(3, 'UTC')}), if((e.event = {p3:String}), toFloat64(toDecimal128(0, 9)), 0)) AS ev
+                ((toUInt64(toUnixTimestamp64Milli(e.ts)) * 256) + toUInt8(multiIf((lower(e.utm_medium) IN ({p4:Array(String)})) AND (lower(e.utm_source) IN ({p5:Array(String)})), 1, (lower(e.utm_medium) IN ({p6:Array(String)})) AND (e.referrer_class IN ({p7:Array(String)})), 1, (lower(e.utm_medium) IN ({p8:Array(String)})), 2, (lower(e.utm_medium) IN ({p9:Array(String)})) AND (lower(e.utm_source) IN ({p10:Array(String)})), 2, (lower(e.utm_medium) IN ({p11:Array(String)})), 3, (lower(e.utm_source) IN ({p12:Array(String)})), 3, (e.utm_medium = '') AND (e.referrer_class IN ({p13:Array(String)})), 3, (lower(e.utm_medium) IN ({p14:Array(String)})), 4, (e.utm_medium = '') AND (e.referrer_class IN ({p15:Array(String)})), 4, (lower(e.utm_medium) IN ({p16:Array(String)})), 5, (e.utm_medium = '') AND (e.referrer_class IN ({p17:Array(String)})), 5, (lower(e.utm_source) IN ({p18:Array(String)})) AND (e.utm_medium = ''), 5, (lower(e.utm_medium) IN ({p19:Array(String)})), 6, (e.utm_medium = '') AND (e.referrer_class IN ({p20:Array(String)})), 6, (e.utm_source = '') AND (e.utm_medium = '') AND (e.referrer_class IN ({p21:Array(String)})), 7, 8)), multiIf(e.utm_source != '', e.utm_source, e.referrer_domain != '', e.referrer_domain, {p22:String})) AS ev,
+                toInt64(toUnixTimestamp64Milli(e.ts)) AS t,
+                (e.event = {p3:String}) AND (e.ts >= {p2:DateTime64(3, 'UTC')}) AS converts,
+                if(converts, toFloat64(toDecimal128(0, 9)), 0) AS value
             FROM events AS e
             ANY LEFT JOIN
             (
