@@ -201,3 +201,20 @@ def test_each_drawer_draws_its_answer_and_escapes_labels(kind: str, answer: dict
     for fig in figures:
         data = json_item(fig)  # a figure Bokeh can send to the browser
         assert json.dumps(XSS)[1:-1] in json.dumps(data)  # the label, as data the canvas draws as text
+
+
+def test_a_measure_the_answer_lacks_says_what_is_missing() -> None:
+    from panel.pane import HTML
+
+    def said(answer: dict[str, Any], measure: str) -> str:
+        result = msgspec.convert(answer, registry.module("attribution").Result, strict=False)
+        return " ".join(str(p.object) for p in DRAWERS["attribution"](None, result, "bar", measure).select(HTML))
+
+    unvalued = {**ATTRIBUTION, "value": None,
+                "rows": [{**row, "value": None, "roas": None} for row in ATTRIBUTION["rows"]]}
+    no_spend = {**ATTRIBUTION, "cost": None, "rows": [{**row, "cost": None, "cost_per_conversion": None, "roas": None}
+                                                      for row in ATTRIBUTION["rows"]]}
+    assert "has no value" in said(unvalued, "value") and "has no value" in said(unvalued, "roas")
+    assert "No ad spend" in said(no_spend, "cost_per_conversion")
+    assert "No ad spend" not in said(ATTRIBUTION, "cost_per_conversion")
+    assert "touch in its lookback" in said({**ATTRIBUTION, "attributed": 0}, "conversions")

@@ -115,11 +115,17 @@ def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
 
 def draw(ctx: Context | None, result: Any, chart: str = "bar", measure: str = "conversions") -> pn.viewable.Viewable:
     """An attribution result as `totals` (its conversions, attributed, unattributed, lost journeys, value and
-    spend), `table` (a row per label, a column per model) or grouped bars (a group per label, a bar per model)."""
+    spend), `table` (a row per label, a column per model) or grouped bars (a group per label, a bar per model),
+    showing `measure` (a pinned tile shows credited conversions)."""
     if chart == "totals":
         return pn.Row(*_kpis(result), sizing_mode="stretch_width", css_classes=["nx-attribution-kpis"])
     if not result.attributed:
         return empty("No conversion in this range has a touch in its lookback.")
+    if measure in ("value", "roas") and result.value is None:
+        return empty("This conversion has no value: choose a goal with a value property, or name the event's.")
+    if measure in ("cost_per_conversion", "roas") and result.cost is None:
+        return empty("No ad spend for these labels: import a spend file (date, channel, campaign, cost) with "
+                     "POST /v1/import?table=ad_spend; spend is kept per channel and campaign, not per source.")
     if chart in ("table", "number", "pie"):
         return _table(result, measure)
     return pn.pane.Bokeh(model_bars(result, measure), sizing_mode="stretch_width")
