@@ -24,8 +24,10 @@ from nexus.meta import dashboards
 from nexus.meta import cohorts as saved_cohorts
 from nexus.meta import experiments as saved_experiments
 from nexus.meta import goals as saved_goals
+from nexus.meta.erasures import Erasure
 from nexus.runtime import Runtime
 from nexus.services.analyses import Answer
+from nexus.store import erasure
 
 
 class Dashboard:
@@ -134,6 +136,12 @@ class Reader:
     def delete_dashboard(self, dashboard_id: str) -> None:
         self._check_admin()
         dashboards.delete(self.dashboard.runtime.clickhouse, self.project_id, dashboard_id)
+
+    def erase_person(self, person: str) -> Erasure:
+        """Erase a person of the project for good (GDPR): an admin key's right, as DELETE /v1/persons/{id}."""
+        self._check_admin("erasing a person")
+        runtime = self.dashboard.runtime
+        return erasure.erase(runtime.clickhouse, self.project_id, person, self.grant.key_id, runtime.redis.client)
 
     def _check_admin(self, action: str = "changing dashboards") -> None:
         self._check()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -478,6 +479,39 @@ def test_the_persons_list_takes_the_global_filters(browse: Browse, stack: Stack)
     page.locator("table[data-role=persons]").wait_for()
     assert page.locator("table[data-role=persons] a.nx-person").all_inner_texts() == [p["person"] for p in expected]
     assert page.get_by_text("Date range").count() == 0
+    browse.assert_clean()
+
+
+def test_an_admin_erases_a_person_from_the_profile_after_typing_their_id(browse: Browse, stack: Stack):
+    # Given a person of project A with two events, sent now
+    person = f"erase-me-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(timezone.utc).isoformat()
+    sent = httpx.post(f"{stack.api}/v1/batch", auth=(stack.a.keys["write"], ""), timeout=60, json={"batch": [
+        {"type": "track", "event": "erasable", "userId": person, "timestamp": now, "messageId": f"{person}-{i}"}
+        for i in range(2)]})
+    assert sent.status_code == 200 and sent.json()["stored"] == 2, sent.text
+    profile = "/person?" + urlencode({"person": person})
+    # A read key's profile has no way to erase
+    reader = browse.page(stack.a.keys["read"], profile)
+    reader.locator("table[data-role=timeline]").wait_for()
+    assert reader.get_by_role("button", name="Erase this person…").count() == 0
+    # When an admin asks to erase, the button to do it stays off until the id is typed
+    page = browse.page(stack.a.keys["admin"], profile)
+    page.locator("table[data-role=timeline]").wait_for()
+    page.get_by_role("button", name="Erase this person…").click()
+    page.locator("[data-role=erase-warning]").wait_for()
+    confirm = page.get_by_role("button", name="Erase for good")
+    assert confirm.is_disabled()
+    page.get_by_placeholder("type the person's id to confirm").press_sequentially(person)
+    wait_until(lambda: confirm.is_enabled(), page=page, what="the confirm button")
+    confirm.click()
+    # Then the page says what went, and the person is gone from the API
+    done = page.locator("[data-role=erased]")
+    done.wait_for(timeout=60_000)
+    assert person in done.inner_text() and "events 2" in done.inner_text()
+    assert page.locator("table[data-role=timeline]").count() == 0  # their events no longer shown
+    answer = httpx.get(f"{stack.api}/v1/persons/{person}", headers={"Authorization": f"Bearer {stack.a.keys['read']}"})
+    assert answer.status_code == 404
     browse.assert_clean()
 
 

@@ -9,6 +9,7 @@ all of it is in the URL: a link opens the same page of the same list or timeline
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -23,7 +24,8 @@ from nexus.dashboard.cards import card
 from nexus.dashboard.pages.events import newer, older
 from nexus.dashboard.pages.shared import TABLE_CSS
 from nexus.dashboard.session import Dashboard
-from nexus.dashboard.shell import Context, page
+from nexus.dashboard.shell import Context, error_notice, page
+from nexus.errors import NexusError
 from nexus.timezones import zone
 
 SORTS = {"Last seen": "last_seen", "Events": "events", "Revenue": "revenue"}
@@ -175,7 +177,45 @@ def draw_profile(ctx: Context, settings: ProfileSettings, result: PersonResult) 
     first.on_click(lambda _: settings.param.update(cursor="", trail=""))
     back.on_click(lambda _: _go(settings, newer(settings.cursor, settings.trail)))
     more.on_click(lambda _: _go(settings, older(settings.cursor, settings.trail, result.next_cursor or "")))
-    return pn.Column(profile_markup(ctx, result), pn.Row(first, back, more), sizing_mode="stretch_width")
+    shown = pn.Column(profile_markup(ctx, result), pn.Row(first, back, more), sizing_mode="stretch_width")
+    if not ctx.reader.can_edit:
+        return shown
+    return pn.Column(shown, erase_control(ctx, result, lambda: setattr(shown, "visible", False)),
+                     sizing_mode="stretch_width")
+
+
+def erase_control(ctx: Context, result: PersonResult, erased: Callable[[], None]) -> pn.viewable.Viewable:
+    """An admin key's way to erase the person (GDPR), as DELETE /v1/persons/{id}: the person's id typed again
+    to confirm, since nothing brings them back; `erased()` is called once they are gone."""
+    ask = pn.widgets.Button(label="Erase this person…", button_type="danger", width=170)
+    typed = pn.widgets.TextInput(placeholder="type the person's id to confirm", width=320)
+    confirm = pn.widgets.Button(label="Erase for good", button_type="danger", width=140, disabled=True)
+    warning = theme.html(
+        f"<div class='nx-notice nx-warning' data-role='erase-warning'>Every event, identity and trait of "
+        f"<b>{escape(result.person)}</b> and of their ids ({escape(', '.join(result.distinct_ids))}) is deleted "
+        f"from every table, for good.</div>")
+    form = pn.Column(warning, pn.Row(typed, confirm), visible=False, sizing_mode="stretch_width")
+    done = pn.Column(sizing_mode="stretch_width")
+
+    def erase(_: Any) -> None:
+        confirm.disabled = True
+        try:
+            record = ctx.reader.erase_person(result.person)
+        except NexusError as e:
+            done.objects = [error_notice(e)]
+            return
+        rows = ", ".join(f"{table} {count:,}" for table, count in sorted(record.rows.items()))
+        form.visible = ask.visible = False
+        erased()
+        done.objects = [theme.html(
+            f"<div class='nx-notice nx-info' data-role='erased'>Erased {escape(result.person)} "
+            f"({record.distinct_ids} distinct ids; rows removed: {escape(rows)}), recorded as "
+            f"{escape(record.erasure_id)}.</div>")]
+
+    ask.on_click(lambda _: setattr(form, "visible", True))
+    typed.param.watch(lambda e: setattr(confirm, "disabled", e.new.strip() != result.person), "value_input")
+    confirm.on_click(erase)
+    return pn.Column(ask, form, done, sizing_mode="stretch_width")
 
 
 def profile_markup(ctx: Context, result: PersonResult) -> pn.viewable.Viewable:
