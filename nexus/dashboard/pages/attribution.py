@@ -99,12 +99,12 @@ def body(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     attribution, paths = requests(ctx, settings, conversion)
     asked = checked("attribution", attribution)
     measure = settings.measure
-    title = f"{MEASURES[measure][0]} by {settings.by}, per model"
+    # The titles leave the measure out (the axis and the table say it): a pinned tile shows conversions.
     cards = [card(ctx, "Conversions in this range", "attribution", asked,
                   lambda result, _: draw(ctx, result, "totals"), chart="totals", height=110),
-             card(ctx, title, "attribution", asked, lambda result, _: draw(ctx, result, "bar", measure),
-                  chart="bar", height=420),
-             card(ctx, f"{title} (table)", "attribution", asked,
+             card(ctx, f"Credit by {settings.by}, per model", "attribution", asked,
+                  lambda result, _: draw(ctx, result, "bar", measure), chart="bar", height=420),
+             card(ctx, f"Credit by {settings.by}, per model (table)", "attribution", asked,
                   lambda result, _: draw(ctx, result, "table", measure), chart="table", height=200),
              card(ctx, "Top conversion paths", "conversion_paths", checked("conversion_paths", paths),
                   lambda result, _: draw_paths(ctx, result), chart="table", height=200)]
@@ -165,6 +165,7 @@ def model_bars(result: Any, measure: str = "conversions", height: int = 380) -> 
     fig.xaxis.major_tick_line_color = None
     fig.xaxis.group_label_orientation = 0.6 if len(groups) > 6 else "horizontal"
     fig.yaxis.formatter = NumeralTickFormatter(format="0.[0]%" if percent else "0,0.[00]")
+    fig.yaxis.axis_label = MEASURES[measure][0]
     fig.xgrid.visible = False
     # A legend item per model in the bars' order (a grouped legend would sort them by name), its colour taken
     # from the model's first bar.
@@ -209,7 +210,9 @@ def _table(result: Any, measure: str) -> pn.viewable.Viewable:
 
     rows = [[shown(label), *([charts.format_number(spend.get(label))] if spend is not None else []),
              *(cell(model, label) for model in result.models)] for label in result.labels]
-    return _marked(html_table(header, rows), "nx-model-table")
+    caption = MEASURES[measure][0] + (" (share of the attributed conversions)" if measure == "conversions" else "")
+    return pn.Column(theme.html(f"<div class='nx-muted'>{escape(caption)}</div>", margin=(0, 10)),
+                     _marked(html_table(header, rows), "nx-model-table"), sizing_mode="stretch_width")
 
 
 def _marked(table: pn.pane.HTML, name: str) -> pn.pane.HTML:
