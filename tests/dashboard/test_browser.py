@@ -509,7 +509,8 @@ def test_an_admin_erases_a_person_from_the_profile_after_typing_their_id(browse:
     done = page.locator("[data-role=erased]")
     done.wait_for(timeout=60_000)
     assert person in done.inner_text() and "events 2" in done.inner_text()
-    assert page.locator("table[data-role=timeline]").count() == 0  # their events no longer shown
+    wait_until(lambda: not page.locator("table[data-role=timeline]").is_visible(), page=page,
+               what="their events to be hidden")
     answer = httpx.get(f"{stack.api}/v1/persons/{person}", headers={"Authorization": f"Bearer {stack.a.keys['read']}"})
     assert answer.status_code == 404
     browse.assert_clean()
