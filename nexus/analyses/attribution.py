@@ -159,9 +159,10 @@ def run(client: Client, project_id: int, request: AttributionRequest, *, now: da
     paths: list[tuple[tuple[str, ...], int, int, float]] = []
     conversions = attributed = lost = 0
     total_value = 0.0
+    name = touchpoints.naming(resolved.settings, request.by)
     for is_touch, label, path, converted, journeys, amount, sums in fetch(client, _query(scope, request, resolved)):
         if is_touch:
-            credits[label] = list(sums)
+            credits[name(label)] = list(sums)
             continue
         if converted:
             conversions += journeys
@@ -170,7 +171,7 @@ def run(client: Client, project_id: int, request: AttributionRequest, *, now: da
         else:
             lost += journeys
         if path:
-            paths.append((tuple(path), journeys if converted else 0, 0 if converted else journeys, amount))
+            paths.append((tuple(map(name, path)), journeys if converted else 0, 0 if converted else journeys, amount))
     spend = _spend(client, scope, request.by)
     labels = _ranked(credits, paths, spend or {}, request.limit)
     costs = None if spend is None else _costs(spend, labels)
@@ -261,7 +262,8 @@ def _query(scope: AnalysisScope, request: AttributionRequest, resolved: Resolved
               f" arrayEnumerate(path), path, decay)")
     per_journey = (
         f"SELECT converted, value, path, length(path) AS n, arrayMap(x -> x.3, path) AS labels,\n"
-        f"  arrayMap(x -> exp2((x.1 - at) / {half_life}), path) AS decay, arraySum(decay) AS decay_sum\n"
+        f"  if(converted, arrayMap(x -> exp2((x.1 - at) / {half_life}), path), []) AS decay,"
+        f" arraySum(decay) AS decay_sum\n"
         f"FROM ({journeys})"
     )
     return params.query(
@@ -269,7 +271,7 @@ def _query(scope: AnalysisScope, request: AttributionRequest, resolved: Resolved
         f"  arrayConcat(sumForEach(credits), sumForEach(arrayMap(c -> c * value, credits))) AS sums\n"
         f"FROM (\n"
         f"  SELECT converted, value, arrayJoin(arrayPushFront(arrayMap(t -> (toUInt8(1), t.1, t.2),"
-        f" if(converted, {credit}, [])), (toUInt8(0), '', arrayWithConstant(5, 0.)))) AS touch,\n"
+        f" if(converted, {credit}, [])), (toUInt8(0), {touchpoints.blank(request.by)}, arrayWithConstant(5, 0.)))) AS touch,\n"
         f"    touch.1 = 1 AS is_touch, touch.2 AS label, if(is_touch, [], labels) AS route, touch.3 AS credits\n"
         f"  FROM ({per_journey}))\n"
         f"GROUP BY is_touch, label, route, converted"

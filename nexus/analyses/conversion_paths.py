@@ -88,13 +88,14 @@ def run(client: Client, project_id: int, request: ConversionPathsRequest, *,
     valued = resolved.goal.definition.value_property is not None
     found: dict[tuple[str, ...], list[float]] = {}  # path → conversions, value, seconds to convert, lost
     unattributed = conversions = 0
+    name = touchpoints.naming(resolved.settings, request.by)
     for path, converted, journeys, value, seconds in fetch(client, _query(scope, request, resolved)):
         if converted:
             conversions += journeys
             if not path:
                 unattributed += journeys
                 continue
-        numbers = found.setdefault(tuple(path), [0, 0.0, 0.0, 0])
+        numbers = found.setdefault(tuple(map(name, path)), [0, 0.0, 0.0, 0])
         if converted:
             numbers[0] += journeys
             numbers[1] += value

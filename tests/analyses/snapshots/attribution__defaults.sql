@@ -25,15 +25,14 @@
 --   p21 = ["", "direct", "internal"]
 --   p22 = "2026-10-31T23:00:00Z"
 --   p23 = 1800000
---   p24 = ["Paid search", "Paid social", "Email", "Organic search", "Organic social", "Referral", "Direct", "Other"]
---   p25 = 7
---   p26 = 1
---   p27 = 604800000.0
+--   p24 = 7
+--   p25 = 1
+--   p26 = 604800000.0
+--   p27 = 0.5
 --   p28 = 0.5
---   p29 = 0.5
+--   p29 = 0.4
 --   p30 = 0.4
---   p31 = 0.4
---   p32 = 0.19999999999999996
+--   p31 = 0.19999999999999996
 
 SELECT
     is_touch,
@@ -48,7 +47,7 @@ FROM
     SELECT
         converted,
         value,
-        arrayJoin(arrayPushFront(arrayMap(t -> (toUInt8(1), t.1, t.2), if(converted, arrayMap((i, x, w) -> (x.3, [toFloat64(i = 1), toFloat64(i = n), 1 / n, w / decay_sum, multiIf(n = 1, 1., n = 2, if(i = 1, {p28:Float64}, {p29:Float64}), i = 1, {p30:Float64}, i = n, {p31:Float64}, {p32:Float64} / (n - 2))]), arrayEnumerate(path), path, decay), [])), (toUInt8(0), '', arrayWithConstant(5, 0.)))) AS touch,
+        arrayJoin(arrayPushFront(arrayMap(t -> (toUInt8(1), t.1, t.2), if(converted, arrayMap((i, x, w) -> (x.3, [toFloat64(i = 1), toFloat64(i = n), 1 / n, w / decay_sum, multiIf(n = 1, 1., n = 2, if(i = 1, {p27:Float64}, {p28:Float64}), i = 1, {p29:Float64}, i = n, {p30:Float64}, {p31:Float64} / (n - 2))]), arrayEnumerate(path), path, decay), [])), (toUInt8(0), toUInt8(0), arrayWithConstant(5, 0.)))) AS touch,
         (touch.1) = 1 AS is_touch,
         touch.2 AS label,
         if(is_touch, [], labels) AS route,
@@ -61,7 +60,7 @@ FROM
             path,
             length(path) AS n,
             arrayMap(x -> (x.3), path) AS labels,
-            arrayMap(x -> exp2(((x.1) - at) / {p27:Float64}), path) AS decay,
+            if(converted, arrayMap(x -> exp2(((x.1) - at) / {p26:Float64}), path), []) AS decay,
             arraySum(decay) AS decay_sum
         FROM
         (
@@ -69,13 +68,13 @@ FROM
                 j.1 AS converted,
                 j.2 AS at,
                 j.3 AS value,
-                if({p26:UInt8} AND arrayExists(x -> ((x.2) != {p25:UInt8}), j.4), arrayFilter(x -> ((x.2) != {p25:UInt8}), j.4), j.4) AS path
+                if({p25:UInt8} AND arrayExists(x -> ((x.2) != {p24:UInt8}), j.4), arrayFilter(x -> ((x.2) != {p24:UInt8}), j.4), j.4) AS path
             FROM
             (
                 SELECT
                     arraySort(groupArray(ev)) AS evs,
                     arrayMap(x -> toInt64(intDiv(x, 256)), evs) AS times,
-                    arrayMap(x -> (toInt64(intDiv(x, 256)), toUInt8(x % 256), {p24:Array(String)}[x % 256]), arrayFilter((x, t, previous) -> ((t - previous) > {p23:Int64}), evs, times, arrayPushFront(arrayPopBack(times), ((times[1]) - {p23:Int64}) - 1))) AS touches,
+                    arrayMap(x -> (toInt64(intDiv(x, 256)), toUInt8(x % 256), toUInt8(x % 256)), arrayFilter((x, t, previous) -> ((t - previous) > {p23:Int64}), evs, times, arrayPushFront(arrayPopBack(times), ((times[1]) - {p23:Int64}) - 1))) AS touches,
                     groupArrayIf((t, value), converts) AS conversions,
                     arrayMax(arrayPushFront(conversions.1, toInt64(0))) AS last_conversion,
                     arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.2, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found

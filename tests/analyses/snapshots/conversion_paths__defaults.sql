@@ -25,9 +25,8 @@
 --   p21 = ["", "direct", "internal"]
 --   p22 = "2026-10-31T23:00:00Z"
 --   p23 = 1800000
---   p24 = ["Paid search", "Paid social", "Email", "Organic search", "Organic social", "Referral", "Direct", "Other"]
---   p25 = 7
---   p26 = 1
+--   p24 = 7
+--   p25 = 1
 
 SELECT
     arrayMap(x -> (x.3), path) AS labels,
@@ -41,13 +40,13 @@ FROM
         j.1 AS converted,
         j.2 AS at,
         j.3 AS value,
-        if({p26:UInt8} AND arrayExists(x -> ((x.2) != {p25:UInt8}), j.4), arrayFilter(x -> ((x.2) != {p25:UInt8}), j.4), j.4) AS path
+        if({p25:UInt8} AND arrayExists(x -> ((x.2) != {p24:UInt8}), j.4), arrayFilter(x -> ((x.2) != {p24:UInt8}), j.4), j.4) AS path
     FROM
     (
         SELECT
             arraySort(groupArray(ev)) AS evs,
             arrayMap(x -> toInt64(intDiv(x, 256)), evs) AS times,
-            arrayMap(x -> (toInt64(intDiv(x, 256)), toUInt8(x % 256), {p24:Array(String)}[x % 256]), arrayFilter((x, t, previous) -> ((t - previous) > {p23:Int64}), evs, times, arrayPushFront(arrayPopBack(times), ((times[1]) - {p23:Int64}) - 1))) AS touches,
+            arrayMap(x -> (toInt64(intDiv(x, 256)), toUInt8(x % 256), toUInt8(x % 256)), arrayFilter((x, t, previous) -> ((t - previous) > {p23:Int64}), evs, times, arrayPushFront(arrayPopBack(times), ((times[1]) - {p23:Int64}) - 1))) AS touches,
             groupArrayIf((t, value), converts) AS conversions,
             arrayMax(arrayPushFront(conversions.1, toInt64(0))) AS last_conversion,
             arrayPushBack(arrayMap(c -> (toUInt8(1), c.1, c.2, arrayFilter(x -> (((x.1) >= ((c.1) - {p1:Int64})) AND ((x.1) <= (c.1))), touches)), conversions), (toUInt8(0), toInt64(0), toFloat64(0), arrayFilter(x -> (((x.1) >= toUnixTimestamp64Milli({p2:DateTime64(3, 'UTC')})) AND ((x.1) > last_conversion)), touches))) AS found
