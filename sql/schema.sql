@@ -349,6 +349,28 @@ ORDER BY (project_id, job_id)
 SETTINGS index_granularity = 8192
 COMMENT 'Background jobs and their state; read with FINAL';
 
+CREATE TABLE person_predictions
+(
+    `project_id` UInt32 COMMENT 'Project the person belongs to',
+    `run_id` String COMMENT 'The scoring run: the id of its job',
+    `scored_at` DateTime64(3, 'UTC') COMMENT 'The cutoff the features were computed at (the run\'s start)',
+    `person_id` String COMMENT 'The person as analyses resolve them: identities.person_id, else the distinct id',
+    `person_key` UInt64 COMMENT 'cityHash64(person_id): the key analyses group persons by',
+    `churn_probability` Nullable(Float64) COMMENT 'Calibrated probability of no event in the churn model\'s horizon; NULL without an active churn model',
+    `churn_decile` Nullable(UInt8) COMMENT '10 = the tenth most likely to churn, 1 = the least',
+    `ltv` Nullable(Float64) COMMENT 'Expected revenue over the LTV model\'s horizon; NULL without an active LTV model',
+    `ltv_decile` Nullable(UInt8) COMMENT '10 = the tenth with the highest expected revenue',
+    `engagement` Float64 COMMENT 'Engagement score, 0-100 (docs/metrics.md)',
+    `engagement_decile` UInt8 COMMENT '10 = the most engaged tenth',
+    `churn_version` String COMMENT 'The churn model version that scored, or empty',
+    `ltv_version` String COMMENT 'The LTV model version that scored, or empty'
+)
+ENGINE = MergeTree
+PARTITION BY project_id
+ORDER BY (project_id, scored_at, run_id, person_key)
+SETTINGS index_granularity = 8192
+COMMENT 'Per-person churn, LTV and engagement scores, one row per person per scoring run';
+
 CREATE TABLE persons
 (
     `project_id` UInt32 COMMENT 'Project the person belongs to',

@@ -12,6 +12,7 @@ from nexus.api import (admin, analyses, cohorts, dashboards, erasure, goals, hea
                         posthog, query, schedules)
 from nexus.api import experiments
 from nexus.api import channels
+from nexus.api import models
 from nexus.api.context import ApiContext
 from nexus.api.headers import ResponseHeaders
 from nexus.api.statuses import status_of
@@ -76,7 +77,7 @@ def create_app(runtime: Runtime) -> Litestar:
         route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, posthog.capture_v1,
                         *query.ROUTES, *analyses.ROUTES, *admin.ROUTES, *dashboards.ROUTES, *jobs.ROUTES,
                         *schedules.ROUTES, *persons.ROUTES, *goals.ROUTES, *erasure.ROUTES, *cohorts.ROUTES,
-                        *channels.ROUTES, *experiments.ROUTES],
+                        *channels.ROUTES, *experiments.ROUTES, *models.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
         before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture, posthog.capture_v1]),

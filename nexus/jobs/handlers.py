@@ -1,5 +1,6 @@
 """What each kind of job does: `export` writes an export's file (and, for a scheduled run, delivers it);
-`cleanup` removes export files past their retention."""
+`cleanup` removes export files past their retention; `train_model` and `score_predictions` are
+nexus.predict.jobs'."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ CLEANUP_PROJECT = 0  # system jobs belong to no project
 
 
 def handlers() -> dict[str, Handler]:
-    return {"export": export, "cleanup": cleanup}
+    from nexus.predict import jobs as predictions  # training and scoring (issue 18)
+
+    return {"export": export, "cleanup": cleanup, **predictions.handlers()}
 
 
 def export(context: JobContext) -> None:

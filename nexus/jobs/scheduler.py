@@ -1,5 +1,6 @@
 """The scheduler: a thread that, every NEXUS_SCHEDULER_TICK_SECONDS, recovers jobs of dead workers, queues
-the due runs of every project's schedules, and once an hour queues the cleanup of old export files.
+the due runs of every project's schedules, once an hour queues the cleanup of old export files, and once a
+day a scoring run for each project with an active prediction model.
 
 Any number of schedulers may run (one in each `nexus serve` or `nexus worker`); each due run is queued
 exactly once all the same:
@@ -98,7 +99,7 @@ class Scheduler:
             evaluated.append(record.schedule_id)
         self._forget_others(evaluated)
         cleanup = self._cleanup(now)
-        return queued + ([cleanup] if cleanup else [])
+        return queued + ([cleanup] if cleanup else []) + self._scoring(now)
 
     def _due_runs(self, record: schedules.Record, now: datetime) -> list[Job]:
         plan = record.plan
@@ -132,6 +133,17 @@ class Scheduler:
         hour = now.replace(minute=0, second=0, microsecond=0)
         return self._claimed(f"nexus:scheduler:cleanup:{_ms(hour)}", lambda: self.runtime.jobs.submit(
             CLEANUP_PROJECT, "cleanup", CleanupRun(hour), "", job_id=run_id("cleanup", hour)))
+
+    def _scoring(self, now: datetime) -> list[Job]:
+        """Once a UTC day, a scoring run for each project with an active model (nexus.predict.jobs)."""
+        from nexus.predict import jobs as predictions, versions  # scikit-learn loads when the scheduler runs
+
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return [job for project_id in versions.projects_with_active(self.runtime.settings.data_dir)
+                if (job := self._claimed(
+                    f"nexus:predictions:score:{project_id}:{_ms(day)}",
+                    lambda p=project_id: predictions.submit_scoring(self.runtime, p, "", day,
+                                                                    run_id(f"predictions:{p}", day))))]
 
     def _claimed(self, claim: str, submit: Callable[[], Job]) -> Job | None:
         """`submit()` if this scheduler takes `claim` first; the claim is given back when it fails."""

@@ -77,13 +77,18 @@ def content_hash(trained: Trained) -> str:
     return digest.hexdigest()
 
 
-def save(data_dir: Path, project_id: int, trained: Trained, job_id: str = "") -> ModelVersion:
-    """Store `trained` as a new version (not yet active)."""
-    version = ModelVersion("mv_" + secrets.token_hex(8), trained.kind, project_id, records.now(), job_id,
-                           trained.parameters, trained.features, trained.metrics, trained.training, trained.rows,
-                           content_hash(trained))
+def save(data_dir: Path, project_id: int, trained: Trained, job_id: str = "",
+         version_id: str | None = None) -> ModelVersion:
+    """Store `trained` as a new version (not yet active); a `version_id` already stored is kept as it is
+    (a retried training job saves once)."""
     directory = _kind_dir(data_dir, project_id, trained.kind)
+    if version_id and (directory / version_id / "version.json").is_file():
+        return get(data_dir, project_id, trained.kind, version_id)
+    version = ModelVersion(version_id or "mv_" + secrets.token_hex(8), trained.kind, project_id, records.now(),
+                           job_id, trained.parameters, trained.features, trained.metrics, trained.training,
+                           trained.rows, content_hash(trained))
     staging = directory / f".{version.version_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)  # left by an attempt that died while writing
     staging.mkdir(parents=True)
     try:
         (staging / "model.pickle").write_bytes(pickle.dumps(trained.estimator, protocol=5))
