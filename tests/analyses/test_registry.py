@@ -54,7 +54,7 @@ BODIES = {
     "cohort_size": {"cohort": EXAMPLE_COHORT, "interval": "week", "date_range": {"date_from": "-4w"}},
     "experiment": {"experiment": {
         "key": "new-checkout", "variants": [{"key": "control"}, {"key": "treatment"}],
-        "start": "2026-10-11T00:00:00Z", "primary_metric": {"event": "purchase"},
+        "start": "2026-10-11T00:00:00Z", "end": "2026-10-31T00:00:00Z", "primary_metric": {"event": "purchase"},
         "secondary_metrics": [{"event": "purchase", "measure": "sum", "value_property": "revenue"}],
         "targeting": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}}},
     "attribution": {"conversion": {"event": "purchase", "value_property": "revenue"}, "by": "campaign",

@@ -40,6 +40,7 @@ FROM
         SELECT
             person,
             minIf(ev.1, exposed) AS first,
+            countIf(exposed) AS exposures,
             groupUniqArrayIf(variant, exposed) AS variants,
             groupArrayIf(ev, (ev.2) != 0) AS evs
         FROM
@@ -102,7 +103,7 @@ FROM
             WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p12:DateTime64(3, 'UTC')}) AND (e.ts < {p13:DateTime64(3, 'UTC')}) AND (exposed OR ((e.type = {p9:String}) AND match(e.path, {p10:String}) AND (has({p11:Array(String)}, toString(pp.person_properties.plan)))))
         )
         GROUP BY person
-        HAVING countIf(exposed) > 0
+        HAVING exposures > 0
     )
 )
 GROUP BY

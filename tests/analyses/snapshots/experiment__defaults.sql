@@ -31,19 +31,35 @@ FROM
         toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p8:Int64})) AND ((x.1) < first)), evs)) AS x0
     FROM
     (
-        SELECT
-            person,
-            minIf(ev.1, exposed) AS first,
-            groupUniqArrayIf(variant, exposed) AS variants,
-            groupArrayIf(ev, (ev.2) != 0) AS evs
+        SELECT *
         FROM
         (
             SELECT
-                if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AS exposed,
-                if(exposed, toString(e.properties.variant), '') AS variant,
-                (toUnixTimestamp64Milli(e.ts), toUInt32((e.event = {p5:String}) * 1)) AS ev
-            FROM events AS e
+                if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
+                minIf(x.first, x.exposures > 0) AS first,
+                sum(x.exposures) AS exposures,
+                groupUniqArrayArray(x.variants) AS variants,
+                groupArrayArray(x.evs) AS evs
+            FROM
+            (
+                SELECT
+                    id_key,
+                    minIf(ev.1, exposed) AS first,
+                    countIf(exposed) AS exposures,
+                    groupUniqArrayIf(variant, exposed) AS variants,
+                    groupArrayIf(ev, (ev.2) != 0) AS evs
+                FROM
+                (
+                    SELECT
+                        e.id_key AS id_key,
+                        (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AS exposed,
+                        if(exposed, toString(e.properties.variant), '') AS variant,
+                        (toUnixTimestamp64Milli(e.ts), toUInt32((e.event = {p5:String}) * 1)) AS ev
+                    FROM events AS e
+                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p6:DateTime64(3, 'UTC')}) AND (e.ts < {p7:DateTime64(3, 'UTC')}) AND (exposed OR (e.event = {p5:String}))
+                )
+                GROUP BY id_key
+            ) AS x
             ANY LEFT JOIN
             (
                 SELECT
@@ -53,11 +69,10 @@ FROM
                 FROM identities
                 FINAL
                 WHERE project_id = {project_id:UInt32}
-            ) AS ids ON ids.id_key = e.id_key
-            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p6:DateTime64(3, 'UTC')}) AND (e.ts < {p7:DateTime64(3, 'UTC')}) AND (exposed OR (e.event = {p5:String}))
+            ) AS ids ON ids.id_key = x.id_key
+            GROUP BY person
         )
-        GROUP BY person
-        HAVING countIf(exposed) > 0
+        WHERE exposures > 0
     )
 )
 GROUP BY

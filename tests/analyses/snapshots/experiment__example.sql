@@ -1,11 +1,11 @@
--- experiment: {"experiment": {"key": "new-checkout", "variants": [{"key": "control"}, {"key": "treatment"}], "start": "2026-10-11T00:00:00Z", "primary_metric": {"event": "purchase"}, "secondary_metrics": [{"event": "purchase", "measure": "sum", "value_property": "revenue"}], "targeting": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}}}
+-- experiment: {"experiment": {"key": "new-checkout", "variants": [{"key": "control"}, {"key": "treatment"}], "start": "2026-10-11T00:00:00Z", "end": "2026-10-31T00:00:00Z", "primary_metric": {"event": "purchase"}, "secondary_metrics": [{"event": "purchase", "measure": "sum", "value_property": "revenue"}], "targeting": {"filters": [{"key": "device_type", "source": "column", "op": "neq", "value": "bot"}]}}}
 -- now 2026-10-31T12:30:00Z, project time zone Europe/Berlin
 -- parameters:
 --   project_id = <the project>
 --   p1 = "$experiment_exposure"
 --   p2 = "new-checkout"
 --   p3 = "2026-10-11T00:00:00Z"
---   p4 = "2026-10-31T12:30:00Z"
+--   p4 = "2026-10-31T00:00:00Z"
 --   p5 = ["bot"]
 --   p6 = "purchase"
 --   p7 = "purchase"
@@ -40,19 +40,35 @@ FROM
         arraySum(x -> if(bitTest(x.2, 1) AND ((x.1) >= (first - {p10:Int64})) AND ((x.1) < first), x.3, 0), evs) AS x1
     FROM
     (
-        SELECT
-            person,
-            minIf(ev.1, exposed) AS first,
-            groupUniqArrayIf(variant, exposed) AS variants,
-            groupArrayIf(ev, (ev.2) != 0) AS evs
+        SELECT *
         FROM
         (
             SELECT
-                if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
-                (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AND (NOT has({p5:Array(String)}, e.device_type)) AS exposed,
-                if(exposed, toString(e.properties.variant), '') AS variant,
-                (toUnixTimestamp64Milli(e.ts), toUInt32(((e.event = {p6:String}) * 1) + ((e.event = {p7:String}) * 2)), ifNull(toFloat64OrNull(toString(e.properties.revenue)), 0)) AS ev
-            FROM events AS e
+                if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
+                minIf(x.first, x.exposures > 0) AS first,
+                sum(x.exposures) AS exposures,
+                groupUniqArrayArray(x.variants) AS variants,
+                groupArrayArray(x.evs) AS evs
+            FROM
+            (
+                SELECT
+                    id_key,
+                    minIf(ev.1, exposed) AS first,
+                    countIf(exposed) AS exposures,
+                    groupUniqArrayIf(variant, exposed) AS variants,
+                    groupArrayIf(ev, (ev.2) != 0) AS evs
+                FROM
+                (
+                    SELECT
+                        e.id_key AS id_key,
+                        (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AND (NOT has({p5:Array(String)}, e.device_type)) AS exposed,
+                        if(exposed, toString(e.properties.variant), '') AS variant,
+                        (toUnixTimestamp64Milli(e.ts), toUInt32(((e.event = {p6:String}) * 1) + ((e.event = {p7:String}) * 2)), ifNull(toFloat64OrNull(toString(e.properties.revenue)), 0)) AS ev
+                    FROM events AS e
+                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p8:DateTime64(3, 'UTC')}) AND (e.ts < {p9:DateTime64(3, 'UTC')}) AND (exposed OR (e.event = {p6:String}) OR (e.event = {p7:String}))
+                )
+                GROUP BY id_key
+            ) AS x
             ANY LEFT JOIN
             (
                 SELECT
@@ -62,11 +78,10 @@ FROM
                 FROM identities
                 FINAL
                 WHERE project_id = {project_id:UInt32}
-            ) AS ids ON ids.id_key = e.id_key
-            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p8:DateTime64(3, 'UTC')}) AND (e.ts < {p9:DateTime64(3, 'UTC')}) AND (exposed OR (e.event = {p6:String}) OR (e.event = {p7:String}))
+            ) AS ids ON ids.id_key = x.id_key
+            GROUP BY person
         )
-        GROUP BY person
-        HAVING countIf(exposed) > 0
+        WHERE exposures > 0
     )
 )
 GROUP BY
