@@ -68,7 +68,7 @@ def open_runtime(settings: Settings, *, ingest: bool = True) -> Iterator[Runtime
     for directory in (settings.data_dir, settings.data_dir / "spool"):
         warn_if_open(directory)
     with ExitStack() as stack:
-        clickhouse = open_database(settings.clickhouse_url, migrate=ingest)
+        clickhouse = open_database(settings.clickhouse_url, migrate=ingest, cluster=settings.clickhouse_cluster)
         stack.callback(clickhouse.close)
         if settings.redis_url:
             redis = redis_server.connect(settings.redis_url)

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from nexus.errors import InvalidConfig
+from nexus.store.cluster import check_cluster_name
 
 
 class Setting(msgspec.Struct, frozen=True):
@@ -30,6 +31,12 @@ SETTINGS: tuple[Setting, ...] = (
         "chdb://<NEXUS_DATA_DIR>/clickhouse",
         "ClickHouse to use: chdb:///path (embedded, in-process) or http(s)://user:pass@host:port/database. "
         "For chdb, ?database=NAME picks the database (default nexus).",
+    ),
+    Setting(
+        "NEXUS_CLICKHOUSE_CLUSTER",
+        "",
+        "A cluster name from the ClickHouse servers' remote_servers: migrations create Replicated tables and "
+        "Distributed tables ON CLUSTER (docs/deployment.md). Empty: one server (or chDB), plain MergeTree tables.",
     ),
     Setting(
         "NEXUS_REDIS_URL",
@@ -87,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True):
 
     data_dir: Path
     clickhouse_url: str
+    clickhouse_cluster: str
     redis_url: str
     host: str
     port: int
@@ -149,6 +157,11 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     if values["ip_mode"] not in IP_MODES:
         raise InvalidConfig(f"NEXUS_IP_MODE must be one of {', '.join(IP_MODES)}, not {values['ip_mode']!r}")
     values["cors_origins"] = _origins(str(values["cors_origins"]))
+    if values["clickhouse_cluster"]:
+        check_cluster_name(str(values["clickhouse_cluster"]))
+    if values["clickhouse_cluster"] and str(values["clickhouse_url"]).startswith("chdb:"):
+        raise InvalidConfig("NEXUS_CLICKHOUSE_CLUSTER needs NEXUS_CLICKHOUSE_URL to name a ClickHouse server "
+                            "(http://…), not chDB")
     if values["admin_key"] and len(str(values["admin_key"])) < ADMIN_KEY_MIN_LENGTH:
         raise InvalidConfig(f"NEXUS_ADMIN_KEY must be at least {ADMIN_KEY_MIN_LENGTH} characters (it guards every project)")
     return Settings(**values)  # type: ignore[arg-type]

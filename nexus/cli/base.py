@@ -61,7 +61,8 @@ def load_settings() -> settings_module.Settings:
 def database(url: str | None = None, *, migrate: bool = True) -> Client:
     from nexus.store.database import open_database
 
-    return open_database(url or load_settings().clickhouse_url, migrate=migrate)
+    settings = load_settings()
+    return open_database(url or settings.clickhouse_url, migrate=migrate, cluster=settings.clickhouse_cluster)
 
 
 class _Nexus(click.Group):

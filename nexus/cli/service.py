@@ -91,7 +91,7 @@ def migrate(dump_schema: Path | None) -> None:
 
     url = load_settings().clickhouse_url
     client = database(url, migrate=False)
-    for migration in migrations.migrate(client):
+    for migration in migrations.migrate(client, cluster=load_settings().clickhouse_cluster):
         click.echo(f"applied {migration.file_name}")
     click.echo(f"schema is up to date ({len(migrations.discover())} migrations) in {parse_url(url).describe()}")
     if dump_schema:

@@ -5,6 +5,12 @@ checksum is compared with the file on disk: a changed or missing file stops the 
 never migrated by files that disagree with its history. ClickHouse DDL is not transactional, so every
 statement in a migration must be idempotent (`IF NOT EXISTS`, `IF EXISTS`): a migration interrupted
 half-way is completed by the next run, and it is recorded only after its last statement succeeded.
+
+On a cluster (NEXUS_CLICKHOUSE_CLUSTER) the files are not replayed: `nexus.store.cluster` creates the schema they
+produce (sql/schema.sql) as Replicated and Distributed tables ON CLUSTER, every object `IF NOT EXISTS`. A fresh
+cluster is thereby at the latest migration; on a migrated cluster a pending migration that only creates tables or
+views is applied the same way, and one that changes existing tables (ALTER, a back-fill) is refused with the
+steps to apply it by hand (docs/deployment.md, "Upgrades").
 """
 
 from __future__ import annotations
@@ -77,10 +83,11 @@ def discover() -> list[Migration]:
     return migrations
 
 
-def use_database(client: Client, database: str) -> None:
-    """Create the database if needed and make it the client's default."""
+def use_database(client: Client, database: str, *, cluster: str = "") -> None:
+    """Create the database if needed (on every node of `cluster`) and make it the client's default."""
+    on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""  # the name is checked by settings.load
     try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")  # name checked by parse_url
+        client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}")  # name checked by parse_url
     except (EngineError, ClickHouseError) as e:  # an unreachable server stays StorageUnavailable
         raise MigrationError(f"cannot create database {database}: {describe_error(e)}") from None
     client.database = database
@@ -116,8 +123,10 @@ def pending(client: Client) -> list[Migration]:
     return [m for v, m in sorted(available.items()) if v not in done_versions]
 
 
-def migrate(client: Client) -> list[Migration]:
+def migrate(client: Client, *, cluster: str = "") -> list[Migration]:
     """Apply every pending migration in order; return those applied (none when up to date)."""
+    if cluster:
+        return _migrate_cluster(client, cluster)
     todo = pending(client)
     for migration in todo:
         for number, statement in enumerate(migration.statements(), start=1):
@@ -128,12 +137,60 @@ def migrate(client: Client) -> list[Migration]:
                     f"migration {migration.file_name} failed at statement {number}: {describe_error(e)} "
                     f"(its earlier statements are idempotent; fix the cause and run nexus migrate again)"
                 ) from None
-        client.insert(
-            "schema_migrations",
-            [[migration.version, migration.name, migration.checksum, datetime.now(timezone.utc)]],
-            column_names=["version", "name", "checksum", "applied_at"],
-        )
+        _record(client, migration)
     return todo
+
+
+def creates_only(migration: Migration) -> bool:
+    """True when every statement of the migration creates a new table or view (`IF NOT EXISTS`): the cluster
+    layout, rendered from the schema, creates the same objects."""
+    creates = re.compile(r"CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS \w+\b")
+    return all(creates.match(_strip_comments(s).strip()) for s in migration.statements())
+
+
+def _migrate_cluster(client: Client, cluster_name: str) -> list[Migration]:
+    from nexus.store import cluster
+
+    statements = cluster.layout(cluster_name).statements
+    if not _has_migrations_table(client) or not applied(client):  # a fresh cluster: the layout is the whole history
+        _run_layout(client, statements)
+        todo = discover()
+    else:
+        todo = pending(client)
+        refused = [m.file_name for m in todo if not creates_only(m)]
+        if refused:
+            raise MigrationError(
+                f"migration {', '.join(refused)} changes existing tables, which a cluster cannot take from the "
+                f"migration file: apply it ON CLUSTER to the _local tables and their Distributed tables as "
+                f"docs/deployment.md (Upgrades) shows, record it, and run nexus migrate again"
+            )
+        _run_layout(client, statements)
+    for migration in todo:
+        _record(client, migration)
+    return todo
+
+
+def _has_migrations_table(client: Client) -> bool:
+    return bool(client.query("EXISTS TABLE schema_migrations").result_rows[0][0])
+
+
+def _run_layout(client: Client, statements: list[str]) -> None:
+    for number, statement in enumerate(statements, start=1):
+        try:
+            client.command(statement)
+        except (EngineError, ClickHouseError) as e:
+            raise MigrationError(
+                f"the cluster layout failed at statement {number} ({statement.splitlines()[0]}): "
+                f"{describe_error(e)} (every statement is IF NOT EXISTS; fix the cause and run nexus migrate again)"
+            ) from None
+
+
+def _record(client: Client, migration: Migration) -> None:
+    client.insert(
+        "schema_migrations",
+        [[migration.version, migration.name, migration.checksum, datetime.now(timezone.utc)]],
+        column_names=["version", "name", "checksum", "applied_at"],
+    )
 
 
 def dump_schema(client: Client) -> str:
