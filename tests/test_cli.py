@@ -96,7 +96,7 @@ def test_sql_prints_a_readable_table(data_dir: Path):
     result = run_nexus("sql", "SELECT event, count() AS n FROM events GROUP BY event ORDER BY event", data_dir=data_dir)
     assert result.returncode == 0
     assert re.search(r"page_view\s+│\s+\d+", result.stdout)
-    assert "(10 rows)" in result.stderr
+    assert "(11 rows)" in result.stderr  # the demo's 10 event names and its experiment's exposures
 
 
 @pytest.mark.parametrize("output_format", ["csv", "json", "parquet", "arrow"])
@@ -183,9 +183,9 @@ def test_sql_writes_a_table_to_a_file(data_dir: Path, tmp_path: Path):
     target = tmp_path / "table.txt"
     query = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC, event"
     result = run_nexus("sql", query, "--output", str(target), data_dir=data_dir)
-    assert result.returncode == 0 and result.stdout == "" and result.stderr == "(10 rows)\n", result.stderr
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "(11 rows)\n", result.stderr
     lines = target.read_text().splitlines()
-    assert re.fullmatch(r" event\s+┃ n", lines[0]) and set(lines[1]) <= {"━", "╇"} and len(lines) == 12
+    assert re.fullmatch(r" event\s+┃ n", lines[0]) and set(lines[1]) <= {"━", "╇"} and len(lines) == 13
     assert re.fullmatch(r" page_view\s+│ \d+", lines[2])
     empty = run_nexus("sql", "SELECT event FROM events WHERE event = 'never'", data_dir=data_dir)
     assert empty.stdout.split() == ["event", "━━━━━━━"] and empty.stderr == "(0 rows)\n"

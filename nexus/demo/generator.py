@@ -11,6 +11,12 @@ device, country and plan are fixed per visitor. The same seed and end time give 
 Known properties tests rely on: each funnel step (page_view → signup → add_to_cart → purchase) reaches
 fewer persons than the one before; the share of users active k days after signup falls as k grows;
 gaps inside a session are under 30 minutes and gaps between sessions over 30 minutes.
+
+A running A/B experiment (EXPERIMENT): users signing up in its last EXPERIMENT_DAYS days are assigned
+by `experiment_assignment.assign` and exposed right after identifying; the treatment buys more (with
+probability TREATMENT_EXTRA_PURCHASE one more purchase in the signup session) and uses features no
+differently. Its draws come from a random stream of each user's own, so the rest of the data is the same
+events as without it (plus those).
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from datetime import datetime, timezone
 
 import msgspec
 import pyarrow as pa
+
+from nexus.meta.experiment_assignment import assign
+from nexus.meta.experiments import Variant
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -68,6 +77,14 @@ def return_chance(days_since_signup: int, plan: str, features_used: int) -> floa
     paid plans and for users of more features (0.5× with none used, 1.5× with four or more)."""
     decay = 0.55 * math.exp(-days_since_signup / 6) + 0.04
     return decay * PLAN_LOYALTY[plan] * (0.5 + 0.25 * min(features_used, 4))
+
+
+# The demo's experiment; nexus.demo.load saves its definition.
+EXPERIMENT = "new-checkout"
+EXPERIMENT_VARIANTS = [Variant("control"), Variant("treatment")]
+EXPERIMENT_DAYS = 21
+EXPOSURE = "$experiment_exposure"
+TREATMENT_EXTRA_PURCHASE = 0.1
 
 
 class DemoChunk(msgspec.Struct):
@@ -157,9 +174,12 @@ class _Simulation:
         persons.append((person_id, json.dumps({"plan": plan, "email": f"{user_id}@example.com",
                                                "country": country}), first_seen))
         distinct_id = user_id
+        treated = self._experiment(rows, t + 2, user_id, anonymous_id, sid, visitor, plan)
         t += rng.randint(10_000, 3 * MINUTE_MS)
         if rng.random() < 0.5:
             self._buy(rows, t, distinct_id, anonymous_id, user_id, sid, visitor, plan, purchase_chance=0.6)
+        if treated:
+            self._extra_purchase(rows, t, user_id, anonymous_id, sid, visitor, plan)
 
         # Returns: on day k after signup with probability decaying in k, scaled by behaviour (return_chance).
         signup_day = (created - self.start_ms) // DAY_MS
@@ -204,6 +224,25 @@ class _Simulation:
                          "utm_campaign": campaign})
             draw -= chance
         return "", {}
+
+    def _experiment(self, rows: list[tuple], t: int, user_id: str, anonymous_id: str, sid: str, visitor: dict,
+                    plan: str) -> bool:
+        """Expose a user signing up during the experiment; whether they are in the treatment."""
+        if t < self.end_ms - EXPERIMENT_DAYS * DAY_MS:
+            return False
+        variant = assign(EXPERIMENT, EXPERIMENT_VARIANTS, user_id)
+        self._emit(rows, t, EXPOSURE, "track", user_id, anonymous_id, user_id, sid, visitor, "/signup", "", {},
+                   {"experiment": EXPERIMENT, "variant": variant, "plan": plan})
+        return variant == "treatment"
+
+    def _extra_purchase(self, rows: list[tuple], t: int, user_id: str, anonymous_id: str, sid: str, visitor: dict,
+                        plan: str) -> None:
+        """The treatment's effect, drawn from the user's own stream (the shared one stays as it was)."""
+        own = random.Random(f"{self.seed}:{user_id}")
+        if own.random() < TREATMENT_EXTRA_PURCHASE:
+            self._emit(rows, t + own.randint(MINUTE_MS, 8 * MINUTE_MS), "purchase", "track", user_id, anonymous_id,
+                       user_id, sid, visitor, "/checkout", "", {},
+                       {"plan": plan, "revenue": PRICES[plan], "currency": "USD", "quantity": 1})
 
     def _anonymous_returns(self, rows: list[tuple], t: int, anonymous_id: str, visitor: dict) -> None:
         """A visitor who did not sign up may come back once or twice, anonymously."""
