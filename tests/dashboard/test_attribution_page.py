@@ -19,6 +19,9 @@ from nexus.analyses import registry
 from nexus.dashboard import charts
 from nexus.dashboard.pages import DRAWERS
 from nexus.dashboard.pages.attribution import MODEL_NAMES, shown
+from nexus.dashboard.pages.channel_rules import read_when, written
+from nexus.errors import InvalidRequest
+from nexus.meta import channels
 from tests.dashboard.conftest import (
     XSS,
     Browse,
@@ -98,24 +101,54 @@ def open_rules(page: Any) -> Any:
     """The channel rules card, opened."""
     rules = page.locator(".nx-channel-rules")
     rules.locator(".card-header").first.click()
-    rules.locator("textarea").wait_for()
+    rules.locator(".nx-rule-lines").first.wait_for()
     return rules
+
+
+def open_json(rules: Any) -> Any:
+    """The rules' JSON box, opened."""
+    rules.locator(".nx-rules-json .card-header").first.click()
+    rules.locator("textarea").wait_for()
+    return rules.locator("textarea")
+
+
+def lines_of(rules: Any) -> list[tuple[str, str]]:
+    """(channel, when) of each rule line, as the inputs hold them."""
+    values = [box.input_value() for box in rules.locator(".nx-rule-lines input").all()]
+    return list(zip(values[::2], values[1::2]))
+
+
+def check_of(rules: Any, which: str) -> str:
+    """What the editor's live check (`lines` or `json`) says of the edits that reached the server."""
+    found = rules.locator(f".nx-{which}-check .nx-muted, .nx-{which}-check .nx-notice")
+    return found.first.inner_text() if found.count() else ""
+
+
+def typed(box: Any, text: str) -> None:
+    """Type into a box and leave it, so that its value goes to the server."""
+    box.fill(text)
+    box.press("Tab")
+
+
+def saved_rules(stack: Stack) -> list[dict[str, Any]]:
+    return channels_of(stack, stack.a.keys["read"])["rules"]
 
 
 def test_an_admin_edits_the_channel_rules_and_a_read_key_cannot(browse: Browse, stack: Stack):
     page = browse.page(stack.a.keys["admin"], QUERY)
     wait_for_plots(page, 1)
     rules = open_rules(page)
-    editable = json.loads(rules.locator("textarea").input_value())
-    assert editable["rules"] == channels_of(stack, stack.a.keys["read"])["rules"]  # the defaults, as GET shows them
+    assert lines_of(rules) == [(rule.channel, written(rule)) for rule in channels.DEFAULT_SETTINGS.rules]
+    text = open_json(rules)
+    assert json.loads(text.input_value())["rules"] == saved_rules(stack)  # the defaults, as GET shows them
+    message = rules.locator(".nx-rules-message .nx-notice")
 
     # A bad edit is refused and names its field; nothing is saved.
-    wrong = {**editable, "direct_channel": "Nowhere"}
-    rules.locator("textarea").fill(json.dumps(wrong))
-    rules.get_by_role("button", name="Save rules").click()
-    message = rules.locator(".nx-rules-message .nx-notice")
-    message.wait_for()
-    assert "direct_channel" in message.inner_text()
+    typed(text, json.dumps({**json.loads(text.input_value()), "direct_channel": "Nowhere"}))
+    wait_until(lambda: "direct_channel" in check_of(rules, "json"), page=page, what="the live check of the JSON")
+    rules.get_by_role("button", name="Save JSON").click()
+    wait_until(lambda: message.count() and "direct_channel" in message.inner_text(), page=page,
+               what="the refusal naming direct_channel")
     assert channels_of(stack, stack.a.keys["read"])["default"] is True
 
     # Paid clicks become a channel with a hostile name, saved as PUT /v1/channels saves it.
@@ -123,8 +156,9 @@ def test_an_admin_edits_the_channel_rules_and_a_read_key_cannot(browse: Browse, 
         {"channel": HOSTILE_CHANNEL, "when": [{"field": "utm_medium", "op": "in", "values": ["cpc", "ppc"]}]},
         {"channel": "Direct", "when": [{"field": "utm_source", "op": "is_not_set", "values": []},
                                        {"field": "referrer_class", "op": "in", "values": ["direct", "internal", ""]}]}]}
-    rules.locator("textarea").fill(json.dumps(edited))
-    rules.get_by_role("button", name="Save rules").click()
+    typed(text, json.dumps(edited))
+    wait_until(lambda: check_of(rules, "json") == "Ready to save: 2 rules.", page=page, what="the JSON checked")
+    rules.get_by_role("button", name="Save JSON").click()
     wait_until(lambda: not channels_of(stack, stack.a.keys["read"])["default"], page=page, what="the rules saved")
     saved = channels_of(stack, stack.a.keys["read"])
     assert saved["rules"] == edited["rules"] and saved["updated_by"] == stack.a.key_ids["admin"]
@@ -135,26 +169,47 @@ def test_an_admin_edits_the_channel_rules_and_a_read_key_cannot(browse: Browse, 
     models = page.locator(".nx-model-table .nx-table")
     wait_until(lambda: HOSTILE_CHANNEL in models.inner_text(), page=page, what="the model table with the new channel")
     assert [row[0] for row in rows_of(models)] == [shown(label) for label in result["labels"]]
-    listing = rules.locator(".nx-rules-table .nx-table")
-    wait_until(lambda: HOSTILE_CHANNEL in listing.inner_text(), page=page, what="the rules listed anew")
-    assert rows_of(listing) == [["1", HOSTILE_CHANNEL, "utm_medium in cpc, ppc"],
-                                ["2", "Direct",
-                                 "utm_source is not set and referrer_class in direct, internal, (empty)"]]
+    wait_until(lambda: len(lines_of(rules)) == 2, page=page, what="the rule lines drawn anew")
+    assert lines_of(rules) == [(HOSTILE_CHANNEL, "utm_medium in cpc, ppc"),
+                               ("Direct", "utm_source is not set; referrer_class in direct, internal, (empty)")]
+
+    # A rule added as a line: a condition it cannot read is refused naming it; moved first and saved.
+    rules.get_by_role("button", name="+ Add a rule").click()
+    wait_until(lambda: len(lines_of(rules)) == 3, page=page, what="the new line")
+    channel_box, when_box = rules.locator(".nx-rule-lines input").nth(4), rules.locator(".nx-rule-lines input").nth(5)
+    typed(channel_box, "Acme newsletter")
+    typed(when_box, "utm_medium newsletter")
+    wait_until(lambda: "rules[2].when" in check_of(rules, "lines"), page=page, what="the live check of the lines")
+    rules.get_by_role("button", name="Save rules").click()
+    wait_until(lambda: "rules[2].when" in message.inner_text(), page=page, what="the refusal naming rules[2].when")
+    assert saved_rules(stack) == edited["rules"]
+    typed(when_box, "utm_medium in email, newsletter")
+    wait_until(lambda: check_of(rules, "lines") == "Ready to save: 3 rules.", page=page, what="the lines checked")
+    for at in (2, 1):
+        rules.locator(".nx-rule-lines").get_by_role("button", name="↑").nth(at).click()
+        wait_until(lambda at=at: lines_of(rules)[at - 1][0] == "Acme newsletter", page=page, what="the line moved up")
+    rules.get_by_role("button", name="Save rules").click()
+    newsletter = {"channel": "Acme newsletter",
+                  "when": [{"field": "utm_medium", "op": "in", "values": ["email", "newsletter"]}]}
+    wait_until(lambda: saved_rules(stack) == [newsletter, *edited["rules"]], page=page, what="the line saved")
 
     # A read key sees the rules but cannot change them.
     reader = browse.page(stack.a.keys["read"], QUERY)
     wait_for_plots(reader, 1)
     read_rules = open_rules(reader)
-    assert read_rules.locator("textarea").is_disabled()
-    assert read_rules.get_by_role("button", name="Save rules").is_disabled()
-    assert HOSTILE_CHANNEL in page_text(reader)
+    assert rows_of(read_rules.locator(".nx-rule-lines .nx-table")) == [
+        ["1", "Acme newsletter", "utm_medium in email, newsletter"], ["2", HOSTILE_CHANNEL, "utm_medium in cpc, ppc"],
+        ["3", "Direct", "utm_source is not set; referrer_class in direct, internal, (empty)"]]
+    assert read_rules.get_by_role("button", name="Save rules").count() == 0
+    assert open_json(read_rules).is_disabled()
+    assert read_rules.get_by_role("button", name="Save JSON").count() == 0
 
     # Project B's rules and page know nothing of A's.
     assert channels_of(stack, stack.b.keys["read"])["default"] is True
     other = browse.page(stack.b.keys["read"], "/attribution")
     wait_for_plots(other, 0)
-    open_rules(other)
-    assert MARKER not in page_text(other)
+    open_json(open_rules(other))
+    assert MARKER not in page_text(other) and "Acme newsletter" not in page_text(other)
 
     # Back to the defaults.
     rules.get_by_role("button", name="Restore the default rules").click()
@@ -163,6 +218,23 @@ def test_an_admin_edits_the_channel_rules_and_a_read_key_cannot(browse: Browse, 
                what="the model table without the edited channel")
     wait_for_plots(page, 1)  # the bars drawn again too
     browse.assert_clean()
+
+
+def test_the_line_form_reads_what_it_writes() -> None:
+    for rule in channels.DEFAULT_SETTINGS.rules:
+        line = written(rule)
+        assert line is not None and read_when(line, 0) == msgspec.to_builtins(rule.when)
+    # What the line form cannot hold exactly is left to the JSON.
+    odd = [channels.Condition(field="utm_source", op="in", values=["a, b"]),
+           channels.Condition(field="utm_source", op="in", values=[" padded"]),
+           channels.Condition(field="utm_campaign", op="regex", values=["^a;b$"])]
+    assert [written(channels.ChannelRule(channel="x", when=[c])) for c in odd] == [None, None, None]
+    assert written(channels.ChannelRule(channel="x")) == "every visit" and read_when("every visit", 0) == []
+    for wrong, reason in (("source in a", "'source' is not a field"), ("utm_source is maybe", "after utm_source"),
+                          ("utm_source in a; utm_medium", "after utm_medium")):
+        with pytest.raises(InvalidRequest, match=reason) as refused:
+            read_when(wrong, 4)
+        assert refused.value.field == "rules[4].when"
 
 
 # --- the drawers, without a browser, on a small answer with hostile labels ----------------------------------

@@ -1,10 +1,9 @@
 """Attribution: which channels (or sources, or campaigns) earn a conversion's credit under every model side by
 side — grouped bars per label, the same numbers as a table, the top conversion paths — and the project's
-channel rules, which any key reads here and an admin key edits, as GET and PUT /v1/channels do.
+channel rules, which any key reads here and an admin key edits (`channel_rules`), as /v1/channels does.
 
-The numbers are one answer of the `attribution` analysis and one of `conversion_paths`; the rules are read
-and written by `nexus.meta.channels`, the functions behind /v1/channels (no SQL here). A conversion is a
-saved goal, or an event (with the property holding its value) for a project without goals.
+The numbers are one answer of the `attribution` analysis and one of `conversion_paths` (no SQL here). A
+conversion is a saved goal, or an event (with the property holding its value) for a project without goals.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-import msgspec
 import numpy as np
 import panel as pn
 import param
@@ -31,12 +29,10 @@ from nexus.analyses.attribution import MODELS
 from nexus.analyses.breakdown import OTHER
 from nexus.dashboard import charts, theme
 from nexus.dashboard.cards import card
+from nexus.dashboard.pages import channel_rules
 from nexus.dashboard.pages.shared import checked, event_names, html_table, sharing
-from nexus.dashboard.session import Dashboard, Reader
-from nexus.dashboard.shell import Context, empty, error_notice, page
-from nexus.errors import NexusError
-from nexus.meta import channels
-from nexus.meta.channels import Channels, ChannelSettings
+from nexus.dashboard.session import Dashboard
+from nexus.dashboard.shell import Context, empty, page
 
 MODEL_NAMES = {"first_touch": "First touch", "last_touch": "Last touch", "linear": "Linear",
                "time_decay": "Time decay", "position_based": "Position-based", "markov": "Markov chain",
@@ -283,93 +279,5 @@ def builder(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     half_life.param.watch(lambda e: setattr(settings, "half_life_days", e.new) if e.new else None, "value")
     measure.param.watch(lambda e: setattr(settings, "measure", e.new), "value")
     # A change of rules changes every answer (their cache key holds the rules): the body is drawn again.
-    rules = rules_editor(ctx.reader, on_change=lambda: settings.param.trigger("by"))
+    rules = channel_rules.editor(ctx.reader, on_change=lambda: settings.param.trigger("by"))
     return pn.Column(pn.Row(conversion, value, by, lookback, half_life, measure), rules, sizing_mode="stretch_width")
-
-
-# --- the channel rules -------------------------------------------------------------------------------------
-# The reader has no methods for the rules: its own checks (still signed in, the key's rate limit, an admin key
-# for a change) guard the calls of nexus.meta.channels, the functions behind GET/PUT/DELETE /v1/channels.
-
-def read_rules(reader: Reader) -> Channels:
-    reader._check()
-    return channels.get(reader.dashboard.runtime.clickhouse, reader.project_id)
-
-
-def save_rules(reader: Reader, wanted: ChannelSettings) -> Channels:
-    reader._check_admin("changing the channel rules")
-    return channels.replace(reader.dashboard.runtime.clickhouse, reader.project_id, wanted, reader.grant.key_id)
-
-
-def reset_rules(reader: Reader) -> Channels:
-    reader._check_admin("restoring the default channel rules")
-    return channels.reset(reader.dashboard.runtime.clickhouse, reader.project_id)
-
-
-def rules_editor(reader: Reader, on_change: Any) -> pn.viewable.Viewable:
-    """The rules in order as a table, and (for an admin key) as the JSON that PUT /v1/channels takes, to edit,
-    save, or put back to the defaults; a refused change says why and names the field."""
-    listing = pn.Column(sizing_mode="stretch_width")
-    text = pn.widgets.TextAreaInput(name="Rules as PUT /v1/channels takes them (JSON)", height=300,
-                                    sizing_mode="stretch_width", disabled=not reader.can_edit)
-    save = pn.widgets.Button(label="Save rules", button_type="primary", width=120, disabled=not reader.can_edit,
-                             description=None if reader.can_edit else "Changing the rules takes an admin key")
-    restore = pn.widgets.Button(label="Restore the default rules", button_type="light", width=200)
-    message = theme.html("", visible=False, css_classes=["nx-rules-message"])
-
-    def show(current: Channels) -> None:
-        listing.objects = [theme.html(f"<div class='nx-muted' data-role='rules-state'>{escape(_state(current))}</div>",
-                                      margin=(0, 10)), _rules_table(current)]
-        text.value = _editable(current)
-        restore.disabled = not reader.can_edit or current.default
-
-    def tell(html: str) -> None:
-        message.object, message.visible = html, True
-
-    def change(work: Any, done: str) -> None:
-        try:
-            show(work())
-        except NexusError as error:
-            message.object, message.visible = error_notice(error).object, True
-            return
-        tell(f"<div class='nx-notice nx-info' role='status'>{escape(done)}</div>")
-        on_change()
-
-    save.on_click(lambda _: change(lambda: save_rules(reader, channels.decode(text.value.encode())),
-                                   "Saved: the numbers below use the new rules."))
-    restore.on_click(lambda _: change(lambda: reset_rules(reader), "The default rules are back."))
-    show(read_rules(reader))
-    return pn.Card(listing, text, pn.Row(save, restore), message, title="Channel rules", collapsed=True,
-                   sizing_mode="stretch_width", css_classes=["nx-channel-rules"], margin=(5, 6))
-
-
-def _state(current: Channels) -> str:
-    where = "The default rules" if current.default else (
-        f"Saved by key {current.updated_by} on {current.updated_at:%Y-%m-%d %H:%M} UTC" if current.updated_at
-        else "Saved rules")
-    direct = (f"direct visits ({current.direct_channel}) get no credit when another touch is in the lookback"
-              if current.last_non_direct else f"direct visits ({current.direct_channel}) are credited like any touch")
-    return f"{where}; the first rule that matches names the channel, else {channels.FALLBACK}; {direct}."
-
-
-def _rules_table(current: Channels) -> pn.viewable.Viewable:
-    rows = [[str(i), rule.channel, " and ".join(_condition(c) for c in rule.when) or "every visit"]
-            for i, rule in enumerate(current.rules, 1)]
-    return _marked(html_table(["#", "Channel", "When"], rows, numeric_from=3), "nx-rules-table")
-
-
-def _condition(condition: channels.Condition) -> str:
-    if condition.op in ("is_set", "is_not_set"):
-        return f"{condition.field} {'is set' if condition.op == 'is_set' else 'is not set'}"
-    if condition.op == "regex":
-        return f"{condition.field} matches {condition.values[0]}"
-    values = ", ".join(value or "(empty)" for value in condition.values[:6])
-    values += f" (+{len(condition.values) - 6})" if len(condition.values) > 6 else ""
-    return f"{condition.field} {'not in' if condition.op == 'not_in' else 'in'} {values}"
-
-
-def _editable(current: Channels) -> str:
-    """The settings as PUT /v1/channels takes them, a rule a line."""
-    head = msgspec.json.encode({"last_non_direct": current.last_non_direct, "direct_channel": current.direct_channel})
-    rules = ",\n  ".join(msgspec.json.encode(rule).decode() for rule in current.rules)
-    return f'{head.decode()[:-1]}, "rules": [\n  {rules}\n]}}'
