@@ -20,8 +20,9 @@ milliseconds (≥ 1) and its day `(age − 1) div 86,400,000`, so day 0 is the 2
   `purchases_total`: events with a numeric revenue above 0.
 - `channel`: of the first event, its `utm_source`, else its referrer class; `device` and `country`: of the
   latest event; `plan`: the `plan` property of the latest event carrying one ('' if none did). Ties in
-  time are broken by the value, so the answer never depends on storage order. These come from events,
-  not from person traits, because traits hold today's value, which may postdate the cutoff.
+  time go to the value with the smaller (first) or larger (latest) CRC-32, so the answer never depends on
+  storage order. These come from events, not from person traits, because traits hold today's value, which
+  may postdate the cutoff.
 """
 
 from __future__ import annotations
@@ -54,12 +55,20 @@ _EVENTS = f"""
 SELECT {PERSON_KEY} AS person_key, {PERSON} AS person, toUnixTimestamp64Milli(e.ts) AS ms,
        intDiv({{cutoff_ms:Int64}} - ms - 1, {DAY_MS}) AS day, e.event AS event,
        ifNull(toFloat64OrNull(toString(e.properties.revenue)), 0) AS revenue,
-       if(e.utm_source != '', toString(e.utm_source), toString(e.referrer_class)) AS channel,
-       toString(e.device_type) AS device, toString(e.country) AS country, toString(e.properties.plan) AS plan
+       if(e.utm_source != '', toString(e.utm_source), toString(e.referrer_class)) AS event_channel,
+       toString(e.device_type) AS event_device, toString(e.country) AS event_country,
+       toString(e.properties.plan) AS event_plan
 FROM events AS e
 {IDENTITIES_JOIN}
 WHERE e.project_id = {PROJECT} AND e.ts < fromUnixTimestamp64Milli({{cutoff_ms:Int64}}, 'UTC')
 """
+
+
+def _when(value: str) -> str:
+    """An event's time, then `value`'s CRC-32, as one number: the first or latest value by time, a tie in
+    time going to the smaller or larger CRC-32. One integer key runs argMin/argMax 4-6× faster than a
+    (time, value) tuple (measured at 1M events: 0.15 s against 0.75-1.0 s for each such column)."""
+    return f"toUInt128(ms) * 4294967296 + CRC32({value})"
 
 
 def _sessions(times: str) -> str:
@@ -78,8 +87,10 @@ SELECT any(person) AS person_id, person_key,
        countIf(day < 14) AS events_14d, countIf(day >= 14 AND day < 28) AS events_prev_14d,
        sumIf(revenue, day < 90) AS revenue_90d, sum(revenue) AS revenue_total,
        countIf(revenue > 0 AND day < 90) AS purchases_90d, countIf(revenue > 0) AS purchases_total,
-       argMin(channel, (ms, channel)) AS channel, argMax(device, (ms, device)) AS device,
-       argMax(country, (ms, country)) AS country, argMaxIf(plan, (ms, plan), plan != '') AS plan
+       argMin(event_channel, {_when('event_channel')}) AS channel,
+       argMax(event_device, {_when('event_device')}) AS device,
+       argMax(event_country, {_when('event_country')}) AS country,
+       argMaxIf(event_plan, {_when('event_plan')}, event_plan != '') AS plan
 FROM ({_EVENTS})
 GROUP BY person_key
 """

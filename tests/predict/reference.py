@@ -4,6 +4,7 @@ group-by of the documented definition."""
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 
 import numpy as np
@@ -79,6 +80,8 @@ def _sessions(e: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pick(e: pd.DataFrame, column: str, first: bool) -> pd.Series:
-    """The value at the person's first (or last) event, ties in time broken by the smaller (larger) value."""
-    ordered = e.sort_values(["person_id", "ms", column], kind="stable")
+    """The value at the person's first (or last) event, ties in time broken by the smaller (larger) CRC-32
+    of the value."""
+    crc = e[column].map({value: zlib.crc32(value.encode()) for value in e[column].unique()})
+    ordered = e.assign(crc=crc).sort_values(["person_id", "ms", "crc"], kind="stable")
     return (ordered.groupby("person_id")[column].first() if first else ordered.groupby("person_id")[column].last())

@@ -3,6 +3,7 @@ hand-written journeys give exact answers, and nothing at or after the cutoff cha
 
 from __future__ import annotations
 
+import zlib
 from datetime import timedelta
 
 import pandas as pd
@@ -42,11 +43,15 @@ def test_a_journey_through_an_identity_merge(client) -> None:
                    ("purchase", "2026-10-25T09:10", {"plan": "pro", "revenue": 49}, {"country": "DE"}),
                    ("page_view", "2026-10-30T12:00", {}, {"country": "GB"})],
         "other": [("page_view", "2026-10-31T00:00")],  # at the cutoff: not before it, so no row
+        # two events in the same millisecond: the latest country is the one with the larger CRC-32
+        "tied": [("page_view", "2026-10-20T08:00", {}, {"country": "DE"}),
+                 ("page_view", "2026-10-20T08:00", {}, {"country": "FR"})],
     })
     # When
     found = features.extract(client, project, at("2026-10-31T00:00")).set_index("person_id")
-    # Then one person, through both ids
-    assert list(found.index) == [person]
+    # Then one person through both ids, and the tied one
+    assert sorted(found.index) == sorted([person, "tied"])
+    assert found.loc["tied", "country"] == max(["DE", "FR"], key=lambda c: zlib.crc32(c.encode()))
     row = found.loc[person]
     assert row["days_since_last"] == 0.5
     assert row["tenure_days"] == pytest.approx(29 + 14 / 24)
