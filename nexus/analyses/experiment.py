@@ -25,9 +25,8 @@ the experiment has one, else from the control's observed rate (or mean and stand
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from statistics import NormalDist
-from typing import Literal
 
 import msgspec
 from clickhouse_connect.driver.client import Client
@@ -35,8 +34,17 @@ from clickhouse_connect.driver.client import Client
 from nexus.analyses import cohort_store, dates, persons, time_sql
 from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.dates import Span
-from nexus.analyses.experiment_stats import (Comparison, CorrectionMethod, Sample, SrmCheck, adjust_p_values, compare,
-                                             sample_size, srm_check, verdict)
+from nexus.analyses.experiment_stats import (
+    Comparison,
+    CorrectionMethod,
+    Sample,
+    SrmCheck,
+    adjust_p_values,
+    compare,
+    sample_size,
+    srm_check,
+    verdict,
+)
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.properties import Property
 from nexus.analyses.scope import AnalysisScope
@@ -176,7 +184,7 @@ def _scope(client: Client, project_id: int, request: ExperimentRequest, resolved
     """Exposures from the start to the end or now (empty before the start); cohorts from the definition."""
     tz = request.timezone or projects.get(client, project_id).timezone
     zone(tz)
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
     start = resolved.definition.starts
     end = min(resolved.definition.ends or moment, moment)
     cohorts = Cohorts(cohort_store.load(client, project_id, cohort_store.referenced(resolved.definition)), tz, moment)

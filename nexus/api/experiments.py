@@ -190,7 +190,7 @@ def _assignments(api: ApiContext, request: Request, key: str,
 
 
 def _exposure_id(key: str, distinct_id: str, variant: str) -> str:
-    digest = hashlib.sha256("\0".join((key, distinct_id, variant)).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{key}\0{distinct_id}\0{variant}".encode()).hexdigest()[:32]
     return f"exposure-{digest}"
 
 

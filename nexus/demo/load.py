@@ -4,7 +4,7 @@ definition of the experiment the data runs (`generator.EXPERIMENT`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
@@ -27,7 +27,7 @@ def load(
         raise InvalidRequest("the number of demo events must be at least 1")
     if existing := event_count(client, project_id):
         raise InvalidRequest(f"project {project_id} already has {existing} events: load demo data into a new project")
-    end = end or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = end or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     stored = 0
     for chunk in generator.generate(project_id, events, seed=seed, end=end):
         client.insert_arrow("events", chunk.events)

@@ -26,7 +26,7 @@ back with FINAL, so a write is visible to the next read.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -157,7 +157,7 @@ class _Record(msgspec.Struct, frozen=True):
 
 def utc(moment: datetime) -> datetime:
     """A definition's time as an aware UTC instant: one without an offset is read as UTC."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def check(definition: ExperimentDefinition) -> None:

@@ -5,7 +5,7 @@ goal), and every per-variant sufficient statistic against pandas on a generated 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pandas as pd
@@ -18,7 +18,7 @@ from nexus.meta import goals
 from tests.analyses.journeys import insert_events, link, new_project, person
 from tests.analyses.reference import events_frame
 
-NOW = datetime(2026, 10, 31, tzinfo=timezone.utc)
+NOW = datetime(2026, 10, 31, tzinfo=UTC)
 EXPOSURE = "$experiment_exposure"
 P4 = "00000000-0000-4000-8000-000000000004"
 DEFINITION = {
@@ -94,7 +94,7 @@ def test_exact_numbers_on_journeys(client, journeys):
 
 def test_timeline_cumulates_by_day_of_first_exposure(client, journeys):
     result = run(client, journeys, DEFINITION)
-    assert result.date_from == datetime(2026, 10, 1, tzinfo=timezone.utc) and result.date_to == NOW
+    assert result.date_from == datetime(2026, 10, 1, tzinfo=UTC) and result.date_to == NOW
     primary = [p for p in result.timeline if p.metric == 0]
     assert len(primary) == 30  # a day each from 10-01 to 10-30, one treatment
     by_day = {p.day.day: (p.n, p.mean, p.control_mean) for p in primary}
@@ -183,7 +183,7 @@ def generated(client) -> tuple[int, pd.DataFrame]:
     rng = random.Random(5)
     journeys: dict[str, list[tuple]] = {}
     links = {}
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
 
     def when() -> str:
         return (start + timedelta(minutes=rng.randrange(0, 30 * 24 * 60))).isoformat()
