@@ -21,7 +21,7 @@ from nexus.dashboard.pages import DRAWERS
 from nexus.dashboard.pages.attribution import MODEL_NAMES, shown
 from nexus.dashboard.pages.channel_rules import read_when, written
 from nexus.errors import InvalidRequest
-from nexus.meta import channels
+from nexus.meta import channels, goals
 from tests.dashboard.conftest import (
     XSS,
     Browse,
@@ -94,6 +94,24 @@ def test_the_attribution_page_shows_what_the_analysis_api_answers(browse: Browse
     value = {(r["model"], r["label"]): r["value"] for r in by_campaign["rows"]}
     label = by_campaign["labels"][0]
     assert rows[0][1:] == [charts.format_number(value[(m, label)]) for m in by_campaign["models"]]
+    browse.assert_clean()
+
+
+def test_a_saved_goal_is_the_page_s_first_conversion(browse: Browse, stack: Stack):
+    # Given a goal with a hostile name, the page opened bare attributes its conversions.
+    goal = goals.create(stack.runtime.clickhouse, stack.a.project_id,
+                        goals.GoalInput(name=f"Purchases {XSS}", event="purchase", value_property="revenue"),
+                        stack.a.key_ids["admin"])
+    page = browse.page(stack.a.keys["read"], "/attribution")
+    wait_for_plots(page, 1)
+    page.locator("[data-attribution-kpi=value]").wait_for()
+    result = stack.analysis(stack.a, "attribution", {"conversion": goal.goal_id, "date_range": {"date_from": "-7d"},
+                                                    "timezone": stack.a.timezone})
+    assert result["goal"]["name"] == goal.name and result["attributed"] > 0
+    kpis = {name: page.locator(f"[data-attribution-kpi={name}] .nx-kpi").inner_text()
+            for name in ("conversions", "attributed", "value")}
+    assert kpis == {name: charts.format_number(result[name]) for name in kpis}
+    assert f"Goal: {goal.name}" in page_text(page)  # the picker names it, as text
     browse.assert_clean()
 
 
