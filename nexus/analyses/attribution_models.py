@@ -31,8 +31,9 @@ rate; with counts the credits are never negative and sum exactly to the total co
 v(all) − v(∅)). The non-converting paths, which a count game leaves out, are what the Markov model
 weighs. The Shapley value is computed by exact enumeration of all 2ⁿ coalitions (φⱼ = Σ over S not
 holding j of |S|!(n−|S|−1)!/n! · (v(S ∪ {j}) − v(S))), n ≤ `MAX_SHAPLEY_CHANNELS`; with more channels,
-the `MAX_SHAPLEY_CHANNELS − 1` channels with the most conversions on their paths (ties: more paths, then
-name) stay players and the rest play as one channel, `OTHER_CHANNEL`. For this game the enumeration
+the `MAX_SHAPLEY_CHANNELS − 1` channels with the most conversions on their paths (ties: more journeys on
+their paths, then name) stay players and the rest play as one channel, `OTHER_CHANNEL` (a channel named so
+joins it). For this game the enumeration
 equals splitting each converting path's conversions equally among its distinct channels (Zhao et al.'s
 simplified Shapley value): the tests hold the enumeration to that closed form.
 """
