@@ -85,15 +85,19 @@ def test_the_attribution_page_shows_what_the_analysis_api_answers(browse: Browse
     assert [row[1] for row in path_rows] == [charts.format_number(p["conversions"]) for p in paths]
 
     # By campaign, showing credited value: the table follows.
-    page.goto(stack.url + QUERY + "&" + urlencode({"by": "campaign", "measure": "value"}))
+    page.goto(stack.url + QUERY + "&" + urlencode({"by": "campaign", "measure": "value", "half_life_days": 3}))
     wait_for_plots(page, 1)
     page.locator(".nx-model-table .nx-table").wait_for()
-    by_campaign = expected(stack, "attribution", by="campaign", half_life_days=7.0)
+    by_campaign = expected(stack, "attribution", by="campaign", half_life_days=3)
     rows = rows_of(page.locator(".nx-model-table .nx-table"))
     assert [row[0] for row in rows] == [shown(label) for label in by_campaign["labels"]]
     value = {(r["model"], r["label"]): r["value"] for r in by_campaign["rows"]}
     label = by_campaign["labels"][0]
     assert rows[0][1:] == [charts.format_number(value[(m, label)]) for m in by_campaign["models"]]
+    # The link's half-life is the one used: the default's time decay credits this label otherwise.
+    seven = expected(stack, "attribution", by="campaign", half_life_days=7)
+    assert rows[0][1 + by_campaign["models"].index("time_decay")] != charts.format_number(
+        next(r["value"] for r in seven["rows"] if (r["model"], r["label"]) == ("time_decay", label)))
     browse.assert_clean()
 
 

@@ -51,7 +51,7 @@ class Settings(param.Parameterized):
     value_property = param.String(default="")  # of an event conversion
     by = param.Selector(default="channel", objects=["channel", "source", "campaign"])
     lookback_days = param.Integer(default=30, bounds=(1, 365))
-    half_life_days = param.Number(default=7.0, bounds=(0.01, 365))
+    half_life_days = param.Integer(default=7, bounds=(1, 365))  # whole days: a link's query keeps integers
     measure = param.Selector(default="conversions", objects=list(MEASURES))
 
 
@@ -268,8 +268,8 @@ def builder(ctx: Context, settings: Settings) -> pn.viewable.Viewable:
     by = pn.widgets.Select(label="Credit", options={"channels": "channel", "sources": "source",
                                                     "campaigns": "campaign"}, value=settings.by, width=120)
     lookback = pn.widgets.IntInput(label="Lookback (days)", value=settings.lookback_days, start=1, end=365, width=120)
-    half_life = pn.widgets.FloatInput(label="Time decay half-life (days)", value=settings.half_life_days,
-                                      start=0.01, end=365, width=170)
+    half_life = pn.widgets.IntInput(label="Time decay half-life (days)", value=settings.half_life_days, start=1,
+                                    end=365, width=170)
     measure = pn.widgets.Select(label="Show", options={label: name for name, (label, _) in MEASURES.items()},
                                 value=settings.measure, width=190)
     conversion.param.watch(lambda e: setattr(settings, "conversion", e.new or ""), "value")
