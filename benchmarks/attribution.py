@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,14 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nexus.analyses import attribution, conversion_paths, persons, registry  # noqa: E402
-from nexus.demo.load import event_count, load  # noqa: E402
-from nexus.meta import channels, projects  # noqa: E402
-from nexus.store.database import open_database  # noqa: E402
-from tests.analyses.attribution_reference import attribute  # noqa: E402
-from tests.analyses.test_attribution import python_channel  # noqa: E402
+from nexus.analyses import attribution, conversion_paths, persons, registry
+from nexus.demo.load import event_count, load
+from nexus.meta import channels, projects
+from nexus.store.database import open_database
+from tests.analyses.attribution_reference import attribute
+from tests.analyses.channel_reference import python_channel
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 START = END - timedelta(weeks=8)

@@ -262,7 +262,7 @@ def _query(scope: AnalysisScope, request: AttributionRequest, resolved: Resolved
               f" arrayEnumerate(path), path, decay)")
     per_journey = (
         f"SELECT converted, value, path, length(path) AS n, arrayMap(x -> x.3, path) AS labels,\n"
-        f"  if(converted, arrayMap(x -> exp2((x.1 - at) / {half_life}), path), []) AS decay,"
+        f"  if(converted, arrayMap(x -> exp2((x.1 - at) / {half_life}), path), arrayWithConstant(n, 0.)) AS decay,"
         f" arraySum(decay) AS decay_sum\n"
         f"FROM ({journeys})"
     )

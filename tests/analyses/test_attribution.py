@@ -10,12 +10,12 @@ import uuid
 import msgspec
 import pandas as pd
 import pytest
-import re2
 
 from nexus.analyses import attribution, conversion_paths, registry, touchpoints
 from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import channels
 from tests.analyses.attribution_reference import attribute
+from tests.analyses.channel_reference import python_channel
 from tests.analyses.journeys import at, link, new_project
 from tests.conftest import DEMO_END
 
@@ -248,25 +248,6 @@ def test_channel_rules_are_checked_and_edited(client):
 
 
 # --- on demo data, against the pandas reference of the rule-based models ----------------------------------------
-
-def python_channel(row: dict, settings: channels.ChannelSettings) -> str:
-    """The rules applied in Python, as the docstring of nexus.meta.channels states them."""
-    for rule in settings.rules:
-        if all(_holds(condition, row) for condition in rule.when):
-            return rule.channel
-    return channels.FALLBACK
-
-
-def _holds(condition: channels.Condition, row: dict) -> bool:
-    value = row[condition.field]
-    if condition.op in ("is_set", "is_not_set"):
-        return (value != "") == (condition.op == "is_set")
-    if condition.op == "regex":
-        return re2.search(condition.values[0], value) is not None
-    folded = condition.field.startswith("utm_")
-    inside = (value.lower() if folded else value) in {v.lower() if folded else v for v in condition.values}
-    return inside == (condition.op == "in")
-
 
 def demo_touches(client, project_id: int, start: pd.Timestamp, end: pd.Timestamp, by: str) -> tuple[pd.DataFrame,
                                                                                                       pd.DataFrame]:
