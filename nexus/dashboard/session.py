@@ -21,8 +21,11 @@ from nexus.jobs import files, schedules, store
 from nexus.jobs.schedules import Schedule
 from nexus.jobs.store import JobView
 from nexus.meta import dashboards
+from nexus.meta import channels as channel_rules
 from nexus.meta import cohorts as saved_cohorts
 from nexus.meta import experiments as saved_experiments
+from nexus.predict import versions
+from nexus.predict.versions import VersionView
 from nexus.meta import goals as saved_goals
 from nexus.meta.erasures import Erasure
 from nexus.runtime import Runtime
@@ -116,10 +119,31 @@ class Reader:
         self._check()
         return saved_cohorts.list_all(self.dashboard.runtime.clickhouse, self.project_id)
 
+    def model_versions(self) -> list[VersionView]:
+        """The project's prediction model versions, newest first (any key that may read lists them, as GET
+        /v1/models)."""
+        self._check()
+        return versions.listing(self.dashboard.runtime.settings.data_dir, self.project_id)
+
     def experiments(self) -> list[saved_experiments.Experiment]:
         """The project's saved experiments, by key (any key that may read lists them, as GET /v1/experiments)."""
         self._check()
         return saved_experiments.list_all(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def channels(self) -> channel_rules.Channels:
+        """The project's channel rules, as GET /v1/channels."""
+        self._check()
+        return channel_rules.get(self.dashboard.runtime.clickhouse, self.project_id)
+
+    def save_channels(self, body: bytes) -> channel_rules.Channels:
+        """Save rules given as PUT /v1/channels's JSON body, checked as that route checks them (an admin key's)."""
+        self._check_admin("changing the channel rules")
+        return channel_rules.replace(self.dashboard.runtime.clickhouse, self.project_id, channel_rules.decode(body),
+                                     self.grant.key_id)
+
+    def reset_channels(self) -> channel_rules.Channels:
+        self._check_admin("restoring the default channel rules")
+        return channel_rules.reset(self.dashboard.runtime.clickhouse, self.project_id)
 
     def saved_dashboard(self, dashboard_id: str) -> dashboards.Dashboard:
         self._check()

@@ -39,23 +39,6 @@ EMPTY = "(empty)"
 EVERY_VISIT = "every visit"
 
 
-def read_rules(reader: Reader) -> Channels:
-    reader._check()
-    return channels.get(reader.dashboard.runtime.clickhouse, reader.project_id)
-
-
-def save_rules(reader: Reader, body: bytes) -> Channels:
-    """Save settings given as PUT /v1/channels's JSON body, checked as that route checks them."""
-    reader._check_admin("changing the channel rules")
-    return channels.replace(reader.dashboard.runtime.clickhouse, reader.project_id, channels.decode(body),
-                            reader.grant.key_id)
-
-
-def reset_rules(reader: Reader) -> Channels:
-    reader._check_admin("restoring the default channel rules")
-    return channels.reset(reader.dashboard.runtime.clickhouse, reader.project_id)
-
-
 # --- the line form -------------------------------------------------------------------------------------------
 
 def written(rule: ChannelRule) -> str | None:
@@ -223,13 +206,13 @@ def editor(reader: Reader, on_change: Callable[[], None]) -> pn.viewable.Viewabl
 
     saved = "Saved: the numbers below use the new rules."
     add.on_click(added)
-    save.on_click(lambda _: change(lambda: save_rules(reader, from_lines()), saved))
-    save_json.on_click(lambda _: change(lambda: save_rules(reader, text.value.encode()), saved))
-    restore.on_click(lambda _: change(lambda: reset_rules(reader), "The default rules are back."))
+    save.on_click(lambda _: change(lambda: reader.save_channels(from_lines()), saved))
+    save_json.on_click(lambda _: change(lambda: reader.save_channels(text.value.encode()), saved))
+    restore.on_click(lambda _: change(reader.reset_channels, "The default rules are back."))
     text.param.watch(check_json, "value")
     non_direct.param.watch(check_lines, "value")
     direct.param.watch(check_lines, "value")
-    show(read_rules(reader))
+    show(reader.channels())
     as_json = pn.Card(text, json_check, save_json, title="As JSON", collapsed=True, sizing_mode="stretch_width",
                       css_classes=["nx-rules-json"])
     return pn.Card(state, rows, add, pn.Row(non_direct, direct), lines_check, pn.Row(save, restore), message, as_json,
