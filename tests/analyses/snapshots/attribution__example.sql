@@ -61,7 +61,7 @@ FROM
             path,
             length(path) AS n,
             arrayMap(x -> (x.3), path) AS labels,
-            if(converted, arrayMap(x -> exp2(((x.1) - at) / {p27:Float64}), path), []) AS decay,
+            if(converted, arrayMap(x -> exp2(((x.1) - at) / {p27:Float64}), path), arrayWithConstant(n, 0.)) AS decay,
             arraySum(decay) AS decay_sum
         FROM
         (
