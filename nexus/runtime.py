@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import msgspec
 from clickhouse_connect.driver.client import Client
@@ -21,9 +22,12 @@ from nexus.ingest.metrics import MetricsRecorder
 from nexus.ingest.service import Ingestor
 from nexus.ingest.writer import GroupCommitWriter
 from nexus.jobs.worker import JobSystem
+from nexus.observe.metrics import metrics
 from nexus.permissions import private_files, warn_if_open
 from nexus.services.analyses import AnalysisService
 from nexus.settings import Settings
+from nexus.store import backup, migrations
+from nexus.store.backup import BackupSummary
 from nexus.store.client import describe_error, parse_url
 from nexus.store.database import open_database
 
@@ -43,7 +47,8 @@ class Runtime(msgspec.Struct):
         return self.ingestor
 
     def readiness(self) -> dict[str, str]:
-        """Whether ClickHouse and Redis answer a ping now: "ok" for each, else why not (never raises)."""
+        """Whether ClickHouse and Redis answer a ping now, every migration is applied and the event writer
+        keeps up: "ok" for each, else why not (never raises)."""
         checks = {}
         try:
             checks["clickhouse"] = "ok" if self.clickhouse.ping() else "does not answer"
@@ -54,7 +59,40 @@ class Runtime(msgspec.Struct):
             checks["redis"] = "ok"
         except Exception as e:
             checks["redis"] = str(e) or type(e).__name__
+        if checks["clickhouse"] == "ok":
+            try:
+                waiting = [m.file_name for m in migrations.pending(self.clickhouse)]
+                checks["migrations"] = f"not applied: {', '.join(waiting)}" if waiting else "ok"
+            except Exception as e:
+                checks["migrations"] = describe_error(e)
+        if self.ingestor is not None:
+            queued, bound = self.ingestor.writer.queued_rows, self.ingestor.writer.max_rows * 2
+            checks["writer"] = "ok" if queued < bound else f"backlogged: {queued:,} events wait (requests block at {bound:,})"
         return checks
+
+    def workers_alive(self) -> int | None:
+        """Job workers whose heartbeat is fresh in Redis (server mode), None in embedded mode, where the
+        workers are threads of this process."""
+        if not self.settings.redis_url or self.jobs is None:
+            return None
+        try:
+            return self.jobs.workers_alive()
+        except Exception:  # Redis down: the redis check says so
+            return 0
+
+    def record_dependencies(self) -> None:
+        """Set the nexus_dependency_up gauges from a check now (at every scrape)."""
+        checks = self.readiness()
+        for name in ("clickhouse", "redis"):
+            metrics().up.labels(name).set(1 if checks.get(name) == "ok" else 0)
+
+    def backup(self, path: Path) -> BackupSummary:
+        """A backup of the store while this process serves: the event writer holds its next insert until
+        every table is backed up, so events, rollups and identities are cut at the same insert."""
+        if self.ingestor is None:
+            return backup.backup(self.clickhouse, parse_url(self.settings.clickhouse_url), path)
+        with self.ingestor.writer.paused():
+            return backup.backup(self.clickhouse, parse_url(self.settings.clickhouse_url), path)
 
 
 @contextmanager

@@ -16,6 +16,8 @@ from nexus.demo.load import load as load_demo
 from nexus.errors import InvalidConfig
 from nexus.jobs.service import working
 from nexus.meta import keys, projects
+from nexus.observe.serving import observed
+from nexus.observe.serving import prepare as prepare_observing
 from nexus.runtime import Runtime, open_runtime
 from nexus.settings import Settings
 from nexus.store.client import parse_url
@@ -28,6 +30,7 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
           demo_progress: Callable[[int, int], None] | None = None) -> None:
     """Serve the API on settings.host:port. With demo_events, an empty store first gets a demo project."""
     _limit_malloc_arenas()
+    prepare_observing(settings)
     listener = _listen(settings.host, settings.port)
     host, port = listener.getsockname()[:2]
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -50,10 +53,11 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
                 f"{existing[0].name} --scope read (or POST {base}/v1/keys)")
         elif not existing:
             say(_no_projects(settings))
+        # log_config=None: uvicorn's lines go through Nexus's JSON handler (nexus.observe.logs).
         server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level=settings.log_level,
-                                               lifespan="on", access_log=False))
+                                               lifespan="on", access_log=False, log_config=None))
         with dashboard.running(runtime, host=settings.host, port=settings.dashboard_port) as dashboard_url, \
-                working(runtime, settings.worker_threads), _stop_on_signals(server):
+                working(runtime, settings.worker_threads), observed(runtime), _stop_on_signals(server):
             say(f"Dashboard: {dashboard_url}  (sign in with a read or admin key of a project)")
             say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
             server.run(sockets=[listener])

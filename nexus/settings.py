@@ -47,7 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_PORT", "8000", "Port the HTTP API listens on.", minimum=0),
     Setting("NEXUS_DASHBOARD_PORT", "8001", "Port the dashboard listens on (on NEXUS_HOST): inside `nexus serve`, and `nexus dashboard`'s default; 0 picks a free one.", minimum=0),
     Setting("NEXUS_DASHBOARD_SESSION_HOURS", "12", "How long a dashboard sign-in lasts before the key must be given again.", minimum=1),
-    Setting("NEXUS_LOG_LEVEL", "info", "Log level: debug, info, warning or error."),
+    Setting("NEXUS_LOG_LEVEL", "info", "Log level: debug, info, warning or error. Services (serve, api, worker) log one JSON object per line on stderr: one per request and per job, with a request id."),
+    Setting("NEXUS_METRICS_PORT", "0", "Port (on NEXUS_HOST) serving Prometheus metrics at /metrics without a key, in `nexus serve`, `nexus api` and `nexus worker` (give each process on a machine its own). 0: none; the API's /metrics answers the instance admin key either way.", minimum=0),
     Setting("NEXUS_MAX_REQUEST_BYTES", "1048576", "Largest tracking request body, after gzip decoding (Segment: 500 KB).", minimum=512000),
     Setting("NEXUS_MAX_EVENT_BYTES", "32768", "Largest single event, as JSON (Segment: 32 KB).", minimum=1024),
     Setting("NEXUS_MAX_IMPORT_BYTES", "21474836480", "Largest /v1/import upload; it is spooled to disk, not memory.", minimum=1024),
@@ -101,6 +102,7 @@ class Settings(msgspec.Struct, frozen=True):
     dashboard_port: int
     dashboard_session_hours: int
     log_level: str
+    metrics_port: int
     max_request_bytes: int
     max_event_bytes: int
     max_import_bytes: int
@@ -151,7 +153,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     values["log_level"] = level = str(values["log_level"]).lower()
     if level not in {"debug", "info", "warning", "error"}:
         raise InvalidConfig(f"NEXUS_LOG_LEVEL must be debug, info, warning or error, not {level!r}")
-    for name in ("port", "dashboard_port"):
+    for name in ("port", "dashboard_port", "metrics_port"):
         if int(values[name]) > 65535:  # type: ignore[call-overload]
             raise InvalidConfig(f"NEXUS_{name.upper()} must be a port number 1-65535, not {values[name]}")
     if values["ip_mode"] not in IP_MODES:

@@ -80,7 +80,7 @@ def test_serve_loads_demo_answers_health_and_stops_cleanly(data_dir: Path):
         live = httpx.get(f"{server.url}/health/live")
         assert live.status_code == 200 and live.json() == {"status": "ok"}
         ready = httpx.get(f"{server.url}/health/ready")
-        assert ready.status_code == 200 and ready.json() == {"status": "ok", "checks": {"clickhouse": "ok", "redis": "ok"}}
+        assert ready.status_code == 200 and ready.json() == {"status": "ok", "checks": {"clickhouse": "ok", "redis": "ok", "migrations": "ok", "writer": "ok"}, "workers_alive": None}, ready.text
         missing = httpx.get(f"{server.url}/nope")
         assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
         check_dashboard(server.lines, re.findall(r"Demo read key \(shown once\): (\S+)", "".join(server.lines))[0])

@@ -13,11 +13,13 @@ from nexus.api import (admin, analyses, cohorts, dashboards, erasure, goals, hea
 from nexus.api import experiments
 from nexus.api import channels
 from nexus.api import models
+from nexus.api import operations
 from nexus.api.context import ApiContext
 from nexus.api.headers import ResponseHeaders
 from nexus.api.statuses import status_of
 from nexus.errors import (EngineError, InvalidRequest, LimitExceeded, NexusError, RateLimited, StorageUnavailable,
                           Unauthorized, new_error_id)
+from nexus.observe.http import RequestObserver
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.api")
@@ -77,9 +79,10 @@ def create_app(runtime: Runtime) -> Litestar:
         route_handlers=[health.live, health.ready, *ingest.ROUTES, posthog.capture, posthog.capture_v1,
                         *query.ROUTES, *analyses.ROUTES, *admin.ROUTES, *dashboards.ROUTES, *jobs.ROUTES,
                         *schedules.ROUTES, *persons.ROUTES, *goals.ROUTES, *erasure.ROUTES, *cohorts.ROUTES,
-                        *channels.ROUTES, *experiments.ROUTES, *models.ROUTES],
+                        *channels.ROUTES, *experiments.ROUTES, *models.ROUTES, *operations.ROUTES],
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
+        logging_config=None,  # Litestar's would replace the root logger's handlers: nexus.observe.logs owns them
         before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture, posthog.capture_v1]),
                                      runtime.settings.cors_origins)],
         openapi_config=openapi.config(__version__),
@@ -88,4 +91,6 @@ def create_app(runtime: Runtime) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.api = ApiContext(runtime)
+    # Outside the router, so that a path no route serves is counted and logged too.
+    app.asgi_handler = RequestObserver(app.asgi_handler)
     return app

@@ -1,6 +1,8 @@
-"""Liveness (the process answers: restart it if not) and readiness (ClickHouse and Redis answer too: send
-it traffic only then). Liveness checks nothing else on purpose, so an outage of a store never gets a
-healthy process restarted."""
+"""Liveness (the process answers: restart it if not) and readiness (ClickHouse and Redis answer, every
+migration is applied, the event writer keeps up: send it traffic only then). Liveness checks nothing else
+on purpose, so an outage of a store never gets a healthy process restarted. Readiness also says how many
+job workers are alive in server mode, without depending on it: an API process without workers still
+ingests and answers, so a load balancer must not take it out of rotation for them."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from nexus.runtime import Runtime
 class Health(msgspec.Struct):
     status: str
     checks: dict[str, str] = {}
+    workers_alive: int | None = None  # server mode: `nexus worker` processes with a fresh heartbeat
 
 
 class Live(msgspec.Struct):
@@ -34,4 +37,5 @@ async def ready(state: State) -> Response[Health]:
 def _check(runtime: Runtime) -> Response[Health]:
     checks = runtime.readiness()
     ok = all(v == "ok" for v in checks.values())
-    return Response(Health("ok" if ok else "unavailable", checks), status_code=200 if ok else 503)
+    return Response(Health("ok" if ok else "unavailable", checks, runtime.workers_alive()),
+                    status_code=200 if ok else 503)

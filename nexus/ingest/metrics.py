@@ -15,6 +15,7 @@ import msgspec
 import redis
 
 from nexus.ingest.pipeline import Processed
+from nexus.observe.metrics import metrics
 
 FLUSH_SECONDS = 1.0
 
@@ -54,6 +55,12 @@ class MetricsRecorder:
         self.flush()
 
     def add(self, project_id: int, received: int, processed: Processed, stored: int, duplicates: int) -> None:
+        # Prometheus gets the installation's totals; per project they stay in Redis (projects are not labels).
+        events = metrics().events
+        events.labels("received").inc(received)
+        events.labels("stored").inc(stored)
+        events.labels("rejected").inc(len(processed.rejections))
+        events.labels("deduplicated").inc(duplicates)
         with self._lock:
             counts = self._pending.setdefault(project_id, _Counts())
             counts.add(received, processed, stored, duplicates, self.skew_flag_ms)

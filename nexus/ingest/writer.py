@@ -28,7 +28,9 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -37,6 +39,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.errors import StorageUnavailable
 from nexus.ingest.identity import IdentityResolver, Link
+from nexus.observe.metrics import metrics
 from nexus.store import json_insert
 from nexus.store.client import describe_error
 
@@ -104,6 +107,18 @@ class GroupCommitWriter:
         self._room = threading.Condition()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="nexus-writer", daemon=True)
+        self._committing = threading.Lock()  # held by a block's commit, or by `paused`
+
+    @property
+    def queued_rows(self) -> int:
+        """Events handed in and not yet taken into a block."""
+        return self._queued_rows
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No block is inserted while inside: the one being inserted finishes first, the next waits."""
+        with self._committing:
+            yield
 
     def start(self) -> None:
         self._thread.start()
@@ -125,6 +140,7 @@ class GroupCommitWriter:
             if not self._room.wait_for(lambda: self._queued_rows < 2 * self.max_rows, timeout=30):
                 raise StorageUnavailable("the event writer is saturated; retry shortly")
             self._queued_rows += table.num_rows
+            metrics().writer_queued.set(self._queued_rows)
         rows = link_rows if link_rows is not None and len(link_rows) == len(links) else [-1] * len(links)
         self._queue.put(_Pending(table, links, rows, future))
         return future
@@ -149,8 +165,10 @@ class GroupCommitWriter:
                 size += item.table.num_rows
             with self._room:
                 self._queued_rows -= size
+                metrics().writer_queued.set(self._queued_rows)
                 self._room.notify_all()
-            self._commit(block)
+            with self._committing:
+                self._commit(block)
 
     def _commit(self, block: list[_Pending]) -> None:
         whole: _Slice = [(pending, list(range(pending.table.num_rows))) for pending in block]
@@ -183,7 +201,11 @@ class GroupCommitWriter:
                 raise _TraitsRefused(e) from e
             raise
         # Each project's properties are parsed apart, with no type inference that rewrites a value.
-        json_insert.insert(self.clickhouse, "events", pa.concat_tables(tables))
+        events = pa.concat_tables(tables)
+        started = time.perf_counter()
+        json_insert.insert(self.clickhouse, "events", events)
+        metrics().insert_seconds.observe(time.perf_counter() - started)
+        metrics().insert_rows.observe(events.num_rows)
 
     def _isolate(self, block: _Slice, error: Exception) -> None:
         """Store a refused block but its refused rows; answer each request for its own rows."""

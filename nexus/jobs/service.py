@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from nexus.observe.serving import observed
+from nexus.observe.serving import prepare as prepare_observing
 from nexus.runtime import Runtime, open_runtime
 from nexus.settings import Settings
 
@@ -30,10 +32,12 @@ def working(runtime: Runtime, threads: int) -> Iterator[None]:
 
 
 def run_worker(settings: Settings, threads: int | None, say: Callable[[str], None] = print) -> None:
+    prepare_observing(settings)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with open_runtime(settings, ingest=False) as runtime, working(runtime, threads or settings.worker_threads):
+        with open_runtime(settings, ingest=False) as runtime, working(runtime, threads or settings.worker_threads), \
+                observed(runtime):
             say(f"Nexus worker: {threads or settings.worker_threads} threads and the scheduler are running "
                 f"(stop with Ctrl-C)")
             stop.wait()

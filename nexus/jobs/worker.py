@@ -34,11 +34,14 @@ from nexus.errors import NexusError, StorageUnavailable, new_error_id
 from nexus.jobs import store
 from nexus.jobs.store import Job
 from nexus.meta import records
+from nexus.observe.logs import request_id as current_request
+from nexus.observe.metrics import metrics
 from nexus.settings import Settings
 
 log = logging.getLogger("nexus.jobs")
 
 QUEUE = "nexus-jobs"
+_HEARTBEAT = "nexus:worker-alive:"  # + the worker's name, set for store.ALIVE_SECONDS by each worker process
 _ACTOR = "nexus_job"
 _PROGRESS_EVERY = 0.5  # seconds between progress writes (and cancel checks) of one job
 
@@ -132,7 +135,9 @@ class JobSystem:
         return job
 
     def send(self, job: Job, delay_ms: int | None = None) -> None:
-        self.actor.send_with_options(args=(job.project_id, job.job_id), delay=delay_ms)
+        # The request (or job) enqueuing it goes with the message: the job's log lines carry its id.
+        self.actor.send_with_options(args=(job.project_id, job.job_id), kwargs={"request_id": current_request.get()},
+                                     delay=delay_ms)
 
     def cancel(self, job: Job) -> Job:
         """Cancel a queued or running job (a running one stops at its next batch); a finished one stays."""
@@ -150,6 +155,7 @@ class JobSystem:
         self.stopping.clear()
         self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=200)
         self.worker.start()
+        self._beat()
         self._renewer = threading.Thread(target=self._renew_alive, name="nexus-jobs-alive", daemon=True)
         self._renewer.start()
 
@@ -178,8 +184,19 @@ class JobSystem:
                            error=f"{reason}, and that was the last of {self.max_attempts} attempts")
         return found
 
+    def workers_alive(self) -> int:
+        """Processes running job workers (on any machine sharing this Redis) whose heartbeat is fresh."""
+        return sum(1 for _ in self.runtime.redis.client.scan_iter(match=f"{_HEARTBEAT}*", count=1000))
+
+    def _beat(self) -> None:
+        try:
+            self.runtime.redis.client.set(f"{_HEARTBEAT}{self.name}", "1", ex=store.ALIVE_SECONDS)
+        except StorageUnavailable as e:
+            log.warning("cannot record this worker's heartbeat: %s", e)
+
     def _renew_alive(self) -> None:
         while not self.stopping.wait(store.ALIVE_SECONDS / 3):
+            self._beat()
             with self._lock:
                 running = list(self._running)
             if running:
@@ -190,7 +207,14 @@ class JobSystem:
 
     # The actor ----------------------------------------------------------------------------------------
 
-    def _perform(self, project_id: int, job_id: str) -> None:
+    def _perform(self, project_id: int, job_id: str, request_id: str = "") -> None:
+        token = current_request.set(request_id)
+        try:
+            self._attempt(project_id, job_id)
+        finally:
+            current_request.reset(token)
+
+    def _attempt(self, project_id: int, job_id: str) -> None:
         clickhouse, redis_client = self.runtime.clickhouse, self.runtime.redis.client
         job = store.get(clickhouse, project_id, job_id)
         if job.state in store.FINISHED or not store.claim(redis_client, job_id, self.name):
@@ -198,16 +222,20 @@ class JobSystem:
         with self._lock:
             self._running.add(job_id)
         context = JobContext(self, job)
+        started, outcome = time.monotonic(), "failed"
         try:
             context.save(state="running", attempts=job.attempts + 1, started_at=records.now(), error="")
             self.handlers[job.kind](context)
             if store.cancel_asked(redis_client, job_id):
                 raise Cancelled()
             context.save(state="done", finished_at=records.now(), error="")
+            outcome = "done"
         except Cancelled:
+            outcome = "cancelled"
             context.file_path().unlink(missing_ok=True)
             log.info("job %s cancelled", job_id)
         except Interrupted:
+            outcome = "interrupted"
             log.info("job %s interrupted by the worker stopping; queued again", job_id)
             context.file_path().unlink(missing_ok=True)
             context.save(state="queued", attempts=context.job.attempts - 1,
@@ -219,6 +247,7 @@ class JobSystem:
                                 "(NEXUS_JOB_TIME_LIMIT_SECONDS)")
         except (StorageUnavailable, Transient) as e:
             if context.job.attempts < self.max_attempts:
+                outcome = "retried"
                 log.warning("job %s attempt %d failed, will retry: %s", job_id, context.job.attempts, e)
                 context.save(state="queued", error=f"attempt {context.job.attempts} failed, retrying: {e}")
                 raise RetryLater(str(e)) from None
@@ -233,6 +262,12 @@ class JobSystem:
             with self._lock:
                 self._running.discard(job_id)
             store.release(redis_client, job_id)
+            seconds = time.monotonic() - started
+            metrics().jobs.labels(job.kind, outcome).inc()
+            metrics().job_seconds.labels(job.kind).observe(seconds)
+            log.info("job", extra={"job_id": job_id, "kind": job.kind, "project_id": project_id,
+                                   "attempt": context.job.attempts, "outcome": outcome,
+                                   "duration_ms": round(seconds * 1000, 1)})
 
     def _fail(self, context: JobContext, reason: str) -> None:
         if store.cancel_asked(self.runtime.redis.client, context.job.job_id):

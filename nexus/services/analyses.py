@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ from nexus.analyses import registry, tables
 from nexus.analyses.sql import ENGINE_SETTINGS
 from nexus.exports.stream import write_batches
 from nexus.meta import projects
+from nexus.observe.metrics import metrics
 
 CACHE_SECONDS = 60
 
@@ -103,12 +105,16 @@ class AnalysisService:
         name = self._key(project_id, kind, analysis)
         stored = self.redis.get(name)
         if stored is not None:
+            metrics().analysis_answers.labels(kind, "hit").inc()
             cached = msgspec.json.decode(stored, type=_Cached)
             return Answer(kind, True, cached.computed_at, cached.result, cached.explain)
+        metrics().analysis_answers.labels(kind, "miss").inc()
         # One instant for the run and its explain: relative ranges resolve the same way in both.
         now = self.clock()
         analysis = _zoned(self.clickhouse, project_id, analysis)
+        started = time.perf_counter()
         result = msgspec.json.encode(registry.run(self.clickhouse, project_id, kind, analysis, now=now))
+        metrics().analysis_seconds.labels(kind).observe(time.perf_counter() - started)
         sql, params = registry.explain(self.clickhouse, project_id, kind, analysis, now=now)
         fresh = _Cached(now, msgspec.Raw(result), Explain(sql, {k: _as_bound(v) for k, v in params.items()},
                                                           ENGINE_SETTINGS))

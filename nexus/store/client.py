@@ -87,6 +87,11 @@ def parse_url(url: str) -> StoreAddress:
 _CLIENT_SETTINGS = {"max_partitions_per_insert_block": 0}
 
 
+def backup_area(address: StoreAddress) -> Path:
+    """The directory beside an embedded data dir where the engine may write and read backups."""
+    return Path(f"{address.path}-backups")
+
+
 def connect(address: StoreAddress) -> Client:
     """A client on the address's server, not yet bound to its database (migrations create that). Its
     calls raise Nexus's errors (nexus.store.guard)."""
@@ -97,8 +102,11 @@ def _open(address: StoreAddress) -> Client:
     try:
         if address.engine == "chdb":
             _lock_data_dir(Path(address.path))
+            # BACKUP … TO File() writes only under backups.allowed_path, which chDB takes as an engine
+            # option at start (nexus.store.backup stages every backup and restore there).
             return clickhouse_connect.get_client(dsn=f"chdb://{address.path}", tz_mode="aware",
-                                                 settings=_CLIENT_SETTINGS)
+                                                 settings=_CLIENT_SETTINGS,
+                                                 chdb_options={"backups.allowed_path": str(backup_area(address))})
         return clickhouse_connect.get_client(
             host=address.host,
             port=address.port,

@@ -1,0 +1,1 @@
+"""What a running Nexus tells its operator: Prometheus metrics and structured logs."""

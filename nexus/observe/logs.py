@@ -1,0 +1,66 @@
+"""Structured logs: one JSON object per line on stderr, with the request id of the request (or the job)
+being served, so a request's line and the lines of the jobs it enqueued share one id.
+
+What is logged is chosen where it is logged: routes by template (never the path as sent, nor a query
+string, which may carry a key), never a header, an event or a body. A line names its fields in `extra`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import secrets
+import sys
+from datetime import datetime, timezone
+
+import msgspec
+
+# The id of the request or job this thread or task is serving ("" outside one).
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("nexus_request_id", default="")
+
+_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+# LogRecord's own attributes: what is not among them came in `extra` and is written as a field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def new_request_id(offered: str | None = None) -> str:
+    """The caller's X-Request-Id when it is a plain token (so a proxy's id carries through), else a new one."""
+    if offered and _ACCEPTED_ID.fullmatch(offered):
+        return offered
+    return secrets.token_hex(8)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if current := request_id.get():
+            line["request_id"] = current
+        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(line, enc_hook=str).decode()
+
+
+def configure(level: str) -> None:
+    """Every logger of the process (uvicorn's, Dramatiq's, the drivers') writes JSON lines at `level`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Libraries that gave themselves a text handler when imported (bokeh, when the root had none yet).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq", "bokeh"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    if level != "debug":
+        # The drivers log each failure they raise (with the statement); Nexus reports the raised error once.
+        for driver in ("clickhouse_connect", "urllib3"):
+            logging.getLogger(driver).setLevel(logging.CRITICAL)

@@ -1,0 +1,156 @@
+"""Backups of a store's Nexus database with ClickHouse's own BACKUP and RESTORE, and the fingerprint (rows
+and a checksum per table) that says a restore gave back what was saved.
+
+chDB writes backups only under `backups.allowed_path`, set at engine start to a directory beside the data
+dir (nexus.store.client.backup_area): a backup is written there and then moved to the path asked for, and
+a restore reads a backup moved or linked there. ClickHouse backs a MergeTree table up from the parts active
+when it starts on it, so one table is always consistent; across tables (events and the rollups its views
+feed, identities) a running server pauses its event writer for the backup's length (nexus.runtime), so no
+insert lands between two tables' snapshots.
+
+Server mode runs the same statements on the server (see the README): the destination is a disk or S3
+bucket the server's configuration allows, and the files stay where the server wrote them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from nexus.errors import InvalidRequest, NexusError
+from nexus.store.client import StoreAddress, backup_area
+
+
+# A NULL in any column makes cityHash64(*) NULL, so each row is hashed as its text.
+ROW_HASH = "sum(cityHash64(toString(tuple(*))))"
+
+
+class BackupFailed(NexusError):
+    """BACKUP or RESTORE did not finish; the engine's reason is in the message."""
+
+
+class TableFingerprint(msgspec.Struct, frozen=True):
+    rows: int
+    checksum: int  # sum of every row's cityHash64, so equal tables give equal numbers whatever their parts
+
+
+class BackupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    path: str  # a new directory, on the machine of the process that backs up
+
+
+class BackupSummary(msgspec.Struct, frozen=True):
+    path: str
+    tables: dict[str, TableFingerprint]
+    seconds: float
+
+
+def fingerprints(client: Client, database: str) -> dict[str, TableFingerprint]:
+    """Rows and checksum of every table of the database (views have no rows of their own: left out)."""
+    names = client.query("SELECT name FROM system.tables WHERE database = {db:String} AND NOT is_temporary "
+                         "AND engine NOT IN ('MaterializedView', 'View') ORDER BY name",
+                         parameters={"db": database}).result_rows
+    found = {}
+    for (name,) in names:
+        rows, checksum = client.query(f"SELECT count(), {ROW_HASH} FROM `{database}`.`{name}`").result_rows[0]
+        found[name] = TableFingerprint(int(rows), int(checksum or 0))
+    return found
+
+
+def backup(client: Client, address: StoreAddress, path: Path) -> BackupSummary:
+    """Back the embedded store's database up to the new directory `path` (it must not exist yet)."""
+    target = _new_target(path)
+    started = time.monotonic()
+    staged = _staging(address, "backup")
+    try:
+        _run(client, f"BACKUP DATABASE `{address.database}` TO File({_quoted(staged)})")
+        tables = fingerprints(client, address.database)
+        (staged / "nexus-backup.json").write_bytes(msgspec.json.encode(
+            {"database": address.database, "tables": tables}))
+        shutil.move(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return BackupSummary(str(target), tables, time.monotonic() - started)
+
+
+def restore(client: Client, address: StoreAddress, path: Path) -> dict[str, TableFingerprint]:
+    """Replace the embedded store's database with the backup at `path`, and check every table's rows and
+    checksum against what the backup recorded. The old database is renamed aside first, dropped once the
+    restore succeeded and put back if it failed. (Restoring under a temporary name and renaming after
+    would not do: a materialized view keeps naming its target in the database it was restored into.)"""
+    recorded = _recorded(path)
+    staged = _staging(address, "restore")
+    shutil.copytree(path, staged, copy_function=_link_or_copy)
+    database = address.database
+    aside = f"{database}_replaced_{secrets.token_hex(3)}"
+    exists = client.query("SELECT count() FROM system.databases WHERE name = {db:String}",
+                          parameters={"db": database}).result_rows[0][0]
+    if exists:
+        client.command(f"RENAME DATABASE `{database}` TO `{aside}`")
+    try:
+        _run(client, f"RESTORE DATABASE `{recorded['database']}` AS `{database}` FROM File({_quoted(staged)})")
+    except BackupFailed:
+        client.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
+        if exists:
+            client.command(f"RENAME DATABASE `{aside}` TO `{database}`")
+        raise
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    if exists:
+        client.command(f"DROP DATABASE `{aside}` SYNC")
+    restored = fingerprints(client, database)
+    expected = {name: msgspec.convert(value, TableFingerprint) for name, value in recorded["tables"].items()}
+    if restored != expected:
+        differing = sorted(n for n in expected.keys() | restored.keys() if expected.get(n) != restored.get(n))
+        raise BackupFailed(f"the restored tables differ from the backup's record: {', '.join(differing)}")
+    return restored
+
+
+def _recorded(path: Path) -> dict:
+    manifest = path / "nexus-backup.json"
+    if not manifest.is_file():
+        raise InvalidRequest(f"{path} is not a Nexus backup (it has no nexus-backup.json)", "path")
+    return msgspec.json.decode(manifest.read_bytes())
+
+
+def _new_target(path: Path) -> Path:
+    target = path.expanduser().resolve()
+    if target.exists():
+        raise InvalidRequest(f"{target} exists already: a backup goes to a new directory", "path")
+    if not target.parent.is_dir():
+        raise InvalidRequest(f"{target.parent} is not a directory", "path")
+    return target
+
+
+def _staging(address: StoreAddress, purpose: str) -> Path:
+    if address.engine != "chdb":
+        raise InvalidRequest("nexus backup and restore work on the embedded store; a ClickHouse server backs up "
+                             "with BACKUP … TO Disk(…) or S3(…) (see the README)", "url")
+    area = backup_area(address)
+    area.mkdir(mode=0o700, exist_ok=True)
+    return area / f"{purpose}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _quoted(path: Path) -> str:
+    """A path as a ClickHouse string literal (BACKUP takes no bound parameters)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _run(client: Client, statement: str) -> None:
+    try:
+        client.command(statement)
+    except NexusError as e:
+        raise BackupFailed(f"{statement.split(' ', 1)[0]} failed: {e}") from None
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link when the backup is on the data dir's file system (no copy of the data), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
