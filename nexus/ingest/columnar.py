@@ -1,4 +1,4 @@
-"""Parquet and Arrow IPC import files as Segment messages, a record batch (or slice) at a time.
+"""Parquet and Arrow IPC import files, a record batch (or slice) at a time, and their rows as Segment messages.
 
 One message per row, columns named as Segment's fields (`userId`) or in snake case (`user_id`);
 `properties`, `traits`, `context` and `integrations` may be struct, map or JSON-text columns. A file
@@ -34,20 +34,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = pa.timestamp("us")
 
 
-def parquet_pieces(path: Path, chunk_size: int) -> Iterator[list[Item]]:
+def parquet_batches(path: Path, batch_rows: int) -> Iterator[tuple[dict[str, str], pa.RecordBatch]]:
+    """The file's record batches of at most `batch_rows` rows, each with the Segment columns it maps."""
     try:
         with pq.ParquetFile(path) as parquet:
-            columns = _columns(parquet.schema_arrow)
+            mapped = columns(parquet.schema_arrow)
             # Only the Segment columns are read: Parquet skips the others' pages entirely.
-            start = 0
-            for batch in parquet.iter_batches(batch_size=chunk_size, columns=list(columns)):
-                yield _messages(batch, columns, start)
-                start += batch.num_rows
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(mapped)):
+                yield mapped, batch
     except (pa.ArrowException, OSError) as e:
         raise InvalidRequest(f"cannot read the Parquet file: {e}") from None
 
 
-def arrow_pieces(path: Path, chunk_size: int) -> Iterator[list[Item]]:
+def arrow_batches(path: Path, batch_rows: int) -> Iterator[tuple[dict[str, str], pa.RecordBatch]]:
+    """The file's (or stream's) record batches, sliced to at most `batch_rows` rows, each with the
+    Segment columns it maps."""
     try:
         # Memory-mapped, batches are views of the file: a large batch costs only the slice converted.
         with pa.memory_map(str(path)) as source:
@@ -59,18 +60,15 @@ def arrow_pieces(path: Path, chunk_size: int) -> Iterator[list[Item]]:
             else:
                 reader = pa.ipc.open_stream(source)
                 batches = iter(reader)
-            columns = _columns(reader.schema)
-            start = 0
+            mapped = columns(reader.schema)
             for batch in batches:
-                for offset in range(0, batch.num_rows, chunk_size):
-                    piece = batch.slice(offset, chunk_size)
-                    yield _messages(piece, columns, start)
-                    start += piece.num_rows
+                for offset in range(0, batch.num_rows, batch_rows):
+                    yield mapped, batch.slice(offset, batch_rows)
     except (pa.ArrowException, OSError) as e:
         raise InvalidRequest(f"cannot read the Arrow IPC file: {e}") from None
 
 
-def _columns(schema: pa.Schema) -> dict[str, str]:
+def columns(schema: pa.Schema) -> dict[str, str]:
     """File column → Message field (camelCase); a Segment name wins over its snake_case spelling."""
     columns = {name: name for name in schema.names if name in _FIELDS}
     for name in schema.names:
@@ -83,11 +81,12 @@ def _columns(schema: pa.Schema) -> dict[str, str]:
     return columns
 
 
-def _messages(batch: pa.RecordBatch, columns: dict[str, str], start: int) -> list[Item]:
+def messages(batch: pa.RecordBatch, columns: dict[str, str], start: int) -> list[Item]:
+    """The batch's rows as Messages, or Rejections naming their row (`start` is the first's)."""
     # Column-wise to_pylist, then msgspec.convert on plain dicts: per-value Arrow access is ~10x slower.
     failed: dict[int, Rejection] = {}
     fields = list(columns.values())
-    values: list[Iterable[Any]] = [_values(batch.column(name), field, start, failed)
+    values: list[Iterable[Any]] = [values_of(batch.column(name), field, start, failed)
                                    for name, field in columns.items()]
     if "type" not in fields:
         fields.append("type")
@@ -112,7 +111,7 @@ def _messages(batch: pa.RecordBatch, columns: dict[str, str], start: int) -> lis
     return items
 
 
-def _values(array: pa.Array, field: str, start: int, failed: dict[int, Rejection]) -> list[Any]:
+def values_of(array: pa.Array, field: str, start: int, failed: dict[int, Rejection]) -> list[Any]:
     """One column as Python values msgspec can convert into the Message field."""
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
@@ -152,7 +151,7 @@ def _objects(array: pa.Array, field: str, start: int, failed: dict[int, Rejectio
     kind = array.type
     if pa.types.is_struct(kind):
         if field == "context":
-            return _camel_struct(array).to_pylist()
+            return camel_struct(array).to_pylist()
         objects = array.to_pylist()
         if not any(array.field(i).null_count for i in range(kind.num_fields)):
             return objects
@@ -182,7 +181,7 @@ def _json_objects(texts: list[str | bytes | None], field: str, start: int,
     return values
 
 
-def _camel_struct(array: pa.StructArray) -> pa.Array:
+def camel_struct(array: pa.StructArray) -> pa.Array:
     """context's fields renamed to Segment's camelCase (user_agent → userAgent), one level deep."""
     names = [field.name for field in array.type]
     renamed = [_camel(name) for name in names]

@@ -1,9 +1,10 @@
-"""Reads bulk import files (NDJSON, gzipped NDJSON, Parquet, Arrow IPC) into chunks of Segment messages.
+"""Reads bulk import files (NDJSON, gzipped NDJSON, Parquet, Arrow IPC) into blocks of rows for the bulk
+pipeline (`read_rows`), or into chunks of Segment messages (`read_messages`: each row as the Message it
+stands for, which the bulk path's columns are tested against).
 
-Files are read as streams, so memory is bounded by the chunk size (NDJSON), the Parquet row group, or
-the Arrow record batch slice — never by the file. Each item of a chunk is a `Message` or a `Rejection`,
-at its position: its 0-based line (NDJSON, blank lines counted) or row (Parquet, Arrow) in the file, so a
-caller can report "line 1234: field: reason" and store every other event.
+Files are read as streams, so memory is bounded by the block size — never by the file. Each row has its
+position: its 0-based line (NDJSON, blank lines counted) or row (Parquet, Arrow) in the file, so a caller
+can report "line 1234: field: reason" and store every other event.
 
 A file found corrupt or cut short part-way raises `InvalidRequest` once every item before the damage has
 been handed out: a gzip stream that ends before its end-of-stream marker, an Arrow IPC stream cut inside
@@ -22,9 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+import pyarrow as pa
 
 from nexus.errors import InvalidRequest
-from nexus.ingest.columnar import ARROW_FILE_MAGIC, Item, arrow_pieces, parquet_pieces
+from nexus.ingest import bulk_rows, columnar
+from nexus.ingest.bulk_rows import Rows
+from nexus.ingest.columnar import ARROW_FILE_MAGIC, Item
 from nexus.ingest.wire import Rejection, decode_message
 
 Format = Literal["ndjson", "arrow", "parquet"]
@@ -63,6 +67,20 @@ def detect_format(path: Path) -> Format:
     raise InvalidRequest(_unknown_format(head))
 
 
+def read_rows(path: Path, project_id: int, fmt: str | None = None, block_rows: int = 100_000,
+              max_event_bytes: int = 32 * 1024, *, start: int = 0) -> Iterator[Rows]:
+    """Blocks of at most `block_rows` lines (blank ones aside) or rows, in file order, as `read_messages`
+    reads them (the same refusals, positions and rejections), each row sent without a messageId given
+    its derived one (`import_ids`) for the project."""
+    fmt = _checked(path, fmt, block_rows, start)
+    if fmt == "ndjson":
+        return (bulk_rows.from_items(project_id, chunk.items, chunk.positions)
+                for chunk in _ndjson_chunks(path, block_rows, max_event_bytes, start))
+    return (bulk_rows.from_arrow(project_id, batch, mapped, first)
+            or bulk_rows.from_items(project_id, columnar.messages(batch, mapped, first), range(first, first + len(batch)))
+            for mapped, batch, first in _batches(path, fmt, block_rows, start))
+
+
 def read_messages(
     path: Path, fmt: str | None = None, chunk_size: int = 10_000, max_event_bytes: int = 32 * 1024, *,
     start: int = 0,
@@ -75,23 +93,39 @@ def read_messages(
     damage, the last chunk then being shorter. `max_event_bytes` bounds one NDJSON line, which is never
     read whole when longer.
     """
-    if chunk_size < 1:
-        raise InvalidRequest(f"chunk size must be at least 1, not {chunk_size}")
+    fmt = _checked(path, fmt, chunk_size, start)
+    if fmt == "ndjson":
+        return _ndjson_chunks(path, chunk_size, max_event_bytes, start)
+    return (Chunk(columnar.messages(batch, mapped, first), list(range(first, first + len(batch))))
+            for mapped, batch, first in _batches(path, fmt, chunk_size, start))
+
+
+def _checked(path: Path, fmt: str | None, size: int, start: int) -> Format:
+    """The file's format, given or detected; refuses a bad size or start, an unknown format and a
+    columnar file without its footer."""
+    if size < 1:
+        raise InvalidRequest(f"chunk size must be at least 1, not {size}")
     if start < 0:
         raise InvalidRequest(f"the line or row to start from is 0 or more, not {start}")
     if fmt is None:
         fmt = detect_format(path)
-    if fmt == "ndjson":
-        return _ndjson_chunks(path, chunk_size, max_event_bytes, start)
     if fmt == "parquet":
         _check_end(path, _PARQUET_MAGIC, "Parquet file", "its footer")
-        return _rechunk(parquet_pieces(path, chunk_size), chunk_size, start)
-    if fmt == "arrow":
-        if _head(path).startswith(ARROW_FILE_MAGIC):
-            _check_end(path, ARROW_FILE_MAGIC, "Arrow IPC file", "its footer")
-            return _rechunk(arrow_pieces(path, chunk_size), chunk_size, start)
-        return _rechunk(_ended_stream(path, arrow_pieces(path, chunk_size)), chunk_size, start)
-    raise InvalidRequest(f"unknown import format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    elif fmt == "arrow" and _head(path).startswith(ARROW_FILE_MAGIC):
+        _check_end(path, ARROW_FILE_MAGIC, "Arrow IPC file", "its footer")
+    elif fmt not in FORMATS:
+        raise InvalidRequest(f"unknown import format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return fmt  # type: ignore[return-value]
+
+
+def _batches(path: Path, fmt: Format, size: int, start: int) -> Iterator[tuple[dict[str, str], pa.RecordBatch, int]]:
+    """A columnar file's rows from `start` on, in record batches of `size` rows (the last shorter), each
+    with its column mapping and its first row's position."""
+    if fmt == "parquet":
+        return _reblock(columnar.parquet_batches(path, size), size, start)
+    if _head(path).startswith(ARROW_FILE_MAGIC):
+        return _reblock(columnar.arrow_batches(path, size), size, start)
+    return _reblock(_ended_stream(path, columnar.arrow_batches(path, size)), size, start)
 
 
 # --- format detection ---------------------------------------------------------------------------------
@@ -223,26 +257,37 @@ def _skip_line(f: Any) -> int:
     return skipped
 
 
-def _rechunk(pieces: Iterator[list[Item]], chunk_size: int, start: int) -> Iterator[Chunk]:
-    """Regroups pieces of rows (Parquet row groups end where they will) into chunks of chunk_size, from
-    row `start` on; the rows read before a refusal are handed out first."""
-    items: list[Item] = []
-    row = 0  # the row after the last piece read: items are the rows just before it
+def _reblock(pieces: Iterator[tuple[dict[str, str], pa.RecordBatch]], size: int,
+             start: int) -> Iterator[tuple[dict[str, str], pa.RecordBatch, int]]:
+    """Regroups record batches (Parquet row groups and Arrow batches end where they will) into batches
+    of `size` rows from row `start` on; the rows read before a refusal are handed out first."""
+    held: list[pa.RecordBatch] = []
+    mapped: dict[str, str] = {}
+    row = 0  # the row after the last piece read: the held rows are the ones just before it
 
-    def chunk(size: int) -> Chunk:
-        first = row - len(items)
-        return Chunk(items[:size], list(range(first, first + min(size, len(items)))))
+    def taken(count: int) -> tuple[dict[str, str], pa.RecordBatch, int]:
+        nonlocal held
+        table = pa.Table.from_batches(held)
+        first = row - table.num_rows
+        block = table.slice(0, count).combine_chunks()
+        rest = table.slice(count)
+        held = rest.combine_chunks().to_batches() if rest.num_rows else []
+        return mapped, block.to_batches()[0], first
+
+    def held_rows() -> int:
+        return sum(b.num_rows for b in held)
 
     try:
-        for piece in pieces:
-            row += len(piece)
-            items.extend(piece[max(0, start - (row - len(piece))):])
-            while len(items) >= chunk_size:
-                yield chunk(chunk_size)
-                items = items[chunk_size:]
+        for mapped, piece in pieces:
+            row += piece.num_rows
+            skip = max(0, start - (row - piece.num_rows))
+            if skip < piece.num_rows:
+                held.append(piece.slice(skip))
+            while held_rows() >= size:
+                yield taken(size)
     except InvalidRequest:
-        if items:
-            yield chunk(len(items))
+        if held:
+            yield taken(held_rows())
         raise
-    if items:
-        yield chunk(len(items))
+    if held:
+        yield taken(held_rows())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 
 import msgspec
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from nexus import changes
@@ -31,6 +33,15 @@ class Submitted(msgspec.Struct):
     claim: Claim  # the events this request is storing
     rows: list[int]  # the position in `processed` of each row handed to the writer
     stored: Future  # resolves to the writer's Outcome
+
+
+class Queued(msgspec.Struct):
+    """Rows handed to the writer: `rows` are their positions in what was queued; `stored` resolves to the
+    writer's Outcome for them."""
+
+    claim: Claim
+    rows: list[int]
+    stored: Future
 
 
 class IngestResult(msgspec.Struct):
@@ -62,28 +73,54 @@ class Ingestor:
         """Process `messages` and queue the new ones for the writer, without waiting for it."""
         processed = pipeline.process(messages, source, self.import_rules if backfill else self.live_rules)
         columns = processed.columns
-        first: dict[tuple[int, str], int] = {}
-        for position, k in enumerate(zip(columns.get("project_id", ()), columns.get("message_id", ()))):
-            first.setdefault(k, position)  # a repeat inside the batch is a duplicate
-        claim = self.dedup.claim(self.clickhouse, list(first))
-        try:
-            keep = sorted(first[k] for k in claim.keys)
+
+        def rows_of(keep: list[int]) -> tuple[pa.Table, list[Link], list[int]]:
             links, link_rows = [], []
             for row, p in enumerate(keep):
                 if link := _link(processed.messages[p], columns["ts"][p], source.project_id):
                     links.append(link)
                     link_rows.append(row)
-            table = events_table(columns if len(keep) == processed.count else select(columns, keep))
+            return events_table(columns if len(keep) == processed.count else select(columns, keep)), links, link_rows
+
+        queued = self.queue(list(zip(columns.get("project_id", ()), columns.get("message_id", ()))),
+                            source.project_id, rows_of)
+        return Submitted(source, len(messages), processed, queued.claim, queued.rows, queued.stored)
+
+    def submit_block(self, table: pa.Table, links: list[Link], link_rows: list[int], project_id: int) -> Queued:
+        """Queue the new rows of an events table the bulk pipeline built (`bulk`), with the links that came
+        with them (`link_rows`: the row of `table` of each)."""
+        ids = table.column("message_id").to_pylist()
+
+        def rows_of(keep: list[int]) -> tuple[pa.Table, list[Link], list[int]]:
+            if len(keep) == table.num_rows:
+                return table, links, link_rows
+            row_of = {row: i for i, row in enumerate(keep)}
+            kept = [(link, row_of[row]) for link, row in zip(links, link_rows) if row in row_of]
+            return table.take(pa.array(keep, pa.int64())), [link for link, _ in kept], [row for _, row in kept]
+
+        return self.queue([(project_id, i) for i in ids], project_id, rows_of)
+
+    def queue(self, keys: list[tuple[int, str]], project_id: int,
+              rows_of: Callable[[list[int]], tuple[pa.Table, list[Link], list[int]]]) -> Queued:
+        """Claim the new keys (a repeat among them is a duplicate) and hand the writer their rows, which
+        `rows_of(positions)` builds with their links; settled (committed or released) once written."""
+        first: dict[tuple[int, str], int] = {}
+        for position, k in enumerate(keys):
+            first.setdefault(k, position)
+        claim = self.dedup.claim(self.clickhouse, list(first))
+        try:
+            keep = sorted(first[k] for k in claim.keys)
+            table, links, link_rows = rows_of(keep)
             stored = self.writer.submit(table, links, link_rows)
         except BaseException:  # nothing reached the writer: free the claim, or the SDK's retry would be dropped
             self.dedup.release(claim)
             raise
-        keys = [(columns["project_id"][p], columns["message_id"][p]) for p in keep]
+        kept = [keys[p] for p in keep]
         # Settled when the writer is done, whoever waits (or stopped waiting, e.g. a client that hung up):
         # stored events are committed; refused and failed ones released, so that a corrected event or the
         # SDK's retry is stored.
-        stored.add_done_callback(lambda done: self._settle(claim, keys, done, source.project_id))
-        return Submitted(source, len(messages), processed, claim, keep, stored)
+        stored.add_done_callback(lambda done: self._settle(claim, kept, done, project_id))
+        return Queued(claim, keep, stored)
 
     def _settle(self, claim: Claim, keys: list[tuple[int, str]], done: Future, project_id: int) -> None:
         try:

@@ -193,9 +193,10 @@ def test_a_line_the_insert_fails_on_is_reported_exactly(server, http):
     assert count(server, project_id) == ROWS
 
 
-def test_a_store_that_refuses_the_insert_stops_the_import_with_503_and_the_counts(server, http):
-    # Given ClickHouse refusing inserts once a partition has too many parts (merges stopped): the project's
-    # January will reach the limit with the import's first chunk
+def test_a_store_that_refuses_the_insert_stops_the_import_with_503_and_the_counts(server, http, monkeypatch):
+    # Given blocks of 10,000 rows (NEXUS_WRITER_MAX_ROWS), and ClickHouse refusing inserts once a partition
+    # has too many parts (merges stopped): the project's January will reach the limit with the first block
+    monkeypatch.setattr(server.app.state.api.ingestor.writer, "max_rows", 10_000)
     client = server.runtime.clickhouse
     project_id, secrets = server.project_with_keys("too-many-parts")
     client.command("SYSTEM STOP MERGES events")
