@@ -23,7 +23,7 @@ from nexus.errors import InvalidRequest
 from nexus.event_columns import FILTERABLE
 from tests.analyses.journeys import insert_events, link, new_project, person
 
-FUZZ = settings(max_examples=80, deadline=None, database=None,
+FUZZ = settings(max_examples=50, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 # The quoted literals the builders write themselves (tests/analyses/test_registry.py holds every kind to them).
