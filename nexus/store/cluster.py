@@ -41,6 +41,9 @@ REPLICA = "{replica}"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TABLE = re.compile(r"CREATE TABLE (\w+)\n\((?P<body>.*?)\n\)\nENGINE = (?P<engine>\w+)(?:\((?P<args>[^)]*)\))?"
                     r"(?P<rest>.*)", re.S)
+_ALTER = re.compile(r"ALTER TABLE (\w+)\s+(.*)", re.S)
+# The changes a Distributed table takes too, so that it keeps the columns of the tables it reads.
+_COLUMN_CHANGE = re.compile(r"(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b")
 _VIEW = re.compile(r"CREATE MATERIALIZED VIEW (\w+) TO (\w+)\n(?P<columns>\(.*?\n\))\nAS (?P<select>SELECT.*)", re.S)
 
 
@@ -114,6 +117,51 @@ def layout(cluster: str, schema: str | None = None) -> Layout:
     statements += [_view(v, on, sharded) for v in views]
     return Layout(cluster, statements, sorted(sharded), sorted(t.name for t in tables if t.name not in sharded),
                   sorted(v.name for v in views))
+
+
+def on_cluster(statement: str, plan: Layout) -> list[str]:
+    """A migration's ALTER TABLE as it runs on the cluster: on a sharded table, every change to `<name>_local` on
+    every shard and the column changes to the Distributed table too; on any other table, the same ALTER on every
+    node; a view's new query reads `events_local`. Anything else (a back-fill, TRUNCATE, EXCHANGE, DROP) has no
+    rule here and raises ValueError: the layout re-creates new tables and views, the rest is applied by hand."""
+    match = _ALTER.match(statement.strip())
+    if match is None:
+        raise ValueError(f"no cluster rule for: {statement.strip().splitlines()[0]}")
+    name, changes = match[1], match[2].strip()
+    on = f"ON CLUSTER `{plan.cluster}`"
+    if name in plan.views:
+        if not changes.startswith("MODIFY QUERY"):
+            raise ValueError(f"no cluster rule for changing view {name}: {changes.splitlines()[0]}")
+        return [f"ALTER TABLE {name} {on} " + re.sub(rf"\bFROM {SHARDED_SOURCE}\b", f"FROM {SHARDED_SOURCE}{LOCAL_SUFFIX}",
+                                                       changes)]
+    if name in plan.everywhere:
+        return [f"ALTER TABLE {name} {on}\n{changes}"]
+    if name not in plan.sharded:
+        raise ValueError(f"table {name} is not in the cluster layout")
+    columns = [c for c in _split_changes(changes) if _COLUMN_CHANGE.match(c)]
+    local = [f"ALTER TABLE {name}{LOCAL_SUFFIX} {on}\n{changes}"]
+    return local + ([f"ALTER TABLE {name} {on}\n" + ",\n".join(columns)] if columns else [])
+
+
+def _split_changes(changes: str) -> list[str]:
+    """The comma-separated changes of one ALTER, split at commas outside parentheses and quotes."""
+    parts, depth, quote, current = [], 0, "", []
+    for index, char in enumerate(changes):
+        escaped = index > 0 and changes[index - 1] == "\\"
+        if quote:
+            quote = "" if char == quote and not escaped else quote
+        elif char in "'`":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    return [*parts, "".join(current).strip()]
 
 
 def _replicated(table: Table, on: str, *, local: bool) -> str:

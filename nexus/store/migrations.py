@@ -6,11 +6,12 @@ never migrated by files that disagree with its history. ClickHouse DDL is not tr
 statement in a migration must be idempotent (`IF NOT EXISTS`, `IF EXISTS`): a migration interrupted
 half-way is completed by the next run, and it is recorded only after its last statement succeeded.
 
-On a cluster (NEXUS_CLICKHOUSE_CLUSTER) the files are not replayed: `nexus.store.cluster` creates the schema they
-produce (sql/schema.sql) as Replicated and Distributed tables ON CLUSTER, every object `IF NOT EXISTS`. A fresh
-cluster is thereby at the latest migration; on a migrated cluster a pending migration that only creates tables or
-views is applied the same way, and one that changes existing tables (ALTER, a back-fill) is refused with the
-steps to apply it by hand (docs/deployment.md, "Upgrades").
+On a cluster (NEXUS_CLICKHOUSE_CLUSTER) a new database is not built by replaying the files: `nexus.store.cluster`
+creates the schema they produce (sql/schema.sql) as Replicated and Distributed tables ON CLUSTER, every object
+`IF NOT EXISTS`, and every migration is recorded as applied. On a migrated cluster the layout creates a pending migration's new
+tables and views, and its ALTERs run ON CLUSTER on the tables each shard holds (`cluster.on_cluster`); a
+migration with statements that have no such rule (a back-fill, TRUNCATE, EXCHANGE) is refused before anything
+runs, with the steps to apply it by hand (docs/deployment.md, "Upgrades").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from nexus.errors import EngineError, MigrationError
+from nexus.store import cluster
 from nexus.store.client import describe_error
 from nexus.store.sql_files import sql_dir
 
@@ -141,47 +143,47 @@ def migrate(client: Client, *, cluster: str = "") -> list[Migration]:
     return todo
 
 
-def creates_only(migration: Migration) -> bool:
-    """True when every statement of the migration creates a new table or view (`IF NOT EXISTS`): the cluster
-    layout, rendered from the schema, creates the same objects."""
-    creates = re.compile(r"CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS \w+\b")
-    return all(creates.match(_strip_comments(s).strip()) for s in migration.statements())
-
-
 def _migrate_cluster(client: Client, cluster_name: str) -> list[Migration]:
-    from nexus.store import cluster
-
-    statements = cluster.layout(cluster_name).statements
-    if not _has_migrations_table(client) or not applied(client):  # a fresh cluster: the layout is the whole history
-        _run_layout(client, statements)
-        todo = discover()
-    else:
-        todo = pending(client)
-        refused = [m.file_name for m in todo if not creates_only(m)]
-        if refused:
-            raise MigrationError(
-                f"migration {', '.join(refused)} changes existing tables, which a cluster cannot take from the "
-                f"migration file: apply it ON CLUSTER to the _local tables and their Distributed tables as "
-                f"docs/deployment.md (Upgrades) shows, record it, and run nexus migrate again"
-            )
-        _run_layout(client, statements)
+    plan = cluster.layout(cluster_name)
+    fresh = not _has_migrations_table(client) or not applied(client)  # then the layout is the whole history
+    todo = discover() if fresh else pending(client)
+    # Decided before anything runs: a migration the cluster cannot take stops the run with nothing changed.
+    changes = {m.version: [] if fresh else cluster_statements(m, plan) for m in todo}
+    _run(client, plan.statements, "the cluster layout")  # every table and view as the migrations leave them
     for migration in todo:
+        _run(client, changes[migration.version], f"migration {migration.file_name} on the cluster")
         _record(client, migration)
     return todo
+
+
+def cluster_statements(migration: Migration, plan: cluster.Layout) -> list[str]:
+    """What a migration does to a migrated cluster beyond the layout, which creates its new tables and views."""
+    statements = []
+    for statement in (_strip_comments(s).strip() for s in migration.statements()):
+        if _CREATES.match(statement):
+            continue
+        try:
+            statements += cluster.on_cluster(statement, plan)
+        except ValueError as e:
+            raise MigrationError(
+                f"migration {migration.file_name} cannot be applied to a cluster as written ({e}): apply it by hand "
+                f"as docs/deployment.md (Upgrades) shows, record it, and run nexus migrate again"
+            ) from None
+    return statements
 
 
 def _has_migrations_table(client: Client) -> bool:
     return bool(client.query("EXISTS TABLE schema_migrations").result_rows[0][0])
 
 
-def _run_layout(client: Client, statements: list[str]) -> None:
+def _run(client: Client, statements: list[str], what: str) -> None:
     for number, statement in enumerate(statements, start=1):
         try:
             client.command(statement)
         except (EngineError, ClickHouseError) as e:
             raise MigrationError(
-                f"the cluster layout failed at statement {number} ({statement.splitlines()[0]}): "
-                f"{describe_error(e)} (every statement is IF NOT EXISTS; fix the cause and run nexus migrate again)"
+                f"{what} failed at statement {number} ({statement.splitlines()[0]}): {describe_error(e)} (its "
+                f"statements can run again; fix the cause and run nexus migrate again)"
             ) from None
 
 
@@ -206,6 +208,9 @@ def dump_schema(client: Client) -> str:
         ddl = ddl.replace(f"{database}.", "")
         parts.append(ddl.rstrip() + ";\n")
     return "\n".join(parts)
+
+
+_CREATES = re.compile(r"CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS \w+\b")
 
 
 def _strip_comments(text: str) -> str:

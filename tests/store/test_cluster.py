@@ -106,11 +106,45 @@ def test_a_statement_the_layout_has_no_rule_for_is_refused():
         cluster.layout("nexus; DROP TABLE events")
 
 
-def test_only_migrations_that_create_new_tables_are_applied_to_a_migrated_cluster():
-    by_version = {m.version: m for m in migrations.discover()}
-    assert migrations.creates_only(by_version[2])  # persons and identities
-    assert not migrations.creates_only(by_version[6])  # ALTER TABLE events ADD COLUMN
-    assert not migrations.creates_only(by_version[8])  # re-partitioning by copy and EXCHANGE
+MIGRATIONS = {m.version: m for m in migrations.discover()}
+
+
+def test_a_migration_that_creates_tables_needs_nothing_beyond_the_layout():
+    assert migrations.cluster_statements(MIGRATIONS[2], LAYOUT) == []  # persons and identities
+
+
+def test_a_new_column_goes_to_every_shard_s_table_and_to_the_distributed_one(client):
+    statements = migrations.cluster_statements(MIGRATIONS[6], LAYOUT)  # events.id_key
+    assert [s.split("\n")[0] for s in statements] == [
+        "ALTER TABLE events_local ON CLUSTER `nexus_cluster`",
+        "ALTER TABLE events ON CLUSTER `nexus_cluster`",
+        "ALTER TABLE events_local ON CLUSTER `nexus_cluster`",
+    ]
+    assert "ADD COLUMN IF NOT EXISTS id_key UInt64 MATERIALIZED cityHash64(distinct_id)" in statements[1]
+    assert statements[2].endswith("MATERIALIZE COLUMN id_key")  # rewriting parts: the shards' tables only
+    for statement in statements:
+        client.query("SELECT formatQuery({q:String})", parameters={"q": statement})
+
+
+def test_comments_follow_the_table_everywhere_and_a_view_s_new_query_reads_the_local_events():
+    comments = migrations.cluster_statements(MIGRATIONS[5], LAYOUT)
+    assert [s.split("\n")[0] for s in comments] == [
+        "ALTER TABLE events_hourly_local ON CLUSTER `nexus_cluster`", "ALTER TABLE events_hourly ON CLUSTER `nexus_cluster`",
+        "ALTER TABLE events_daily_local ON CLUSTER `nexus_cluster`", "ALTER TABLE events_daily ON CLUSTER `nexus_cluster`",
+        "ALTER TABLE sessions_local ON CLUSTER `nexus_cluster`", "ALTER TABLE sessions ON CLUSTER `nexus_cluster`",
+        "ALTER TABLE projects ON CLUSTER `nexus_cluster`"]
+    # The Distributed table takes each column change once, split where the commas separate changes only.
+    assert comments[5].count("COMMENT COLUMN") == 5 and "session''s first event" in comments[5]
+    view = next(s for s in cluster.on_cluster(
+        "ALTER TABLE events_hourly_mv MODIFY QUERY SELECT project_id FROM events GROUP BY project_id", LAYOUT))
+    assert view == ("ALTER TABLE events_hourly_mv ON CLUSTER `nexus_cluster` MODIFY QUERY SELECT project_id "
+                    "FROM events_local GROUP BY project_id")
+
+
+def test_a_back_fill_or_a_table_swap_is_refused_before_anything_runs():
+    for version in (7, 8):  # TRUNCATE and INSERT ... SELECT; CREATE TABLE AS and EXCHANGE TABLES
+        with pytest.raises(MigrationError, match="cannot be applied to a cluster as written"):
+            migrations.cluster_statements(MIGRATIONS[version], LAYOUT)
 
 
 def test_a_cluster_name_on_chdb_is_refused(client):
