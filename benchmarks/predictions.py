@@ -204,8 +204,10 @@ def main() -> None:
         command = [sys.executable, __file__, "--phase", name, "--data-dir", str(data_dir), "--persons",
                    str(args.persons), "--events", str(args.events), "--weeks", str(args.weeks), "--repeat",
                    str(args.repeat), *extra]
-        output = subprocess.run(command, check=True, capture_output=name != "load", text=True).stdout
-        return json.loads(output.strip().splitlines()[-1]) if output else None
+        done = subprocess.run(command, capture_output=name != "load", text=True)
+        if done.returncode:
+            sys.exit(f"the {name} part failed:\n{done.stderr or ''}")
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout else None
 
     phase("load")
     frame = data_dir / "nexus_features.parquet"

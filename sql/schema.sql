@@ -363,7 +363,8 @@ CREATE TABLE person_predictions
     `engagement` Float64 COMMENT 'Engagement score, 0-100 (docs/metrics.md)',
     `engagement_decile` UInt8 COMMENT '10 = the most engaged tenth',
     `churn_version` String COMMENT 'The churn model version that scored, or empty',
-    `ltv_version` String COMMENT 'The LTV model version that scored, or empty'
+    `ltv_version` String COMMENT 'The LTV model version that scored, or empty',
+    `drivers` String COMMENT 'JSON: per model, the features that moved this person\'s score most (the score minus the score with the feature at its training median) and the model\'s top features by permutation importance'
 )
 ENGINE = MergeTree
 PARTITION BY project_id

@@ -19,6 +19,7 @@ PROJECT_TABLES: dict[str, str] = {
     "projects": "project_id",
     "saved_queries": "project_id",
     "dashboards": "project_id",
+    "person_predictions": "project_id",  # partitioned by project (migration 017), as events since 008
 }
 
 # Engine shortcuts that answer from part metadata instead of rows, switched off for ad-hoc SQL. Rows are

@@ -8,12 +8,16 @@ Conditions (`type`):
 - `first_seen`: the person's first event ever lies in `date_range` (the shared date vocabulary);
 - `not_since`: did `event` before `now − days`, and not since;
 - `funnel`: reached step `step` (0-based) of `funnel` but not the next (the last step: reached it);
-- `person`: the person's traits pass `where` (person properties only).
+- `person`: the person's traits pass `where` (person properties only);
+- `prediction`: the person's `score` (`churn_probability`, `ltv` or `engagement`) in the project's latest
+  scoring run (nexus.predict.scoring) compares with `value` by `operator` (`gt`, `gte`, `lt`, `lte`);
+  a person that run did not score, or scored without that model (NULL), is not a member.
 A `group` holds conditions of which all (`match="all"`) or any must hold, nested at most MAX_DEPTH deep.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import msgspec
@@ -105,6 +109,16 @@ class PersonProperties(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
         _check_sources(self.where, ("person",), "where")
 
 
+class Predicted(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="prediction", tag_field="type"):
+    score: Literal["churn_probability", "ltv", "engagement"]
+    value: float
+    operator: Literal["gt", "gte", "lt", "lte"] = "gt"
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value):
+            raise InvalidRequest("value must be a finite number", field="value")
+
+
 class Group(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="group", tag_field="type"):
     conditions: list[Condition]
     match: Literal["all", "any"] = "all"
@@ -116,7 +130,7 @@ class Group(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="group"
             raise InvalidRequest(f"condition groups nest at most {MAX_DEPTH} deep", field="conditions")
 
 
-Condition = Performed | PerformedButNot | FirstSeen | NotSince | InFunnel | PersonProperties | Group
+Condition = Performed | PerformedButNot | FirstSeen | NotSince | InFunnel | PersonProperties | Predicted | Group
 
 
 class Definition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

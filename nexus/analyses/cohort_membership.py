@@ -6,7 +6,8 @@ Dynamic cohorts read the project's events once: one row per distinct id with a c
 regrouped by person through identities (`persons.by_person`: ids linked to one person count together,
 merges included), then the conditions' boolean tree. The universe is every person with an event; when no
 person without a matching event could qualify (no `at_most`, `exactly 0`, first-seen, person or funnel
-condition), only the events some condition counts are read. Windows are relative to the analysis' clock:
+condition), only the events some condition counts are read. `prediction` conditions read the persons'
+latest scores in `person_predictions`. Windows are relative to the analysis' clock:
 `[now − days, now)`. `funnel` conditions add a funnel's scan (`funnels.person_rows`); `person` ones join
 persons' traits per person. Static cohorts read their member ids, resolved through identities when used.
 """
@@ -27,15 +28,18 @@ from nexus.analyses.cohort_definition import (
     Performed,
     PerformedButNot,
     PersonProperties,
+    Predicted,
 )
 from nexus.analyses.cohort_store import StoredCohort
 from nexus.analyses.dates import resolve
 from nexus.analyses.filters import all_of, compile_group
 from nexus.analyses.funnels import person_rows
+from nexus.analyses.predictions import LATEST_RUN
 from nexus.analyses.scope import AnalysisScope
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params
 
 _COMPARE = {"at_least": ">=", "at_most": "<=", "exactly": "="}
+_SCORE_COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 @lru_cache(maxsize=256)
@@ -114,6 +118,12 @@ class _Compiler:
             self.reads.append("1")  # a person with no matching event may still qualify
             self.traits.append(compile_group(item.where, p))
             return f"bd.{len(self.traits)}"  # the tuple of trait conditions `persons.with_trait` joins
+        if isinstance(item, Predicted):
+            self.reads.append("1")  # scored persons are tested among everyone's rows
+            # `score` is one of the Literal's column names, checked when the definition was decoded.
+            return (f"person IN (SELECT person_key FROM person_predictions WHERE project_id = {PROJECT} "
+                    f"AND run_id = {LATEST_RUN} AND {item.score} {_SCORE_COMPARE[item.operator]} "
+                    f"{p.add(item.value, 'Float64')})")
         assert isinstance(item, InFunnel)
         self.reads.append("1")  # the funnel's persons are tested among everyone's rows
         scope = AnalysisScope(p.values["project_id"], self.tz, resolve(item.funnel.date_range, self.tz, self.now),

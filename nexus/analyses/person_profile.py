@@ -14,7 +14,9 @@ the time of the latest identify event of the person's ids that carried the key (
 identify event did, e.g. traits imported without one). `timeline`: the events, newest first, by (time,
 message id) descending, a page of `limit` at a time; each carries its session's number (1 = the first
 session) and whether it starts its session, the boundary. `next_cursor` names the page's last row; the
-next request sends it as `cursor` (paging neither repeats nor skips an event; see events.py).
+next request sends it as `cursor` (paging neither repeats nor skips an event; see events.py). `scores`:
+the person's row of the project's latest scoring run (nexus.analyses.predictions), with the features that
+drove each score; None when that run did not score them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from clickhouse_connect.driver.client import Client
 
 from nexus.analyses.events import EPOCH, MILLISECOND, Cursor
 from nexus.analyses.person_list import REVENUE
+from nexus.analyses.predictions import LATEST_RUN
 from nexus.analyses.sql import PROJECT, UTC_TIME, Params, Query, fetch
 from nexus.errors import InvalidRequest, NotFound
 
@@ -68,6 +71,21 @@ class TimelineEvent(msgspec.Struct, frozen=True):
     properties: str  # JSON text
 
 
+class Scores(msgspec.Struct, frozen=True):
+    """The person's row of the project's latest scoring run (nexus.predict.scoring)."""
+
+    scored_at: datetime
+    churn_probability: float | None
+    churn_decile: int | None
+    ltv: float | None
+    ltv_decile: int | None
+    engagement: float
+    engagement_decile: int
+    churn_version: str
+    ltv_version: str
+    drivers: dict[str, Any]  # per model: "person" (features that moved this score most), "model" (top features)
+
+
 class PersonResult(msgspec.Struct, frozen=True):
     person: str
     distinct_ids: list[str]
@@ -79,6 +97,7 @@ class PersonResult(msgspec.Struct, frozen=True):
     revenue: float
     timeline: list[TimelineEvent]  # newest first
     next_cursor: str | None
+    scores: Scores | None = None  # None when the latest scoring run did not score this person
 
 
 # What the registry hands the API: the body decodes into Request, run() returns Result.
@@ -106,7 +125,8 @@ def run(client: Client, project_id: int, request: PersonRequest, *, now: datetim
         tail = timeline[-1]
         cursor = Cursor((tail.timestamp - EPOCH) // MILLISECOND, tail.message_id).encode()
     return PersonResult(request.person, sorted(set(ids) | set(seen)), _traits(client, project_id, request.person, ids),
-                        first, last, count, sessions, float(revenue), timeline, cursor)
+                        first, last, count, sessions, float(revenue), timeline, cursor,
+                        _scores(client, project_id, request.person))
 
 
 def explain(client: Client, project_id: int, request: PersonRequest, *, now: datetime | None = None) -> Query:
@@ -129,6 +149,18 @@ def distinct_ids(client: Client, project_id: int, person: str, refuse: bool = Tr
     if is_linked and refuse:
         raise NotFound(f"no person {person!r} in this project")
     return [person]
+
+
+def _scores(client: Client, project_id: int, person: str) -> Scores | None:
+    params = Params(project_id)
+    found = fetch(client, params.query(
+        f"SELECT {', '.join(Scores.__struct_fields__)} FROM person_predictions\n"
+        f"WHERE project_id = {PROJECT} AND run_id = {LATEST_RUN}"
+        f" AND person_key = cityHash64({params.add(person, 'String')}) LIMIT 1"))
+    if not found:
+        return None
+    *values, drivers = found[0]
+    return Scores(*values, json.loads(drivers))
 
 
 def _traits(client: Client, project_id: int, person: str, ids: list[str]) -> list[Trait]:

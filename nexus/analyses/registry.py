@@ -23,6 +23,7 @@ from nexus.analyses import goals
 from nexus.analyses import experiment
 from nexus.analyses import attribution, conversion_paths
 from nexus.analyses import cohort_size, cohort_store
+from nexus.analyses import predictions
 from nexus.analyses.sql import Query
 from nexus.errors import InvalidRequest, NotFound, reason_and_field
 from nexus.json_input import UnreadableJson, decode_json
@@ -51,6 +52,7 @@ ANALYSES: dict[str, ModuleType] = {
     "attribution": attribution,
     "conversion_paths": conversion_paths,
     "experiment": experiment,
+    "predictions": predictions,
 }
 
 

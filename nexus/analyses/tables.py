@@ -20,6 +20,7 @@ from nexus.analyses import paths, paths_persons
 from nexus.analyses import cohort_size
 from nexus.analyses import goals
 from nexus.analyses import experiment
+from nexus.analyses import predictions
 from nexus.analyses import attribution, conversion_paths
 
 Rows = Iterable[tuple]
@@ -152,6 +153,15 @@ def _fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(struct))
 
 
+def _predictions(result: predictions.PredictionsResult) -> Rows:
+    """The three distributions, a row per bin, then the at-risk persons, a row each."""
+    for section in ("churn", "ltv", "engagement"):
+        for b in getattr(result, section):
+            yield (section, None, b.low, b.high, b.persons, None, None, None, None)
+    for p in result.at_risk:
+        yield ("at_risk", p.person, None, None, None, p.churn_probability, p.ltv, p.expected_loss, p.engagement)
+
+
 def _cohort_size(result: cohort_size.CohortSizeResult) -> Rows:
     return ((bucket, size) for bucket, size in zip(result.buckets, result.sizes))
 
@@ -180,6 +190,8 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[Any], Rows]]] = {
                     "sequential_p_value", "probability_to_beat", "variance_reduction", "verdict"), _experiment),
     "attribution": (_fields(attribution.AttributionRow), _attribution),
     "conversion_paths": (_fields(conversion_paths.ConversionPath), _conversion_paths),
+    "predictions": (("section", "person", "low", "high", "persons", "churn_probability", "ltv", "expected_loss",
+                     "engagement"), _predictions),
 }
 
 

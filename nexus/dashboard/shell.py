@@ -39,7 +39,7 @@ NAV = [("overview", "Overview"), ("trends", "Trends"), ("funnels", "Funnels"), (
        ("retention", "Retention"), ("sessions", "Sessions"), ("goals", "Goals"), ("attribution", "Attribution"),
        ("experiments", "Experiments"),
        ("stickiness", "Stickiness & lifecycle"), ("events", "Events"), ("persons", "Persons"),
-       ("cohorts", "Cohorts"), ("sql", "SQL"),
+       ("cohorts", "Cohorts"), ("predictions", "Predictions"), ("sql", "SQL"),
        ("dashboards", "Dashboards"), ("exports", "Exports")]
 
 

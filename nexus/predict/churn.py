@@ -79,7 +79,8 @@ def train(client: Client, project_id: int, request: ChurnRequest, progress: Prog
                                                     request.seed)
     progress(1.0)
     return Trained("churn", estimator, parameters, list(features.FEATURES), metrics, plan,
-                   {"train": len(train_rows), "validation": len(validation_rows)})
+                   {"train": len(train_rows), "validation": len(validation_rows)},
+                   training.reference(train_rows))
 
 
 def labels(rows: pd.DataFrame) -> np.ndarray:

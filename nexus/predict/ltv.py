@@ -63,7 +63,8 @@ def train(client: Client, project_id: int, request: LtvRequest, progress: Progre
                                                     "neg_mean_absolute_error", request.seed)
     progress(1.0)
     return Trained("ltv", estimator, parameters, list(features.FEATURES), metrics, plan,
-                   {"train": len(train_rows), "validation": len(validation_rows)})
+                   {"train": len(train_rows), "validation": len(validation_rows)},
+                   training.reference(train_rows))
 
 
 def predict(estimator: Any, rows: pd.DataFrame) -> np.ndarray:

@@ -3,15 +3,19 @@ of one instant, written to `person_predictions` (sql/migrations/017_predictions.
 
 A run deletes its own rows (by run id) before inserting, so a retried run — after a worker died between
 its insert and marking the job done — still leaves exactly one row per person. Deciles rank persons by
-score, highest first, ties by person key: the tenth with the highest scores is decile 10.
+score, highest first, ties by person key: the tenth with the highest scores is decile 10. `drivers`
+holds, per model, the three features whose own value moved the person's score most (`contributions`) and
+the model's five most important features (permutation importance, from its version).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +25,8 @@ from nexus.errors import InvalidRequest
 from nexus.predict import churn, engagement, features, ltv, training, versions
 
 TABLE = "person_predictions"
+DRIVERS = 3  # per person and model, the features that moved the score most
+MODEL_DRIVERS = 5  # per model, its top features by permutation importance
 
 
 def deciles(scores: np.ndarray, person_keys: np.ndarray) -> np.ndarray:
@@ -31,10 +37,38 @@ def deciles(scores: np.ndarray, person_keys: np.ndarray) -> np.ndarray:
     return (10 - ranks * 10 // max(len(scores), 1)).astype(np.uint8)
 
 
+def contributions(estimator: Any, predict: Callable[[Any, pd.DataFrame], np.ndarray], rows: pd.DataFrame,
+                  reference: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    """Per person and feature (columns in `features.FEATURES` order): the score minus the score with that
+    feature at its typical training value — how much the person's own value moved their score. Gradient
+    boosting offers no exact per-person attribution; this one needs a prediction per feature."""
+    effects = np.zeros((len(rows), len(features.FEATURES)))
+    for j, name in enumerate(features.FEATURES):
+        if name not in reference:
+            continue
+        typical = rows.copy()
+        typical[name] = reference[name]
+        effects[:, j] = scores - predict(estimator, typical)
+    return effects
+
+
+def _drivers(effects: dict[str, np.ndarray], model_top: dict[str, list[dict[str, Any]]], n: int) -> list[str]:
+    """Each row's `drivers` JSON: per model, its DRIVERS largest effects and the model's own top features."""
+    tops = {kind: np.argsort(-np.abs(values), axis=1, kind="stable")[:, :DRIVERS] for kind, values in effects.items()}
+    names = features.FEATURES
+    return [msgspec.json.encode({kind: {"person": [{"feature": names[j], "effect": round(float(effects[kind][i, j]), 6)}
+                                                   for j in tops[kind][i]],
+                                        "model": model_top[kind]} for kind in effects}).decode()
+            for i in range(n)]
+
+
 def predictions(data_dir: Path, project_id: int, rows: pd.DataFrame) -> pd.DataFrame:
-    """Scores of `rows` (features): churn and LTV from the active versions (NULL without one), engagement."""
+    """Scores of `rows` (features): churn and LTV from the active versions (NULL without one), engagement,
+    and each person's drivers."""
     keys = rows["person_key"].to_numpy()
     scored = pd.DataFrame({"person_id": rows["person_id"], "person_key": rows["person_key"]})
+    effects: dict[str, np.ndarray] = {}
+    model_top: dict[str, list[dict[str, Any]]] = {}
     for kind, predict in (("churn", churn.predict), ("ltv", ltv.predict)):
         column = "churn_probability" if kind == "churn" else "ltv"
         version = versions.active(data_dir, project_id, kind)
@@ -43,13 +77,17 @@ def predictions(data_dir: Path, project_id: int, rows: pd.DataFrame) -> pd.DataF
             scored[f"{kind}_decile"] = pd.Series([None] * len(rows), dtype="UInt8")
             scored[f"{kind}_version"] = ""
             continue
+        estimator = versions.estimator(data_dir, version)
         with training.single_threaded():
-            values = predict(versions.estimator(data_dir, version), rows)
+            values = predict(estimator, rows)
+            effects[kind] = contributions(estimator, predict, rows, version.reference, values)
+        model_top[kind] = version.metrics.get("importance", [])[:MODEL_DRIVERS]
         scored[column] = values
         scored[f"{kind}_decile"] = deciles(values, keys)
         scored[f"{kind}_version"] = version.version_id
     scored["engagement"] = engagement.of(rows)
     scored["engagement_decile"] = deciles(scored["engagement"].to_numpy(), keys)
+    scored["drivers"] = _drivers(effects, model_top, len(rows)) if effects else "{}"
     return scored
 
 
@@ -79,5 +117,5 @@ _SCHEMA = pa.schema([
     ("person_id", pa.string()), ("person_key", pa.uint64()),
     ("churn_probability", pa.float64()), ("churn_decile", pa.uint8()), ("churn_version", pa.string()),
     ("ltv", pa.float64()), ("ltv_decile", pa.uint8()), ("ltv_version", pa.string()),
-    ("engagement", pa.float64()), ("engagement_decile", pa.uint8()),
+    ("engagement", pa.float64()), ("engagement_decile", pa.uint8()), ("drivers", pa.string()),
 ])

@@ -34,6 +34,17 @@ class Trained(msgspec.Struct, frozen=True):
     metrics: dict[str, Any]
     training: TrainingRange
     rows: dict[str, int]
+    reference: dict[str, Any] = {}  # each feature's typical training value: median, or most common category
+
+
+def reference(rows: pd.DataFrame) -> dict[str, Any]:
+    """The training rows' median of each numeric feature and most common value of each categorical one: what
+    a feature is set to when measuring how much a person's own value moves their score."""
+    typical: dict[str, Any] = {name: float(rows[name].median()) for name in features.NUMERIC}
+    for name in features.CATEGORICAL:
+        counts = rows[name].value_counts()
+        typical[name] = str(min(counts.index[counts == counts.max()]))
+    return typical
 
 
 def single_threaded() -> threadpoolctl.threadpool_limits:

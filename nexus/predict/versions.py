@@ -47,6 +47,7 @@ class ModelVersion(msgspec.Struct, frozen=True):
     training: TrainingRange
     rows: dict[str, int]
     content_hash: str
+    reference: dict[str, Any] = {}  # the typical feature values per-person drivers are measured against
 
 
 class VersionView(msgspec.Struct, frozen=True):
@@ -86,7 +87,7 @@ def save(data_dir: Path, project_id: int, trained: Trained, job_id: str = "",
         return get(data_dir, project_id, trained.kind, version_id)
     version = ModelVersion(version_id or "mv_" + secrets.token_hex(8), trained.kind, project_id, records.now(),
                            job_id, trained.parameters, trained.features, trained.metrics, trained.training,
-                           trained.rows, content_hash(trained))
+                           trained.rows, content_hash(trained), trained.reference)
     staging = directory / f".{version.version_id}.partial"
     shutil.rmtree(staging, ignore_errors=True)  # left by an attempt that died while writing
     staging.mkdir(parents=True)

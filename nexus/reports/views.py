@@ -29,7 +29,7 @@ NATURAL = {"trends": "line", "funnel": "funnel", "funnel_persons": "table", "ret
            "sessions": "sessions", "stickiness": "bar", "lifecycle": "stacked_bar", "overview": "overview",
            "live": "line", "events": "table", "persons": "table", "person": "table", "retention_persons": "table",
            "cohort_size": "table", "goals": "table", "experiment": "table", "paths": "table", "paths_persons": "table", SQL_KIND: "table",
-           "attribution": "table", "conversion_paths": "table"}
+           "attribution": "table", "conversion_paths": "table", "predictions": "table"}
 KPI_LABELS = {"events": "Events", "persons": "Unique persons", "sessions": "Sessions", "bounce_rate": "Bounce rate",
               "avg_session_duration": "Avg. session", "revenue": "Revenue", "conversion": "Conversion"}
 LIST_LABELS = {"events": "Top events", "pages": "Top pages", "entry_pages": "Entry pages", "referrers": "Top sources",

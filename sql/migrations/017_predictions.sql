@@ -2,8 +2,8 @@
 -- expected revenue (LTV), engagement, their deciles and the model versions that made them — so analyses
 -- and cohorts can filter and break down on a person's latest scores. A run deletes its own rows before it
 -- writes them, so a retried run leaves exactly one row per person; older runs stay, for history.
--- PARTITION BY project_id as the events since 008: no part holds two projects' rows. Not readable through
--- ad-hoc SQL (nexus.adhoc.policy does not list it).
+-- PARTITION BY project_id as the events since 008: no part holds two projects' rows, so ad-hoc SQL
+-- (nexus.adhoc.policy) may read a project's own scores under the engine's row filter.
 CREATE TABLE IF NOT EXISTS person_predictions
 (
     project_id        UInt32 COMMENT 'Project the person belongs to',
@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS person_predictions
     engagement        Float64 COMMENT 'Engagement score, 0-100 (docs/metrics.md)',
     engagement_decile UInt8 COMMENT '10 = the most engaged tenth',
     churn_version     String COMMENT 'The churn model version that scored, or empty',
-    ltv_version       String COMMENT 'The LTV model version that scored, or empty'
+    ltv_version       String COMMENT 'The LTV model version that scored, or empty',
+    drivers           String COMMENT 'JSON: per model, the features that moved this person''s score most (the score minus the score with the feature at its training median) and the model''s top features by permutation importance'
 )
 ENGINE = MergeTree
 PARTITION BY project_id

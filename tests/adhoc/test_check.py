@@ -82,8 +82,7 @@ def test_every_table_of_the_database_has_been_decided_on(client) -> None:
                "experiments",  # experiments: read through GET /v1/experiments and the experiment analysis
                "erasures",  # erasures: who erased persons when; admin only, through GET /v1/erasures
                "channel_rules",  # channel rules: read through GET /v1/channels and the attribution analyses
-               "ad_spend",  # ad spend: a project's costs, read by the attribution analysis only
-               "person_predictions"}  # predictions: read through cohorts, profiles and the predictions analysis
+               "ad_spend"}  # ad spend: a project's costs, read by the attribution analysis only
     assert tables - set(policy.PROJECT_TABLES) == refused
     for table, column in policy.PROJECT_TABLES.items():
         columns = dict(client.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "

@@ -99,6 +99,7 @@ CASES: dict[str, dict] = {
         "conversion": {"path": "/pricing", "where": {"filters": [{"key": "plan", "source": "person", "value": "pro"}]}},
         "by": "source", "position_first": 0.3, "position_last": 0.5, "lookback_days": 7, "gap_minutes": 10},
     "conversion_paths__defaults": {"conversion": {"event": "purchase"}},
+    "predictions__defaults": {},
     "trends__in_cohort_by_cohort": {"series": [{"event": "page_view"}], "where": {"filters": [
         {"key": EXAMPLE_COHORT, "source": "cohort", "op": "not_in"}]},
         "breakdown": {"source": "cohort", "cohorts": [EXAMPLE_COHORT]}},

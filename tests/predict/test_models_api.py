@@ -108,6 +108,20 @@ def test_train_activate_score_and_roll_back(api: httpx.Client, workers: Server, 
         "FROM person_predictions WHERE project_id = {p:UInt32} AND run_id = {r:String}",
         parameters={"p": demo_project, "r": second_run["job_id"]}).result_rows[0]
     assert filled == (persons, persons)
+    # The profile of the person most at risk shows their latest scores and what drove them
+    riskiest = workers.runtime.clickhouse.query(
+        "SELECT person_id FROM person_predictions WHERE project_id = {p:UInt32} AND run_id = {r:String} "
+        "ORDER BY churn_probability DESC, person_key LIMIT 1",
+        parameters={"p": demo_project, "r": second_run["job_id"]}).result_rows[0][0]
+    scores = api.get(f"/v1/persons/{riskiest}", headers=_auth(read)).json()["scores"]
+    assert scores["churn_decile"] == 10 and scores["ltv_version"] == ltv_version["version"]["version_id"]
+    churn_drivers = scores["drivers"]["churn"]
+    assert len(churn_drivers["person"]) == 3 and {d["feature"] for d in churn_drivers["person"]} <= set(first["features"])
+    assert churn_drivers["model"] == first["metrics"]["importance"][:5]
+    # and the predictions analysis reads the same run
+    analysis = api.post("/v1/analyses/predictions", json={"top": 5}, headers=_auth(read)).json()["result"]
+    assert (analysis["run_id"], analysis["persons"]) == (second_run["job_id"], persons)
+    assert sum(b["persons"] for b in analysis["churn"]) == persons and len(analysis["at_risk"]) == 5
 
     # When a second churn version is trained and activated, rolling back makes the first active again
     _done(api, read, api.post("/v1/models/churn/train", json={**FAST, "seed": 6}, headers=_auth(admin)).json())
@@ -148,7 +162,7 @@ def test_bad_input_is_refused_naming_the_field(api: httpx.Client, other: dict[st
 
 def test_a_training_that_cannot_train_fails_with_its_reason(api: httpx.Client, other: dict[str, str]) -> None:
     job = api.post("/v1/models/ltv/train", json={}, headers=_auth(other["admin"])).json()
-    failed = wait_for_job(api, other["read"], job["job_id"], timeout=60)
+    failed = wait_for_job(api, other["read"], job["job_id"], timeout=240)
     assert failed["state"] == "failed" and failed["error"] == "training refused: the project has no events", failed
     assert failed["attempts"] == 1
 

@@ -13,6 +13,7 @@ from nexus.dashboard.pages import paths
 from nexus.dashboard.pages import cohorts
 from nexus.dashboard.pages import attribution
 from nexus.dashboard.pages import experiments
+from nexus.dashboard.pages import predictions
 
 ROUTES = {
     "overview": overview.view,
@@ -32,6 +33,7 @@ ROUTES = {
     "cohorts": cohorts.view,
     "attribution": attribution.view,
     "experiments": experiments.view,
+    "predictions": predictions.view,
 }
 
 DRAWERS = {
@@ -53,4 +55,5 @@ DRAWERS = {
     "attribution": attribution.draw,
     "conversion_paths": attribution.draw_paths,
     "experiment": experiments.draw,
+    "predictions": predictions.draw,
 }
