@@ -63,8 +63,14 @@ and the funnel above filtered to them through the API, fresh, next to the unfilt
 both on the peers' rows (members by GROUP BY … HAVING, the funnel's steps restricted to them). Targets at
 10M: membership under 0.5 s, the filtered funnel under 1.5× the unfiltered, each ≥ 3× faster than DuckDB.
 
+Experiments (issue 16): every signup exposed a second later to a 3-variant experiment (variant by a hash of the
+distinct id), 2 metrics (purchase conversion and revenue per person, within 7 days after the first exposure and
+before it for CUPED), per variant and day of exposure: n, Σy, Σy², Σx, Σx², Σxy. Nexus through the API, fresh
+(statistics and verdicts included), against DuckDB on the same rows (person as Nexus resolves it, ts, exposure
+variant, purchase, revenue), its answer checked; target: under 0.5 s at 10M.
+
 Run: python benchmarks/queries.py [--events 1M,10M] [--repeat 5] [--data-root DIR] [--identities demo|none]
-[--only-paths] [--only-goals] [--only-cohorts]
+[--only-paths] [--only-goals] [--only-cohorts] [--only-experiments]
 """
 
 from __future__ import annotations
@@ -150,6 +156,7 @@ def main() -> None:
     parser.add_argument("--only-paths", action="store_true", help="measure the paths part only")
     parser.add_argument("--only-goals", action="store_true", help="measure the goals part only")
     parser.add_argument("--only-cohorts", action="store_true", help="measure the cohorts part only")
+    parser.add_argument("--only-experiments", action="store_true", help="measure the experiments part only")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nexus-queries-", dir=args.data_root))
     print(f"{os.cpu_count()} cores, load average {load_average()} at start; median of {args.repeat} runs after one "
@@ -159,7 +166,7 @@ def main() -> None:
     with open_runtime(settings) as runtime, serving(runtime) as url:
         for size in (parse_size(s) for s in args.events.split(",") if s.strip()):
             measure_size(client, runtime, url, size, args.identities, args.repeat, work, args.only_paths,
-                         args.only_goals, args.only_cohorts)
+                         args.only_goals, args.only_cohorts, args.only_experiments)
     shutil.rmtree(work / "clickhouse", ignore_errors=True)  # the Parquet files stay, for peers rerun by hand
     print(f"\nload average at the end: {load_average()}; the peers' rows stay in {work}")
 
@@ -201,7 +208,8 @@ class NexusTimes:
 
 
 def measure_size(client: Client, runtime: Runtime, url: str, size: int, identities: str, repeat: int,
-                 work: Path, only_paths: bool = False, only_goals: bool = False, only_cohorts: bool = False) -> None:
+                 work: Path, only_paths: bool = False, only_goals: bool = False, only_cohorts: bool = False,
+                 only_experiments: bool = False) -> None:
     label = size_label(size)
     project = projects.create(client, f"bench-{label}").project_id
     started = time.perf_counter()
@@ -219,6 +227,8 @@ def measure_size(client: Client, runtime: Runtime, url: str, size: int, identiti
         return measure_paths(client, runtime, url, project, size, repeat, work / f"paths-{label}.parquet")
     if only_goals:
         return measure_goals(client, runtime, url, project, repeat, work / f"goals-{label}.parquet")
+    if only_experiments:
+        return measure_experiments(client, runtime, url, project, size, repeat, work / f"experiment-{label}.parquet")
     if only_cohorts:
         con = duckdb_table(peer_rows, names)
         measure_cohorts(client, runtime, url, project, size, repeat, con)
@@ -258,6 +268,7 @@ def measure_size(client: Client, runtime: Runtime, url: str, size: int, identiti
     con.close()
     measure_paths(client, runtime, url, project, size, repeat, work / f"paths-{label}.parquet")
     measure_goals(client, runtime, url, project, repeat, work / f"goals-{label}.parquet")
+    measure_experiments(client, runtime, url, project, size, repeat, work / f"experiment-{label}.parquet")
 
 
 def store(client: Client, project: int, size: int, identities: str) -> None:
@@ -380,6 +391,7 @@ ANSWERS: dict[str, Callable[[Any], Answer]] = {
     "sessions": lambda result: sessions_answer(*(result.lines[0].total[m] for m in ("sessions", "avg_duration"))),
     "paths": lambda result: paths_answer(result),
     "goals": lambda result: goals_answer(result),
+    "experiment": lambda result: experiment_answer(result),
 }
 
 
@@ -944,6 +956,117 @@ def measure_cohorts(client: Client, runtime: Runtime, url: str, project: int, si
 # DuckDB's members: the persons (already resolved in the peers' rows) with two purchases in the window.
 DUCK_MEMBERS = ("SELECT person FROM events WHERE event = 'purchase' AND ts >= $since AND ts < $end "
                 "GROUP BY person HAVING count(*) >= 2")
+
+
+# ---------------------------------------------------------------- experiments (issue 16)
+
+# Three variants, two metrics (purchase conversion, revenue per person), a 7-day window, over all the data.
+EXPERIMENT_KEY = "bench-three"
+EXPERIMENT_VARIANTS = ["a", "b", "c"]
+EXPERIMENT_BODY = {"experiment": {
+    "key": EXPERIMENT_KEY, "variants": [{"key": v} for v in EXPERIMENT_VARIANTS], "start": "2026-09-01T00:00:00Z",
+    "conversion_window": WINDOW.days, "primary_metric": {"event": "purchase"},
+    "secondary_metrics": [{"event": "purchase", "measure": "sum", "value_property": "revenue"}]}, "timezone": "UTC"}
+EXPERIMENT_LIMIT = {10_000_000: 0.5}
+# {(variant, metric): (n, Σy, Σy², Σx, Σx², Σxy)}, sums rounded to cents
+ExperimentAnswer = dict[tuple[str, int], tuple[float, ...]]
+
+
+def measure_experiments(client: Client, runtime: Runtime, url: str, project: int, size: int, repeat: int,
+                        path: Path) -> None:
+    """Nexus's experiment analysis through the API, fresh, against DuckDB's on the same rows; prints a table."""
+    exposures = expose_signups(client, project)
+    export_experiment_rows(client, project, path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE experiment_rows AS SELECT * FROM read_parquet('{path}') ORDER BY person, ts")
+    secret = keys.create(runtime.clickhouse, project, "read")[1]
+    with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
+        ours_times, ours = measure_nexus(http, url, runtime, project, "experiment", EXPERIMENT_BODY, repeat)
+    duck, theirs = timed(lambda: duck_experiment(con), repeat)
+    con.close()
+    agree = "agree" if ours == theirs else f"DIFFER: DuckDB {describe_difference(ours, theirs)}"
+    limit = EXPERIMENT_LIMIT.get(size)
+    target = "" if limit is None else ("met" if ours_times.http < limit else "MISSED") + f" (< {limit:g} s)"
+    print(f"\nExperiment: {len(EXPERIMENT_VARIANTS)} variants ({exposures:,} persons exposed at signup), 2 metrics "
+          f"(purchase conversion, revenue) in a {WINDOW.days}-day window after the first exposure and before it "
+          f"(CUPED), per variant and day; seconds, fresh, median\n")
+    header = ["question", "Nexus API", "Nexus in-process", "engine alone", "DuckDB", "Nexus ÷ DuckDB", "target",
+              "answers"]
+    print(markdown(header, [["experiment", seconds(ours_times.http), seconds(ours_times.service),
+                             seconds(ours_times.engine_alone), seconds(duck), compared(ours_times.http, duck),
+                             target, agree]]))
+
+
+def expose_signups(client: Client, project: int) -> int:
+    """Each signup gets an exposure to EXPERIMENT_KEY a second later, its variant by a hash of the distinct id
+    (ClickHouse's own, so loading stays fast); the number of exposures."""
+    client.command(
+        "INSERT INTO events (project_id, ts, event, type, message_id, distinct_id, user_id, properties)\n"
+        "SELECT project_id, ts + INTERVAL 1 SECOND, '$experiment_exposure', 'track', concat('x-', message_id),"
+        " distinct_id, user_id, CAST(concat('{\"experiment\": \"', {key:String}, '\", \"variant\": \"',"
+        " {variants:Array(String)}[1 + cityHash64({key:String}, distinct_id) % 3], '\"}') AS JSON)\n"
+        "FROM events WHERE project_id = {p:UInt32} AND event = 'signup'",
+        parameters={"p": project, "key": EXPERIMENT_KEY, "variants": EXPERIMENT_VARIANTS})
+    return client.query("SELECT count() FROM events WHERE project_id = {p:UInt32} AND event = '$experiment_exposure'"
+                        " AND properties.experiment = {key:String}",
+                        parameters={"p": project, "key": EXPERIMENT_KEY}).result_rows[0][0]
+
+
+def export_experiment_rows(client: Client, project: int, path: Path) -> None:
+    """DuckDB's rows: every event's person (as Nexus resolves it, numbered densely), ts, the variant of an
+    exposure to the experiment ('' for other events), whether it is a purchase, and its revenue as a number."""
+    found = client.query_arrow(
+        f"SELECT {persons.PERSON} AS person, e.ts AS ts,"
+        f" if(e.event = '$experiment_exposure' AND toString(e.properties.experiment) = {{key:String}},"
+        f" toString(e.properties.variant), '') AS variant, e.event = 'purchase' AS purchase,"
+        f" toFloat64OrNull(toString(e.properties.revenue)) AS revenue\n"
+        f"FROM events AS e\n{persons.IDENTITIES_JOIN}\nWHERE e.project_id = {{project_id:UInt32}}",
+        parameters={"project_id": project, "key": EXPERIMENT_KEY})
+    rows = pa.table({"person": pc.dictionary_encode(found.column("person").combine_chunks()).indices,
+                     "ts": found.column("ts").cast(pa.timestamp("ms")), "variant": found.column("variant"),
+                     "purchase": found.column("purchase").cast(pa.bool_()), "revenue": found.column("revenue")})
+    pq.write_table(rows.sort_by([("person", "ascending"), ("ts", "ascending")]), path)
+
+
+def experiment_answer(result: Any) -> ExperimentAnswer:
+    return {(v.variant, m.metric): experiment_sums(v.n, v.sum, v.sum_squares, v.pre_sum, v.pre_sum_squares,
+                                                   v.cross_sum)
+            for m in result.metrics for v in m.variants}
+
+
+def experiment_sums(*sums: float) -> tuple[float, ...]:
+    return tuple(round(float(s or 0), 2) for s in sums)
+
+
+def duck_experiment(con: duckdb.DuckDBPyConnection) -> ExperimentAnswer:
+    """Each person's first exposure (and how many variants they saw) by one GROUP BY; their purchases within a
+    window either side by a hash join of those persons with the purchases, the window in the join condition;
+    per person y and x of both metrics, then per variant and day the sums (the day as Nexus groups them)."""
+    found = con.execute(f"""
+        WITH exposed AS (
+          SELECT person, min(ts) AS first, min(variant) AS variant FROM experiment_rows
+          WHERE variant <> '' AND ts >= $start GROUP BY person HAVING count(DISTINCT variant) = 1),
+        per_person AS (
+          SELECT x.person, any_value(x.variant) AS variant, any_value(x.first) AS first,
+            coalesce(max((r.ts >= x.first)::INT), 0) AS y0, coalesce(max((r.ts < x.first)::INT), 0) AS x0,
+            coalesce(sum(CASE WHEN r.ts >= x.first THEN coalesce(r.revenue, 0) END), 0) AS y1,
+            coalesce(sum(CASE WHEN r.ts < x.first THEN coalesce(r.revenue, 0) END), 0) AS x1
+          FROM exposed AS x LEFT JOIN experiment_rows AS r ON r.person = x.person AND r.purchase
+            AND r.ts >= x.first - INTERVAL {WINDOW.days} DAY AND r.ts < x.first + INTERVAL {WINDOW.days} DAY
+          GROUP BY x.person),
+        per_day AS (
+          SELECT variant, date_trunc('day', first) AS day, count(*) AS n,
+            sum(y0), sum(y0 * y0), sum(x0), sum(x0 * x0), sum(x0 * y0),
+            sum(y1), sum(y1 * y1), sum(x1), sum(x1 * x1), sum(x1 * y1)
+          FROM per_person GROUP BY variant, day)
+        SELECT variant, sum(COLUMNS(* EXCLUDE (variant, day))) FROM per_day GROUP BY variant""",
+                        pick("start")).fetchall()
+    answer: ExperimentAnswer = {}
+    for variant, n, *sums in found:
+        answer[(variant, 0)] = experiment_sums(n, *sums[:5])
+        answer[(variant, 1)] = experiment_sums(n, *sums[5:])
+    return answer
 
 
 if __name__ == "__main__":
