@@ -80,3 +80,17 @@ def test_only_the_instance_admin_key_backs_up_and_a_bad_path_names_its_field(ser
     assert taken.status_code == 400 and taken.json()["field"] == "path"
     missing = http.post("/v1/backups", json={}, headers=bearer(instance))
     assert missing.status_code == 400 and "path" in missing.json()["error"]
+
+
+@pytest.mark.parametrize("statement", ["BACKUP DATABASE {db} TO File('{path}')",
+                                       "BACKUP TABLE {db}.events TO File('{path}')",
+                                       "RESTORE DATABASE {db} AS stolen FROM File('{path}')"])
+def test_ad_hoc_sql_cannot_back_up_or_restore(server, http, database_url, tmp_path, statement):
+    # The engine may now write backups under its allowed path: a project's SQL must never reach it
+    _, secrets = server.project_with_keys(f"sql-{len(statement)}")
+    path = parse_url(database_url).path + f"-backups/stolen-{len(statement)}"
+    sql = statement.format(db=parse_url(database_url).database, path=path)
+    for key in (secrets["read"], secrets["admin"]):
+        answer = http.post("/v1/query", json={"sql": sql}, headers=bearer(key))
+        assert answer.status_code == 403 and "only SELECT queries" in answer.json()["error"], answer.text
+    assert not Path(path).exists()
