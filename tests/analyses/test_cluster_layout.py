@@ -5,12 +5,16 @@ plain counterpart, each Distributed table as a Merge table over its local table 
 table as a Distributed table's pass to each shard's). The demo project's events are inserted into `events_local`,
 so the rollups are filled by the layout's own views, and every other table is copied as is. Each kind of analysis
 then answers exactly as on the single-node schema — its SQL names only tables the layout has, with the columns
-the layout gives them — and no analysis names a `_local` table, which would read one shard only.
+the layout gives them — and no analysis names a `_local` table, which would read one shard only. Every SQL
+snapshot case is also planned against real Distributed tables over two shards (tests/analyses/cluster_plan.py).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +29,13 @@ from nexus.analyses import registry
 from nexus.store import cluster
 from tests.analyses.example_cohort import save_example_cohort
 from tests.analyses.test_registry import BODIES
+from tests.analyses.test_sql_snapshots import CASES
 from tests.conftest import DEMO_END
 
 SIMULATED = "t_cluster_layout"
 LAYOUT = cluster.layout("nexus")
-PROFILE = Path(__file__).resolve().parents[2] / "clickhouse/cluster/users.xml"
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = ROOT / "clickhouse/cluster/users.xml"
 CLUSTER_PROFILE = {setting.tag: setting.text for setting in ET.parse(PROFILE).getroot().find("profiles/default")}
 
 
@@ -105,7 +111,17 @@ def test_each_kind_answers_on_the_layout_as_on_one_server(client, demo, simulate
     tables = set(named) - common_tables
     assert tables <= set(LAYOUT.sharded) | set(LAYOUT.everywhere), tables
     assert not any(name.endswith(cluster.LOCAL_SUFFIX) for name in tables)
-    # A query that reads sharded tables more than once (an IN or JOIN over events inside a query over events) is
-    # correct on a cluster only with those inner reads made GLOBAL: the cluster profile must say so.
-    if sum(name in LAYOUT.sharded for name in named) > 1:
-        assert CLUSTER_PROFILE["distributed_product_mode"] == "global"
+
+
+def test_every_case_plans_on_real_distributed_tables_with_each_shard_s_part_valid_alone():
+    """tests/analyses/cluster_plan.py plans every SQL snapshot case against Distributed tables over two shards."""
+    done = subprocess.run([sys.executable, "-m", "tests.analyses.cluster_plan"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plans = json.loads(done.stdout)
+    assert set(plans) == set(CASES) and {case.split("__")[0] for case in plans} == set(registry.ANALYSES)
+    assert {case: how for case, how in plans.items() if how not in ("local", "global", "initiator")} == {}
+    # A cohort's members are read from events inside a query over events: GLOBAL, as the cluster profile says.
+    assert {case for case, how in plans.items() if how == "global"} == {
+        case for case, body in CASES.items() if '"source": "cohort"' in json.dumps(body)}
+    assert CLUSTER_PROFILE["distributed_product_mode"] == "global"
