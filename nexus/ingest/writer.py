@@ -179,7 +179,7 @@ class GroupCommitWriter:
                 self._fail(block, e)
             else:
                 log.warning("ClickHouse refused a block of %d requests for its content; storing them apart: %s",
-                            len(block), e)
+                            len(block), without_rows(e))
                 self._isolate(whole, e)
             return
         for pending in block:
@@ -214,7 +214,7 @@ class GroupCommitWriter:
         try:
             self._split(block, error, refused, done)
         except Exception as e:  # the store failed midway: what is not done yet is unstored
-            log.error("isolating a refused block failed: %s", e)
+            log.error("isolating a refused block failed: %s", without_rows(e))
             failure = unavailable(e)
             for pending, rows in block:
                 left = [r for r in rows if r not in done[id(pending)]]
@@ -254,7 +254,7 @@ class GroupCommitWriter:
                     done[id(pending)].update(rows)
 
     def _fail(self, block: list[_Pending], error: Exception) -> None:
-        log.error("writing %d events failed: %s", sum(p.table.num_rows for p in block), error)
+        log.error("writing %d events failed: %s", sum(p.table.num_rows for p in block), without_rows(error))
         failure = unavailable(error)
         for pending in block:
             pending.future.set_exception(failure)
@@ -274,6 +274,14 @@ def unavailable(error: BaseException) -> StorageUnavailable:
     name = getattr(error, "name", None) or "error"
     full = " (the disk is full)" if "No space left on device" in str(error) or name == "NOT_ENOUGH_SPACE" else ""
     return StorageUnavailable(f"events were not stored: ClickHouse error {code} {name}{full}; retry shortly")
+
+
+def without_rows(error: BaseException) -> str:
+    """An insert's error for the log: ClickHouse's code and name only, since its text may quote events."""
+    code = getattr(error, "code", None)
+    if code is None:
+        return describe_error(error)
+    return f"ClickHouse error {code} {getattr(error, 'name', None) or CONTENT_ERRORS.get(code, 'error')}"
 
 
 def refusal(row: int, error: BaseException) -> Refusal:
