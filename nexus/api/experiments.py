@@ -1,7 +1,7 @@
 """A/B experiments over HTTP: /v1/experiments, and the assignment of distinct ids to their variants.
 
 Read keys list and read experiments; creating, changing and deleting one is an admin action (an experiment
-is shared by the whole project), as for goals. The key is checked before the body is read, so a key that
+is shared by the whole project), as for goals. The key is checked before the body is decoded, so a key that
 may not change experiments learns nothing from its body's errors. The results are the `experiment`
 analysis (POST /v1/analyses/experiment).
 
@@ -167,7 +167,7 @@ async def _assign(api: ApiContext, request: Request, key: str, asked: Callable[[
 
 def _assignments(api: ApiContext, request: Request, key: str,
                  asked: Callable[[], Asked]) -> tuple[Assignments, Submitted | None]:
-    caller = api.authorize(request, "write")  # before the body is read: a wrong key learns nothing from it
+    caller = api.authorize(request, "write")  # before the body is decoded: a wrong key learns nothing from it
     distinct_ids, record, field = asked()
     for i, distinct_id in enumerate(distinct_ids):
         if not 1 <= len(distinct_id) <= MAX_ID_LENGTH:
