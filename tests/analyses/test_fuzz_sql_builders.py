@@ -1,5 +1,5 @@
 """Property-based tests of the SQL builders every analysis shares — filters, breakdowns, date ranges and time zones
-(hypothesis): whatever a request puts in them, it is refused with InvalidRequest when decoded or built, or its SQL
+(hypothesis), and the goal path patterns and path-cleaning rules: whatever a request puts in them, it is refused with InvalidRequest when decoded or built, or its SQL
 runs on the engine (chDB) without error; and no request value reaches the SQL text — every placeholder is bound,
 the only quoted literals are the builders' own constants, and every quoted name is a property name the strict
 pattern admits. Requests go through the registry as the API sends them (trends from events or rollups, funnels),
@@ -114,12 +114,14 @@ def project(client) -> int:
     """A few events, ids and traits whose properties hold every JSON type a filter may meet."""
     project_id = new_project(client, "Europe/Berlin")
     insert_events(client, project_id, {
-        "u1": [("page_view", "2026-10-28T10:00", {"plan": "pro", "n": 3, "flag": True, "nested": {"x": "a'b"}}),
+        "u1": [("page_view", "2026-10-28T10:00", {"plan": "pro", "n": 3, "flag": True, "nested": {"x": "a'b"}},
+                {"path": "/item/123"}),
                ("signup", "2026-10-28T10:05", {"plan": "team", "revenue": "12.5", "tags": ["a", "b"]}),
                ("purchase", "2026-10-30T09:00", {"revenue": 99.99, "n": -1, "$browser": "Firefox"})],
-        "u2": [("page_view", "2026-10-31T23:30", {"plan": None, "n": "7", "nested": {"x": 1}}),
+        "u2": [("page_view", "2026-10-31T23:30", {"plan": None, "n": "7", "nested": {"x": 1}}, {"path": "/blog/a'b/"}),
                ("signup", "2026-11-01T00:30", {"plan": "{p1:String}", "revenue": 1e308, "flag": "false"})],
-        "anon": [("page_view", "2026-10-29T08:00", {"plan": "pro' OR '1'='1", "a-b": 1})],
+        "anon": [("page_view", "2026-10-29T08:00", {"plan": "pro' OR '1'='1", "a-b": 1}, {"path": "/"}),
+                 ("page_view", "2026-10-29T08:01", {}, {"path": "/item/456"})],
     })
     link(client, project_id, {"u1": "00000000-0000-4000-8000-000000000001", "anon": "00000000-0000-4000-8000-000000000001"})
     person(client, project_id, "00000000-0000-4000-8000-000000000001", {"plan": "pro", "n": 2, "nested": {"x": True}})
@@ -177,3 +179,19 @@ def test_any_date_range_zone_and_interval_is_refused_or_runs(client, project, da
     answer_or_refusal(client, project, "trends", body)
     answer_or_refusal(client, project, "retention", {"start": {"event": "page_view"}, "returning": {},
                                                      "date_range": body["date_range"], **({"timezone": zone} if zone else {})})
+
+
+PATH_TEXT = st.one_of(st.text(alphabet=st.characters(codec="utf-8"), max_size=15).map(lambda t: "/" + t), HOSTILE,
+                      st.sampled_from(["/blog/**", "/item/*", "/*/x", "/", "/a?b", "/a#b", "/***", "/%s", "/\\d+"]))
+RE2_PATTERN = st.one_of(PATTERN, st.sampled_from(["^/item/(\\d+)$", "(a)(b)", "(", "\\", "$", "(?P<n>x)"]), TEXT)
+
+
+@settings(FUZZ, max_examples=30)
+@given(goal=PATH_TEXT, cleaning=st.lists(st.fixed_dictionaries(
+    {"pattern": RE2_PATTERN}, optional={"replacement": st.one_of(st.sampled_from(["\\1", "\\2", ":id", "'", ""]),
+                                                                  TEXT)}), max_size=3),
+       exclude=st.lists(TEXT, max_size=3))
+def test_any_goal_path_pattern_and_path_cleaning_rule_is_refused_or_runs(client, project, goal, cleaning, exclude):
+    answer_or_refusal(client, project, "goals", {"goals": [{"path": goal}], "date_range": {"date_from": "-14d"}})
+    answer_or_refusal(client, project, "paths", {"start": "/", "step_type": "pages", "cleaning": cleaning,
+                                                 "exclude": exclude, "date_range": {"date_from": "-14d"}})
