@@ -71,8 +71,8 @@ def restore(path: Path, yes: bool) -> None:
 @click.option("--staging", type=click.Path(file_okay=False, path_type=Path),
               help="Directory of the rows in transit and of the copy's progress (default: under NEXUS_DATA_DIR/copies, "
                    "one per project and pair of stores); the same directory resumes an interrupted copy.")
-@click.option("--batch-rows", type=click.IntRange(min=1), default=50_000, show_default=True,
-              help="Rows per insert into the destination (what one insert holds in memory).")
+@click.option("--batch-rows", type=click.IntRange(min=1, max=65_000), default=50_000, show_default=True,
+              help="Rows per insert into the destination (at most 65,000: each insert must stay one part).")
 @reports_errors
 def copy(project_ref: str, source: str, destination: str, staging: Path | None, batch_rows: int) -> None:
     """Copy a project's data and metadata to another store in Arrow batches, resumable after an

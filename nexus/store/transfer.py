@@ -35,6 +35,11 @@ from nexus.meta import projects
 from nexus.store import json_insert
 
 BATCH_ROWS = 50_000  # rows per insert, by default
+# At most one block as the engine reads an insert's rows (max_block_size, 65,409), so a batch is one part.
+MAX_BATCH_ROWS = 65_000
+# Tables of a project's rows that stay with the source: job runs name its files and its workers (a running
+# job copied would be taken for one whose worker died, and run again by the destination's).
+NOT_COPIED = {"jobs"}
 LAST_TABLE = "projects"
 
 
@@ -98,7 +103,7 @@ def copied_tables(client: Client) -> dict[str, str]:
         "SELECT t.name, t.partition_key FROM system.tables AS t WHERE t.database = {db:String} AND t.engine "
         "LIKE '%MergeTree' AND t.name IN (SELECT table FROM system.columns WHERE database = {db:String} "
         "AND name = 'project_id') ORDER BY t.name = 'projects', t.name", parameters={"db": database}).result_rows
-    return {name: slice_expression(key) for name, key in rows if name not in filled}
+    return {name: slice_expression(key) for name, key in rows if name not in filled and name not in NOT_COPIED}
 
 
 def json_columns(client: Client, table: str) -> list[str]:
@@ -203,6 +208,8 @@ def target(client: Client, plan: Plan, staging: Path, batch_rows: int) -> Target
 def load(client: Client, staging: Path, advance: Callable[[int], None], batch_rows: int = BATCH_ROWS) -> int:
     """Insert every exported slice not loaded yet, `batch_rows` rows per insert (unless an earlier run of
     the copy chose otherwise); returns the destination's project id."""
+    if not 0 < batch_rows <= MAX_BATCH_ROWS:
+        raise InvalidRequest(f"batch rows must be 1 to {MAX_BATCH_ROWS:,}, not {batch_rows:,}", "batch_rows")
     plan = msgspec.json.decode((staging / "plan.json").read_bytes(), type=Plan)
     chosen = target(client, plan, staging, batch_rows)
     project_id, batch_rows = chosen.project_id, chosen.batch_rows
