@@ -32,7 +32,7 @@ from datetime import datetime
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from nexus.analyses.persons import IDENTITIES_JOIN, PERSON, PERSON_KEY
+from nexus.analyses.persons import by_person
 from nexus.analyses.sql import ENGINE_SETTINGS, PROJECT, Query
 
 DAY_MS = 86_400_000
@@ -52,14 +52,12 @@ FEATURES = NUMERIC + CATEGORICAL
 
 # Per event: what every aggregate below reads. `ms` and `day` are integers so windows are exact.
 _EVENTS = f"""
-SELECT {PERSON_KEY} AS person_key, {PERSON} AS person, toUnixTimestamp64Milli(e.ts) AS ms,
-       intDiv({{cutoff_ms:Int64}} - ms - 1, {DAY_MS}) AS day, e.event AS event,
+SELECT e.id_key AS id_key, e.distinct_id AS distinct_id, e.event AS event, toUnixTimestamp64Milli(e.ts) AS ms,
+       intDiv({{cutoff_ms:Int64}} - ms - 1, {DAY_MS}) AS day,
        ifNull(toFloat64OrNull(toString(e.properties.revenue)), 0) AS revenue,
-       if(e.utm_source != '', toString(e.utm_source), toString(e.referrer_class)) AS event_channel,
-       toString(e.device_type) AS event_device, toString(e.country) AS event_country,
-       toString(e.properties.plan) AS event_plan
+       if(e.utm_source != '', toString(e.utm_source), toString(e.referrer_class)) AS channel,
+       toString(e.device_type) AS device, toString(e.country) AS country, toString(e.properties.plan) AS plan
 FROM events AS e
-{IDENTITIES_JOIN}
 WHERE e.project_id = {PROJECT} AND e.ts < fromUnixTimestamp64Milli({{cutoff_ms:Int64}}, 'UTC')
 """
 
@@ -76,27 +74,41 @@ def _sessions(times: str) -> str:
     return f"if(empty({times}), 0, 1 + arrayCount(g -> g > {SESSION_GAP_MS}, arrayDifference({times})))"
 
 
-_PER_PERSON = f"""
-SELECT any(person) AS person_id, person_key,
-       min(ms) AS first_ms, max(ms) AS last_ms,
-       countIf(day < 7) AS events_7d, countIf(day < 30) AS events_30d, countIf(day < 90) AS events_90d,
-       uniqExactIf(day, day < 7) AS active_days_7d, uniqExactIf(day, day < 30) AS active_days_30d,
-       uniqExactIf(day, day < 90) AS active_days_90d, uniqExact(day) AS active_days_total,
-       arraySort(groupArrayIf(ms, day < 90)) AS times_90d,
-       uniqExactIf(event, day < 90) AS distinct_events_90d,
-       countIf(day < 14) AS events_14d, countIf(day >= 14 AND day < 28) AS events_prev_14d,
-       sumIf(revenue, day < 90) AS revenue_90d, sum(revenue) AS revenue_total,
-       countIf(revenue > 0 AND day < 90) AS purchases_90d, countIf(revenue > 0) AS purchases_total,
-       argMin(event_channel, {_when('event_channel')}) AS channel,
-       argMax(event_device, {_when('event_device')}) AS device,
-       argMax(event_country, {_when('event_country')}) AS country,
-       argMaxIf(event_plan, {_when('event_plan')}, event_plan != '') AS plan
+# Per distinct id first, in partial states (-State) that the per-person step merges (-Merge): the events are
+# read without joining identities, which then join one row per id instead of every event (persons.by_person).
+# Grouped by the sort key's distinct_id. Measured at 1M events on a loaded machine: 2.1 s against 4.0 s for
+# the same aggregates over events joined to their persons.
+_PER_ID = f"""
+SELECT any(id_key) AS id_key, distinct_id, min(ms) AS first_ms, max(ms) AS last_ms,
+       countIf(day < 7) AS e7, countIf(day < 30) AS e30, countIf(day < 90) AS e90,
+       uniqExactStateIf(day, day < 7) AS d7, uniqExactStateIf(day, day < 30) AS d30,
+       uniqExactStateIf(day, day < 90) AS d90, uniqExactState(day) AS d_all,
+       groupArrayIf(ms, day < 90) AS t90, uniqExactStateIf(event, day < 90) AS names90,
+       countIf(day < 14) AS e14, countIf(day >= 14 AND day < 28) AS e_prev14,
+       sumIf(revenue, day < 90) AS r90, sum(revenue) AS r_all,
+       countIf(revenue > 0 AND day < 90) AS p90, countIf(revenue > 0) AS p_all,
+       argMinState(channel, {_when('channel')}) AS channel_state, argMaxState(device, {_when('device')}) AS device_state,
+       argMaxState(country, {_when('country')}) AS country_state,
+       argMaxStateIf(plan, {_when('plan')}, plan != '') AS plan_state
 FROM ({_EVENTS})
-GROUP BY person_key
+GROUP BY distinct_id
 """
 
+_PER_PERSON = by_person(_PER_ID, """
+       if(any(ids.person_id) = '', any(x.distinct_id), any(ids.person_id)) AS person_id,
+       min(x.first_ms) AS first_ms, max(x.last_ms) AS last_ms,
+       sum(x.e7) AS events_7d, sum(x.e30) AS events_30d, sum(x.e90) AS events_90d,
+       uniqExactMerge(x.d7) AS active_days_7d, uniqExactMerge(x.d30) AS active_days_30d,
+       uniqExactMerge(x.d90) AS active_days_90d, uniqExactMerge(x.d_all) AS active_days_total,
+       arraySort(groupArrayArray(x.t90)) AS times_90d, uniqExactMerge(x.names90) AS distinct_events_90d,
+       sum(x.e14) AS events_14d, sum(x.e_prev14) AS events_prev_14d,
+       sum(x.r90) AS revenue_90d, sum(x.r_all) AS revenue_total, sum(x.p90) AS purchases_90d,
+       sum(x.p_all) AS purchases_total,
+       argMinMerge(x.channel_state) AS channel, argMaxMerge(x.device_state) AS device,
+       argMaxMerge(x.country_state) AS country, argMaxMerge(x.plan_state) AS plan""")
+
 _FEATURES = f"""
-SELECT person_id, person_key,
+SELECT person_id, person AS person_key,
        ({{cutoff_ms:Int64}} - last_ms) / {DAY_MS} AS days_since_last,
        ({{cutoff_ms:Int64}} - first_ms) / {DAY_MS} AS tenure_days,
        events_7d, events_30d, events_90d, active_days_7d, active_days_30d, active_days_90d, active_days_total,
@@ -113,7 +125,7 @@ SELECT person_id, person_key,
           (events_14d - events_prev_14d) / (events_14d + events_prev_14d)) AS trend_14d,
        revenue_90d, revenue_total, purchases_90d, purchases_total, channel, device, country, plan
 FROM ({_PER_PERSON})
-ORDER BY person_key
+ORDER BY person
 """
 
 _COLUMNS = ["person_id", "person_key", *FEATURES]

@@ -37,8 +37,8 @@ def project(server):
 def fixed(kind: str) -> dict:
     """The registry test's body for `kind`, over a fixed range so the answer does not move with the clock."""
     body = json.loads(json.dumps(BODIES[kind]))
-    if kind in ("live", "persons", "person", "experiment"):  # no range: the minutes ending now; persons of all
-        return body  # time; an experiment's own dates
+    if kind in ("live", "persons", "person", "experiment", "predictions"):  # no range: the minutes ending now;
+        return body  # persons of all time; an experiment's own dates; the latest scoring run
     nested = {"funnel_persons": "funnel", "paths_persons": "paths", "retention_persons": "retention"}
     target = body[nested[kind]] if kind in nested else body
     target["date_range"] = FIXED_RANGE
