@@ -172,7 +172,8 @@ def _write_slice(client: Client, table: str, expression: str, json_names: list[s
             writer.write_batch(batch)
             say(f"rows {batch.num_rows}")
     if writer is None:
-        return
+        raise CopyMismatch(f"{table} {value} of the source changed while it was read (its rows are gone): "
+                           "run the copy again once the source takes no writes for the project")
     writer.close()
     partial.rename(path)
 
