@@ -2,14 +2,19 @@
 cluster's remote_servers describe the same 2 shards x 2 replicas; the Keeper ensemble is the one every node talks
 to; every file mounted exists and parses; the Nexus processes are nexus commands configured with known settings and
 the cluster name the servers define; the proxy balances exactly the API processes; the query settings the cluster
-layout relies on are real settings of the engine."""
+layout relies on are real settings of the engine, and the engine itself reads each node's cluster and macros."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nexus.cli import main
@@ -133,3 +138,37 @@ def test_the_cluster_runs_the_clickhouse_release_of_server_mode():
     server_mode = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["clickhouse"]["image"]
     release = server_mode.split(":")[1]
     assert {s["image"].split(":")[1] for s in [*CLICKHOUSE.values(), *KEEPERS.values()]} == {release}
+
+
+# Run in a process of its own (chDB allows one engine per process): the engine reads a node's configuration
+# directory as the server would, and answers what it understood.
+_READ_CONFIG = """
+import json, os, sys, chdb
+os.environ["CLICKHOUSE_PASSWORD"] = "x"
+connection = chdb.connect(f"{sys.argv[1]}/data?config-file={sys.argv[1]}/config.xml")
+cursor = connection.cursor()
+cursor.execute("SELECT shard_num, replica_num, host_name, port, user FROM system.clusters WHERE cluster = 'nexus' "
+               "ORDER BY shard_num, replica_num")
+clusters = cursor.fetchall()
+cursor.execute("SELECT getMacro('cluster'), getMacro('shard'), getMacro('replica')")
+print(json.dumps({"clusters": [list(row) for row in clusters], "macros": list(cursor.fetchall()[0])}))
+"""
+
+
+@pytest.mark.parametrize("node", sorted(CLICKHOUSE))
+def test_the_engine_reads_each_node_s_cluster_and_macros_as_the_tests_above_do(node: str, tmp_path: Path):
+    config = tmp_path / "config.d"
+    config.mkdir()
+    (tmp_path / "config.xml").write_text("<clickhouse></clickhouse>")
+    for source, target in _mounts(CLICKHOUSE[node]).items():
+        if target.endswith(("/config.d/remote_servers.xml", "/config.d/macros.xml")):
+            shutil.copy(ROOT / source, config / Path(target).name)
+    done = subprocess.run([sys.executable, "-c", _READ_CONFIG, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["macros"] == [CLUSTER_NAME, _config(CLICKHOUSE[node], "/etc/clickhouse-server/config.d/macros.xml")
+                                .findtext("macros/shard"), node]
+    assert [row[2] for row in answer["clusters"]] == ["ch-s1-r1", "ch-s1-r2", "ch-s2-r1", "ch-s2-r2"]
+    assert [(row[0], row[1]) for row in answer["clusters"]] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert {(row[3], row[4]) for row in answer["clusters"]} == {(9000, "nexus")}
