@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -34,7 +35,7 @@ from nexus.ingest.bulk import Block
 from nexus.ingest.bulk_rows import Rows
 from nexus.ingest.importer import read_rows
 from nexus.ingest.pipeline import Processed
-from nexus.ingest.service import Ingestor, Queued
+from nexus.ingest.service import Claimed, Ingestor, Queued
 from nexus.ingest.wire import Rejection
 from nexus.ingest.writer import Outcome
 
@@ -67,26 +68,34 @@ def import_file(ingestor: Ingestor, path: Path, project_id: int, fmt: str | None
     summary says how far the import got and why it stopped."""
     summary = ImportSummary(errors=[], resume_from=resume_from)
     size = block_rows or ingestor.writer.max_rows
-    writing: _Writing | None = None  # the block the writer stores while the next one is prepared
-    try:
-        for rows in read_rows(path, project_id, fmt, size, max_event_bytes, start=resume_from):
-            try:
-                prepared = _prepare(ingestor, project_id, rows)
-            except Exception as e:  # the store, or a fault of Nexus: the block before still counts
-                if writing is None or _finish(ingestor, writing, summary, progress):
-                    summary.stop(*_reason(e))
-                return summary
-            if writing is not None and not _finish(ingestor, writing, summary, progress):
-                return summary
-            writing = _submit(ingestor, project_id, prepared, summary)
-            if writing is None:
-                return summary
-    except InvalidRequest as e:  # the file: unreadable from here on (what was read before is stored)
-        if writing is None or _finish(ingestor, writing, summary, progress):
-            summary.stop("file", str(e))
-        return summary
-    if writing is not None:
-        _finish(ingestor, writing, summary, progress)
+    # A block's ids are claimed (in Redis) in a thread of their own while the block before is written (by
+    # the engine's threads) and the next one read and processed (here): three processes' or threads' work
+    # at once. A block is handed to the writer only once the one before is stored.
+    with ThreadPoolExecutor(1, thread_name_prefix="nexus-import-claims") as claims:
+        writing: _Writing | None = None
+        try:
+            for rows in read_rows(path, project_id, fmt, size, max_event_bytes, start=resume_from):
+                try:
+                    prepared = _prepare(ingestor, project_id, rows)
+                except Exception as e:  # the store, or a fault of Nexus: the block before still counts
+                    if writing is None or _finish(ingestor, writing, summary, progress):
+                        summary.stop(*_reason(e))
+                    return summary
+                claiming = claims.submit(ingestor.claim_block, prepared.block.table, project_id)
+                if writing is not None and not _finish(ingestor, writing, summary, progress):
+                    _release(ingestor, claiming)
+                    return summary
+                # Ids the block before had refused are free again, and may be this block's too.
+                refused = writing is not None and bool(writing.queued.stored.result().refused)
+                writing = _write(ingestor, prepared, claiming, summary, reclaim=refused)
+                if writing is None:
+                    return summary
+        except InvalidRequest as e:  # the file: unreadable from here on (what was read before is stored)
+            if writing is None or _finish(ingestor, writing, summary, progress):
+                summary.stop("file", str(e))
+            return summary
+        if writing is not None:
+            _finish(ingestor, writing, summary, progress)
     return summary
 
 
@@ -98,11 +107,6 @@ class _Prepared(msgspec.Struct):
     block: Block
     known: int  # rows whose messageId the project's events hold already
     received_at: datetime
-
-
-class _Writing(msgspec.Struct):
-    prepared: _Prepared
-    queued: Queued
 
 
 def _prepare(ingestor: Ingestor, project_id: int, rows: Rows) -> _Prepared:
@@ -118,24 +122,44 @@ def _prepare(ingestor: Ingestor, project_id: int, rows: Rows) -> _Prepared:
     return _Prepared(project_id, rows, block, int(duplicate.sum()), received_at)
 
 
-def _submit(ingestor: Ingestor, project_id: int, prepared: _Prepared, summary: ImportSummary) -> _Writing | None:
+class _Writing(msgspec.Struct):
+    prepared: _Prepared
+    queued: Queued
+
+
+def _write(ingestor: Ingestor, prepared: _Prepared, claiming: Future, summary: ImportSummary, *,
+           reclaim: bool) -> _Writing | None:
+    """Hand the writer the block's claimed rows; None when that failed (the summary then says why)."""
     block = prepared.block
     try:
-        return _Writing(prepared, ingestor.submit_block(block.table, block.links, block.link_rows, project_id))
-    except Exception as e:  # nothing of this block reached the writer
+        claimed: Claimed = claiming.result()
+        if reclaim:
+            ingestor.dedup.release(claimed.claim)
+            claimed = ingestor.claim_block(block.table, prepared.project_id)
+        queued = ingestor.write_block(claimed, block.table, block.links, block.link_rows, prepared.project_id)
+    except Exception as e:  # nothing of this block reached the writer (write_block frees its claim)
         summary.stop(*_reason(e))
         return None
+    return _Writing(prepared, queued)
+
+
+def _release(ingestor: Ingestor, claiming: Future) -> None:
+    """Give up the claim of a block that will not be written, so that its ids stay free."""
+    try:
+        ingestor.dedup.release(claiming.result().claim)
+    except Exception:  # Redis unreachable: the keys stay pending and are settled against ClickHouse
+        log.exception("releasing an import's claim failed")
 
 
 def _finish(ingestor: Ingestor, writing: _Writing, summary: ImportSummary, progress: Callable[[int], None]) -> bool:
-    """Wait for the writer and count the block in; False when it failed (the summary then says why)."""
+    """Wait for the block to be stored and count it in; False when it failed (the summary then says why)."""
     prepared, queued = writing.prepared, writing.queued
     block, rows = prepared.block, prepared.rows
     try:
         outcome: Outcome = queued.stored.result()
     except Exception as e:
         by, error = _reason(e)
-        summary.stop(by, error + _landed(ingestor, writing, summary))
+        summary.stop(by, error + _landed(ingestor, prepared, queued, summary))
         return False
     refused = [Rejection(block.positions[queued.rows[r.row]], r.field, r.reason) for r in outcome.refused]
     rejections = sorted(block.rejections + refused, key=lambda r: r.index) if refused else block.rejections
@@ -145,7 +169,7 @@ def _finish(ingestor: Ingestor, writing: _Writing, summary: ImportSummary, progr
         {"library": block.table.column("library").to_pylist(), "skew_ms": block.table.column("skew_ms").to_pylist()},
         [], [], rejections, block.step_seconds), stored, duplicates)
     if outcome.unstored:
-        summary.stop("store", str(outcome.error) + _landed(ingestor, writing, summary))
+        summary.stop("store", str(outcome.error) + _landed(ingestor, prepared, queued, summary))
         return False
     summary.events += len(rows)
     summary.stored += stored
@@ -157,15 +181,14 @@ def _finish(ingestor: Ingestor, writing: _Writing, summary: ImportSummary, progr
     return True
 
 
-def _landed(ingestor: Ingestor, writing: _Writing, summary: ImportSummary) -> str:
+def _landed(ingestor: Ingestor, prepared: _Prepared, queued: Queued, summary: ImportSummary) -> str:
     """Count what a failed block stored even so; '' or why that could not be checked."""
-    table = writing.prepared.block.table
-    rows = writing.queued.rows
+    table = prepared.block.table
+    rows = queued.rows
     ids = table.column("message_id").take(pa.array(rows, pa.int64())).to_pylist()
     times = table.column("ts").cast(pa.int64()).take(pa.array(rows, pa.int64())).to_pylist()
     try:
-        landed = import_ids.stored(ingestor.clickhouse, writing.prepared.project_id, ids, times,
-                                   writing.prepared.received_at)
+        landed = import_ids.stored(ingestor.clickhouse, prepared.project_id, ids, times, prepared.received_at)
     except StorageUnavailable as e:
         return f"; whether some of its events were stored even so could not be checked ({e})"
     summary.stored += len(landed)
@@ -174,5 +197,5 @@ def _landed(ingestor: Ingestor, writing: _Writing, summary: ImportSummary) -> st
 def _reason(error: Exception) -> tuple[Stop, str]:
     if isinstance(error, StorageUnavailable):
         return "store", str(error)
-    log.exception("an import stopped on an unexpected error")
+    log.error("an import stopped on an unexpected error", exc_info=error)
     return "internal", f"an unexpected {type(error).__name__} stopped the import (the log has the details)"

@@ -43,6 +43,7 @@ from nexus.ingest.pipeline import (
 from nexus.ingest.wire import Rejection
 
 T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
 
 
 class Block(msgspec.Struct):
@@ -114,15 +115,31 @@ def validate(work: _Work) -> None:
 
 
 def put_properties(work: _Work) -> None:
-    """The JSON text each row stores (`pipeline.put_properties`): properties; traits for identify and group."""
+    """The JSON text each row stores (`pipeline.put_properties`): properties; traits for identify and group.
+
+    Track calls' objects are encoded in one pass and checked in two Arrow scans of all their texts (a
+    dotted key, nesting that may pass MAX_DEPTH: `properties.to_json`'s own checks); only the rows a scan
+    flags, and the other calls, go through `properties.to_json` one by one."""
     rows = work.rows
-    texts: list[str] = []
-    failed: dict[int, tuple[str, str]] = {}
+    kinds = rows.type.to_pylist()
+    texts: list[bytes] = [b"{}"] * len(rows)
+    tracks = [i for i, kind in enumerate(kinds) if kind == "track"]
+    try:
+        for i, text in zip(tracks, [_encode(rows.properties[i]) if rows.properties[i] else b"{}" for i in tracks]):
+            texts[i] = text
+        scanned = pa.array([texts[i] for i in tracks], pa.binary())
+        flagged = pc.or_(pc.match_substring_regex(scanned, properties.DOTTED_KEY.pattern.decode()),
+                         pc.greater(pc.add(pc.count_substring(scanned, "{"), pc.count_substring(scanned, "[")),
+                                    properties.MAX_DEPTH))
+        one_by_one = [tracks[i] for i in np.flatnonzero(_np(flagged)).tolist()]
+    except (TypeError, ValueError):  # a value msgspec cannot write (a lone surrogate): every row alone
+        one_by_one = tracks
+    one_by_one += [i for i, kind in enumerate(kinds) if kind != "track"]
     names, categories = rows.name.to_pylist(), rows.category.to_pylist()
     group_ids, previous_ids = rows.group_id.to_pylist(), rows.previous_id.to_pylist()
-    for i, (kind, props, traits) in enumerate(zip(rows.type.to_pylist(), rows.properties, rows.traits)):
-        value = props if kind == "track" else _properties(kind, props, traits, names[i], categories[i],
-                                                           group_ids[i], previous_ids[i])
+    for i in one_by_one:
+        kind, traits = kinds[i], rows.traits[i]
+        value = _properties(kind, rows.properties[i], traits, names[i], categories[i], group_ids[i], previous_ids[i])
         text = "{}"
         if value:
             try:
@@ -132,13 +149,11 @@ def put_properties(work: _Work) -> None:
                 else:
                     text = properties.to_json(value, "traits" if kind == "group" else "properties")
             except InvalidRequest as e:
-                failed[i] = (e.field or "properties", str(e))
+                work.rejected.setdefault(i, (e.field or "properties", str(e)))
         elif kind == "identify":
             work.traits[i] = traits
-        texts.append(text)
-    work.columns["properties"] = pa.array(texts, pa.string())
-    for i, reason in failed.items():
-        work.rejected.setdefault(i, reason)
+        texts[i] = text.encode()
+    work.columns["properties"] = pa.array(texts, pa.binary()).cast(pa.string())
 
 
 def put_time(work: _Work) -> None:
@@ -236,7 +251,9 @@ def put_row(work: _Work) -> None:
 
 def _properties(kind: str, props: Any, traits: Any, name: str | None, category: str | None, group_id: str,
                 previous_id: str) -> Any:
-    """`pipeline._properties` of a row that is not a track call."""
+    """`pipeline._properties` of one row."""
+    if kind == "track":
+        return props
     if kind in ("page", "screen"):
         extra = {k: v for k, v in (("name", name), ("category", category)) if v}
         return {**(props or {}), **extra} if extra else props

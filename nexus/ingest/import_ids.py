@@ -25,6 +25,12 @@ from clickhouse_connect.driver.client import Client
 from nexus.ingest.pipeline import EPOCH_FLOOR
 from nexus.ingest.wire import Message
 
+# Most blocks of a back-fill lie where the project has no events yet: one count says so without an id.
+_ANY = """
+SELECT count() FROM events
+WHERE project_id = {project_id:UInt32}
+  AND ts BETWEEN {earliest:DateTime64(3, 'UTC')} AND {latest:DateTime64(3, 'UTC')}
+"""
 _STORED = """
 SELECT message_id FROM events
 WHERE project_id = {project_id:UInt32}
@@ -49,10 +55,11 @@ def stored(clickhouse: Client, project_id: int, ids: Sequence[str], times_ms: Se
     if not wanted:
         return set()
     earliest, latest = _span(times_ms, now)
-    rows = clickhouse.query(_STORED, parameters={  # an unavailable store raises StorageUnavailable
-        "project_id": project_id, "earliest": earliest, "latest": latest,
-        "hashes": _Digits(",".join(str(_hash(i)) for i in wanted)),
-    }).result_rows
+    span = {"project_id": project_id, "earliest": earliest, "latest": latest}
+    if not clickhouse.query(_ANY, parameters=span).result_rows[0][0]:  # unavailable: StorageUnavailable
+        return set()
+    hashes = _Digits(",".join(str(_hash(i)) for i in wanted))
+    rows = clickhouse.query(_STORED, parameters={**span, "hashes": hashes}).result_rows
     return {message_id for (message_id,) in rows} & wanted
 
 

@@ -37,7 +37,7 @@ _encode = msgspec.json.Encoder().encode
 # A dot inside an object key of msgspec's output: the dot, then the rest of a JSON string (characters
 # other than a quote or backslash, or escapes), then the quote and colon that only end a key. A string
 # value's closing quote is never followed by a colon, and nothing outside strings holds a quote.
-_DOTTED_KEY = re.compile(rb'\.(?:[^"\\]|\\.)*":')
+DOTTED_KEY = re.compile(rb'\.(?:[^"\\]|\\.)*":')
 
 # Where a value is, built as it is walked and spelled out only for an error: (("properties", "p"), "q").
 Where = Union[str, tuple["Where", Union[str, int]]]
@@ -53,7 +53,7 @@ def to_json(value: dict[str, Any], field: str) -> str:
         text = _encode(value)
     except (TypeError, ValueError):  # a lone surrogate, or a value msgspec cannot write
         text = b""
-    if not text or _DOTTED_KEY.search(text) or text.count(b"{") + text.count(b"[") > MAX_DEPTH:
+    if not text or DOTTED_KEY.search(text) or text.count(b"{") + text.count(b"[") > MAX_DEPTH:
         text = _encode(normalise(value, field))
     return text.decode()
 

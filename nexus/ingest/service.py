@@ -35,6 +35,14 @@ class Submitted(msgspec.Struct):
     stored: Future  # resolves to the writer's Outcome
 
 
+class Claimed(msgspec.Struct):
+    """Keys claimed for one request or block: `rows` are their positions in what was claimed."""
+
+    claim: Claim
+    rows: list[int]
+    keys: list[tuple[int, str]]  # the key of each of `rows`
+
+
 class Queued(msgspec.Struct):
     """Rows handed to the writer: `rows` are their positions in what was queued; `stored` resolves to the
     writer's Outcome for them."""
@@ -86,41 +94,57 @@ class Ingestor:
                             source.project_id, rows_of)
         return Submitted(source, len(messages), processed, queued.claim, queued.rows, queued.stored)
 
-    def submit_block(self, table: pa.Table, links: list[Link], link_rows: list[int], project_id: int) -> Queued:
-        """Queue the new rows of an events table the bulk pipeline built (`bulk`), with the links that came
-        with them (`link_rows`: the row of `table` of each)."""
-        ids = table.column("message_id").to_pylist()
+    def claim_block(self, table: pa.Table, project_id: int) -> Claimed:
+        """Claim the new rows of an events table the bulk pipeline built (`bulk`); hand them to the writer
+        with `write_block`, or give them up with `dedup.release(claimed.claim)`."""
+        return self.claim([(project_id, message_id) for message_id in table.column("message_id").to_pylist()])
 
-        def rows_of(keep: list[int]) -> tuple[pa.Table, list[Link], list[int]]:
+    def write_block(self, claimed: Claimed, table: pa.Table, links: list[Link], link_rows: list[int],
+                    project_id: int) -> Queued:
+        """Hand the writer the claimed rows of `table`, with the links that came with them (`link_rows`: the
+        row of `table` of each)."""
+        keep = claimed.rows
+
+        def rows_of() -> tuple[pa.Table, list[Link], list[int]]:
             if len(keep) == table.num_rows:
                 return table, links, link_rows
             row_of = {row: i for i, row in enumerate(keep)}
             kept = [(link, row_of[row]) for link, row in zip(links, link_rows) if row in row_of]
             return table.take(pa.array(keep, pa.int64())), [link for link, _ in kept], [row for _, row in kept]
 
-        return self.queue([(project_id, i) for i in ids], project_id, rows_of)
+        return self.write(claimed, project_id, rows_of)
 
     def queue(self, keys: list[tuple[int, str]], project_id: int,
               rows_of: Callable[[list[int]], tuple[pa.Table, list[Link], list[int]]]) -> Queued:
-        """Claim the new keys (a repeat among them is a duplicate) and hand the writer their rows, which
-        `rows_of(positions)` builds with their links; settled (committed or released) once written."""
+        """Claim the new keys and hand the writer their rows, which `rows_of(positions)` builds with their
+        links; settled (committed or released) once written."""
+        claimed = self.claim(keys)
+        return self.write(claimed, project_id, lambda: rows_of(claimed.rows))
+
+    def claim(self, keys: list[tuple[int, str]]) -> Claimed:
+        """Claim the new keys, for one request or block (a repeat among them is a duplicate)."""
         first: dict[tuple[int, str], int] = {}
         for position, k in enumerate(keys):
             first.setdefault(k, position)
         claim = self.dedup.claim(self.clickhouse, list(first))
+        keep = sorted(first[k] for k in claim.keys)
+        return Claimed(claim, keep, [keys[p] for p in keep])
+
+    def write(self, claimed: Claimed, project_id: int, rows_of: Callable[[], tuple[pa.Table, list[Link], list[int]]]) -> Queued:
+        """Hand the writer the claimed rows (`rows_of()` builds them with their links); the claim is settled
+        once they are written."""
+        claim = claimed.claim
         try:
-            keep = sorted(first[k] for k in claim.keys)
-            table, links, link_rows = rows_of(keep)
+            table, links, link_rows = rows_of()
             stored = self.writer.submit(table, links, link_rows)
         except BaseException:  # nothing reached the writer: free the claim, or the SDK's retry would be dropped
             self.dedup.release(claim)
             raise
-        kept = [keys[p] for p in keep]
         # Settled when the writer is done, whoever waits (or stopped waiting, e.g. a client that hung up):
         # stored events are committed; refused and failed ones released, so that a corrected event or the
         # SDK's retry is stored.
-        stored.add_done_callback(lambda done: self._settle(claim, kept, done, project_id))
-        return Queued(claim, keep, stored)
+        stored.add_done_callback(lambda done: self._settle(claim, claimed.keys, done, project_id))
+        return Queued(claim, claimed.rows, stored)
 
     def _settle(self, claim: Claim, keys: list[tuple[int, str]], done: Future, project_id: int) -> None:
         try:
