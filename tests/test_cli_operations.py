@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_nexus
+from tests.test_serve import Server
 
 COUNTS = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY event"
 
@@ -85,3 +86,24 @@ def test_copy_survives_a_kill_and_resumes_to_an_equal_copy(source: Path, tmp_pat
     # And a second copy of the same project is refused, naming why
     again = run_nexus(*command, data_dir=destination, timeout=300)
     assert again.returncode == 1 and "has a project named 'shop' already" in again.stderr
+
+
+def test_backup_through_a_running_server(source: Path, tmp_path: Path):
+    # Given the store served (it is the server's own: a local backup is refused, naming the holder)
+    admin = "nx_admin_" + "b" * 40
+    server = Server(source, env={"NEXUS_ADMIN_KEY": admin})
+    try:
+        held = run_nexus("backup", str(tmp_path / "local"), data_dir=source)
+        assert held.returncode == 1 and f"in use by process {server.process.pid}" in held.stderr
+        # When the backup goes through the server with the instance admin key
+        done = run_nexus("backup", str(tmp_path / "served"), "--url", server.url, "--key", admin,
+                         data_dir=tmp_path / "elsewhere")
+        refused = run_nexus("backup", str(tmp_path / "other"), "--url", server.url, "--key", "nx_wrong",
+                            data_dir=tmp_path / "elsewhere")
+    finally:
+        server.stop()
+    # Then it is written where asked, and a wrong key gets one line
+    assert done.returncode == 0, done.stderr
+    assert "(1,000 events) to " + str(tmp_path / "served") in done.stdout
+    assert (tmp_path / "served" / "nexus-backup.json").is_file()
+    assert refused.returncode == 1 and refused.stderr.startswith("error: ") and not (tmp_path / "other").exists()
