@@ -83,7 +83,8 @@ def create_app(runtime: Runtime) -> Litestar:
         exception_handlers={NexusError: _nexus_error, HTTPException: _http_error, Exception: _unexpected_error},
         debug=False,
         logging_config=None,  # Litestar's would replace the root logger's handlers: nexus.observe.logs owns them
-        before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture, posthog.capture_v1]),
+        before_send=[ResponseHeaders(_paths([*ingest.WRITE_ROUTES, posthog.capture, posthog.capture_v1,
+                                             experiments.assign_one, experiments.assign_many]),
                                      runtime.settings.cors_origins)],
         openapi_config=openapi.config(__version__),
         # Each route reads its body within its own limit (see api.body); this is only the outer bound.

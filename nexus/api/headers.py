@@ -11,6 +11,7 @@ Litestar's own OPTIONS handler (204); this hook only adds the headers, to every 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from litestar.datastructures import MutableScopeHeaders
@@ -32,11 +33,19 @@ DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 class ResponseHeaders:
-    """A Litestar `before_send` hook; `write_paths` are the endpoints that take write keys."""
+    """A Litestar `before_send` hook; `write_paths` are the endpoints that take write keys, as their routes
+    say them (a `{name:type}` segment stands for any one segment: /v1/experiments/{key:str}/assign)."""
 
     def __init__(self, write_paths: Iterable[str], read_origins: Iterable[str]):
-        self.write_paths = frozenset(_normal(p) for p in write_paths)
+        paths = [_normal(p) for p in write_paths]
+        self.write_paths = frozenset(p for p in paths if "{" not in p)
+        self.write_templates = [re.compile("[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]*\}", p)))
+                                for p in paths if "{" in p]
         self.read_origins = frozenset(read_origins)
+
+    def takes_write_keys(self, path: str) -> bool:
+        path = _normal(path)
+        return path in self.write_paths or any(t.fullmatch(path) for t in self.write_templates)
 
     async def __call__(self, message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start" or scope["type"] != "http":
@@ -44,9 +53,9 @@ class ResponseHeaders:
         headers = MutableScopeHeaders.from_message(message)
         request = dict(scope["headers"])
         preflight = scope["method"] == "OPTIONS" and b"access-control-request-method" in request
-        if _normal(scope["path"]) in self.write_paths:
+        if self.takes_write_keys(scope["path"]):
             headers["Access-Control-Allow-Origin"] = "*"
-            _cors(headers, preflight, "POST, OPTIONS", WRITE_REQUEST_HEADERS)
+            _cors(headers, preflight, "GET, POST, OPTIONS", WRITE_REQUEST_HEADERS)
         else:
             headers.extend_header_value("Vary", "Origin")
             origin = request.get(b"origin", b"").decode("latin-1")

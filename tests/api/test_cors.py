@@ -18,7 +18,8 @@ DASHBOARD = "http://dashboard.example"
 SHOP = "http://shop.example"
 SHORT = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}
 WRITE_PATHS = ["/v1/batch", "/v1/b", *(f"/v1/{c}" for c in [*SHORT, *SHORT.values()]), "/v1/receipts",
-               "/e/", "/i/v0/e/", "/batch/", "/capture/", "/track/"]
+               "/e/", "/i/v0/e/", "/batch/", "/capture/", "/track/", "/i/v1/analytics/events",
+               "/v1/experiments/new-checkout/assign"]
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,15 @@ def test_cors_origins_setting_defaults_to_none_and_takes_only_origins():
     for bad in ("*", "https://app.example.com/", "app.example.com", "https://app.example.com/path", "ftp://x"):
         with pytest.raises(InvalidConfig, match="NEXUS_CORS_ORIGINS"):
             load({"NEXUS_CORS_ORIGINS": bad})
+
+
+def test_a_templated_write_route_opens_only_that_route(http, project):
+    """The assign route (/v1/experiments/{key}/assign) takes write keys: any origin reads its answer; the
+    experiment itself (/v1/experiments/{key}) is a read key's, closed to other origins."""
+    _, secrets = project
+    write = {"Authorization": f"Bearer {secrets['write']}", "Origin": SHOP}
+    assigned = http.get("/v1/experiments/no-such/assign", params={"distinct_id": "u"}, headers=write)
+    assert assigned.headers["access-control-allow-origin"] == "*"  # its refusal (404) is readable too
+    read = {"Authorization": f"Bearer {secrets['read']}", "Origin": SHOP}
+    for path in ("/v1/experiments/no-such", "/v1/experiments/no-such/assign/more", "/v1/experiments/a/b/assign"):
+        assert "access-control-allow-origin" not in http.get(path, headers=read).headers, path
