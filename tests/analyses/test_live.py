@@ -41,7 +41,7 @@ def test_the_last_day_matches_pandas(client, generated, where):
     # Then the counts, the minutes and the newest events are pandas'
     assert (result.date_from, result.date_to) == (at("2026-10-31T00:00"), DEMO_END)
     assert (result.events, result.persons) == (len(rows), rows["person"].nunique())
-    assert 20 < result.events and len(result.series) == 1440
+    assert 5 < result.events and len(result.series) == 1440  # enough events that the comparison means something
     per_minute = rows.groupby(rows["ts"].dt.floor("min")).size()
     assert {pd.Timestamp(p.t): p.events for p in result.series if p.events} == per_minute.to_dict()
     newest = rows.sort_values(["ts", "message_id"], ascending=[False, True]).head(100)
