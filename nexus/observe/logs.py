@@ -21,7 +21,9 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("nexus_request_
 
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # LogRecord's own attributes: what is not among them came in `extra` and is written as a field.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# (uvicorn adds color_message: its message with terminal colours.)
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName",
+                                                                          "color_message"}
 
 
 def new_request_id(offered: str | None = None) -> str:
