@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import msgspec
@@ -89,9 +89,7 @@ class Runtime(msgspec.Struct):
     def backup(self, path: Path) -> BackupSummary:
         """A backup of the store while this process serves: the event writer holds its next insert until
         every table is backed up, so events, rollups and identities are cut at the same insert."""
-        if self.ingestor is None:
-            return backup.backup(self.clickhouse, parse_url(self.settings.clickhouse_url), path)
-        with self.ingestor.writer.paused():
+        with self.ingestor.writer.paused() if self.ingestor is not None else nullcontext():
             return backup.backup(self.clickhouse, parse_url(self.settings.clickhouse_url), path)
 
 
