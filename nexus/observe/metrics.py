@@ -45,7 +45,8 @@ class Metrics:
         self.insert_seconds = made(Histogram, "nexus_writer_insert_duration_seconds",
                                    "Time of one ClickHouse insert of the writer (links and events)", buckets=_SECONDS)
         self.analysis_seconds = made(Histogram, "nexus_analysis_query_duration_seconds",
-                                     "ClickHouse time of an analysis computed (not answered from the cache), by kind",
+                                     "Time to compute an analysis (its ClickHouse queries and the reading of their rows; "
+                                     "not answers from the cache), by kind",
                                      ("kind",), buckets=_SECONDS)
         self.analysis_answers = made(Counter, "nexus_analysis_answers", "Analyses answered, by kind and whether "
                                      "the cache had the answer", ("kind", "cache"))
