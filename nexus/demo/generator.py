@@ -168,11 +168,12 @@ class _Simulation:
         created = t
         self._emit(rows, t, "signup", "track", user_id, anonymous_id, user_id, sid, visitor, "/signup", "", {},
                    {"plan": plan, "method": rng.choice(["email", "google", "github"])})
+        # The identify carries the traits (ingest stores an identify's traits as its properties), as the person does.
+        traits = {"plan": plan, "email": f"{user_id}@example.com", "country": country}
         self._emit(rows, t + 1, "identify", "identify", user_id, anonymous_id, user_id, sid, visitor, "/signup", "",
-                   {}, {})
+                   {}, traits)
         identities.append((user_id, person_id))
-        persons.append((person_id, json.dumps({"plan": plan, "email": f"{user_id}@example.com",
-                                               "country": country}), first_seen))
+        persons.append((person_id, json.dumps(traits), first_seen))
         distinct_id = user_id
         treated = self._experiment(rows, t + 2, user_id, anonymous_id, sid, visitor, plan)
         t += rng.randint(10_000, 3 * MINUTE_MS)
