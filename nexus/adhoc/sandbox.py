@@ -34,6 +34,7 @@ from nexus.adhoc.slots import Slots
 from nexus.errors import InvalidRequest, NexusError, QueryFailed
 from nexus.exports.stream import encoded
 from nexus.store.client import StoreAddress
+from nexus.store.cluster import LOCAL_SUFFIX
 
 log = logging.getLogger("nexus.adhoc")
 
@@ -253,9 +254,11 @@ class QueryService:
         filters: dict[str, str] = {}
         for table, column in policy.PROJECT_TABLES.items():
             condition = f"{column} = {int(project_id)}"
-            # The engine matches a filter by bare or qualified name; give both the same condition.
-            filters[table] = condition
-            filters[f"{database}.{table}"] = condition
+            # The engine matches a filter by bare or qualified name; give both the same condition, and to a
+            # cluster's shard-local table too (what a Distributed table's shards read: nexus.store.cluster).
+            for name in (table, table + LOCAL_SUFFIX):
+                filters[name] = condition
+                filters[f"{database}.{name}"] = condition
         return [
             ("session_timezone", "UTC"),
             ("output_format_arrow_string_as_string", 1),
