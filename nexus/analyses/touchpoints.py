@@ -68,10 +68,10 @@ def journeys(scope: AnalysisScope, params: Params, settings: ChannelSettings, go
                  f" {params.add(NO_SOURCE, 'String')})")
     elif by == "campaign":
         label = f"if(e.utm_campaign != '', e.utm_campaign, {params.add(NO_CAMPAIGN, 'String')})"
-    # An event is one number, time × 256 + channel (a tuple with its label by source or campaign): sorting each
-    # person's events is most of the statement's cost, and numbers sort several times faster than tuples. The
-    # channel in the low byte also orders events of one millisecond by the rules. Conversions are few: they are
-    # gathered apart, unsorted.
+    # An event is one number, time × 256 + channel (at most MAX_RULES + 1 channels), a tuple with its label by
+    # source or campaign: sorting each person's events is most of the statement's cost, and numbers sort faster
+    # than tuples (the statement took ~15% less CPU at 1M events). The channel in the low byte also orders events
+    # of one millisecond by the rules. Conversions are few: they are gathered apart, unsorted.
     key = f"toUInt64(toUnixTimestamp64Milli(e.ts)) * 256 + {channel}"
     read = (f"SELECT {persons.PERSON_KEY} AS person, {f'({key}, {label})' if label else key} AS ev,"
             f" toInt64(toUnixTimestamp64Milli(e.ts)) AS t, ({converts}) AND e.ts >= {start} AS converts,"
