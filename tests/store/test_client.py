@@ -100,7 +100,7 @@ def test_a_held_data_dir_names_its_holder(tmp_path: Path):
 def test_a_full_disk_is_one_line(tmp_path: Path):
     tiny = tmp_path / "tiny"
     tiny.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(tiny)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(tiny)], capture_output=True).returncode:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         assert run_nexus("migrate", data_dir=tiny).returncode == 0
