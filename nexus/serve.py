@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -60,6 +61,9 @@ def serve(settings: Settings, *, demo_events: int = 0, say: Callable[[str], None
                 working(runtime, settings.worker_threads), observed(runtime), _stop_on_signals(server):
             say(f"Dashboard: {dashboard_url}  (sign in with a read or admin key of a project)")
             say(f"Nexus is serving {base}  (health: {base}/health/ready; stop with Ctrl-C)")
+            # What start-up made (modules, the app, caches) lives as long as the process: frozen, the
+            # collector stops scanning it on every collection (measured: +8% events/s on /v1/batch).
+            gc.freeze()
             server.run(sockets=[listener])
     say("Nexus stopped")
 

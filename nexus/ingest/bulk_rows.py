@@ -133,12 +133,20 @@ def _times(messages: list[Message]) -> tuple[list[int | None], list[int | None],
     return happened, sent, out_of_range
 
 
-def from_arrow(project_id: int, batch: pa.Table, columns: dict[str, str], first: int) -> Rows | None:
+def from_arrow(project_id: int, batch: pa.RecordBatch, columns: dict[str, str], first: int) -> Rows | None:
     """The rows of a Parquet or Arrow block (file column → Message field, as `columnar.columns` maps
     them; `first` is its first row in the file), or None when it must be read row by row."""
+    try:
+        return _mapped(project_id, batch, columns, first)
+    except (pa.ArrowException, TypeError, ValueError):  # a shape the mapping does not foresee: row by row
+        return None
+
+
+def _mapped(project_id: int, batch: pa.RecordBatch, columns: dict[str, str], first: int) -> Rows | None:
     fields = {field: _plain(batch.column(name)) for name, field in columns.items()}
     n = batch.num_rows
-    kind = pc.fill_null(fields["type"], "track") if "type" in fields else pa.array(["track"] * n, _TEXT)
+    typed = "type" in fields and not pa.types.is_null(fields["type"].type)
+    kind = pc.fill_null(fields["type"], "track") if typed else pa.array(["track"] * n, _TEXT)
     if not _is_text(kind.type) or not pc.all(pc.is_in(kind, CALL_TYPES)).as_py():
         return None
     names = {}
