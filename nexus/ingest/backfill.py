@@ -77,6 +77,7 @@ def import_file(ingestor: Ingestor, path: Path, project_id: int, fmt: str | None
             for rows in read_rows(path, project_id, fmt, size, max_event_bytes, start=resume_from):
                 try:
                     prepared = _prepare(ingestor, project_id, rows)
+                    del rows  # its objects are garbage once the events table is built
                 except Exception as e:  # the store, or a fault of Nexus: the block before still counts
                     if writing is None or _finish(ingestor, writing, summary, progress):
                         summary.stop(*_reason(e))
@@ -100,10 +101,12 @@ def import_file(ingestor: Ingestor, path: Path, project_id: int, fmt: str | None
 
 
 class _Prepared(msgspec.Struct):
-    """A block processed: what the project holds already is left out as duplicates."""
+    """A block processed: what the project holds already is left out as duplicates. The rows themselves
+    are not kept: their objects (properties, traits) are garbage once the events table is built."""
 
     project_id: int
-    rows: Rows
+    count: int  # lines (blank ones aside) or rows
+    end: int  # the line or row after the block's last
     block: Block
     known: int  # rows whose messageId the project's events hold already
     received_at: datetime
@@ -119,7 +122,7 @@ def _prepare(ingestor: Ingestor, project_id: int, rows: Rows) -> _Prepared:
     known = import_ids.stored(ingestor.clickhouse, project_id, ids, times, received_at)
     duplicate = readable & pc.is_in(rows.message_id, pa.array(list(known), pa.string())).to_numpy(zero_copy_only=False)
     block = bulk.process(rows, project_id, received_at, ingestor.import_rules, leave_out=duplicate)
-    return _Prepared(project_id, rows, block, int(duplicate.sum()), received_at)
+    return _Prepared(project_id, len(rows), rows.positions[-1] + 1, block, int(duplicate.sum()), received_at)
 
 
 class _Writing(msgspec.Struct):
@@ -154,7 +157,7 @@ def _release(ingestor: Ingestor, claiming: Future) -> None:
 def _finish(ingestor: Ingestor, writing: _Writing, summary: ImportSummary, progress: Callable[[int], None]) -> bool:
     """Wait for the block to be stored and count it in; False when it failed (the summary then says why)."""
     prepared, queued = writing.prepared, writing.queued
-    block, rows = prepared.block, prepared.rows
+    block = prepared.block
     try:
         outcome: Outcome = queued.stored.result()
     except Exception as e:
@@ -165,19 +168,19 @@ def _finish(ingestor: Ingestor, writing: _Writing, summary: ImportSummary, progr
     rejections = sorted(block.rejections + refused, key=lambda r: r.index) if refused else block.rejections
     stored = len(queued.claim.keys) - len(outcome.refused) - len(outcome.unstored)
     duplicates = block.table.num_rows - len(queued.claim.keys)
-    ingestor.metrics.add(prepared.project_id, len(rows) - prepared.known, Processed(
+    ingestor.metrics.add(prepared.project_id, prepared.count - prepared.known, Processed(
         {"library": block.table.column("library").to_pylist(), "skew_ms": block.table.column("skew_ms").to_pylist()},
         [], [], rejections, block.step_seconds), stored, duplicates)
     if outcome.unstored:
         summary.stop("store", str(outcome.error) + _landed(ingestor, prepared, queued, summary))
         return False
-    summary.events += len(rows)
+    summary.events += prepared.count
     summary.stored += stored
     summary.duplicates += prepared.known + duplicates
     summary.rejected += len(rejections)
     summary.errors.extend(rejections[:MAX_REPORTED - len(summary.errors)])
-    summary.resume_from = rows.positions[-1] + 1
-    progress(len(rows))
+    summary.resume_from = prepared.end
+    progress(prepared.count)
     return True
 
 

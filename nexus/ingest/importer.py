@@ -74,11 +74,17 @@ def read_rows(path: Path, project_id: int, fmt: str | None = None, block_rows: i
     its derived one (`import_ids`) for the project."""
     fmt = _checked(path, fmt, block_rows, start)
     if fmt == "ndjson":
-        return (bulk_rows.from_items(project_id, chunk.items, chunk.positions)
-                for chunk in _ndjson_chunks(path, block_rows, max_event_bytes, start))
+        return _ndjson_rows(project_id, _ndjson_chunks(path, block_rows, max_event_bytes, start))
     return (bulk_rows.from_arrow(project_id, batch, mapped, first)
             or bulk_rows.from_items(project_id, columnar.messages(batch, mapped, first), range(first, first + len(batch)))
             for mapped, batch, first in _batches(path, fmt, block_rows, start))
+
+
+def _ndjson_rows(project_id: int, chunks: Iterator[Chunk]) -> Iterator[Rows]:
+    for chunk in chunks:
+        rows = bulk_rows.from_items(project_id, chunk.items, chunk.positions)
+        del chunk  # its messages are garbage once in columns: not kept while the next block is read
+        yield rows
 
 
 def read_messages(
