@@ -173,11 +173,11 @@ def put_time(work: _Work) -> None:
     for i in rows.time_out_of_range:
         work.rejected.setdefault(i, ("timestamp", "the timestamp is out of range"))
         moment[i], correction[i] = received, 0
-    work.reject(moment > latest, lambda i: ("timestamp", f"{_iso(int(moment[i]))} is more than "
-                                                         f"{int(rules.max_future.total_seconds())} s in the future "
-                                                         f"(after clock-skew correction)"))
-    work.reject(moment < floor, lambda i: ("timestamp", f"{_iso(int(moment[i]))} is before the earliest accepted "
-                                                        f"time {_iso(floor)}"))
+    ahead = int(rules.max_future.total_seconds())
+    work.reject(moment > latest, lambda i: (
+        "timestamp", f"{_iso(int(moment[i]))} is more than {ahead} s in the future (after clock-skew correction)"))
+    work.reject(moment < floor, lambda i: (
+        "timestamp", f"{_iso(int(moment[i]))} is before the earliest accepted time {_iso(floor)}"))
     work.columns.update(ts=pa.array(moment, pa.int64()), sent_at=sent, skew_ms=pa.array(correction, pa.int64()))
 
 
@@ -239,8 +239,8 @@ def put_row(work: _Work) -> None:
     encoded = work.columns["properties"]
     limit = work.rules.max_event_bytes
     sizes = _np(pc.utf8_length(encoded))
-    work.reject(sizes > limit, lambda i: ("properties", f"event properties are {int(sizes[i])} bytes, "
-                                                       f"over the limit of {limit}"))
+    work.reject(sizes > limit, lambda i: (
+        "properties", f"event properties are {int(sizes[i])} bytes, over the limit of {limit}"))
     work.columns.update(
         project_id=pa.array(np.full(n, work.project_id, dtype=np.uint32)), event=event, type=rows.type,
         message_id=message_id, distinct_id=_first_of(rows.user_id, rows.anonymous_id),

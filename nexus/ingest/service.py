@@ -13,11 +13,11 @@ from clickhouse_connect.driver.client import Client
 
 from nexus import changes
 from nexus.ingest import metrics, pipeline
+from nexus.ingest.columns import events_table, select
+from nexus.ingest.dedup import Claim, Dedup
 from nexus.ingest.enrich import geo
 from nexus.ingest.identity import Link
 from nexus.ingest.wire import Message, Rejection, as_text
-from nexus.ingest.columns import events_table, select
-from nexus.ingest.dedup import Claim, Dedup
 from nexus.ingest.writer import GroupCommitWriter, Outcome
 from nexus.settings import Settings
 
