@@ -162,8 +162,9 @@ def run(client: Client, project_id: int, request: AttributionRequest, *, now: da
     name = touchpoints.naming(resolved.settings, request.by)
     for is_touch, label, path, converted, journeys, amount, sums in fetch(client, _query(scope, request, resolved)):
         if is_touch:
-            credits[name(label)] = list(sums)
+            credits[name(label)] = [float(s) for s in sums]
             continue
+        amount = float(amount)
         if converted:
             conversions += journeys
             total_value += amount
@@ -267,14 +268,16 @@ def _query(scope: AnalysisScope, request: AttributionRequest, resolved: Resolved
         f"FROM ({journeys})"
     )
     return params.query(
-        f"SELECT is_touch, label, route, converted, count() AS journeys, sum(value) AS amount,\n"
-        f"  arrayConcat(sumForEach(credits), sumForEach(arrayMap(c -> c * value, credits))) AS sums\n"
+        f"SELECT is_touch, label, route, converted, count() AS journeys, {touchpoints.exact_sum('value')} AS amount,\n"
+        f"  arrayConcat(sumForEach(arrayMap(c -> toDecimal128(c, {touchpoints.EXACT_SCALE}), credits)),"
+        f" sumForEach(arrayMap(c -> toDecimal128(c * value, {touchpoints.EXACT_SCALE}), credits))) AS sums\n"
         f"FROM (\n"
         f"  SELECT converted, value, arrayJoin(arrayPushFront(arrayMap(t -> (toUInt8(1), t.1, t.2),"
         f" if(converted, {credit}, [])), (toUInt8(0), {touchpoints.blank(request.by)}, arrayWithConstant(5, 0.)))) AS touch,\n"
         f"    touch.1 = 1 AS is_touch, touch.2 AS label, if(is_touch, [], labels) AS route, touch.3 AS credits\n"
         f"  FROM ({per_journey}))\n"
-        f"GROUP BY is_touch, label, route, converted"
+        f"GROUP BY is_touch, label, route, converted\n"
+        f"ORDER BY is_touch, label, route, converted"  # a steady order for the sums run() makes of these rows
     )
 
 

@@ -86,33 +86,33 @@ def run(client: Client, project_id: int, request: ConversionPathsRequest, *,
     scope = scope_of(client, project_id, request, now)
     resolved = resolve(client, project_id, request.conversion)
     valued = resolved.goal.definition.value_property is not None
-    found: dict[tuple[str, ...], list[float]] = {}  # path → conversions, value, seconds to convert, lost
+    found: dict[tuple[str, ...], list[float]] = {}  # path → conversions, value, ms to convert, lost
     unattributed = conversions = 0
     name = touchpoints.naming(resolved.settings, request.by)
-    for path, converted, journeys, value, seconds in fetch(client, _query(scope, request, resolved)):
+    for path, converted, journeys, value, milliseconds in fetch(client, _query(scope, request, resolved)):
         if converted:
             conversions += journeys
             if not path:
                 unattributed += journeys
                 continue
-        numbers = found.setdefault(tuple(map(name, path)), [0, 0.0, 0.0, 0])
+        numbers = found.setdefault(tuple(map(name, path)), [0, 0.0, 0, 0])
         if converted:
             numbers[0] += journeys
-            numbers[1] += value
-            numbers[2] += seconds
+            numbers[1] += float(value)
+            numbers[2] += milliseconds  # exact: summed as integers
         else:
             numbers[3] += journeys
     converting = {path: numbers for path, numbers in found.items() if numbers[0]}
     attributed = conversions - unattributed
     order = sorted(found, key=lambda path: (-found[path][0], -found[path][3], path))[:request.limit]
     paths = [ConversionPath(list(path), int(n), value if valued else None, int(lost), n / (n + lost),
-                            seconds / n if n else None, len(path))
-             for path in order for n, value, seconds, lost in [found[path]]]
+                            ms / 1000 / n if n else None, len(path))
+             for path in order for n, value, ms, lost in [found[path]]]
     return ConversionPathsResult(
         scope.timezone, scope.span.start, scope.span.end, request.date_range, request.by, request.lookback_days,
         resolved.goal, conversions, unattributed, len(converting),
         sum(len(p) * n[0] for p, n in converting.items()) / attributed if attributed else None,
-        sum(n[2] for n in converting.values()) / attributed if attributed else None, paths)
+        sum(n[2] for n in converting.values()) / 1000 / attributed if attributed else None, paths)
 
 
 def explain(client: Client, project_id: int, request: ConversionPathsRequest, *, now: datetime | None = None) -> Query:
@@ -121,13 +121,16 @@ def explain(client: Client, project_id: int, request: ConversionPathsRequest, *,
 
 
 def _query(scope: AnalysisScope, request: ConversionPathsRequest, resolved: Resolved) -> Query:
-    """Rows of (path labels, converted, journeys, value, seconds from first touch to conversion summed)."""
+    """Rows of (path labels, converted, journeys, value, milliseconds from first touch to conversion summed),
+    in a steady order (run() adds them up in it)."""
     params = Params(scope.project_id, scope.cohorts)
     journeys = touchpoints.journeys(scope, params, resolved.settings, resolved.goal.definition, by=request.by,
                                     lookback_days=request.lookback_days, gap_minutes=request.gap_minutes)
     return params.query(
-        f"SELECT arrayMap(x -> x.3, path) AS labels, converted, count() AS journeys, sum(value) AS value,\n"
-        f"  sumIf((at - path[1].1) / 1000, converted AND notEmpty(path)) AS seconds\n"
+        f"SELECT arrayMap(x -> x.3, path) AS labels, converted, count() AS journeys,"
+        f" {touchpoints.exact_sum('value')} AS value,\n"
+        f"  sumIf(at - path[1].1, converted AND notEmpty(path)) AS milliseconds\n"
         f"FROM ({journeys})\n"
-        f"GROUP BY labels, converted"
+        f"GROUP BY labels, converted\n"
+        f"ORDER BY labels, converted"
     )

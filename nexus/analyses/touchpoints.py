@@ -107,3 +107,13 @@ def journeys(scope: AnalysisScope, params: Params, settings: ChannelSettings, go
         f"FROM ({per_person})\nARRAY JOIN found AS j\n"
         f"WHERE converted OR notEmpty(j.4)"
     )
+
+
+EXACT_SCALE = 18  # Decimal128(18): up to 10²⁰ with 18 decimals
+
+
+def exact_sum(number: str) -> str:
+    """The engine's sum of a Float64 `number`, made exact: Float64 sums differ in their last bits from run to
+    run (threads add in varying orders), Decimal sums do not, so the same data gives the same answer. Each
+    term is kept to 18 decimals (cut, not rounded: n terms lose under n·10⁻¹⁸)."""
+    return f"sum(toDecimal128({number}, {EXACT_SCALE}))"

@@ -41,8 +41,8 @@ SELECT
     route,
     converted,
     count() AS journeys,
-    sum(value) AS amount,
-    arrayConcat(sumForEach(credits), sumForEach(arrayMap(c -> (c * value), credits))) AS sums
+    sum(toDecimal128(value, 18)) AS amount,
+    arrayConcat(sumForEach(arrayMap(c -> toDecimal128(c, 18), credits)), sumForEach(arrayMap(c -> toDecimal128(c * value, 18), credits))) AS sums
 FROM
 (
     SELECT
@@ -112,3 +112,8 @@ GROUP BY
     label,
     route,
     converted
+ORDER BY
+    is_touch ASC,
+    label ASC,
+    route ASC,
+    converted ASC

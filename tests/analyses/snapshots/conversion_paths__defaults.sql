@@ -32,8 +32,8 @@ SELECT
     arrayMap(x -> (x.3), path) AS labels,
     converted,
     count() AS journeys,
-    sum(value) AS value,
-    sumIf((at - ((path[1]).1)) / 1000, converted AND notEmpty(path)) AS seconds
+    sum(toDecimal128(value, 18)) AS value,
+    sumIf(at - ((path[1]).1), converted AND notEmpty(path)) AS milliseconds
 FROM
 (
     SELECT
@@ -79,3 +79,6 @@ FROM
 GROUP BY
     labels,
     converted
+ORDER BY
+    labels ASC,
+    converted ASC
