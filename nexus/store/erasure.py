@@ -12,7 +12,7 @@ What goes, in this order (their ids are found while holding the identity resolve
 2. sessions: the rows of the sessions their events belonged to, written again from the events of other ids
    those sessions have, if any shared the session id.
 3. events: every row of every one of their distinct ids, all months.
-4. cohort_members: static-cohort rows naming one of their ids.
+4. cohort_members: static-cohort rows naming one of their ids; person_predictions: their scores.
 5. identities: every row (every version) of the person's distinct ids or of their person ids; persons: every
    row of the person and of the persons merged into them earlier (their ids all moved to this person, and
    their rows keep the traits they had) — including, since a merged person cannot always be traced to whom it
@@ -108,10 +108,11 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
             client, project_id, f"SELECT value FROM {staging} WHERE kind = '{_SESSION_ID}'", ids)
         rows["events"] = rebuild.delete_rows(
             client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope)
+        named = f"(SELECT value FROM {staging} WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))"
         rows["cohort_members"] = rebuild.delete_rows(
-            client, "cohort_members",
-            f"project_id = {{project:UInt32}} AND member_id IN (SELECT value FROM {staging} "
-            f"WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))", scope)
+            client, "cohort_members", f"project_id = {{project:UInt32}} AND member_id IN {named}", scope)
+        rows["person_predictions"] = rebuild.delete_rows(
+            client, "person_predictions", f"project_id = {{project:UInt32}} AND person_id IN {named}", scope)
         # Their links go last: an erasure stopped before this point (a crash, a timeout) can be run again by
         # any of their ids and still finds the whole person.
         with identity.turn(redis_client) if redis_client else nullcontext():

@@ -82,6 +82,10 @@ def stores(client: Client, redis) -> dict[str, Any]:
     client.insert("cohort_members", [[erased, "c_static00000", 1, "anon-e2"], [erased, "c_static00000", 1, person],
                                      [erased, "c_static00000", 1, "bystander"]],
                   column_names=["project_id", "cohort_id", "generation", "member_id"])
+    # Scores of theirs (their person and an id merged into it) and the bystander's, who is scored in both twins.
+    client.insert("person_predictions", [[project, "r1", DEMO_END, name, 0, 0.5, "{}"] for project, name in (
+        (erased, person), (erased, "anon-e3"), (erased, "bystander"), (twins["never"], "bystander"))],
+                  column_names=["project_id", "run_id", "scored_at", "person_id", "person_key", "engagement", "drivers"])
     # A demo person, the same in both projects, for the analyses that describe one person.
     bystander = client.query("SELECT toString(person_id) FROM identities FINAL WHERE project_id = {p:UInt32} "
                              "ORDER BY distinct_id LIMIT 1", parameters={"p": twins["never"]}).result_rows[0][0]
@@ -106,6 +110,7 @@ def test_the_person_was_found_whole_and_counted(stores):
     assert record.rows["identities"] >= 6 and record.rows["persons"] >= 2  # their person, and the one merged into it
     # Rows as stored: s-e2 has a row from each insert that wrote to it until ClickHouse merges them.
     assert 6 <= record.rows["sessions"] <= 7 and record.rows["cohort_members"] == 2
+    assert record.rows["person_predictions"] == 2  # their person's scores and those of the id merged in
     assert record.rebuilt_partitions == 6  # August (theirs alone), September and October; hourly and daily
 
 
@@ -129,6 +134,8 @@ def test_no_table_holds_anything_of_the_person(client, stores):
     assert client.query("SELECT count() FROM sessions WHERE project_id = {p:UInt32} AND session_id = 's-e2'",
                         parameters={"p": project_id}).result_rows[0][0] >= 1
     assert client.query("SELECT member_id FROM cohort_members WHERE project_id = {p:UInt32}",
+                        parameters={"p": project_id}).result_rows == [("bystander",)]
+    assert client.query("SELECT person_id FROM person_predictions WHERE project_id = {p:UInt32}",
                         parameters={"p": project_id}).result_rows == [("bystander",)]
 
 
