@@ -50,6 +50,7 @@ PAGES: dict[str, tuple[str, int, str | None]] = {
     "person": ("/person", 0, "[data-role=no-person]"),
     "goals": ("/goals", 0, "[data-role=goals-empty]"),  # this module's projects have no goals (test_goals_page)
     "cohorts": ("/cohorts", 0, "[data-role=cohorts-empty]"),  # none here either (test_cohorts_page)
+    "predictions": ("/predictions", 0, "[data-role=predictions-empty]"),  # no model trained here (test_predictions_page)
 }
 # Pages whose first load a journey below checks as test_every_page_draws_its_charts would (assert_drawn, then a
 # clean browser): loading them once more only for that would cost seconds each.
