@@ -42,7 +42,7 @@ def test_it_asks_first_and_erases_only_on_yes(data_dir: Path):
     erased = run_nexus("person", "erase", "cli-visitor", "--project", "shop", data_dir=data_dir, input_text="y\n")
     assert erased.returncode == 0, erased.stderr
     assert erased.stdout.startswith("erased: 0 from sessions, 3 from events, 0 from cohort_members, "
-                                    "0 from identities, 0 from persons;")
+                                    "0 from person_predictions, 0 from identities, 0 from persons;")
 
     again = run_nexus("person", "erase", "cli-visitor", "--project", "shop", "--yes", data_dir=data_dir)
     assert again.returncode == 1 and again.stderr.strip() == "error: no person 'cli-visitor' in this project"
