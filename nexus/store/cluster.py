@@ -87,6 +87,10 @@ def check_cluster_name(cluster: str) -> str:
     return cluster
 
 
+def on_cluster_clause(cluster: str) -> str:
+    return f"ON CLUSTER `{cluster}`"
+
+
 def parse_schema(schema: str) -> tuple[list[Table], list[View]]:
     """The tables and materialized views of a `nexus migrate --dump-schema` file."""
     tables, views = [], []
@@ -111,9 +115,9 @@ def layout(cluster: str, schema: str | None = None) -> Layout:
     check_cluster_name(cluster)
     tables, views = parse_schema(load("schema.sql") if schema is None else schema)
     sharded = {SHARDED_SOURCE} | {v.target for v in views if _reads(v.select) == SHARDED_SOURCE}
-    on = f"ON CLUSTER `{cluster}`"
-    statements = [_replicated(t, on, local=t.name in sharded) for t in tables]
-    statements += [_distributed(t, on, cluster) for t in tables if t.name in sharded]
+    on = on_cluster_clause(cluster)
+    statements = [replicated_table(t, on, local=t.name in sharded) for t in tables]
+    statements += [distributed_table(t, on, cluster) for t in tables if t.name in sharded]
     statements += [_view(v, on, sharded) for v in views]
     return Layout(cluster, statements, sorted(sharded), sorted(t.name for t in tables if t.name not in sharded),
                   sorted(v.name for v in views))
@@ -128,7 +132,7 @@ def on_cluster(statement: str, plan: Layout) -> list[str]:
     if match is None:
         raise ValueError(f"no cluster rule for: {statement.strip().splitlines()[0]}")
     name, changes = match[1], match[2].strip()
-    on = f"ON CLUSTER `{plan.cluster}`"
+    on = on_cluster_clause(plan.cluster)
     if name in plan.views:
         if not changes.startswith("MODIFY QUERY"):
             raise ValueError(f"no cluster rule for changing view {name}: {changes.splitlines()[0]}")
@@ -164,7 +168,7 @@ def _split_changes(changes: str) -> list[str]:
     return [*parts, "".join(current).strip()]
 
 
-def _replicated(table: Table, on: str, *, local: bool) -> str:
+def replicated_table(table: Table, on: str, *, local: bool) -> str:
     name = table.name + LOCAL_SUFFIX if local else table.name
     path = (SHARDED_PATH if local else EVERYWHERE_PATH).format(table=name)
     args = ", ".join(a for a in (f"'{path}'", f"'{REPLICA}'", table.args) if a)
@@ -172,7 +176,7 @@ def _replicated(table: Table, on: str, *, local: bool) -> str:
             f"ENGINE = Replicated{table.engine}({args})\n{table.rest}")
 
 
-def _distributed(table: Table, on: str, cluster: str) -> str:
+def distributed_table(table: Table, on: str, cluster: str) -> str:
     # Only `events` takes inserts through its Distributed table; rollups are written by the views on each shard,
     # so their Distributed tables have no sharding key and ClickHouse refuses an insert into them.
     key = f", {SHARDING_KEY}" if table.name == SHARDED_SOURCE else ""

@@ -28,6 +28,10 @@ A process killed mid-erasure leaves its staging tables behind (the erasure's hol
 erasure first drops those older than an hour, far longer than one runs, so another process's running erasure
 keeps its own.
 
+On a cluster (nexus.store.placement) every delete is a mutation of the shards' `_local` tables (or, for tables
+every node holds, of the table) ON CLUSTER, the staging table is on every node and synced before any shard reads
+it, and each shard rebuilds its own rollup partitions and sessions from its own events.
+
 Events of the person arriving while the erasure runs may be stored (an insert after a delete is not deleted);
 after it, they start a new person: their ids are unknown again, so identify or alias links them to a new UUID.
 """
@@ -51,7 +55,9 @@ from nexus.errors import NotFound
 from nexus.ingest import identity
 from nexus.meta import erasures, records
 from nexus.meta.erasures import Erasure
+from nexus.store import placement as placements
 from nexus.store import rebuild
+from nexus.store.placement import Placement
 
 # Persons merged into another whose links are gone (merged away by ClickHouse, or never stored: a merge within
 # one batch replaces the old link before it is written). Nothing traces them to the person they joined, and
@@ -63,7 +69,7 @@ _MERGED_AWAY = (
 )
 
 # The staging tables of an erasure (`_staging`) and of a rollup rebuild (`rebuild.rollup_month`).
-_STAGING = r"^(erasure_[0-9a-f]{16}|[a-z_]+_rebuild_[0-9a-f]{12})$"
+_STAGING = r"^(erasure_[0-9a-f]{16}|[a-z_]+_rebuild_[0-9a-f]{12}(_local)?)$"
 LEFTOVER_AGE = timedelta(hours=1)
 
 _DISTINCT_ID = "distinct_id"
@@ -80,20 +86,24 @@ class Person(msgspec.Struct, frozen=True):
     person_ids: list[str]
 
 
-def erase(client: Client, project_id: int, person: str, erased_by: str, redis_client: redis.Redis | None = None) -> Erasure:
+def erase(client: Client, project_id: int, person: str, erased_by: str, redis_client: redis.Redis | None = None,
+          placement: Placement | None = None) -> Erasure:
     """Erase `person` (a person id or any of their distinct ids) from the project; NotFound when the project
     has no such person. `redis_client` is None only where no other process can be running on the store (the
-    embedded CLI): then there is no resolver cache and no cached answer to invalidate."""
+    embedded CLI): then there is no resolver cache and no cached answer to invalidate. `placement` is read from
+    the store unless given."""
     started = time.perf_counter()
-    drop_leftovers(client)
+    placement = placement or placements.of(client)
+    drop_leftovers(client, placement)
     rows: dict[str, int] = {}
-    with _staging(client) as staging:
+    with _staging(client, placement) as staging_table:
+        staging = staging_table.name
         ids = f"SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}'"
         person_ids = f"SELECT toUUID(value) FROM {staging} WHERE kind = '{_PERSON_ID}'"
         scope = {"project": project_id}
         with identity.lock(redis_client) if redis_client else nullcontext():
             found = find(client, project_id, person)  # while no identify or alias moves their ids
-        _stage(client, staging, project_id, found)
+        _stage(client, staging_table, project_id, found)
         touched: dict[int, set[tuple[datetime, str]]] = {}  # month → the (UTC hour, event name) of their events
         for month, hour, event in client.query(
                 "SELECT DISTINCT toYYYYMM(ts), toDateTime(toStartOfHour(ts), 'UTC'), event FROM events "
@@ -103,25 +113,27 @@ def erase(client: Client, project_id: int, person: str, erased_by: str, redis_cl
         # delete would find no event left to say which rollup buckets and sessions they were in.
         for month, hours in sorted(touched.items()):
             for table in rebuild.ROLLUPS:
-                rebuild.rollup_month(client, table, project_id, month, hours, ids)
+                rebuild.rollup_month(client, table, project_id, month, hours, ids, placement)
         rows["sessions"] = rebuild.sessions(
-            client, project_id, f"SELECT value FROM {staging} WHERE kind = '{_SESSION_ID}'", ids)
+            client, project_id, f"SELECT value FROM {staging} WHERE kind = '{_SESSION_ID}'", ids, placement)
         rows["events"] = rebuild.delete_rows(
-            client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope)
+            client, "events", f"project_id = {{project:UInt32}} AND distinct_id IN ({ids})", scope, placement)
         named = f"(SELECT value FROM {staging} WHERE kind IN ('{_DISTINCT_ID}', '{_PERSON_ID}'))"
         rows["cohort_members"] = rebuild.delete_rows(
-            client, "cohort_members", f"project_id = {{project:UInt32}} AND member_id IN {named}", scope)
+            client, "cohort_members", f"project_id = {{project:UInt32}} AND member_id IN {named}", scope, placement)
         rows["person_predictions"] = rebuild.delete_rows(
-            client, "person_predictions", f"project_id = {{project:UInt32}} AND person_id IN {named}", scope)
+            client, "person_predictions", f"project_id = {{project:UInt32}} AND person_id IN {named}", scope,
+            placement)
         # Their links go last: an erasure stopped before this point (a crash, a timeout) can be run again by
         # any of their ids and still finds the whole person.
         with identity.turn(redis_client) if redis_client else nullcontext():
             rows["identities"] = rebuild.delete_rows(
                 client, "identities",
-                f"project_id = {{project:UInt32}} AND (distinct_id IN ({ids}) OR person_id IN ({person_ids}))", scope)
+                f"project_id = {{project:UInt32}} AND (distinct_id IN ({ids}) OR person_id IN ({person_ids}))", scope,
+                placement)
             rows["persons"] = rebuild.delete_rows(
                 client, "persons", f"project_id = {{project:UInt32}} AND (person_id IN ({person_ids}) OR person_id IN "
-                f"({_MERGED_AWAY}))", scope)
+                f"({_MERGED_AWAY}))", scope, placement)
     if redis_client is not None:
         changes.mark_changed(redis_client, {project_id})
     return erasures.save(client, Erasure(
@@ -160,34 +172,42 @@ def find(client: Client, project_id: int, person: str) -> Person:
     return Person(person_id, distinct_ids, sorted({person_id, *person_ids}))
 
 
-def _stage(client: Client, staging: str, project_id: int, person: Person) -> None:
+def _stage(client: Client, staging: placements.Staging, project_id: int, person: Person) -> None:
+    """The person's ids, then their sessions' ids; each synced to every node before a shard reads them."""
     rows = [[_DISTINCT_ID, i] for i in person.distinct_ids] + [[_PERSON_ID, p] for p in person.person_ids]
-    client.insert(staging, rows, column_names=["kind", "value"])
+    client.insert(staging.name, rows, column_names=["kind", "value"])
+    for statement in staging.sync:
+        client.command(statement)
     client.command(
-        f"INSERT INTO {staging} SELECT DISTINCT '{_SESSION_ID}', session_id FROM events "
+        f"INSERT INTO {staging.name} SELECT DISTINCT '{_SESSION_ID}', session_id FROM events "
         f"WHERE project_id = {{project:UInt32}} AND distinct_id IN "
-        f"(SELECT value FROM {staging} WHERE kind = '{_DISTINCT_ID}') AND session_id != ''",
+        f"(SELECT value FROM {staging.name} WHERE kind = '{_DISTINCT_ID}') AND session_id != ''",
         parameters={"project": project_id})
+    for statement in staging.sync:
+        client.command(statement)
 
 
-def drop_leftovers(client: Client) -> list[str]:
-    """Drop the staging tables older than `LEFTOVER_AGE` that killed erasures left; their names."""
+def drop_leftovers(client: Client, placement: Placement = placements.ONE_SERVER) -> list[str]:
+    """Drop the staging tables older than `LEFTOVER_AGE` that killed erasures left (on a cluster, on every node);
+    their names."""
     names = [row[0] for row in client.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND match(name, {staging:String}) "
         "AND metadata_modification_time < now() - toIntervalSecond({age:UInt32})",
         parameters={"staging": _STAGING, "age": int(LEFTOVER_AGE.total_seconds())}).result_rows]
     for name in names:  # matched by _STAGING: a name Nexus made
-        client.command(f"DROP TABLE IF EXISTS {name} SYNC")
+        client.command(f"DROP TABLE IF EXISTS {name}{placement.on} SYNC")
     return names
 
 
 @contextmanager
-def _staging(client: Client) -> Iterator[str]:
+def _staging(client: Client, placement: Placement) -> Iterator[placements.Staging]:
     """A table for the erased person's ids while the erasure runs, dropped after it (also on failure)."""
-    name = f"erasure_{secrets.token_hex(8)}"
-    client.command(f"CREATE TABLE {name} (kind LowCardinality(String), value String) "
-                   "ENGINE = MergeTree ORDER BY (kind, value)")
+    staging = placement.staging_everywhere(f"erasure_{secrets.token_hex(8)}",
+                                           "kind LowCardinality(String), value String", "ORDER BY (kind, value)")
+    for statement in staging.create:
+        client.command(statement)
     try:
-        yield name
+        yield staging
     finally:
-        client.command(f"DROP TABLE IF EXISTS {name} SYNC")
+        for statement in staging.drop:
+            client.command(statement)

@@ -6,6 +6,10 @@ deleted id keeps counting it until its bucket is computed again from the events 
 The SELECTs below are the views' own (sql/schema.sql: events_hourly_mv, events_daily_mv, sessions_mv)
 restricted to some buckets or sessions; tests/store/test_erasure.py checks that rebuilding reproduces what
 the views wrote.
+
+Every change names its table through a Placement (nexus.store.placement): on a cluster the mutations and partition
+swaps address the shards' `_local` tables ON CLUSTER, and each shard recomputes its own rollup rows from its own
+events, as its views computed them (tests/store/test_cluster_erasure.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from clickhouse_connect.driver.client import Client
+
+from nexus.store.placement import ONE_SERVER, Placement
 
 log = logging.getLogger("nexus.store.rebuild")
 
@@ -83,7 +89,7 @@ SELECT
     any(country) AS country,
     any(device_type) AS device_type,
     any(browser) AS browser
-FROM events
+FROM events AS events
 WHERE project_id = {project:UInt32} AND session_id IN (<sessions>) AND events.distinct_id NOT IN (<leaving>)
 GROUP BY project_id, session_id
 """
@@ -92,7 +98,7 @@ _ATTEMPTS = 3
 
 
 def rollup_month(client: Client, table: str, project_id: int, month: int, hours: set[tuple[datetime, str]],
-                 leaving_sql: str) -> None:
+                 leaving_sql: str, placement: Placement = ONE_SERVER) -> None:
     """Recompute `table`'s partition (project_id, month) without the events of the distinct ids `leaving_sql` (a
     subquery) names — `hours` holds the (UTC hour, event name) of each of their events — and swap it in whole.
     Their events are left out rather than gone, so that this can run before they are deleted (and again, if an
@@ -106,29 +112,37 @@ def rollup_month(client: Client, table: str, project_id: int, month: int, hours:
     the old partition or the new one, never an empty or half one. An insert that lands between the copy and
     the swap would lose its rows from the rollup (they went to the partition being replaced), so the swap is
     checked — the partition's event count must equal the other ids' events stored that month — and done again
-    when it is not (at most three times)."""
+    when it is not (at most three times).
+
+    On a cluster each shard does this to its own partition: the staging table is one per shard, filled on every
+    shard from that shard's rollup and events (`placement.per_shard`), and the swap runs on every shard's local
+    rollup; the check reads the whole cluster."""
     rollup = ROLLUPS[table]
     buckets = sorted({(rollup.bucket(hour), event) for hour, event in hours})
-    staging = f"{table}_rebuild_{secrets.token_hex(6)}"
+    staging = placement.staging_like(f"{table}_rebuild_{secrets.token_hex(6)}", table)
     parameters = {"project": project_id, "month": month, "buckets": buckets}
     # Partition values are Nexus's own integers (the key's project, a month read from the store).
     partition = f"({int(project_id)}, {int(month)})"
     bucket_type = "DateTime('UTC')" if rollup.time_column == "hour" else "Date"
-    client.command(f"CREATE TABLE {staging} AS {table}")
+    for statement in staging.create:
+        client.command(statement)
     try:
         for attempt in range(1, _ATTEMPTS + 1):
-            client.command(f"TRUNCATE TABLE {staging}")
+            client.command(staging.truncate)
             client.command(
-                f"INSERT INTO {staging} SELECT * FROM {table} WHERE project_id = {{project:UInt32}} "
+                f"INSERT INTO {staging.name} SELECT * FROM {table} WHERE project_id = {{project:UInt32}} "
                 f"AND toYYYYMM({rollup.time_column}) = {{month:UInt32}} "
                 f"AND ({rollup.time_column}, event) NOT IN {{buckets:Array(Tuple({bucket_type}, String))}}",
-                parameters=parameters)
-            client.command(f"INSERT INTO {staging} {rollup.select.replace('<leaving>', leaving_sql)}",
-                           parameters=parameters)
-            if client.query(f"SELECT count() FROM {staging}").result_rows[0][0]:
-                client.command(f"ALTER TABLE {table} REPLACE PARTITION {partition} FROM {staging}")
+                parameters=parameters, settings=placement.per_shard)
+            client.command(f"INSERT INTO {staging.name} {rollup.select.replace('<leaving>', leaving_sql)}",
+                           parameters=parameters, settings=placement.per_shard)
+            for statement in staging.sync:
+                client.command(statement)
+            if client.query(f"SELECT count() FROM {staging.name}").result_rows[0][0]:
+                client.command(f"ALTER TABLE {placement.target(table)} REPLACE PARTITION {partition} FROM {staging.local}",
+                               settings=placement.replace)
             else:  # no event left that month (REPLACE refuses an empty source, lest it drop data unawares)
-                client.command(f"ALTER TABLE {table} DROP PARTITION {partition}")
+                client.command(f"ALTER TABLE {placement.target(table)} DROP PARTITION {partition}")
             if _consistent(client, table, rollup.time_column, project_id, month, leaving_sql):
                 return
             log.info("%s (%s, %s) changed while it was rebuilt (attempt %d): rebuilding again",
@@ -136,7 +150,8 @@ def rollup_month(client: Client, table: str, project_id: int, month: int, hours:
         log.warning("%s (%s, %s) kept changing while it was rebuilt: its counts may differ from events until "
                     "the next rebuild", table, project_id, month)
     finally:
-        client.command(f"DROP TABLE IF EXISTS {staging}")
+        for statement in staging.drop:
+            client.command(statement)
 
 
 def _consistent(client: Client, table: str, time_column: str, project_id: int, month: int, leaving_sql: str) -> bool:
@@ -150,28 +165,32 @@ def _consistent(client: Client, table: str, time_column: str, project_id: int, m
     return stored == rolled
 
 
-def sessions(client: Client, project_id: int, session_ids_sql: str, leaving_sql: str) -> int:
+def sessions(client: Client, project_id: int, session_ids_sql: str, leaving_sql: str,
+             placement: Placement = ONE_SERVER) -> int:
     """Delete the rows of the sessions `session_ids_sql` (a subquery naming them) and write them again from their
     events but those of the distinct ids `leaving_sql` names (another person's events sent with the same session
     id); returns the rows deleted. Sessions are partitioned by project only, so rewriting their rows beats
     recomputing a whole partition. Between the delete and the insert, a session shared with another person is
-    missing for a moment."""
+    missing for a moment. On a cluster every shard writes its part of the sessions from its own events, as
+    its view did (a session's events may be on several shards; reads merge their rows)."""
     where = f"project_id = {{project:UInt32}} AND session_id IN ({session_ids_sql})"
-    deleted = delete_rows(client, "sessions", where, {"project": project_id})
+    deleted = delete_rows(client, "sessions", where, {"project": project_id}, placement)
     if deleted:
         select = _SESSIONS.replace("<sessions>", session_ids_sql).replace("<leaving>", leaving_sql)
-        client.command(f"INSERT INTO sessions {select}", parameters={"project": project_id})
+        client.command(f"INSERT INTO sessions {select}", parameters={"project": project_id},
+                       settings=placement.per_shard)
     return deleted
 
 
-def delete_rows(client: Client, table: str, where: str, parameters: dict) -> int:
+def delete_rows(client: Client, table: str, where: str, parameters: dict, placement: Placement = ONE_SERVER) -> int:
     """Delete `table`'s rows matching `where` (constant SQL; values bound) for good — a mutation rewrites the
     parts that hold them, so no copy stays on disk, as it would after a lightweight DELETE until a merge —
-    and wait until it is done; returns how many rows there were."""
+    and wait until it is done (on every replica); returns how many rows there were, counted over the whole
+    cluster on one."""
     found = client.query(f"SELECT count() FROM {table} WHERE {where}", parameters=parameters).result_rows[0][0]
     if found:
         # A subquery in a mutation is read again when the mutation runs: fine here, since what it reads
         # does not change until the mutation is done (mutations_sync waits for it).
-        client.command(f"ALTER TABLE {table} DELETE WHERE {where}", parameters=parameters,
+        client.command(f"ALTER TABLE {placement.target(table)} DELETE WHERE {where}", parameters=parameters,
                        settings={"mutations_sync": 2, "allow_nondeterministic_mutations": 1})
     return found
