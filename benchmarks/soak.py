@@ -52,8 +52,7 @@ from pathlib import Path
 from random import Random
 
 import httpx
-# benchmarks/serving.py and sizes.py (benchmarks run as scripts from this folder)
-from serving import served_url
+from serving import served_url  # benchmarks/serving.py and sizes.py (benchmarks run as scripts from this folder)
 from sizes import load_average
 
 NEXUS = [sys.executable, "-m", "nexus"]

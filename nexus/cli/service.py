@@ -72,9 +72,11 @@ def worker(threads: int | None) -> None:
 def dashboard(host: str | None, port: int | None) -> None:
     """Serve the analyst dashboard alone (server mode: NEXUS_CLICKHOUSE_URL and NEXUS_REDIS_URL point at servers)."""
     from nexus.dashboard.server import run
+    from nexus.observe import logs
     from nexus.runtime import open_runtime
 
     settings = load_settings()
+    logs.configure(settings.log_level)  # JSON lines at NEXUS_LOG_LEVEL, as the API's and the worker's
     with open_runtime(settings, ingest=False) as runtime:
         run(runtime, host=host or settings.host, port=settings.dashboard_port if port is None else port,
             say=click.echo)

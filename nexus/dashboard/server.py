@@ -19,15 +19,17 @@ import panel as pn
 from bokeh.server.server import Server
 from panel.io.server import get_server
 from tornado.ioloop import IOLoop
-from tornado.web import RedirectHandler
+from tornado.web import RedirectHandler, RequestHandler
 
 from nexus.dashboard import pages
 from nexus.dashboard.session import Dashboard
 from nexus.dashboard.signin import HOME_PATH, DashboardAuth, SignIns
 from nexus.errors import InvalidConfig
+from nexus.observe.http import UNMATCHED
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.dashboard")
+requests_log = logging.getLogger("nexus.dashboard.requests")
 # Bokeh announces every start and session at INFO; the dashboard reports what matters itself.
 for _name in ("bokeh.server.server", "bokeh.server.tornado", "bokeh.server.views.ws"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -61,7 +63,18 @@ def _server(routes: dict[str, Callable[[], object]], signins: SignIns, *, host: 
         # gzip for the browsers that ask: Bokeh's and Panel's scripts are 2.9 MB as sent, 0.8 MB compressed
         # (fetched once: their URLs carry a version and are cached for ten years).
         compress_response=True,
+        log_function=_log_request,
     )
+
+
+def _log_request(handler: RequestHandler) -> None:
+    """Tornado's access line, shaped as the API's (nexus.observe.http): the path without its query string,
+    which may carry a session id or a key pasted into a link; a path no handler serves as (unmatched)."""
+    status = handler.get_status()
+    request = handler.request
+    requests_log.log(logging.WARNING if status >= 500 else logging.INFO, "request", extra={
+        "method": request.method, "route": UNMATCHED if status == 404 else request.path, "status": status,
+        "duration_ms": round(request.request_time() * 1000, 1)})
 
 
 def _for(dashboard: Dashboard, page: Callable[[Dashboard], object]) -> Callable[[], object]:

@@ -3,6 +3,7 @@ being served, so a request's line and the lines of the jobs it enqueued share on
 
 What is logged is chosen where it is logged: routes by template (never the path as sent, nor a query
 string, which may carry a key), never a header, an event or a body. A line names its fields in `extra`.
+Whatever a library logs anyway, an API key's secret in it is cut to the key's public id.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import msgspec
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("nexus_request_id", default="")
 
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+# An API key's secret (nexus.meta.keys: "nx_", the 8 characters of its public id, then the secret part),
+# wherever a library put it in a line (a URL it logged, an exception's text): cut after its public id.
+_KEY_SECRET = re.compile(r"(nx_[A-Za-z0-9_-]{8})[A-Za-z0-9_-]+")
 # LogRecord's own attributes: what is not among them came in `extra` and is written as a field.
 # (uvicorn adds color_message: its message with terminal colours.)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName",
@@ -46,7 +50,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(line, enc_hook=str).decode()
+        return _KEY_SECRET.sub(r"\1[redacted]", msgspec.json.encode(line, enc_hook=str).decode())
 
 
 def configure(level: str) -> None:
