@@ -10,7 +10,9 @@ import anyio.to_thread
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
+from nexus.api.openapi import PUBLIC
 from nexus.runtime import Runtime
 
 
@@ -24,12 +26,14 @@ class Live(msgspec.Struct):
     status: str
 
 
-@get("/health/live")
+@get("/health/live", opt={PUBLIC: True})
 async def live() -> Live:
     return Live("ok")
 
 
-@get("/health/ready")
+@get("/health/ready", opt={PUBLIC: True},
+     responses={503: ResponseSpec(Health, description="not ready: `checks` says which is not",
+                                  generate_examples=False)})
 async def ready(state: State) -> Response[Health]:
     return await anyio.to_thread.run_sync(_check, state.runtime)
 

@@ -15,6 +15,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, Parameter
 
 from nexus.api.body import read_body
@@ -42,7 +43,27 @@ class ReceiptsAnswer(msgspec.Struct):
     missing: list[str]
 
 
-@post(["/v1/batch", "/v1/b"])  # /v1/b: where analytics-next sends its batches
+class Refused(msgspec.Struct):
+    """A 400 of a route that takes events: `error` (and `field`) when the whole request was refused or an
+    import stopped; the counts and each rejected event (`errors`) when its events were looked at."""
+
+    error: str | msgspec.UnsetType = msgspec.UNSET
+    field: str | msgspec.UnsetType = msgspec.UNSET
+    success: bool | msgspec.UnsetType = msgspec.UNSET
+    events: int | msgspec.UnsetType = msgspec.UNSET  # an import's lines or rows settled
+    stored: int | msgspec.UnsetType = msgspec.UNSET
+    duplicates: int | msgspec.UnsetType = msgspec.UNSET
+    rejected: int | msgspec.UnsetType = msgspec.UNSET
+    errors: list[Rejection] | msgspec.UnsetType = msgspec.UNSET
+    resume_from: int | msgspec.UnsetType = msgspec.UNSET  # an import's line or row to send again from
+
+
+# The answers of ingest_response and import_response: 200, not 201 (events are stored, no resource is made).
+EVENTS_ANSWERS = {"status_code": 200, "responses": {400: ResponseSpec(
+    Refused, description="the request was refused, or some of its events were", generate_examples=False)}}
+
+
+@post(["/v1/batch", "/v1/b"], **EVENTS_ANSWERS)  # /v1/b: where analytics-next sends its batches
 async def batch(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -80,7 +101,7 @@ def _batch(api: ApiContext, request: Request, body: bytes) -> Submitted:
 
 def _single(call: str):
     # Segment's short path is the type's first letter (/v1/t, /v1/p, ...): what analytics-next posts to.
-    @post([f"/v1/{call}", f"/v1/{call[0]}"], name=f"segment_{call}")
+    @post([f"/v1/{call}", f"/v1/{call[0]}"], name=f"segment_{call}", **EVENTS_ANSWERS)
     async def handler(request: Request, state: State) -> Response:
         api: ApiContext = state.api
         body = await read_body(request, api.settings.max_request_bytes)
@@ -144,7 +165,7 @@ def ingest_response(result: IngestResult) -> Response:
 
 
 
-@post("/v1/import")
+@post("/v1/import", **EVENTS_ANSWERS)
 async def import_events(request: Request, state: State, format: FromQuery[str | None] = None,
                         resume_from: Annotated[int, Parameter(ge=0)] = 0, table: FromQuery[str] = "events") -> Response:
     """Back-fill a file of events (NDJSON, Arrow IPC or Parquet; the format is detected unless given), from

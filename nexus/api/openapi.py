@@ -4,6 +4,10 @@ Litestar's own pages load their JavaScript and CSS from public CDNs, so they sta
 without them. Here Swagger UI comes from the `swagger-ui-bundle-v2` package, the page holds no inline
 script or style (the Content-Security-Policy of api.headers allows this origin only), and Swagger UI's
 call to the public spec validator is turned off.
+
+The document is complete by construction: ErrorAnswers gives every route that takes a key the error answers
+of nexus.api.app (one body, ErrorBody, for all of them) and the key it takes; tests/api/test_schemathesis.py
+checks it against the app's routes and fuzzes the API with it.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Request, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
-from litestar.openapi import OpenAPIConfig
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath
+from litestar.plugins import ReceiveRoutePlugin
 from litestar.response import File
+from litestar.routes import BaseRoute, HTTPRoute
 from swagger_ui_bundle import swagger_ui_path
 
 PATH = "/schema"
@@ -33,9 +42,58 @@ ASSETS = {
 }
 
 
+# A handler with this in its `opt` takes no key and no input (the health checks): no error answer applies.
+PUBLIC = "public"
+
+
+class ErrorBody(msgspec.Struct):
+    """The body of every error answer (nexus.api.app's exception handlers)."""
+
+    error: str
+    field: str | msgspec.UnsetType = msgspec.UNSET  # 400: the JSON path, parameter or header at fault
+    limit: str | msgspec.UnsetType = msgspec.UNSET  # 400: the query limit that was reached
+    error_id: str | msgspec.UnsetType = msgspec.UNSET  # 500: the server log has the details under this id
+
+
+# What nexus.api.statuses maps the error tree to, and Litestar's own 400 (a parameter of the wrong type).
+ERRORS = {status: ResponseSpec(ErrorBody, description=description, generate_examples=False) for status, description in {
+    400: "the request is malformed or impossible: `field` names the value at fault",
+    401: "no API key, or one that is unknown or revoked",
+    403: "the key's scope does not allow this",
+    404: "no such thing in the key's project",
+    413: "the body is over its size limit",
+    429: "over the key's rate limit: retry after Retry-After seconds",
+    500: "a fault of Nexus: `error_id` ties the answer to the server log",
+    503: "ClickHouse or Redis is unavailable or overloaded: retry after Retry-After seconds",
+}.items()}
+# Segment's way (the key as the HTTP Basic user name) or a Bearer token; ingestion also takes the key in the body.
+SECURITY = [{"key_as_basic_user": []}, {"bearer_key": []}]
+_SECURITY_SCHEMES = {"key_as_basic_user": SecurityScheme(type="http", scheme="basic",
+                                                         description="the API key as user name, no password"),
+                     "bearer_key": SecurityScheme(type="http", scheme="bearer", description="the API key")}
+
+
 def config(version: str) -> OpenAPIConfig:
     return OpenAPIConfig(title="Nexus API", version=version, path=PATH,
+                         components=Components(security_schemes=_SECURITY_SCHEMES),
                          render_plugins=[SwaggerPage(), JsonRenderPlugin()])
+
+
+class ErrorAnswers(ReceiveRoutePlugin):
+    """Documents on every route but the public ones the error answers and the key it takes, so no handler
+    repeats them. A handler's own `responses` win for the statuses they name."""
+
+    def receive_route(self, route: BaseRoute) -> None:
+        if isinstance(route, HTTPRoute):
+            for handler in route.route_handlers:
+                if not handler.opt.get(PUBLIC):
+                    _document_errors(handler)
+
+
+def _document_errors(handler: HTTPRouteHandler) -> None:
+    # The app's handler is its own copy of the decorated one, sharing its dicts: replace them, never update.
+    handler.responses = {**ERRORS, **(handler.responses or {})}
+    handler.security = SECURITY
 
 
 class SwaggerPage(OpenAPIRenderPlugin):

@@ -13,7 +13,7 @@ from litestar.datastructures import State
 
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
-from nexus.api.ingest import complete, finished
+from nexus.api.ingest import EVENTS_ANSWERS, complete, finished
 from nexus.errors import InvalidRequest, StorageUnavailable
 from nexus.ingest import posthog, posthog_body, posthog_v1
 from nexus.ingest.pipeline import Source
@@ -22,7 +22,7 @@ from nexus.ingest.service import Submitted
 PATHS = ["/batch", "/capture", "/e", "/i/v0/e", "/track"]
 
 
-@post(PATHS, name="posthog_capture")
+@post(PATHS, name="posthog_capture", **EVENTS_ANSWERS)
 async def capture(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
