@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import re
 import shutil
@@ -97,8 +98,10 @@ class Journal:
 @dataclass(frozen=True)
 class Window:
     cause: str
-    started: float
-    ended: float
+    started: float  # the signal
+    stopped: float  # the server's exit
+    ended: float  # its successor ready
+    exit_status: int  # the stopped server's
 
 
 class Server:
@@ -128,11 +131,18 @@ class Server:
         except httpx.TransportError:
             return False
 
-    def stop(self, sig: int) -> None:
+    def stop(self, sig: int) -> int:
+        """The exit status of the stopped server."""
         assert self.process is not None
         self.serving = 0
         self.process.send_signal(sig)
         self.process.communicate(timeout=300)
+        return self.process.returncode
+
+    def logged_errors(self) -> Counter[str]:
+        """The messages of the server's error lines (JSON lines on stderr), all its lifetimes."""
+        lines = (json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{"))
+        return Counter(line["message"][:120] for line in lines if line["level"] in ("error", "critical"))
 
 
 def segment_body(ids: list[str], rng: Random) -> dict:
@@ -258,9 +268,10 @@ def slope_mb_per_minute(samples: list[tuple[float, float]]) -> float:
 
 def restart(server: Server, sig: int, cause: str) -> Window:
     started = time.monotonic()
-    server.stop(sig)
+    status = server.stop(sig)
+    stopped = time.monotonic()
     server.start()
-    return Window(cause, started, time.monotonic())
+    return Window(cause, started, stopped, time.monotonic(), status)
 
 
 def stored_counts(env: dict[str, str]) -> dict[str, int]:
@@ -282,7 +293,7 @@ def outcome(call: Call, inside: bool) -> str:
     return f"{call.status // 100}xx"
 
 
-def report(journal: Journal, windows: list[Window], counts: dict[str, int],
+def report(journal: Journal, windows: list[Window], last_exit: int, errors: Counter[str], counts: dict[str, int],
            lifetimes: list[list[tuple[float, float]]], args: argparse.Namespace) -> bool:
     """Prints the tables; True when the run passed."""
     def inside(call: Call) -> bool:
@@ -309,11 +320,14 @@ def report(journal: Journal, windows: list[Window], counts: dict[str, int],
     missing = [i for i in acknowledged if i not in counts]
     twice = [i for i in acknowledged if counts.get(i, 0) > 1]
     print(f"\nEvents acknowledged: {len(acknowledged):,} (unique ids: {len(set(acknowledged)):,}); rows stored: "
-          f"{sum(counts.values()):,}; acknowledged and missing: {len(missing):,}; stored more than once: {len(twice):,} "
-          f"({sum(1 for n in counts.values() if n > 1):,} ids of all stored). Exactly once: "
+          f"{sum(counts.values()):,}; acknowledged and missing: {len(missing):,}; stored more than once: "
+          f"{len(twice):,} ({sum(1 for n in counts.values() if n > 1):,} ids of all stored). Exactly once: "
           f"{'yes' if not missing and not twice else 'NO'}.")
     print("Restart windows (signal to /health/ready 200): "
-          + "; ".join(f"{w.cause} {w.ended - w.started:.1f} s" for w in windows))
+          + "; ".join(f"{w.cause} {w.ended - w.started:.1f} s (exited after {w.stopped - w.started:.1f} s, status "
+                      f"{w.exit_status})" for w in windows)
+          + f"; the last stop, SIGTERM: exit status {last_exit}")
+    print("Server error lines: " + (", ".join(f"{n} × {message!r}" for message, n in errors.most_common(5)) or "none"))
     print("Exports: " + (", ".join(f"{n} {state}" for state, n in sorted(journal.exports.items())) or "none"))
     print("Server RSS per lifetime (start → end MB, slope MB/min): " + "; ".join(
         f"{samples[0][1]:,.0f} → {samples[-1][1]:,.0f}, {slope_mb_per_minute(samples):+.1f}"
@@ -371,8 +385,8 @@ def main() -> None:
         thread.join()
     sampling.set()
     threads[0].join()
-    server.stop(signal.SIGTERM)
-    passed = report(journal, windows, stored_counts(env), lifetimes, args)
+    last_exit = server.stop(signal.SIGTERM)
+    passed = report(journal, windows, last_exit, server.logged_errors(), stored_counts(env), lifetimes, args)
     if passed:
         shutil.rmtree(directory)
     else:
