@@ -64,6 +64,12 @@ class Placement(msgspec.Struct, frozen=True):
         """What a mutation or partition change of `table` names: `<table>_local ON CLUSTER` for a sharded table."""
         return (table + LOCAL_SUFFIX if self.cluster and table in self.sharded else table) + self.on
 
+    def whole(self, table: str) -> str:
+        """The name that reads and inserts into every shard of `table`: a sharded table's Distributed one for its
+        `<name>_local`, any other table itself."""
+        logical = table.removesuffix(LOCAL_SUFFIX)
+        return logical if self.cluster and logical != table and logical in self.sharded else table
+
     @property
     def per_shard(self) -> dict[str, Any]:
         """Settings for an INSERT … SELECT between sharded tables: on a cluster, run on every shard from its own rows."""

@@ -16,6 +16,12 @@ the destination only once the rest is in.
 
 At the end every slice's rows and checksum (cityHash64 of each row's text without project_id, summed) are
 compared with the source's, and the destination's rollups with its events.
+
+On a cluster (nexus.store.placement) a table is copied under the name that reads and inserts into all its shards:
+a sharded table's Distributed one, never a node's `<name>_local`. So the source's rows are read from every shard,
+the destination's inserts are split over its shards by the sharding key (a batch is then one part per shard), and
+the resume count and the verification read the whole destination cluster. Inserts wait until every shard has its
+part (`distributed_foreground_insert`), so what the journal records is stored, not queued on one node.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from clickhouse_connect.driver.client import Client
 from nexus.errors import InvalidRequest, NexusError
 from nexus.meta import projects
 from nexus.store import json_insert
+from nexus.store import placement as placements
 
 BATCH_ROWS = 50_000  # rows per insert, by default
 # At most one block as the engine reads an insert's rows (max_block_size, 65,409), so a batch is one part.
@@ -94,7 +101,8 @@ def _top_level_commas(text: str) -> list[str]:
 
 def copied_tables(client: Client) -> dict[str, str]:
     """Tables of the current database that hold projects' rows (a project_id column), without those a
-    materialized view fills: name → slice expression; `projects` last."""
+    materialized view fills: name → slice expression; `projects` last. On a cluster a sharded table is named by
+    its Distributed table, with its local table's partition key."""
     database = client.query("SELECT currentDatabase()").result_rows[0][0]
     views = client.query("SELECT create_table_query FROM system.tables WHERE database = {db:String} "
                          "AND engine = 'MaterializedView'", parameters={"db": database}).result_rows
@@ -103,7 +111,9 @@ def copied_tables(client: Client) -> dict[str, str]:
         "SELECT t.name, t.partition_key FROM system.tables AS t WHERE t.database = {db:String} AND t.engine "
         "LIKE '%MergeTree' AND t.name IN (SELECT table FROM system.columns WHERE database = {db:String} "
         "AND name = 'project_id') ORDER BY t.name = 'projects', t.name", parameters={"db": database}).result_rows
-    return {name: slice_expression(key) for name, key in rows if name not in filled and name not in NOT_COPIED}
+    placement = placements.of(client)
+    return {placement.whole(name): slice_expression(key) for name, key in rows
+            if name not in filled and name not in NOT_COPIED}
 
 
 def json_columns(client: Client, table: str) -> list[str]:
@@ -212,6 +222,8 @@ def load(client: Client, staging: Path, advance: Callable[[int], None], batch_ro
     if not 0 < batch_rows <= MAX_BATCH_ROWS:
         raise InvalidRequest(f"batch rows must be 1 to {MAX_BATCH_ROWS:,}, not {batch_rows:,}", "batch_rows")
     plan = msgspec.json.decode((staging / "plan.json").read_bytes(), type=Plan)
+    if placements.of(client).cluster:  # this client is the copy's own (nexus copy opens it for the destination)
+        client.set_client_setting("distributed_foreground_insert", 1)
     chosen = target(client, plan, staging, batch_rows)
     project_id, batch_rows = chosen.project_id, chosen.batch_rows
     loaded = {(entry.table, entry.slice): entry for entry in read_lines(staging / "loaded.jsonl", Loaded)}
