@@ -69,10 +69,11 @@ def _server(routes: dict[str, Callable[[], object]], signins: SignIns, *, host: 
 
 def _log_request(handler: RequestHandler) -> None:
     """Tornado's access line, shaped as the API's (nexus.observe.http): the path without its query string,
-    which may carry a session id or a key pasted into a link; a path no handler serves as (unmatched)."""
+    which may carry a session id or a key pasted into a link; a path no handler serves as (unmatched).
+    A 5xx is an error, as tornado.access logs it: a page or a sign-in failed (the dashboard's tests watch for it)."""
     status = handler.get_status()
     request = handler.request
-    requests_log.log(logging.WARNING if status >= 500 else logging.INFO, "request", extra={
+    requests_log.log(logging.ERROR if status >= 500 else logging.INFO, "request", extra={
         "method": request.method, "route": UNMATCHED if status == 404 else request.path, "status": status,
         "duration_ms": round(request.request_time() * 1000, 1)})
 
