@@ -57,7 +57,7 @@ class Placement(msgspec.Struct, frozen=True):
 
     @property
     def on(self) -> str:
-        """` ON CLUSTER `name`` on a cluster, nothing on one server."""
+        """The ON CLUSTER clause (with a leading space) on a cluster, nothing on one server."""
         return f" {on_cluster_clause(self.cluster)}" if self.cluster else ""
 
     def target(self, table: str) -> str:
@@ -81,12 +81,12 @@ class Placement(msgspec.Struct, frozen=True):
         person's has an empty staging partition, and its rollup partition must become empty too."""
         return {"allow_replace_partition_from_empty_source": 1} if self.cluster else {}
 
-    def staging_like(self, name: str, table: str, *, sync_drop: bool = False) -> Staging:
+    def staging_like(self, name: str, table: str) -> Staging:
         """A staging table of the sharded `table`'s structure (same partitioning and order: a partition swap
         needs both)."""
         if not self.cluster:
             return Staging(name, name, [f"CREATE TABLE {name} AS {table}"], f"TRUNCATE TABLE {name}", [],
-                           [f"DROP TABLE IF EXISTS {name}" + (" SYNC" if sync_drop else "")])
+                           [f"DROP TABLE IF EXISTS {name}"])
         if table not in self.sharded:
             raise ValueError(f"{table} is not sharded: its staging table would be one per node")
         shape = msgspec.structs.replace(_schema_tables()[table], name=name)
@@ -116,9 +116,9 @@ def of(client: Client) -> Placement:
     its own settings say."""
     rows = client.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
                         "AND engine = 'Distributed'").result_rows
-    clusters = {match[1] for _, engine in rows if (match := _DISTRIBUTED.match(engine))}
     if not rows:
         return ONE_SERVER
+    clusters = {match[1] for _, engine in rows if (match := _DISTRIBUTED.match(engine))}
     if len(clusters) != 1:
         raise ValueError(f"the database's Distributed tables name clusters {sorted(clusters)}: one is expected")
     return Placement(clusters.pop(), frozenset(name for name, _ in rows))

@@ -143,6 +143,11 @@ def test_every_change_names_a_shard_s_local_table_or_a_table_on_every_node_on_th
                if settings != PLACEMENT.per_shard)
 
 
+def test_every_statement_sent_is_accepted_by_clickhouse_s_parser(client, shards):
+    for sql, _ in shards["sent"]:
+        client.query("SELECT formatQuery({q:String})", parameters={"q": sql})
+
+
 def test_the_person_s_rows_leave_both_shards_and_the_bystander_s_stay(client, shards):
     person_ids = set(PERSON_EVENTS)
     assert all(shards["before"][node] & person_ids for node in shards["nodes"]), "the person must span both shards"
