@@ -51,7 +51,6 @@ from clickhouse_connect.driver.client import Client
 
 from nexus import changes
 from nexus.errors import NotFound
-
 from nexus.ingest import identity
 from nexus.meta import erasures, records
 from nexus.meta.erasures import Erasure

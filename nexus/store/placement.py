@@ -31,8 +31,14 @@ from typing import Any, NamedTuple
 import msgspec
 from clickhouse_connect.driver.client import Client
 
-from nexus.store.cluster import (LOCAL_SUFFIX, Table, distributed_table, on_cluster_clause, parse_schema,
-                                 replicated_table)
+from nexus.store.cluster import (
+    LOCAL_SUFFIX,
+    Table,
+    distributed_table,
+    on_cluster_clause,
+    parse_schema,
+    replicated_table,
+)
 from nexus.store.sql_files import load
 
 _DISTRIBUTED = re.compile(r"Distributed\('([^']+)'")  # system.tables.engine_full: Distributed('cluster', 'db', …)

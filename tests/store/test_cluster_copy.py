@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_copy_reads_loads_and_verifies_a_cluster_through_its_distributed_tables():
-    done = subprocess.run([sys.executable, "-m", "tests.store.cluster_copy"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "tests.store.cluster_copy"], check=False, capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
