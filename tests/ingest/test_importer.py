@@ -284,7 +284,7 @@ def test_arrow_ipc_dictionary_columns_and_struct_context(tmp_path: Path) -> None
     (b'[{"type": "track"}]', "the file is a JSON array; import reads NDJSON, one JSON object per line "
                              "(convert with: jq -c '.[]' FILE)"),
     (b"\x28\xb5\x2f\xfd\x00\x00", "the file is zstd-compressed; only gzip compression is supported (for NDJSON)"),
-    (gzip.compress(b"event,userId\n"), "the file is gzip-compressed, but what it holds is not NDJSON "
+    (gzip.compress(b"event,userId\n", mtime=0), "the file is gzip-compressed, but what it holds is not NDJSON "
                                        "(one JSON object per line); only NDJSON may be gzip-compressed"),
     (b"\x1f\x8b\x08\x00garbage", "the file looks gzip-compressed but cannot be decompressed: "),
 ])

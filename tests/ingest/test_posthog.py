@@ -388,7 +388,7 @@ def test_malformed_events_are_rejected_one_by_one_with_their_index() -> None:
         (b"{}", {"compression": "brotli"}, "unsupported compression 'brotli': send gzip-js, base64 or plain JSON"),
         (b'[{"event": "e", "token": "a"}, {"event": "e", "token": "b"}]', {},
          "events carry different api keys: send one project's events per request"),
-        (gzip.compress(b'{"event": "e"}')[:-12], {"compression": "gzip-js"}, "invalid gzip data: truncated"),
+        (gzip.compress(b'{"event": "e"}', mtime=0)[:-12], {"compression": "gzip-js"}, "invalid gzip data: truncated"),
         (b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xffgarbage", {},
          "invalid gzip data: Error -3 while decompressing data: invalid block type"),
     ],
