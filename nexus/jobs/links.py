@@ -30,7 +30,8 @@ def verified(redis_client: redis.Redis, job_id: str, project_id: int | None, exp
     if project_id is None or expires is None:
         raise Unauthorized("a signed link needs project, expires and signature")
     expected = _signature(redis_client, project_id, job_id, expires)
-    if not hmac.compare_digest(expected, signature):
+    # As bytes: compare_digest refuses a str with a character outside ASCII, which a caller may well send.
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise Unauthorized("this link's signature is not valid")
     if expires < time.time():
         raise Unauthorized("this link has expired: ask for the file with a key")

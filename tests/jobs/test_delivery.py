@@ -195,6 +195,7 @@ def test_a_link_webhook_gets_a_signed_url_that_downloads_the_file_without_a_key(
     downloaded = http.get(link)
     assert downloaded.status_code == 200 and downloaded.content == _file(http, keys, job)
     assert http.get(link.replace("signature=", "signature=0")).status_code == 401
+    assert http.get(link.replace("signature=", "signature=%C3%A9")).status_code == 401  # not ASCII: still only wrong
 
 
 def test_a_webhook_that_stays_down_is_retried_then_the_run_fails_with_the_reason(workers, http, project, hooks):
