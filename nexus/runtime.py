@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from nexus import redis_server
 from nexus.adhoc import limits
 from nexus.adhoc.sandbox import QueryService
+from nexus.ingest.ack_log import WriteAheadLog
 from nexus.ingest.dedup import Dedup
 from nexus.ingest.identity import IdentityResolver
 from nexus.ingest.metrics import MetricsRecorder
@@ -120,8 +121,11 @@ def open_runtime(settings: Settings, *, ingest: bool = True) -> Iterator[Runtime
             return
         writer_client = open_database(settings.clickhouse_url, migrate=False)
         stack.callback(writer_client.close)
-        writer = GroupCommitWriter(writer_client, IdentityResolver(redis.client),
-                                   max_rows=settings.writer_max_rows, max_delay_ms=settings.writer_max_delay_ms)
+        ack_log = WriteAheadLog(settings.data_dir / "ack-log") if settings.ack == "logged" else None
+        writer = GroupCommitWriter(writer_client, IdentityResolver(redis.client), max_rows=settings.writer_max_rows,
+                                   max_delay_ms=settings.writer_max_delay_ms, ack_log=ack_log)
+        if ack_log is not None:
+            writer.replay()
         writer.start()
         stack.callback(writer.stop)
         recorder = MetricsRecorder(redis.client, settings.skew_flag_seconds * 1000)

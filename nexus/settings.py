@@ -62,6 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_GEOIP_DATABASE", "", "MaxMind database file (.mmdb: GeoLite2/GeoIP2 City or Country) for country, region and city from IPs. Empty: the bundled GeoLite2-Country data (June 2024, country only)."),
     Setting("NEXUS_DEDUP_HOURS", "48", "A messageId seen within this many hours is stored once (at least 24).", minimum=24),
     Setting("NEXUS_WRITER_MAX_ROWS", "100000", "Group-commit writer: most events per ClickHouse insert.", minimum=1),
+    Setting("NEXUS_ACK", "stored", "When a tracking request is answered: stored (once its events are inserted into ClickHouse) or logged (once they are fsync'd to the acknowledgement log under NEXUS_DATA_DIR, inserted in large blocks after; embedded mode only)."),
     Setting("NEXUS_WRITER_MAX_DELAY_MS", "200", "Group-commit writer: longest wait to fill a block before inserting.", minimum=0),
     Setting("NEXUS_QUERY_MAX_SECONDS", "60", "Ad-hoc SQL: longest run time of a query, in seconds (0: none).", minimum=0),
     Setting("NEXUS_QUERY_MAX_MEMORY_BYTES", "1000000000", "Ad-hoc SQL: most memory a query may use.", minimum=0),
@@ -87,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 IP_MODES = ("truncate", "hash", "full", "none")
+ACK_MODES = ("stored", "logged")
 ADMIN_KEY_MIN_LENGTH = 32
 
 
@@ -116,6 +118,7 @@ class Settings(msgspec.Struct, frozen=True):
     dedup_hours: int
     writer_max_rows: int
     writer_max_delay_ms: int
+    ack: str
     query_max_seconds: int
     query_max_memory_bytes: int
     query_max_rows_to_read: int
@@ -158,6 +161,12 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             raise InvalidConfig(f"NEXUS_{name.upper()} must be a port number 1-65535, not {values[name]}")
     if values["ip_mode"] not in IP_MODES:
         raise InvalidConfig(f"NEXUS_IP_MODE must be one of {', '.join(IP_MODES)}, not {values['ip_mode']!r}")
+    if values["ack"] not in ACK_MODES:
+        raise InvalidConfig(f"NEXUS_ACK must be stored or logged, not {values['ack']!r}")
+    if values["ack"] == "logged" and not str(values["clickhouse_url"]).startswith("chdb:"):
+        # Several API processes, each with its own unshared log, would each replay and settle alone.
+        raise InvalidConfig("NEXUS_ACK=logged is for embedded mode (NEXUS_CLICKHOUSE_URL=chdb://…), where one "
+                            "process owns the data dir and its log; with a ClickHouse server use NEXUS_ACK=stored")
     values["cors_origins"] = _origins(str(values["cors_origins"]))
     if values["clickhouse_cluster"]:
         check_cluster_name(str(values["clickhouse_cluster"]))

@@ -19,6 +19,14 @@ row of a split reaches the table or the rollups its materialized views feed twic
 learns is its own: a refusal's reason comes from an insert of that event alone, and an unavailable store
 is named by its error code (the log has the whole text), never by a text that may quote another
 request's rows.
+
+With NEXUS_ACK=logged the writer answers once a request's events are fsync'd to the acknowledgement log
+(nexus.ingest.ack_log) and inserts the log's segments as blocks of their own, NEXUS_WRITER_MAX_ROWS events
+or after at least LOGGED_MIN_DELAY, whatever the number of requests in flight. A failed insert of a logged
+block is retried until it is stored (a retry, and a replay at start, inserts only what ClickHouse does not
+hold yet). An event ClickHouse refuses for its content can no longer be answered: it goes to
+`<data dir>/ack-log/rejected.ndjson` with its reason, and to the log and the nexus_ingest_events metric
+(outcome "refused_after_ack").
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -38,6 +47,8 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from nexus.errors import StorageUnavailable
+from nexus.ingest.ack_log import Record, Segment, WriteAheadLog
+from nexus.ingest.dedup import stored_message_ids
 from nexus.ingest.identity import IdentityResolver, Link
 from nexus.observe.metrics import metrics
 from nexus.store import json_insert
@@ -46,6 +57,9 @@ from nexus.store.client import describe_error
 log = logging.getLogger("nexus.ingest.writer")
 
 IDLE_GAP = 0.005  # seconds without a new request after which the block is complete
+# Logged mode: no sender waits on a block, so it may fill for longer; ClickHouse wants about one insert a second.
+LOGGED_MIN_DELAY = 1.0
+RETRY_MAX_WAIT = 5.0  # seconds between attempts to insert an acknowledged block while the store fails
 
 # ClickHouse codes that blame the inserted data, not the store: the same rows would fail again.
 CONTENT_ERRORS = {
@@ -97,11 +111,14 @@ _STOP = object()
 
 
 class GroupCommitWriter:
-    def __init__(self, clickhouse: Client, identity: IdentityResolver, *, max_rows: int, max_delay_ms: int):
+    def __init__(self, clickhouse: Client, identity: IdentityResolver, *, max_rows: int, max_delay_ms: int,
+                 ack_log: WriteAheadLog | None = None):
         self.clickhouse = clickhouse
         self.identity = identity
         self.max_rows = max_rows
         self.max_delay = max_delay_ms / 1000
+        self.ack_log = ack_log  # set: answer once logged (NEXUS_ACK=logged); None: once inserted
+        self._stopping = False
         # What waits in memory is bounded in rows, not requests: submit blocks while two blocks wait.
         self._queued_rows = 0
         self._room = threading.Condition()
@@ -124,9 +141,25 @@ class GroupCommitWriter:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then stop."""
-        self._queue.put(_STOP)
+        """Finish what is queued, then stop (in logged mode, a block the store keeps failing stays in the log)."""
+        self._stopping = True
+        if self.ack_log is not None:
+            self.ack_log.close()
+        else:
+            self._queue.put(_STOP)
         self._thread.join()
+
+    def replay(self) -> None:
+        """Insert what an earlier process acknowledged and may not have inserted (logged mode), before any
+        request is taken: dedup settles a dead process's keys by asking ClickHouse, which must hold them."""
+        assert self.ack_log is not None
+        segments = self.ack_log.take_replayed()
+        if segments:
+            log.warning("inserting %d acknowledged events from the ack log of an earlier run",
+                        sum(segment.rows for segment in segments))
+        for segment in segments:
+            self._store_logged(segment, settle=True)
+            self.ack_log.remove(segment)
 
     def submit(self, table: pa.Table, links: list[Link], link_rows: list[int] | None = None) -> Future:
         """Queue events for the next block; the future resolves to an Outcome once the writer is done with
@@ -142,10 +175,28 @@ class GroupCommitWriter:
             self._queued_rows += table.num_rows
             metrics().writer_queued.set(self._queued_rows)
         rows = link_rows if link_rows is not None and len(link_rows) == len(links) else [-1] * len(links)
-        self._queue.put(_Pending(table, links, rows, future))
+        if self.ack_log is None:
+            self._queue.put(_Pending(table, links, rows, future))
+            return future
+        try:
+            self.ack_log.append(Record(table, links, rows))
+        except OSError as e:
+            self._taken(table.num_rows)
+            raise StorageUnavailable(f"events were not logged: {e}") from None
+        future.set_result(Outcome())
         return future
 
+    def _taken(self, rows: int) -> None:
+        """`rows` no longer wait: room for more."""
+        with self._room:
+            self._queued_rows -= rows
+            metrics().writer_queued.set(self._queued_rows)
+            self._room.notify_all()
+
     def _run(self) -> None:
+        if self.ack_log is not None:
+            self._run_logged(self.ack_log)
+            return
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -163,26 +214,90 @@ class GroupCommitWriter:
                     break
                 block.append(item)
                 size += item.table.num_rows
-            with self._room:
-                self._queued_rows -= size
-                metrics().writer_queued.set(self._queued_rows)
-                self._room.notify_all()
+            self._taken(size)
             with self._committing:
-                self._commit(block)
+                self._commit([(pending, list(range(pending.table.num_rows))) for pending in block])
 
-    def _commit(self, block: list[_Pending]) -> None:
-        whole: _Slice = [(pending, list(range(pending.table.num_rows))) for pending in block]
+    def _run_logged(self, ack_log: WriteAheadLog) -> None:
+        while (segment := ack_log.take(self.max_rows, max(self.max_delay, LOGGED_MIN_DELAY))) is not None:
+            settle, wait = False, 0.1
+            while True:
+                try:
+                    self._store_logged(segment, settle)
+                    break
+                except Exception as e:
+                    if self._stopping:
+                        log.error("%d acknowledged events stay in the ack log, inserted at the next start: %s",
+                                  segment.rows, without_rows(e))
+                        return
+                    log.error("inserting %d acknowledged events failed, retrying in %.1f s: %s",
+                              segment.rows, wait, without_rows(e))
+                    time.sleep(wait)
+                    settle, wait = True, min(wait * 2, RETRY_MAX_WAIT)  # some may be stored now
+            ack_log.remove(segment)
+            self._taken(segment.rows)
+
+    def _store_logged(self, segment: Segment, settle: bool) -> None:
+        """Insert a segment of the log as one block; with `settle`, only the events ClickHouse does not hold
+        (nor refused before). Raises when some are not stored."""
+        refused = segment.refused
+        keys = [list(zip(record.table.column("project_id").to_pylist(), record.table.column("message_id").to_pylist()))
+                if settle or refused else [] for record in segment.records]
+        skip = refused | (self._stored([k for record_keys in keys for k in record_keys]) if settle else set())
+        block: _Slice = [(_Pending(record.table, record.links, record.link_rows, Future()),
+                          [row for row, k in enumerate(record_keys) if k not in skip] if skip
+                          else list(range(record.table.num_rows)))
+                         for record, record_keys in zip(segment.records, keys)]
+        with self._committing:
+            self._commit(block)
+        failure = None
+        for pending, _ in block:
+            try:
+                outcome: Outcome = pending.future.result()
+            except StorageUnavailable as e:
+                failure = e
+                continue
+            if outcome.refused:
+                self._keep_refused(pending, outcome.refused, refused)
+            failure = failure or outcome.error
+        if failure is not None:
+            raise failure
+
+    def _stored(self, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+        by_project: dict[int, list[str]] = {}
+        for project_id, message_id in keys:
+            by_project.setdefault(project_id, []).append(message_id)
+        return {(p, m) for p, ids in by_project.items() for m in stored_message_ids(self.clickhouse, p, ids)}
+
+    def _keep_refused(self, pending: _Pending, refusals: list[Refusal], refused: set[tuple[int, str]]) -> None:
+        """Acknowledged events ClickHouse refused: to the rejected file, the log and the metrics."""
+        assert self.ack_log is not None
+        at = datetime.now(UTC)
+        lines = []
+        for r in refusals:
+            event = pending.table.slice(r.row, 1).to_pylist()[0] if r.row >= 0 else None
+            if event is not None:
+                refused.add((event["project_id"], event["message_id"]))
+            lines.append(msgspec.json.encode({"refused_at": at, "field": r.field, "reason": r.reason, "event": event,
+                                              "links": pending.links if r.row < 0 else []}) + b"\n")
+        with open(self.ack_log.directory / "rejected.ndjson", "ab") as file:
+            file.writelines(lines)
+        log.error("ClickHouse refused %d acknowledged events for their content; they are in %s",
+                  len(refusals), self.ack_log.directory / "rejected.ndjson")
+        metrics().events.labels("refused_after_ack").inc(len(refusals))
+
+    def _commit(self, whole: _Slice) -> None:
         try:
             self._store(whole)
         except Exception as e:
             if not is_content_error(e):  # every request in the block learns it; SDKs retry on 503
-                self._fail(block, e)
+                self._fail(whole, e)
             else:
                 log.warning("ClickHouse refused a block of %d requests for its content; storing them apart: %s",
-                            len(block), without_rows(e))
+                            len(whole), without_rows(e))
                 self._isolate(whole, e)
             return
-        for pending in block:
+        for pending, _ in whole:
             pending.future.set_result(Outcome())
 
     def _store(self, part: _Slice) -> None:
@@ -253,10 +368,10 @@ class GroupCommitWriter:
                 for pending, rows in half:
                     done[id(pending)].update(rows)
 
-    def _fail(self, block: list[_Pending], error: Exception) -> None:
-        log.error("writing %d events failed: %s", sum(p.table.num_rows for p in block), without_rows(error))
+    def _fail(self, block: _Slice, error: Exception) -> None:
+        log.error("writing %d events failed: %s", sum(len(rows) for _, rows in block), without_rows(error))
         failure = unavailable(error)
-        for pending in block:
+        for pending, _ in block:
             pending.future.set_exception(failure)
 
 

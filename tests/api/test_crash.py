@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import run_nexus
 from tests.test_serve import Server
@@ -45,15 +46,17 @@ class Sdk(threading.Thread):
                 self.acked.extend(e["messageId"] for e in self.pending.pop(0))
 
 
-def test_kill_9_mid_stream_loses_and_duplicates_nothing(tmp_path: Path):
+@pytest.mark.parametrize("ack", ["stored", "logged"])  # answered once inserted, or once in the fsync'd log
+def test_kill_9_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, ack: str):
     data_dir = tmp_path / "data"
+    env = {"NEXUS_ACK": ack}
     assert run_nexus("project", "create", "crash", data_dir=data_dir).returncode == 0
     key = run_nexus("key", "create", "--project", "crash", "--scope", "write", data_dir=data_dir).stdout.strip()
     pending = [make_batches(c) for c in range(CLIENTS)]
     acked: list[str] = []
 
     # Given clients streaming batches, when the server is killed mid-stream
-    server = Server(data_dir)
+    server = Server(data_dir, env=env)
     clients = [Sdk(server.url, key, pending[c], acked) for c in range(CLIENTS)]
     for c in clients:
         c.start()
@@ -68,7 +71,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(tmp_path: Path):
     assert any(pending), "the kill came after every batch was sent; nothing was in flight"
 
     # Then after a restart, resending everything unacknowledged stores every event exactly once
-    restarted = Server(data_dir)
+    restarted = Server(data_dir, env=env)
     clients = [Sdk(restarted.url, key, pending[c], acked) for c in range(CLIENTS)]
     for c in clients:
         c.start()
