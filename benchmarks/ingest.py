@@ -10,7 +10,10 @@ It also accounts for the CPU each event costs — the insert, the pipeline (deco
 Arrow columns, run in one thread as the server runs it under one GIL), the server with its Redis, and
 the load generator — next to what the machine's cores allow per event at the issue's target rate.
 
-Run: python benchmarks/ingest.py [--events N] [--clients C]
+Each server run is made once per acknowledgement mode asked for (NEXUS_ACK: stored answers once inserted,
+logged once in the fsync'd log).
+
+Run: python benchmarks/ingest.py [--events N] [--clients C] [--acks stored,logged]
 """
 
 from __future__ import annotations
@@ -150,8 +153,9 @@ class ServerRun(NamedTuple):
     peak_rss_mb: float
 
 
-def run_server_phase(events: int, clients: int, connections: int, compress: bool, data_dir: Path) -> ServerRun:
-    env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0"}
+def run_server_phase(events: int, clients: int, connections: int, compress: bool, ack: str, data_dir: Path) -> ServerRun:
+    env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "NEXUS_LOG_LEVEL": "warning", "NEXUS_RATE_LIMIT": "0",
+           "NEXUS_ACK": ack}
     nexus = [sys.executable, "-m", "nexus"]
     subprocess.run([*nexus, "project", "create", "bench"], env=env, check=True, capture_output=True)
     key = subprocess.run([*nexus, "key", "create", "--project", "bench", "--scope", "write"], env=env,
@@ -241,15 +245,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections per client process")
     parser.add_argument("--encodings", default="plain,gzip", help="request bodies to try: plain, gzip or both")
+    parser.add_argument("--acks", default="stored,logged", help="NEXUS_ACK modes to try: stored, logged or both")
     args = parser.parse_args()
     engine = {how: ceiling(args.events, how) for how in ("insert_arrow", "json_insert")}
     raw = max(engine.values(), key=lambda rate: rate.events_per_s)
     pipeline = pipeline_rate(min(args.events, 500_000))
     runs = []
-    for compress in [name == "gzip" for name in args.encodings.split(",")]:
-        with tempfile.TemporaryDirectory(prefix="nexus-ingest-bench-") as directory:
-            runs.append(("gzip" if compress else "plain JSON",
-                         run_server_phase(args.events, args.clients, args.connections, compress, Path(directory))))
+    for ack in args.acks.split(","):
+        for compress in [name == "gzip" for name in args.encodings.split(",")]:
+            with tempfile.TemporaryDirectory(prefix="nexus-ingest-bench-") as directory:
+                runs.append((f"ack {ack}, {'gzip' if compress else 'plain JSON'}",
+                             run_server_phase(args.events, args.clients, args.connections, compress, ack,
+                                              Path(directory))))
     cores = os.cpu_count() or 1
     print(f"{args.events:,} events per run, {BATCH} per request, {args.clients} client processes x "
           f"{args.connections} connections, {cores} cores")
@@ -261,7 +268,7 @@ def main() -> None:
     print(f"| {'pipeline alone, one thread (no HTTP, dedup)':<44} | {pipeline.events_per_s:>10,.0f} | "
           f"{pipeline.events_per_s / raw.events_per_s:>10.2f} | {pipeline.cpu_us:>12.1f} | {'':>15} |")
     for name, run in runs:
-        print(f"| {'HTTP /v1/batch, enriched, dedup, ' + name:<44} | {run.rate.events_per_s:>10,.0f} | "
+        print(f"| {'HTTP /v1/batch, dedup, ' + name:<44} | {run.rate.events_per_s:>10,.0f} | "
               f"{run.rate.events_per_s / raw.events_per_s:>10.2f} | {run.rate.cpu_us:>12.1f} | {run.peak_rss_mb:>12,.0f} MB |")
     # The issue's target as a CPU budget: what every event may cost, all processes on this machine together.
     budget = cores / TARGET * 1e6

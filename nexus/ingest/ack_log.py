@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 import zlib
+from concurrent.futures import Future
 from pathlib import Path
 
 import msgspec
@@ -65,36 +66,34 @@ class WriteAheadLog:
         self.directory = directory
         self._replayed = [Segment(path, _read(path), True) for path in sorted(directory.glob("*" + _SUFFIX))]
         self._next_number = max((int(s.path.stem) for s in self._replayed), default=0) + 1
-        self._changed = threading.Condition()  # guards the open segment; notified on append and close
+        self._changed = threading.Condition()  # guards all below; notified on append, seal and close
         self._open: Segment | None = None
         self._opened_at = 0.0  # monotonic time of the open segment's first record
         self._file: io.BufferedWriter | None = None
-        self._written = 0  # bytes appended to the open file
-        self._synced = threading.Lock()  # one fsync at a time; later appends share the next
-        self._synced_upto: tuple[int, int] = (0, 0)  # (segment number, bytes) known durable
+        # What the syncer has to make durable, in order: a record's file (then its future is resolved), a new
+        # file's name (the directory), a sealed file (closed once synced).
+        self._unsynced: list[tuple[str, io.BufferedWriter | None, Future | None]] = []
         self._closed = False
+        self._syncer = threading.Thread(target=self._sync, name="nexus-ack-log", daemon=True)
+        self._syncer.start()
 
-    def append(self, record: Record) -> None:
-        """Write the record to the open segment; returns once it is on disk (fsync'd)."""
+    def append(self, record: Record) -> Future:
+        """Write the record to the open segment; the future resolves once it is on disk (fsync'd, with the
+        appends made while the previous fsync ran), or fails with the OSError that kept it off."""
         frame = _frame(record)
+        done: Future = Future()
         with self._changed:
+            if self._closed:
+                raise OSError("the ack log is closed")
             if self._file is None:
                 self._start_segment()
             assert self._file is not None and self._open is not None
             self._file.write(frame)
-            self._file.flush()  # to the OS, so that whichever fsync runs next carries it
-            self._written += len(frame)
-            mine, file = (int(self._open.path.stem), self._written), self._file
+            self._file.flush()  # to the OS, so that the next fsync carries it
             self._open.records.append(record)
+            self._unsynced.append(("record", self._file, done))
             self._changed.notify_all()
-        with self._synced:
-            if self._synced_upto < mine:
-                upto = (mine[0], self._written if self._file is file else mine[1])
-                try:
-                    os.fdatasync(file.fileno())
-                except ValueError:  # the segment was taken (and closed after its own fsync) meanwhile
-                    pass
-                self._synced_upto = max(self._synced_upto, upto)
+        return done
 
     def take_replayed(self) -> list[Segment]:
         """The segments an earlier process left, oldest first (each time: the ones not taken yet)."""
@@ -110,7 +109,9 @@ class WriteAheadLog:
                 rows = segment.rows if segment else 0
                 waited = time.monotonic() - self._opened_at
                 if segment and (rows >= max_rows or waited >= max_delay or self._closed):
-                    self._seal()
+                    self._unsynced.append(("seal", self._file, None))
+                    self._file, self._open = None, None
+                    self._changed.notify_all()
                     return segment
                 if self._closed:
                     return None
@@ -121,26 +122,54 @@ class WriteAheadLog:
         segment.path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """No more appends: `take` hands out what is open, then None."""
+        """No more appends: `take` hands out what is open, then None; the syncer ends once all is synced."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
 
+    def join(self) -> None:
+        """Wait for the syncer, after `close` and the last `take`; close what it left (every record it synced:
+        none is appended once closed)."""
+        self._syncer.join()
+        for file in [file for _, file, _ in self._unsynced] + [self._file]:
+            if file is not None:
+                file.close()
+
     def _start_segment(self) -> None:
         path = self.directory / f"{self._next_number:012d}{_SUFFIX}"
         self._next_number += 1
-        self._file = open(path, "ab")  # noqa: SIM115 — closed when the segment is sealed
-        self._written = 0
+        self._file = open(path, "ab")  # noqa: SIM115 — closed by the syncer once the segment is sealed
         self._open = Segment(path, [], False)
         self._opened_at = time.monotonic()
-        _sync_directory(self.directory)  # the new file's name must survive a crash with its records
+        self._unsynced.append(("directory", None, None))  # the new name must survive a crash with its records
 
-    def _seal(self) -> None:
-        assert self._file is not None
-        with self._synced:  # its records were all fsync'd by their appends (or are being now)
-            os.fdatasync(self._file.fileno())
-            self._file.close()
-        self._file, self._open = None, None
+    def _sync(self) -> None:
+        """Group commit: one fsync per file for every append made meanwhile, in a thread of its own so that no
+        request's thread waits on the disk."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._unsynced or self._closed)
+                if not self._unsynced:
+                    return
+                batch, self._unsynced = self._unsynced, []
+            files = list({id(file): file for _, file, _ in batch if file is not None}.values())
+            try:
+                for file in files:
+                    os.fdatasync(file.fileno())
+                if any(kind == "directory" for kind, _, _ in batch):
+                    _sync_directory(self.directory)
+            except OSError as e:
+                log.critical("the ack log could not be synced to disk: %s", e)
+                failure: OSError | None = e
+            else:
+                failure = None
+            for kind, file, done in batch:
+                if done is not None and failure is not None:
+                    done.set_exception(failure)
+                elif done is not None:
+                    done.set_result(None)
+                if kind == "seal" and file is not None:
+                    file.close()
 
 
 def _frame(record: Record) -> bytes:

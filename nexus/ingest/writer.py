@@ -148,6 +148,8 @@ class GroupCommitWriter:
         else:
             self._queue.put(_STOP)
         self._thread.join()
+        if self.ack_log is not None:
+            self.ack_log.join()
 
     def replay(self) -> None:
         """Insert what an earlier process acknowledged and may not have inserted (logged mode), before any
@@ -179,11 +181,12 @@ class GroupCommitWriter:
             self._queue.put(_Pending(table, links, rows, future))
             return future
         try:
-            self.ack_log.append(Record(table, links, rows))
+            logged = self.ack_log.append(Record(table, links, rows))
         except OSError as e:
             self._taken(table.num_rows)
             raise StorageUnavailable(f"events were not logged: {e}") from None
-        future.set_result(Outcome())
+        logged.add_done_callback(lambda done: future.set_exception(StorageUnavailable(
+            f"events were not logged: {done.exception()}")) if done.exception() else future.set_result(Outcome()))
         return future
 
     def _taken(self, rows: int) -> None:
