@@ -69,7 +69,7 @@ class Dedup:
         states = [State(int(s)) for s in self._claim(args=[self.ttl, self.epoch, request, "\n".join(names)]).decode()]
         uncertain = [i for i, s in enumerate(states) if s is State.UNCERTAIN]
         if uncertain:
-            stored = _stored_in_clickhouse(clickhouse, [keys[i] for i in uncertain])
+            stored = stored_in_clickhouse(clickhouse, [keys[i] for i in uncertain])
             for i in uncertain:
                 states[i] = State.STORED if keys[i] in stored else State.NEW
             self._set_all([names[i] for i in uncertain if states[i] is State.STORED], "s")
@@ -103,7 +103,7 @@ def stored_message_ids(clickhouse: Client, project_id: int, message_ids: list[st
     return {r[0] for r in rows}
 
 
-def _stored_in_clickhouse(clickhouse: Client, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+def stored_in_clickhouse(clickhouse: Client, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
     by_project: dict[int, list[str]] = defaultdict(list)
     for project_id, message_id in keys:
         by_project[project_id].append(message_id)

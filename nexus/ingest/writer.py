@@ -46,9 +46,10 @@ import msgspec
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from nexus import changes
 from nexus.errors import StorageUnavailable
 from nexus.ingest.ack_log import Record, Segment, WriteAheadLog
-from nexus.ingest.dedup import stored_message_ids
+from nexus.ingest.dedup import stored_in_clickhouse
 from nexus.ingest.identity import IdentityResolver, Link
 from nexus.observe.metrics import metrics
 from nexus.store import json_insert
@@ -246,13 +247,18 @@ class GroupCommitWriter:
         refused = segment.refused
         keys = [list(zip(record.table.column("project_id").to_pylist(), record.table.column("message_id").to_pylist()))
                 if settle or refused else [] for record in segment.records]
-        skip = refused | (self._stored([k for record_keys in keys for k in record_keys]) if settle else set())
+        skip = refused | (stored_in_clickhouse(self.clickhouse, [k for ks in keys for k in ks]) if settle else set())
         block: _Slice = [(_Pending(record.table, record.links, record.link_rows, Future()),
                           [row for row, k in enumerate(record_keys) if k not in skip] if skip
                           else list(range(record.table.num_rows)))
                          for record, record_keys in zip(segment.records, keys)]
         with self._committing:
             self._commit(block)
+        projects = {p for record in segment.records for p in record.table.column("project_id").unique().to_pylist()}
+        try:  # answered requests marked their projects changed before their events were queryable: again now
+            changes.mark_changed(self.identity.redis, projects)
+        except Exception:  # Redis unreachable: cached answers may stay stale until the next write
+            log.exception("marking the inserted projects changed failed")
         failure = None
         for pending, _ in block:
             try:
@@ -265,12 +271,6 @@ class GroupCommitWriter:
             failure = failure or outcome.error
         if failure is not None:
             raise failure
-
-    def _stored(self, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
-        by_project: dict[int, list[str]] = {}
-        for project_id, message_id in keys:
-            by_project.setdefault(project_id, []).append(message_id)
-        return {(p, m) for p, ids in by_project.items() for m in stored_message_ids(self.clickhouse, p, ids)}
 
     def _keep_refused(self, pending: _Pending, refusals: list[Refusal], refused: set[tuple[int, str]]) -> None:
         """Acknowledged events ClickHouse refused: to the rejected file, the log and the metrics."""
