@@ -26,7 +26,7 @@ Latencies are those of answered requests outside the restart windows. The progra
 acknowledged event is missing or stored twice, or a 5xx or a lost connection happened outside the windows.
 
 Run: python benchmarks/soak.py [--minutes 10] [--segment-clients 3] [--posthog-clients 2] [--readers 2]
-[--rate 1500] [--batch 100] [--sample-seconds 5]
+[--rate 1500] [--batch 100] [--sample-seconds 5] [--ack stored|logged]
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ def report(journal: Journal, windows: list[Window], last_exit: int, errors: Coun
         by_route[call.route].append(call)
     print(f"Soak of {args.minutes:g} minutes, {datetime.now(timezone.utc):%Y-%m-%d}, load average {load_average()}, "
           f"{os.cpu_count()} cores: {args.segment_clients} Segment + {args.posthog_clients} PostHog clients "
-          f"({args.rate:g} events/s in batches of {args.batch}), {args.readers} readers")
+          f"({args.rate:g} events/s in batches of {args.batch}), {args.readers} readers, NEXUS_ACK={args.ack}")
     print("| route | requests | 2xx | 4xx | 5xx in / outside restarts | no answer in / outside | p50 ms | p95 ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     failures_outside = 0
@@ -347,11 +347,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1500, help="events per second, all clients together")
     parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--sample-seconds", type=float, default=5, help="seconds between RSS samples")
+    parser.add_argument("--ack", choices=["stored", "logged"], default="stored",
+                        help="NEXUS_ACK: answer once events are inserted, or once fsync'd to the acknowledgement log")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="nexus-soak-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
     env.update(NEXUS_DATA_DIR=str(directory / "data"), NEXUS_LOG_LEVEL="warning", NEXUS_RATE_LIMIT="0",
-               PYTHONUNBUFFERED="1")
+               NEXUS_ACK=args.ack, PYTHONUNBUFFERED="1")
     subprocess.run([*NEXUS, "project", "create", "soak"], env=env, check=True, capture_output=True)
     write, read_key = (subprocess.run([*NEXUS, "key", "create", "--project", "soak", "--scope", scope], env=env,
                                       check=True, capture_output=True, text=True).stdout.strip()
