@@ -159,11 +159,13 @@ def segment_body(ids: list[str], rng: Random) -> dict:
 
 def posthog_body(ids: list[str], rng: Random, key: str) -> dict:
     now = datetime.now(timezone.utc).isoformat()
-    names = {"page_view": "$pageview"}
-    return {"api_key": key, "sent_at": now, "batch": [
-        {"event": names.get(name, name), "uuid": event_id, "distinct_id": f"person-{rng.randrange(PERSONS)}",
-         "timestamp": now, "properties": {"$current_url": f"https://shop.example.com/p/{rng.randrange(200)}"}}
-        for event_id, name in ((event_id, rng.choice(EVENTS)) for event_id in ids)]}
+    batch = []
+    for event_id in ids:
+        name = rng.choice(EVENTS)
+        batch.append({"event": "$pageview" if name == "page_view" else name, "uuid": event_id,
+                      "distinct_id": f"person-{rng.randrange(PERSONS)}", "timestamp": now,
+                      "properties": {"$current_url": f"https://shop.example.com/p/{rng.randrange(200)}"}})
+    return {"api_key": key, "sent_at": now, "batch": batch}
 
 
 def ingest(journal: Journal, server: Server, stop: threading.Event, name: str, route: str,
