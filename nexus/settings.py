@@ -47,7 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NEXUS_PORT", "8000", "Port the HTTP API listens on.", minimum=0),
     Setting("NEXUS_DASHBOARD_PORT", "8001", "Port the dashboard listens on (on NEXUS_HOST): inside `nexus serve`, and `nexus dashboard`'s default; 0 picks a free one.", minimum=0),
     Setting("NEXUS_DASHBOARD_SESSION_HOURS", "12", "How long a dashboard sign-in lasts before the key must be given again.", minimum=1),
-    Setting("NEXUS_LOG_LEVEL", "info", "Log level: debug, info, warning or error. Services (serve, api, worker) log one JSON object per line on stderr: one per request and per job, with a request id."),
+    Setting("NEXUS_LOG_LEVEL", "info", "Log level: debug, info, warning or error. Services (serve, api, worker, dashboard) log one JSON object per line on stderr: one per request and per job, with a request id."),
     Setting("NEXUS_METRICS_PORT", "0", "Port (on NEXUS_HOST) serving Prometheus metrics at /metrics without a key, in `nexus serve`, `nexus api` and `nexus worker` (give each process on a machine its own). 0: none; the API's /metrics answers the instance admin key either way.", minimum=0),
     Setting("NEXUS_MAX_REQUEST_BYTES", "1048576", "Largest tracking request body, after gzip decoding (Segment: 500 KB).", minimum=512000),
     Setting("NEXUS_MAX_EVENT_BYTES", "32768", "Largest single event, as JSON (Segment: 32 KB).", minimum=1024),

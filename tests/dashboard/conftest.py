@@ -39,7 +39,7 @@ XSS = '<img src=x onerror="window.__xss=1">'
 A_SECRET = "Acme secret board"  # names of project A's that project B's keys must never show
 A_SECRET_TILE = "Acme secret tile"
 # Loggers where the dashboard's server reports a failure: our pages, Bokeh's server, Panel, and Tornado's
-# handlers (an uncaught exception, and any 5xx answer, which tornado.access logs at ERROR).
+# handlers (an uncaught exception, and any 5xx answer, which nexus.dashboard.requests logs at ERROR).
 SERVER_LOGGERS = ("nexus.dashboard", "bokeh", "panel", "tornado.application", "tornado.general", "tornado.access")
 
 
