@@ -14,6 +14,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.json_input import decode_json
@@ -48,7 +49,7 @@ async def _body(request: Request, kind: Any) -> Any:
 _ADMIN = {"admin": Provide(_administration, sync_to_thread=False)}
 
 
-@post("/v1/projects", guards=[instance_admin], dependencies=_ADMIN, status_code=201)
+@post("/v1/projects", opt={openapi.BODY: ProjectInput}, guards=[instance_admin], dependencies=_ADMIN, status_code=201)
 async def create_project(request: Request, admin: NamedDependency[Administration]) -> Project:
     data = await _body(request, ProjectInput)
     return await anyio.to_thread.run_sync(admin.create_project, data)
@@ -59,7 +60,7 @@ async def list_projects(admin: NamedDependency[Administration]) -> list[Project]
     return await anyio.to_thread.run_sync(admin.list_projects)
 
 
-@post("/v1/keys", guards=[any_admin], dependencies=_ADMIN, status_code=201)
+@post("/v1/keys", opt={openapi.BODY: KeyInput}, guards=[any_admin], dependencies=_ADMIN, status_code=201)
 async def create_key(request: Request, admin: NamedDependency[Administration]) -> NewKey:
     data = await _body(request, KeyInput)
     return await anyio.to_thread.run_sync(admin.create_key, data)
@@ -80,7 +81,7 @@ async def get_limits(admin: NamedDependency[Administration], key_id: FromPath[st
     return await anyio.to_thread.run_sync(admin.get_limits, key_id)
 
 
-@put("/v1/keys/{key_id:str}/limits", guards=[any_admin], dependencies=_ADMIN)
+@put("/v1/keys/{key_id:str}/limits", opt={openapi.BODY: LimitsInput}, guards=[any_admin], dependencies=_ADMIN)
 async def set_limits(request: Request, admin: NamedDependency[Administration], key_id: FromPath[str]) -> LimitsView:
     data = await _body(request, LimitsInput)
     return await anyio.to_thread.run_sync(admin.set_limits, key_id, data)

@@ -14,6 +14,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
 from nexus.analyses import catalog
+from nexus.analyses.registry import ANALYSES
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.errors import InvalidRequest
@@ -22,7 +24,8 @@ from nexus.services.analyses import MEDIA_TYPES
 TABLE_FORMATS = ("csv", "arrow")
 
 
-@post("/v1/analyses/{kind:str}", status_code=200)
+@post("/v1/analyses/{kind:str}", status_code=200, opt={openapi.BODY: openapi.Body(
+    {openapi.JSON: tuple(analysis.Request for analysis in ANALYSES.values())}, "the request of the analysis `kind`")})
 async def analyse(request: Request, state: State, kind: FromPath[str], explain: FromQuery[bool] = False,
                   format: FromQuery[str] = "json") -> Response:
     api: ApiContext = state.api

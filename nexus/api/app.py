@@ -87,7 +87,7 @@ def create_app(runtime: Runtime) -> Litestar:
                                              experiments.assign_one, experiments.assign_many]),
                                      runtime.settings.cors_origins)],
         openapi_config=openapi.config(__version__),
-        plugins=[openapi.ErrorAnswers()],
+        plugins=[openapi.ErrorAnswers(), openapi.RequestBodies()],
         # Each route reads its body within its own limit (see api.body); this is only the outer bound.
         request_max_body_size=max(runtime.settings.max_import_bytes, runtime.settings.max_request_bytes),
     )

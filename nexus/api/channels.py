@@ -8,6 +8,7 @@ import anyio.to_thread
 from litestar import Request, delete, get, put
 from litestar.datastructures import State
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.meta import channels
@@ -25,7 +26,7 @@ async def get_channels(request: Request, state: State) -> Channels:
     return await anyio.to_thread.run_sync(read)
 
 
-@put("/v1/channels")
+@put("/v1/channels", opt={openapi.BODY: channels.ChannelSettings})
 async def replace_channels(request: Request, state: State) -> Channels:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)

@@ -18,11 +18,12 @@ from litestar import Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.json_input import decode_json
 from nexus.meta import cohorts
-from nexus.meta.cohorts import Cohort, FromAnalysis, MemberPage
+from nexus.meta.cohorts import Cohort, CohortInput, FromAnalysis, MemberPage
 
 
 class Cohorts(msgspec.Struct, frozen=True):
@@ -62,8 +63,11 @@ async def cohort_persons(request: Request, state: State, cohort_id: FromPath[str
 
     return await anyio.to_thread.run_sync(page)
 
+# A CSV file of ids: the first column of each row, after an optional header (nexus.meta.cohorts.create_static).
+IDS_CSV = openapi.Body({"text/csv": str}, "a CSV file of person or distinct ids, one a row in its first column")
 
-@post("/v1/cohorts", status_code=201)
+
+@post("/v1/cohorts", status_code=201, opt={openapi.BODY: CohortInput})
 async def create_cohort(request: Request, state: State) -> Cohort:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -75,7 +79,7 @@ async def create_cohort(request: Request, state: State) -> Cohort:
     return await anyio.to_thread.run_sync(create)
 
 
-@post("/v1/cohorts/upload", status_code=201)
+@post("/v1/cohorts/upload", status_code=201, opt={openapi.BODY: IDS_CSV})
 async def upload_cohort(request: Request, state: State, name: FromQuery[str],
                         description: FromQuery[str] = "") -> Cohort:
     api: ApiContext = state.api
@@ -88,7 +92,7 @@ async def upload_cohort(request: Request, state: State, name: FromQuery[str],
     return await anyio.to_thread.run_sync(create)
 
 
-@post("/v1/cohorts/from-analysis", status_code=201)
+@post("/v1/cohorts/from-analysis", status_code=201, opt={openapi.BODY: FromAnalysis})
 async def cohort_from_analysis(request: Request, state: State) -> Cohort:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -101,7 +105,7 @@ async def cohort_from_analysis(request: Request, state: State) -> Cohort:
     return await anyio.to_thread.run_sync(create)
 
 
-@put("/v1/cohorts/{cohort_id:str}")
+@put("/v1/cohorts/{cohort_id:str}", opt={openapi.BODY: CohortInput})
 async def replace_cohort(request: Request, state: State, cohort_id: FromPath[str]) -> Cohort:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -113,7 +117,7 @@ async def replace_cohort(request: Request, state: State, cohort_id: FromPath[str
     return await anyio.to_thread.run_sync(replace)
 
 
-@put("/v1/cohorts/{cohort_id:str}/members")
+@put("/v1/cohorts/{cohort_id:str}/members", opt={openapi.BODY: IDS_CSV})
 async def replace_members(request: Request, state: State, cohort_id: FromPath[str]) -> Cohort:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)

@@ -13,6 +13,7 @@ from litestar import Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.json_input import decode_json
@@ -46,7 +47,7 @@ async def get_dashboard(request: Request, state: State, dashboard_id: FromPath[s
     return await anyio.to_thread.run_sync(one)
 
 
-@post("/v1/dashboards", status_code=201)
+@post("/v1/dashboards", status_code=201, opt={openapi.BODY: DashboardInput})
 async def create_dashboard(request: Request, state: State) -> Dashboard:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -59,7 +60,7 @@ async def create_dashboard(request: Request, state: State) -> Dashboard:
     return await anyio.to_thread.run_sync(create)
 
 
-@put("/v1/dashboards/{dashboard_id:str}")
+@put("/v1/dashboards/{dashboard_id:str}", opt={openapi.BODY: DashboardInput})
 async def replace_dashboard(request: Request, state: State, dashboard_id: FromPath[str]) -> Dashboard:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)

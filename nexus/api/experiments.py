@@ -25,6 +25,7 @@ from litestar import Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.errors import InvalidRequest
@@ -86,7 +87,7 @@ async def get_experiment(request: Request, state: State, key: FromPath[str]) -> 
     return await anyio.to_thread.run_sync(one)
 
 
-@post("/v1/experiments", status_code=201)
+@post("/v1/experiments", status_code=201, opt={openapi.BODY: ExperimentInput})
 async def create_experiment(request: Request, state: State) -> Experiment:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -99,7 +100,7 @@ async def create_experiment(request: Request, state: State) -> Experiment:
     return await anyio.to_thread.run_sync(create)
 
 
-@put("/v1/experiments/{key:str}")
+@put("/v1/experiments/{key:str}", opt={openapi.BODY: ExperimentInput})
 async def replace_experiment(request: Request, state: State, key: FromPath[str]) -> Experiment:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -141,7 +142,8 @@ async def assign_one(request: Request, state: State, key: FromPath[str], distinc
     return await _assign(api, request, key, asked)
 
 
-@post("/v1/experiments/{key:str}/assign", status_code=200)  # a question, not a creation
+# A question, not a creation: 200.
+@post("/v1/experiments/{key:str}/assign", status_code=200, opt={openapi.BODY: AssignBody})
 async def assign_many(request: Request, state: State, key: FromPath[str]) -> Assignments:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)

@@ -15,6 +15,7 @@ from litestar import Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.json_input import decode_json
@@ -48,7 +49,7 @@ async def get_goal(request: Request, state: State, goal_id: FromPath[str]) -> Go
     return await anyio.to_thread.run_sync(one)
 
 
-@post("/v1/goals", status_code=201)
+@post("/v1/goals", status_code=201, opt={openapi.BODY: GoalInput})
 async def create_goal(request: Request, state: State) -> Goal:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -61,7 +62,7 @@ async def create_goal(request: Request, state: State) -> Goal:
     return await anyio.to_thread.run_sync(create)
 
 
-@put("/v1/goals/{goal_id:str}")
+@put("/v1/goals/{goal_id:str}", opt={openapi.BODY: GoalInput})
 async def replace_goal(request: Request, state: State, goal_id: FromPath[str]) -> Goal:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)

@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, Parameter
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.api.statuses import status_for
@@ -63,7 +64,8 @@ EVENTS_ANSWERS = {"status_code": 200, "responses": {400: ResponseSpec(
     Refused, description="the request was refused, or some of its events were", generate_examples=False)}}
 
 
-@post(["/v1/batch", "/v1/b"], **EVENTS_ANSWERS)  # /v1/b: where analytics-next sends its batches
+# /v1/b: where analytics-next sends its batches.
+@post(["/v1/batch", "/v1/b"], opt={openapi.BODY: BatchEnvelope}, **EVENTS_ANSWERS)
 async def batch(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -98,10 +100,13 @@ def _batch(api: ApiContext, request: Request, body: bytes) -> Submitted:
     source = Source(key.project_id, now_utc(), client_ip(request), envelope.sent_at, envelope.context)
     return api.ingestor.submit(messages, source)
 
+# The fields of one message (nexus.ingest.wire.Message) but its `type`, which is the path's.
+SINGLE_CALL = openapi.Body({openapi.JSON: dict[str, Any]}, "one Segment message: its type is the path's")
+
 
 def _single(call: str):
     # Segment's short path is the type's first letter (/v1/t, /v1/p, ...): what analytics-next posts to.
-    @post([f"/v1/{call}", f"/v1/{call[0]}"], name=f"segment_{call}", **EVENTS_ANSWERS)
+    @post([f"/v1/{call}", f"/v1/{call[0]}"], name=f"segment_{call}", opt={openapi.BODY: SINGLE_CALL}, **EVENTS_ANSWERS)
     async def handler(request: Request, state: State) -> Response:
         api: ApiContext = state.api
         body = await read_body(request, api.settings.max_request_bytes)
@@ -123,7 +128,8 @@ def _one(api: ApiContext, request: Request, body: bytes, call: str) -> Submitted
 track, identify, page, screen, group, alias = (_single(c) for c in ("track", "identify", "page", "screen", "group", "alias"))
 
 
-@post("/v1/receipts", status_code=200)  # a question, not a creation: Segment-style clients expect 200
+# A question, not a creation: Segment-style clients expect 200.
+@post("/v1/receipts", status_code=200, opt={openapi.BODY: Receipts})
 async def receipts(request: Request, state: State) -> ReceiptsAnswer:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -165,7 +171,10 @@ def ingest_response(result: IngestResult) -> Response:
 
 
 
-@post("/v1/import", **EVENTS_ANSWERS)
+@post("/v1/import", opt={openapi.BODY: openapi.Body(
+    {"application/octet-stream": openapi.BINARY},
+    "an NDJSON, Arrow IPC or Parquet file of events; with table=ad_spend, a CSV or NDJSON spend file")},
+      **EVENTS_ANSWERS)
 async def import_events(request: Request, state: State, format: FromQuery[str | None] = None,
                         resume_from: Annotated[int, Parameter(ge=0)] = 0, table: FromQuery[str] = "events") -> Response:
     """Back-fill a file of events (NDJSON, Arrow IPC or Parquet; the format is detected unless given), from

@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.errors import InvalidRequest
@@ -31,7 +32,7 @@ class Jobs(msgspec.Struct, frozen=True):
     jobs: list[JobView]
 
 
-@post("/v1/exports", status_code=202)
+@post("/v1/exports", status_code=202, opt={openapi.BODY: ExportRequest})
 async def create_export(request: Request, state: State) -> JobView:
     """Queue an export of this project's data: the answer is the job (poll GET /v1/jobs/{job_id})."""
     api: ApiContext = state.api

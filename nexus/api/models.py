@@ -19,6 +19,7 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.errors import InvalidRequest
@@ -61,7 +62,8 @@ def _kind(kind: str) -> str:
     return kind
 
 
-@post("/v1/models/{kind:str}/train", status_code=202)
+@post("/v1/models/{kind:str}/train", status_code=202, opt={openapi.BODY: openapi.Body(
+    {openapi.JSON: (ChurnRequest, LtvRequest)}, "the kind's training request; none for the defaults", required=False)})
 async def train(request: Request, state: State, kind: FromPath[str]) -> JobView:
     """Queue the training of a churn or LTV model; the body (optional) sets its horizon, active days, training
     cutoffs, seed and whether the new version activates."""

@@ -7,8 +7,9 @@ call to the public spec validator is turned off.
 
 ErrorAnswers gives every route that takes a key the error answers of nexus.api.app (one body, ErrorBody, for
 all of them) and the key it takes; tests/api/test_schemathesis.py checks the document against the app's routes
-and fuzzes the API with it. Request bodies are not described yet: the handlers read them themselves, within
-their own limits (nexus.api.body), so Litestar does not see their types.
+and fuzzes the API with it. RequestBodies gives the document the request bodies: handlers read them themselves,
+within their own limits (nexus.api.body), so Litestar does not see their types; each such handler names them
+in its `opt` under BODY, and their JSON schemas are msgspec's, under components/schemas as `request.<name>`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Request, Router, get
+from litestar import Litestar, Request, Router, get
+from litestar.config.app import AppConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIMediaType, RequestBody, SecurityScheme
 from litestar.params import FromPath
-from litestar.plugins import ReceiveRoutePlugin
+from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.response import File
 from litestar.routes import BaseRoute, HTTPRoute
 from swagger_ui_bundle import swagger_ui_path
@@ -45,6 +47,20 @@ ASSETS = {
 
 # A handler with this in its `opt` takes no key and no input (the health checks): no error answer applies.
 PUBLIC = "public"
+# A handler that reads a body names what it takes under this key of its `opt`: the msgspec type of its JSON
+# body (`opt={openapi.BODY: GoalInput}`), or a Body.
+BODY = "body"
+JSON = "application/json"
+BINARY = None  # a Body's content type that is read as bytes (a file), not as JSON
+
+
+class Body(msgspec.Struct, frozen=True):
+    """A request body other than one required JSON type: for each media type it is taken in, its msgspec type,
+    a tuple of types (any of them, e.g. one per analysis kind) or BINARY."""
+
+    content: dict[str, Any]
+    description: str | None = None
+    required: bool = True
 
 
 class ErrorBody(msgspec.Struct):
@@ -95,6 +111,54 @@ def _document_errors(handler: HTTPRouteHandler) -> None:
     # The app's handler is its own copy of the decorated one, sharing its dicts: replace them, never update.
     handler.responses = {**ERRORS, **(handler.responses or {})}
     handler.security = SECURITY
+
+
+class RequestBodies(InitPlugin, ReceiveRoutePlugin):
+    """Documents the body each handler names under BODY, once the document is built (at start-up, when every
+    route is known), with msgspec's JSON schemas: one call for all types, so that types of the same name
+    (every analysis has a `Request`) get distinct components."""
+
+    def __init__(self) -> None:
+        self._bodies: list[tuple[str, set[str], Body]] = []  # (path, methods, body)
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.on_startup.append(self._document)
+        return app_config
+
+    def receive_route(self, route: BaseRoute) -> None:
+        if isinstance(route, HTTPRoute):
+            for handler in route.route_handlers:
+                if BODY in handler.opt and handler.resolve_include_in_schema():
+                    body = handler.opt[BODY]
+                    self._bodies.append((route.path_format, handler.http_methods,
+                                         body if isinstance(body, Body) else Body({JSON: body})))
+
+    def _document(self, app: Litestar) -> None:
+        document = app.openapi_schema
+        types = list(dict.fromkeys(kind for _, _, body in self._bodies for taken in body.content.values()
+                                   for kind in (taken if isinstance(taken, tuple) else (taken,)) if kind is not BINARY))
+        schemas, components = msgspec.json.schema_components(types, ref_template=f"#/components/schemas/{_COMPONENT}")
+        schema_of = dict(zip(types, schemas))
+        for path, methods, body in self._bodies:
+            request_body = RequestBody(content={media_type: OpenAPIMediaType(schema=_schema(taken, schema_of))
+                                                for media_type, taken in body.content.items()},
+                                       description=body.description, required=body.required)
+            for method in methods:
+                getattr(document.paths[path], method.lower()).request_body = request_body
+        ours = {_COMPONENT.format(name=name): schema for name, schema in components.items()}
+        assert not ours.keys() & document.components.schemas.keys(), "request body schemas named as Litestar's"
+        document.components.schemas = dict(sorted({**document.components.schemas, **ours}.items()))
+
+
+_COMPONENT = "request.{name}"  # apart from the names Litestar gives the schemas of answers
+
+
+def _schema(taken: Any, schema_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    if taken is BINARY:
+        return {"type": "string", "format": "binary"}
+    if isinstance(taken, tuple):
+        return {"anyOf": [schema_of[kind] for kind in taken]}
+    return schema_of[taken]
 
 
 class SwaggerPage(OpenAPIRenderPlugin):

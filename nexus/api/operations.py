@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio.to_thread
 from litestar import Request, Response, get, post
 
+from nexus.api import openapi
 from nexus.api.admin import instance_admin
 from nexus.api.body import read_body
 from nexus.json_input import decode_json
@@ -31,7 +32,7 @@ def scrape(runtime: Runtime) -> bytes:
     return exposition()
 
 
-@post("/v1/backups", guards=[instance_admin], status_code=201)
+@post("/v1/backups", guards=[instance_admin], status_code=201, opt={openapi.BODY: BackupRequest})
 async def create_backup(request: Request) -> BackupSummary:
     wanted = decode_json(await read_body(request, 4096), BackupRequest)
     runtime: Runtime = request.app.state.runtime

@@ -7,10 +7,13 @@ are stored). v1 (/i/v1/analytics/events, nexus.ingest.posthog_v1) answers per ev
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio.to_thread
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext, client_ip, now_utc
 from nexus.api.ingest import EVENTS_ANSWERS, complete, finished
@@ -22,7 +25,13 @@ from nexus.ingest.service import Submitted
 PATHS = ["/batch", "/capture", "/e", "/i/v0/e", "/track"]
 
 
-@post(PATHS, name="posthog_capture", **EVENTS_ANSWERS)
+# What posthog_body.decode_body reads: JSON (an event, a list of them or a batch), or a form whose `data` is
+# that JSON or its base64; either may be gzipped (Content-Encoding, or ?compression=gzip-js).
+CAPTURE_BODY = openapi.Body({openapi.JSON: Any, "application/x-www-form-urlencoded": dict[str, str]},
+                            "PostHog's capture body: an event, a list of them, or {api_key, batch}")
+
+
+@post(PATHS, name="posthog_capture", opt={openapi.BODY: CAPTURE_BODY}, **EVENTS_ANSWERS)
 async def capture(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = await read_body(request, api.settings.max_request_bytes)
@@ -42,8 +51,11 @@ def _capture(api: ApiContext, request: Request, body: bytes) -> Submitted:
         raise InvalidRequest("the request holds no events")
     return api.ingestor.submit(messages, Source(key.project_id, received, client_ip(request), payload.sent_at))
 
+V1_BODY = openapi.Body({openapi.JSON: dict[str, Any]},
+                       "a capture v1 batch: {batch: [events], created_at, historical_migration}")
 
-@post(posthog_v1.PATH, name="posthog_capture_v1", status_code=200)
+
+@post(posthog_v1.PATH, name="posthog_capture_v1", status_code=200, opt={openapi.BODY: V1_BODY})
 async def capture_v1(request: Request, state: State) -> Response:
     """PostHog's capture v1: 200 with each event's result (`ok`, `drop` with why, or `retry` when the store
     failed), so the SDK resends only what needs it."""

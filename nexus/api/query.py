@@ -23,6 +23,7 @@ from litestar.response import Stream
 from nexus.adhoc import saved, schema
 from nexus.adhoc.formats import EXTENSIONS, Format
 from nexus.adhoc.sandbox import JsonAnswer, QueryService, ResultStream
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.api.deadline import send_deadline, set_deadline
@@ -54,14 +55,15 @@ def service(state: State) -> QueryService:
     return state.runtime.queries
 
 
-@post("/v1/query", status_code=200, middleware=[send_deadline])
+@post("/v1/query", status_code=200, middleware=[send_deadline], opt={openapi.BODY: QueryRequest})
 async def run_query(request: Request, state: State) -> Response:
     api: ApiContext = state.api
     body = decode_json(await read_body(request, api.settings.max_request_bytes), QueryRequest)
     return await _answer(state, request, lambda key: (body.sql, body.params), body.format, body.max_rows)
 
 
-@post("/v1/queries/{query_id:str}/run", status_code=200, middleware=[send_deadline])
+@post("/v1/queries/{query_id:str}/run", status_code=200, middleware=[send_deadline],
+      opt={openapi.BODY: openapi.Body({openapi.JSON: RunRequest}, required=False)})
 async def run_saved_query(request: Request, state: State, query_id: FromPath[str]) -> Response:
     api: ApiContext = state.api
     body = decode_json(await read_body(request, api.settings.max_request_bytes) or b"{}", RunRequest)
@@ -105,7 +107,7 @@ async def get_query(request: Request, state: State, query_id: FromPath[str]) -> 
     return await anyio.to_thread.run_sync(one)
 
 
-@post("/v1/queries", status_code=201)
+@post("/v1/queries", status_code=201, opt={openapi.BODY: saved.SavedQueryInput})
 async def create_query(request: Request, state: State) -> saved.SavedQueryView:
     api: ApiContext = state.api
     data = decode_json(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)
@@ -119,7 +121,7 @@ async def create_query(request: Request, state: State) -> saved.SavedQueryView:
     return await anyio.to_thread.run_sync(create)
 
 
-@put("/v1/queries/{query_id:str}")
+@put("/v1/queries/{query_id:str}", opt={openapi.BODY: saved.SavedQueryInput})
 async def update_query(request: Request, state: State, query_id: FromPath[str]) -> saved.SavedQueryView:
     api: ApiContext = state.api
     data = decode_json(await read_body(request, api.settings.max_request_bytes), saved.SavedQueryInput)

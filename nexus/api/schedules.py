@@ -17,6 +17,7 @@ from litestar import Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from nexus.api import openapi
 from nexus.api.body import read_body
 from nexus.api.context import ApiContext
 from nexus.jobs import schedules, store
@@ -56,14 +57,14 @@ async def get_schedule(request: Request, state: State, schedule_id: FromPath[str
                      lambda api, key: schedules.get(api.runtime.clickhouse, key.project_id, schedule_id))
 
 
-@post("/v1/schedules", status_code=201)
+@post("/v1/schedules", status_code=201, opt={openapi.BODY: ScheduleInput})
 async def create_schedule(request: Request, state: State) -> Schedule:
     body = await read_body(request, state.api.settings.max_request_bytes)
     return await _as(request, state, "admin", lambda api, key: schedules.create(
         api.runtime, key.project_id, decode_json(body, ScheduleInput), key.key_id))
 
 
-@put("/v1/schedules/{schedule_id:str}")
+@put("/v1/schedules/{schedule_id:str}", opt={openapi.BODY: ScheduleInput})
 async def replace_schedule(request: Request, state: State, schedule_id: FromPath[str]) -> Schedule:
     body = await read_body(request, state.api.settings.max_request_bytes)
     return await _as(request, state, "admin", lambda api, key: schedules.replace(
