@@ -25,7 +25,7 @@ minute by least squares, is reported per server lifetime over the samples after 
 Latencies are those of answered requests outside the restart windows. The program exits 1 when an
 acknowledged event is missing or stored twice, or a 5xx or a lost connection happened outside the windows.
 
-Run: python benchmarks/soak.py [--minutes 10] [--segment-clients 3] [--posthog-clients 2] [--readers 2]
+Run: python benchmarks/soak.py [--no-restarts] [--minutes 10] [--segment-clients 3] [--posthog-clients 2] [--readers 2]
 [--rate 1500] [--batch 100] [--sample-seconds 5] [--ack stored|logged]
 """
 
@@ -326,8 +326,8 @@ def report(journal: Journal, windows: list[Window], last_exit: int, errors: Coun
           f"{len(twice):,} ({sum(1 for n in counts.values() if n > 1):,} ids of all stored). Exactly once: "
           f"{'yes' if not missing and not twice else 'NO'}.")
     print("Restart windows (signal to /health/ready 200): "
-          + "; ".join(f"{w.cause} {w.ended - w.started:.1f} s (exited after {w.stopped - w.started:.1f} s, status "
-                      f"{w.exit_status})" for w in windows)
+          + ("; ".join(f"{w.cause} {w.ended - w.started:.1f} s (exited after {w.stopped - w.started:.1f} s, status "
+                       f"{w.exit_status})" for w in windows) or "none")
           + f"; the last stop, SIGTERM: exit status {last_exit}")
     print("Server error lines: " + (", ".join(f"{n} × {message!r}" for message, n in errors.most_common(5)) or "none"))
     print("Exports: " + (", ".join(f"{n} {state}" for state, n in sorted(journal.exports.items())) or "none"))
@@ -349,6 +349,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1500, help="events per second, all clients together")
     parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--sample-seconds", type=float, default=5, help="seconds between RSS samples")
+    parser.add_argument("--no-restarts", action="store_true",
+                        help="one server lifetime for the whole run: whether its memory levels off")
     parser.add_argument("--ack", choices=["stored", "logged"], default="stored",
                         help="NEXUS_ACK: answer once events are inserted, or once fsync'd to the acknowledgement log")
     args = parser.parse_args()
@@ -380,7 +382,8 @@ def main() -> None:
     seconds = args.minutes * 60
     began = time.monotonic()
     windows = []
-    for at, sig, cause in [(1 / 3, signal.SIGTERM, "SIGTERM"), (2 / 3, signal.SIGKILL, "kill -9")]:
+    stops = [] if args.no_restarts else [(1 / 3, signal.SIGTERM, "SIGTERM"), (2 / 3, signal.SIGKILL, "kill -9")]
+    for at, sig, cause in stops:
         time.sleep(max(0.0, began + at * seconds - time.monotonic()))
         windows.append(restart(server, sig, cause))
     time.sleep(max(0.0, began + seconds - time.monotonic()))
