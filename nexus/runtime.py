@@ -26,6 +26,7 @@ from nexus.jobs.worker import JobSystem
 from nexus.observe.metrics import metrics
 from nexus.permissions import private_files, warn_if_open
 from nexus.services.analyses import AnalysisService
+from nexus.errors import MigrationError
 from nexus.settings import Settings
 from nexus.store import backup, migrations
 from nexus.store.backup import BackupSummary
@@ -107,6 +108,10 @@ def open_runtime(settings: Settings, *, ingest: bool = True) -> Iterator[Runtime
     with ExitStack() as stack:
         clickhouse = open_database(settings.clickhouse_url, migrate=ingest, cluster=settings.clickhouse_cluster)
         stack.callback(clickhouse.close)
+        if not ingest and (waiting := migrations.pending(clickhouse)):
+            # Said at start, not as a missing table at the first request that reads one.
+            raise MigrationError(f"the store is not migrated ({len(waiting)} migrations pending, from "
+                                 f"{waiting[0].file_name}): run `nexus migrate` first")
         if settings.redis_url:
             redis = redis_server.connect(settings.redis_url)
         else:

@@ -179,6 +179,13 @@ def test_nexus_dashboard_serves_a_migrated_store_alone(empty_store: Path):
         assert process.wait(timeout=30) == 0
 
 
+def test_nexus_dashboard_on_a_store_never_migrated_says_so_at_start(tmp_path: Path):
+    result = run_nexus("dashboard", "--port", "0", data_dir=tmp_path / "new")
+    assert result.returncode == 1
+    assert re.fullmatch(r"error: the store is not migrated \(\d+ migrations pending, from 001_events.sql\): "
+                        r"run `nexus migrate` first\n", result.stderr), result.stderr
+
+
 def test_answers_on_a_kept_alive_connection_are_not_held_back_by_nagle():
     # Given the listener nexus serve hands to uvicorn, served by asyncio as uvicorn serves it
     listener = _listen("127.0.0.1", 0)
