@@ -78,9 +78,10 @@ def decode_body(
     form: dict[str, bytes] = {}
     labelled_form = content_type.split(";")[0].strip().lower() == _FORM
     if data.startswith(b"data=") or (labelled_form and data.lstrip()[:1] not in (b"{", b"[")):
-        # latin-1 maps each byte to one code point, so the field's bytes come back exactly.
+        # latin-1 maps each byte, sent as it is or percent-escaped, to one code point: the field's bytes
+        # come back exactly.
         try:
-            fields = parse_qsl(data.decode("latin-1"), max_num_fields=32)
+            fields = parse_qsl(data.decode("latin-1"), max_num_fields=32, encoding="latin-1")
         except ValueError as e:
             raise PostHogBodyError(f"malformed form body: {e}") from None
         form = {k: v.encode("latin-1") for k, v in fields}

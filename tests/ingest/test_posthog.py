@@ -190,6 +190,18 @@ def test_form_body_with_json_data_field() -> None:
     assert payload == PostHogPayload(api_key=KEY, events=[event])
 
 
+def test_form_body_with_percent_escaped_utf8_json_and_fields() -> None:
+    # The escapes are UTF-8 bytes: they come back as they were sent (they were decoded once too often: a 500).
+    event = {"event": "signup ✓", "properties": {"distinct_id": "ü1", "token": KEY}}
+    body = ("✓=1&data=" + quote(json.dumps(event, ensure_ascii=False))).encode()
+
+    payload = _decode(body, "application/x-www-form-urlencoded")
+
+    assert payload == PostHogPayload(api_key=KEY, events=[event])
+    with pytest.raises(PostHogBodyError, match="without a `data` field"):
+        _decode(quote("✓").encode() + b"=true", "application/x-www-form-urlencoded")
+
+
 def test_a_base64_body_without_a_compression_parameter_is_recognised() -> None:
     event = {"api_key": KEY, "event": "e", "distinct_id": "u1"}
 
