@@ -34,6 +34,10 @@ WRITE_HANDLERS = {handler.fn for handler in [*ingest.WRITE_ROUTES, posthog.captu
 UNDOCUMENTED = {("/metrics", "GET"), *((f"{openapi.PATH}{page}", "GET") for page in (
     "", "/swagger", "/openapi.json", "/assets/{name}", "/{path}"))}
 
+# Operations whose body is a CSV file: any text is one, so no body is invalid, though schemathesis sends an
+# object (as text) where the document says a string.
+TEXT_BODIES = ["/v1/cohorts/upload", "/v1/cohorts/{cohort_id}/members"]
+
 
 @pytest.fixture(scope="module")
 def server_env() -> dict[str, str]:
@@ -47,7 +51,8 @@ def api_schema(server: Server) -> schemathesis.BaseSchema:
     the document is accepted. The document does not yet describe request bodies (the handlers read them
     within their own limits, nexus.api.body, so Litestar cannot see their types) nor every constraint on a
     parameter, so input that fits it is often rightly refused."""
-    config = schemathesis.Config.from_dict({"checks": {"positive_data_acceptance": {"enabled": False}}})
+    config = schemathesis.Config.from_dict({"checks": {"positive_data_acceptance": {"enabled": False}}, "operations": [
+        {"include-path": TEXT_BODIES, "checks": {"negative_data_rejection": {"enabled": False}}}]})
     schema = schemathesis.openapi.from_url(f"{server.url}{openapi.PATH}/openapi.json", config=config)
     schema.hook("filter_query")(one_value_each)
     return schema
