@@ -69,17 +69,18 @@ class WriteAheadLog:
         self._changed = threading.Condition()  # guards all below; notified on append, seal and close
         self._open: Segment | None = None
         self._opened_at = 0.0  # monotonic time of the open segment's first record
-        self._file: io.BufferedWriter | None = None
+        self._file: io.FileIO | None = None
+        self._size = 0  # bytes of whole records in the open file
         # What the syncer has to make durable, in order: a record's file (then its future is resolved), a new
         # file's name (the directory), a sealed file (closed once synced).
-        self._unsynced: list[tuple[str, io.BufferedWriter | None, Future | None]] = []
+        self._unsynced: list[tuple[str, io.FileIO | None, Future | None]] = []
         self._closed = False
         self._syncer = threading.Thread(target=self._sync, name="nexus-ack-log", daemon=True)
         self._syncer.start()
 
     def append(self, record: Record) -> Future:
         """Write the record to the open segment; the future resolves once it is on disk (fsync'd, with the
-        appends made while the previous fsync ran), or fails with the OSError that kept it off."""
+        appends made while the previous fsync ran). Raises OSError when it could not be written."""
         frame = _frame(record)
         done: Future = Future()
         with self._changed:
@@ -88,8 +89,15 @@ class WriteAheadLog:
             if self._file is None:
                 self._start_segment()
             assert self._file is not None and self._open is not None
-            self._file.write(frame)
-            self._file.flush()  # to the OS, so that the next fsync carries it
+            try:
+                written = 0
+                while written < len(frame):  # unbuffered: in the OS once written, for the next fsync to carry
+                    written += self._file.write(memoryview(frame)[written:]) or 0
+            except OSError:
+                # A record cut short would hide every later one from the replay: cut it off.
+                os.ftruncate(self._file.fileno(), self._size)
+                raise
+            self._size += len(frame)
             self._open.records.append(record)
             self._unsynced.append(("record", self._file, done))
             self._changed.notify_all()
@@ -138,7 +146,8 @@ class WriteAheadLog:
     def _start_segment(self) -> None:
         path = self.directory / f"{self._next_number:012d}{_SUFFIX}"
         self._next_number += 1
-        self._file = open(path, "ab")  # noqa: SIM115 — closed by the syncer once the segment is sealed
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 — closed by the syncer once sealed
+        self._size = 0
         self._open = Segment(path, [], False)
         self._opened_at = time.monotonic()
         self._unsynced.append(("directory", None, None))  # the new name must survive a crash with its records
@@ -159,14 +168,14 @@ class WriteAheadLog:
                 if any(kind == "directory" for kind, _, _ in batch):
                     _sync_directory(self.directory)
             except OSError as e:
-                log.critical("the ack log could not be synced to disk: %s", e)
-                failure: OSError | None = e
-            else:
-                failure = None
+                # Which of these records will reach the disk is unknowable now (a failed fsync may have dropped
+                # the pages), and they are in the segment the writer inserts: answering 503 would free their
+                # claims, so the SDK's resend would be stored twice. Like PostgreSQL, stop: the next start
+                # replays what is on disk and settles the unanswered claims against ClickHouse.
+                log.critical("the ack log could not be synced to disk, stopping: %s", e)
+                os._exit(70)
             for kind, file, done in batch:
-                if done is not None and failure is not None:
-                    done.set_exception(failure)
-                elif done is not None:
+                if done is not None:
                     done.set_result(None)
                 if kind == "seal" and file is not None:
                     file.close()

