@@ -1,7 +1,7 @@
 """The whole API fuzzed from its own OpenAPI document (schemathesis over the real server): no input gets a
 5xx, every answer has a status, content type and body the document declares, and the document is complete:
-every route the app serves is in it with its methods, and every operation that takes a key declares its
-error answers and the key."""
+every route the app serves is in it with its methods, every operation that takes a key declares its
+error answers and the key, and every handler that reads a body documents it."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def server_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api_schema(server: Server) -> schemathesis.BaseSchema:
     """The document as the server serves it, with every check schemathesis has but one: that input fitting
-    the document is accepted. The document does not yet describe request bodies (the handlers read them
-    within their own limits, nexus.api.body, so Litestar cannot see their types) nor every constraint on a
-    parameter, so input that fits it is often rightly refused."""
+    the document is accepted. The document has the types of parameters and bodies but not every rule on
+    their values (a non-empty batch, a goal's event or path pattern, a name's characters), so input that
+    fits it is often rightly refused."""
     config = schemathesis.Config.from_dict({"checks": {"positive_data_acceptance": {"enabled": False}}, "operations": [
         {"include-path": TEXT_BODIES, "checks": {"negative_data_rejection": {"enabled": False}}}]})
     schema = schemathesis.openapi.from_url(f"{server.url}{openapi.PATH}/openapi.json", config=config)
