@@ -113,6 +113,9 @@ def _document_errors(handler: HTTPRouteHandler) -> None:
     handler.security = SECURITY
 
 
+_COMPONENT = "request.{name}"  # apart from the names Litestar gives the schemas of answers
+
+
 class RequestBodies(InitPlugin, ReceiveRoutePlugin):
     """Documents the body each handler names under BODY, once the document is built (at start-up, when every
     route is known), with msgspec's JSON schemas: one call for all types, so that types of the same name
@@ -136,7 +139,7 @@ class RequestBodies(InitPlugin, ReceiveRoutePlugin):
     def _document(self, app: Litestar) -> None:
         document = app.openapi_schema
         types = list(dict.fromkeys(kind for _, _, body in self._bodies for taken in body.content.values()
-                                   for kind in (taken if isinstance(taken, tuple) else (taken,)) if kind is not BINARY))
+                                   for kind in _types(taken)))
         schemas, components = msgspec.json.schema_components(types, ref_template=f"#/components/schemas/{_COMPONENT}")
         schema_of = dict(zip(types, schemas))
         for path, methods, body in self._bodies:
@@ -146,11 +149,13 @@ class RequestBodies(InitPlugin, ReceiveRoutePlugin):
             for method in methods:
                 getattr(document.paths[path], method.lower()).request_body = request_body
         ours = {_COMPONENT.format(name=name): schema for name, schema in components.items()}
-        assert not ours.keys() & document.components.schemas.keys(), "request body schemas named as Litestar's"
+        # Litestar's names have no dot; the same schemas come again when the app starts again.
+        assert all(document.components.schemas.get(name, schema) == schema for name, schema in ours.items())
         document.components.schemas = dict(sorted({**document.components.schemas, **ours}.items()))
 
 
-_COMPONENT = "request.{name}"  # apart from the names Litestar gives the schemas of answers
+def _types(taken: Any) -> tuple[Any, ...]:
+    return () if taken is BINARY else taken if isinstance(taken, tuple) else (taken,)
 
 
 def _schema(taken: Any, schema_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
