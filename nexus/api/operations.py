@@ -13,6 +13,7 @@ from litestar import Request, Response, get, post
 from nexus.api import openapi
 from nexus.api.admin import instance_admin
 from nexus.api.body import read_body
+from nexus.errors import InvalidRequest
 from nexus.json_input import decode_json
 from nexus.observe.metrics import CONTENT_TYPE_LATEST, exposition
 from nexus.runtime import Runtime
@@ -35,6 +36,8 @@ def scrape(runtime: Runtime) -> bytes:
 @post("/v1/backups", guards=[instance_admin], status_code=201, opt={openapi.BODY: BackupRequest})
 async def create_backup(request: Request) -> BackupSummary:
     wanted = decode_json(await read_body(request, 4096), BackupRequest)
+    if not Path(wanted.path).is_absolute():  # relative, it would name a place under the server's working directory
+        raise InvalidRequest("path must be absolute: a new directory on the server's machine", "path")
     runtime: Runtime = request.app.state.runtime
     return await anyio.to_thread.run_sync(lambda: runtime.backup(Path(wanted.path)))
 

@@ -80,6 +80,9 @@ def test_only_the_instance_admin_key_backs_up_and_a_bad_path_names_its_field(ser
     assert taken.status_code == 400 and taken.json()["field"] == "path"
     missing = http.post("/v1/backups", json={}, headers=bearer(instance))
     assert missing.status_code == 400 and "path" in missing.json()["error"]
+    relative = http.post("/v1/backups", json={"path": "b"}, headers=bearer(instance))
+    assert relative.status_code == 400 and relative.json()["field"] == "path", relative.text
+    assert "absolute" in relative.json()["error"] and not Path("b").exists()
 
 
 @pytest.mark.parametrize("statement", ["BACKUP DATABASE {db} TO File('{path}')",
