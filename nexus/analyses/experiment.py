@@ -19,8 +19,11 @@ Per variant and metric the sufficient statistics are exact sums in ClickHouse (p
 cumulated: day d counts the persons first exposed up to the end of d, each with their metric as of now.
 Each treatment is compared with the control (the first variant) on every metric; p-values are adjusted
 across all those comparisons (Holm, or Benjamini–Hochberg), and the sample-ratio check compares the
-variants' exposed persons with their weights. Persons per variant needed: from the design's baseline when
-the experiment has one, else from the control's observed rate (or mean and standard deviation).
+variants' exposed persons with their weights. Persons per variant needed: from the design's baseline, and
+only when the experiment has one; it tunes the always-valid test and, once reached, hands the verdict to
+the fixed-horizon test. Without it the always-valid test is tuned to DEFAULT_PLANNED_N and alone decides:
+a sample size taken from the data seen so far would move at every look and void the always-valid
+guarantee.
 """
 
 from __future__ import annotations
@@ -36,12 +39,12 @@ from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.dates import Span
 from nexus.analyses.experiment_stats import (
     Comparison,
+    DEFAULT_PLANNED_N,
     CorrectionMethod,
     Sample,
     SrmCheck,
     adjust_p_values,
     compare,
-    sample_size,
     srm_check,
     verdict,
 )
@@ -141,7 +144,7 @@ class ExperimentResult(msgspec.Struct, frozen=True, kw_only=True):
     variants: list[str]
     exposed: list[int]  # persons per variant, in `variants` order
     excluded: Excluded
-    required_sample_size: int | None  # persons per variant
+    required_sample_size: int | None  # persons per variant, from the design's baseline (None without one)
     srm: SrmCheck
     correction: CorrectionMethod
     metrics: list[MetricResult]
@@ -286,8 +289,9 @@ def run(client: Client, project_id: int, request: ExperimentRequest, *, now: dat
     totals = {v: [found[-1] if found else Sample(0, 0.0, 0.0) for found in cumulative[v]] for v in variants}
     exposed = [totals[v][0].n for v in variants]
     srm = srm_check(exposed, [v.weight for v in definition.variants])
-    required = saved.design_n(definition) or _observed_n(definition, totals[variants[0]][0])
-    comparisons = [[_compare(totals[variants[0]][m], totals[v][m], metric, definition, request.cuped, required)
+    required = saved.design_n(definition)
+    planned = required or DEFAULT_PLANNED_N
+    comparisons = [[_compare(totals[variants[0]][m], totals[v][m], metric, definition, request.cuped, planned)
                     for v in variants[1:]] for m, metric in enumerate(metrics)]
     relied = [c[1] if request.cuped and c[1] is not None else c[0] for row in comparisons for c in row]
     tested = [i for i, c in enumerate(relied) if c is not None]
@@ -338,30 +342,16 @@ def _stats(variant: str, sample: Sample) -> VariantStats:
                         **{name: getattr(sample, name) for name in SUMS})
 
 
-def _observed_n(definition: ExperimentDefinition, control: Sample) -> int | None:
-    """Persons per variant for the design's effect, with the control's rate (or mean and standard deviation)
-    as the baseline; None while the control has too few persons or no variation."""
-    if control.n < 2:
-        return None
-    mean = control.sum / control.n
-    sd = (max(control.sum_squares - control.sum * mean, 0.0) / (control.n - 1)) ** 0.5
-    try:
-        return sample_size(mean, definition.mde, definition.alpha, definition.power,
-                           kind=definition.primary_metric.kind, sd=sd)
-    except ValueError:
-        return None
-
-
 def _compare(control: Sample, treatment: Sample, metric: Metric, definition: ExperimentDefinition, cuped: bool,
-             required: int | None) -> tuple[Comparison | None, Comparison | None]:
-    """(plain, CUPED) comparisons; None where the statistics need more persons (or, for CUPED, a varying
-    pre-exposure value)."""
+             planned: int) -> tuple[Comparison | None, Comparison | None]:
+    """(plain, CUPED) comparisons, the always-valid test tuned to `planned` persons per variant; None where
+    the statistics need more persons (or, for CUPED, a varying pre-exposure value)."""
     if min(control.n, treatment.n) < 2:
         return None, None
-    plain = compare(control, treatment, kind=metric.kind, alpha=definition.alpha, planned_n=required)
+    plain = compare(control, treatment, kind=metric.kind, alpha=definition.alpha, planned_n=planned)
     varies = all(s.pre_sum_squares * s.n > s.pre_sum ** 2 for s in (control, treatment))
     adjusted = compare(control, treatment, kind=metric.kind, alpha=definition.alpha, cuped=True,
-                       planned_n=required) if cuped and varies else None
+                       planned_n=planned) if cuped and varies else None
     return plain, adjusted
 
 

@@ -17,7 +17,7 @@ distinct id, `nexus.meta.experiment_assignment`), a hypothesis, and a definition
 - the design: minimum detectable effect (`mde`, relative to the baseline), `alpha`, `power`, and
   optionally the primary metric's `baseline` (a conversion rate, or a mean with its `baseline_sd`), from
   which `sample_size` — persons per variant — is computed (`experiment_stats.sample_size`); without a
-  baseline the experiment analysis measures the control's.
+  baseline there is none and the experiment analysis relies on its always-valid test alone.
 
 Records follow the metadata pattern (nexus.meta.records): every change writes a whole new version, read
 back with FINAL, so a write is visible to the next read.
@@ -130,7 +130,7 @@ class ExperimentInput(ExperimentDefinition, frozen=True, forbid_unknown_fields=T
 
 class Experiment(msgspec.Struct, frozen=True, kw_only=True):
     """An experiment as the API and the dashboard show it. `sample_size`: persons per variant the design
-    needs, None without a `baseline` (the experiment analysis then works it out from the control)."""
+    needs, None without a `baseline` (the experiment analysis then relies on its always-valid test alone)."""
 
     key: str
     name: str

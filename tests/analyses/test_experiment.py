@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from nexus.analyses import experiment, registry
+from nexus.analyses.experiment_stats import DEFAULT_PLANNED_N
 from nexus.errors import InvalidRequest, NotFound
 from nexus.meta import experiments as saved
 from nexus.meta import goals
@@ -286,3 +287,14 @@ def test_the_timeline_ends_where_the_comparison_is(client, generated):
             assert point.relative_lift == pytest.approx(compared.comparison.relative_lift, rel=1e-12)
             assert (point.low, point.high) == pytest.approx(
                 (compared.comparison.relative_interval.low, compared.comparison.relative_interval.high), rel=1e-9)
+
+
+def test_without_a_baseline_the_always_valid_test_alone_decides(client, generated):
+    # A sample size worked out from the control's data so far moves at every look; tuning the mSPRT to it,
+    # or switching to the fixed-horizon test once it is reached, would void the always-valid guarantee.
+    # Without a baseline the design's mde named such a size: now it moves nothing.
+    small, large = (run(client, generated[0], {**GENERATED, "mde": mde}) for mde in (0.9, 0.05))
+    assert small.required_sample_size is None and small.metrics == large.metrics
+    for compared in small.metrics[0].comparisons:
+        assert compared.comparison.sequential_planned_n == DEFAULT_PLANNED_N
+        assert "always-valid p" in compared.verdict and "; enough data" not in compared.verdict
