@@ -214,8 +214,9 @@ def design_n(definition: ExperimentDefinition) -> int | None:
             raise InvalidRequest("baseline_sd comes with a baseline mean", field="baseline")
         return None
     kind = definition.primary_metric.kind
-    if kind == "mean" and definition.baseline_sd is None:
-        raise InvalidRequest("a count or sum metric's baseline needs its standard deviation", field="baseline_sd")
+    if kind == "mean" and not 0 < (definition.baseline_sd or 0) < float("inf"):
+        raise InvalidRequest("a count or sum metric's baseline needs its standard deviation, a positive number",
+                             field="baseline_sd")
     try:
         return sample_size(definition.baseline, definition.mde, definition.alpha, definition.power, kind=kind,
                            sd=definition.baseline_sd)

@@ -156,6 +156,8 @@ def test_another_projects_experiment_is_not_found(client, journeys):
     ({"conversion_window": 0}, "experiment.conversion_window"),
     ({"alpha": 1.5}, "experiment.alpha"),
     ({"baseline": 1.5}, "experiment.baseline"),
+    ({"baseline": 3, "baseline_sd": 0, "primary_metric": {"event": "purchase", "measure": "count"}},
+     "experiment.baseline_sd"),
     ({"targeting": {"filters": [{"key": "a b", "value": 1}]}}, "experiment.targeting.filters[0]"),
 ])
 def test_bad_definitions_name_their_field(change, field):
