@@ -169,6 +169,12 @@ def test_bad_assign_requests_name_the_field(http, keys) -> None:
              (http.post("/v1/experiments/checkout/assign", json={"distinct_ids": "a"}, headers=write), "distinct_ids"),
              (http.post("/v1/analyses/experiment", json={"experiment": {"key": "x"}},
                         headers=bearer(keys["alpha"]["read"])), "experiment.variants")]
+    # An inline definition's own checks name the exact field inside it
+    for change, field in (({"variants": [{"key": "a"}, {"key": "a b"}]}, "experiment.variants[1].key"),
+                          ({"secondary_metrics": [{"event": ""}]}, "experiment.secondary_metrics[0].event")):
+        inline = {**{k: v for k, v in CHECKOUT.items() if k != "hypothesis"}, "key": "inline", **change}
+        cases.append((http.post("/v1/analyses/experiment", json={"experiment": inline},
+                                headers=bearer(keys["alpha"]["read"])), field))
     for answer, field in cases:
         assert answer.status_code == 400 and answer.json().get("field") == field, answer.text
     missing = http.get("/v1/experiments/nope/assign", params={"distinct_id": "a"}, headers=write)
