@@ -261,12 +261,18 @@ def create(client: Client, project_id: int, data: ExperimentInput, created_by: s
 
 
 def replace(client: Client, project_id: int, key: str, data: ExperimentInput) -> Experiment:
-    """A new name, texts and definition under the same key (the body's key must be it)."""
+    """A new name, texts and definition under the same key (the body's key must be it). Once the experiment
+    has started its variants and weights stay: assignment hashes with them, so a change would move people
+    to other variants mid-test (and out of the analysis, as exposed to two)."""
     current = _get(client, project_id, key)
     checked = _checked(client, project_id, data)
     if checked.key != key:
         raise InvalidRequest(f"an experiment's key cannot change ({key!r} in the URL, {checked.key!r} in the body)",
                              field="key")
+    running = msgspec.json.decode(current.definition, type=ExperimentDefinition)
+    if checked.variants != running.variants and running.starts <= records.now():
+        raise InvalidRequest("a started experiment's variants and weights cannot change (people would move to "
+                             "other variants): create a new experiment instead", field="variants")
     records.save(client, TABLE, msgspec.structs.replace(
         current, name=checked.name, hypothesis=checked.hypothesis, description=checked.description,
         definition=_encode(checked), updated_at=records.now()))

@@ -179,3 +179,22 @@ def test_bad_assign_requests_name_the_field(http, keys) -> None:
         assert answer.status_code == 400 and answer.json().get("field") == field, answer.text
     missing = http.get("/v1/experiments/nope/assign", params={"distinct_id": "a"}, headers=write)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
+
+
+def test_a_started_experiment_keeps_its_variants_and_weights(http, keys) -> None:
+    admin = bearer(keys["alpha"]["admin"])
+    reweighted = [{"key": "control"}, {"key": "short", "weight": 3}]
+    # Before its start an experiment's variants may change: nobody is assigned yet
+    upcoming = {**CHECKOUT, "key": "upcoming",
+                "start": (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT00:00:00Z")}
+    assert http.post("/v1/experiments", json=upcoming, headers=admin).status_code == 201
+    changed = http.put("/v1/experiments/upcoming", json={**upcoming, "variants": reweighted}, headers=admin)
+    assert changed.status_code == 200 and changed.json()["definition"]["variants"][1]["weight"] == 3
+    assert http.delete("/v1/experiments/upcoming", headers=admin).status_code == 204
+    # After it, new weights or keys would move people between variants: refused, nothing stored
+    for variants in (reweighted, [{"key": "control"}, {"key": "long"}]):
+        refused = http.put("/v1/experiments/checkout", json={**CHECKOUT, "variants": variants}, headers=admin)
+        assert refused.status_code == 400 and refused.json()["field"] == "variants", refused.text
+        assert "create a new experiment" in refused.json()["error"]
+    assert http.get("/v1/experiments/checkout", headers=admin).json()["definition"]["variants"] == [
+        {"key": "control", "weight": 1.0}, {"key": "short", "weight": 1.0}]
