@@ -36,8 +36,10 @@ def backup(path: Path, url: str | None, key: str | None) -> None:
         store_url = load_settings().clickhouse_url
         summary = backups.backup(database(store_url), parse_url(store_url), path)
     events = summary.tables.get("events")
-    click.echo(f"backed up {len(summary.tables)} tables ({events.rows if events else 0:,} events) to "
-               f"{summary.path} in {summary.seconds:.1f} s")
+    click.echo(f"backed up {len(summary.tables) + len(summary.unchecked)} tables ({events.rows if events else 0:,} "
+               f"events) to {summary.path} in {summary.seconds:.1f} s"
+               + (f"; written while it ran, so a restore cannot check them: {', '.join(summary.unchecked)}"
+                  if summary.unchecked else ""))
 
 
 @main.command()
@@ -78,7 +80,6 @@ def copy(project_ref: str, source: str, destination: str, staging: Path | None, 
     """Copy a project's data and metadata to another store in Arrow batches, resumable after an
     interruption (run the same command again), then verify every partition's rows and checksum."""
     import hashlib
-    import shutil
 
     from nexus.store import transfer
     from nexus.store.client import parse_url, redact_url
@@ -89,28 +90,31 @@ def copy(project_ref: str, source: str, destination: str, staging: Path | None, 
         fail("--from and --to name the same store")
     pair = hashlib.sha256(f"{source}\0{destination}".encode()).hexdigest()[:12]
     staging = staging or load_settings().data_dir / "copies" / f"{re.sub(r'[^A-Za-z0-9_-]', '_', project_ref)}-{pair}"
-    total = _export(source, project_ref, staging, redact_url(source))
+    stores = f"{redact_url(source)} → {redact_url(destination)}"
+    total = _export(source, project_ref, staging, stores, redact_url(source))
     client = database(destination)
     with progress(f"Writing to {redact_url(destination)}", total=total) as advance:
         project_id = transfer.load(client, staging, lambda n: advance(n, total), batch_rows)
+    _export(source, project_ref, staging, stores, redact_url(source), step="source")
     problems = transfer.verify(client, staging, project_id)
     for problem in problems:
         click.echo(f"differs: {problem}", err=True)
     if problems:
         fail(f"the copy differs from the source in {len(problems)} places; the rows in transit are kept in {staging}")
     slices = transfer.read_lines(staging / "exported.jsonl", transfer.Slice)
-    shutil.rmtree(staging)
+    transfer.remove_staging(staging)
     click.echo(f"copied project {project_ref!r}: {total:,} rows of {len({s.table for s in slices})} tables in "
                f"{len(slices)} partitions, each with equal rows and checksum; its id in the destination is {project_id}")
 
 
-def _export(source: str, project_ref: str, staging: Path, shown: str) -> int:
-    """Run the exporting child on the source, following its progress; the rows it found."""
+def _export(source: str, project_ref: str, staging: Path, stores: str, shown: str, step: str = "export") -> int:
+    """Run the exporting child on the source (its `step`: the export, or the source's fingerprints for the
+    verification), following its progress; the rows it found."""
     import subprocess
     import sys
 
-    child = subprocess.Popen([sys.executable, "-m", "nexus.store.transfer_source", source, project_ref, str(staging)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-m", "nexus.store.transfer_source", source, project_ref, str(staging),
+                              stores, step], stdout=subprocess.PIPE, text=True)
     total, error = 0, ""
     with progress(f"Reading from {shown}") as advance:
         for line in child.stdout:

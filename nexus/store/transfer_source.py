@@ -1,6 +1,8 @@
 """The exporting half of `nexus copy`, run as a child process because chDB lets a process open one data
-dir: `python -m nexus.store.transfer_source URL PROJECT STAGING` writes the project's rows into STAGING
-(nexus.store.transfer.export) and prints its progress, one "total N" or "rows N" line at a time."""
+dir: `python -m nexus.store.transfer_source URL PROJECT STAGING STORES` writes the project's rows into STAGING
+(nexus.store.transfer.export; STORES names the copy's pair of stores) and prints its progress, one "total N" or
+"rows N" line at a time. With a fifth argument `source` it writes the source's fingerprints as they are now for
+the verification (nexus.store.transfer.record_source) instead."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from nexus.store import transfer
 from nexus.store.database import open_database
 
 
-def main(url: str, project: str, staging: str) -> int:
+def main(url: str, project: str, staging: str, stores: str, step: str = "export") -> int:
     try:
         client = open_database(url, migrate=False)
-        transfer.export(client, project, Path(staging), lambda line: print(line, flush=True))
+        if step == "source":
+            transfer.record_source(client, Path(staging))
+        else:
+            transfer.export(client, project, Path(staging), lambda line: print(line, flush=True), stores)
     except NexusError as e:
         print(f"error {e}", flush=True)
         return 1
@@ -23,4 +28,4 @@ def main(url: str, project: str, staging: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:6]))
