@@ -36,8 +36,10 @@ def backup(path: Path, url: str | None, key: str | None) -> None:
         store_url = load_settings().clickhouse_url
         summary = backups.backup(database(store_url), parse_url(store_url), path)
     events = summary.tables.get("events")
-    click.echo(f"backed up {len(summary.tables)} tables ({events.rows if events else 0:,} events) to "
-               f"{summary.path} in {summary.seconds:.1f} s")
+    click.echo(f"backed up {len(summary.tables) + len(summary.unchecked)} tables ({events.rows if events else 0:,} "
+               f"events) to {summary.path} in {summary.seconds:.1f} s"
+               + (f"; written while it ran, so a restore cannot check them: {', '.join(summary.unchecked)}"
+                  if summary.unchecked else ""))
 
 
 @main.command()

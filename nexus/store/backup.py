@@ -15,6 +15,7 @@ bucket the server's configuration allows, and the files stay where the server wr
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import time
@@ -27,8 +28,8 @@ from nexus.errors import InvalidRequest, NexusError
 from nexus.store.client import StoreAddress, backup_area
 
 
-# A NULL in any column makes cityHash64(*) NULL, so each row is hashed as its text.
-ROW_HASH = "sum(cityHash64(toString(tuple(*))))"
+# A database name as ClickHouse creates them for Nexus: what a backup's manifest may name in RESTORE.
+_DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class BackupFailed(NexusError):
@@ -46,43 +47,69 @@ class BackupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class BackupSummary(msgspec.Struct, frozen=True):
     path: str
-    tables: dict[str, TableFingerprint]
+    tables: dict[str, TableFingerprint]  # what a restore checks
     seconds: float
+    # Tables written while the backup ran (a server pauses its event writer, not jobs or metadata edits): backed
+    # up at one moment of that time, so no fingerprint names their content and a restore cannot check them.
+    unchecked: list[str] = []
 
 
 def fingerprints(client: Client, database: str) -> dict[str, TableFingerprint]:
-    """Rows and checksum of every table of the database (views have no rows of their own: left out)."""
-    names = client.query("SELECT name FROM system.tables WHERE database = {db:String} AND NOT is_temporary "
-                         "AND engine NOT IN ('MaterializedView', 'View') ORDER BY name",
-                         parameters={"db": database}).result_rows
+    """Rows and checksum of every table of the database (views have no rows of their own: left out), as its
+    readers see it: a Replacing or Aggregating table through FINAL, aggregate states by their values, so a
+    background merge (which collapses rows and re-encodes states) changes no fingerprint."""
+    tables = client.query("SELECT name, engine FROM system.tables WHERE database = {db:String} AND NOT is_temporary "
+                          "AND engine NOT IN ('MaterializedView', 'View') ORDER BY name",
+                          parameters={"db": database}).result_rows
+    columns: dict[str, list[str]] = {}
+    for table, column, kind in client.query("SELECT table, name, type FROM system.columns WHERE database = {db:String} "
+                                            "ORDER BY table, position", parameters={"db": database}).result_rows:
+        name = f"`{column}`"
+        columns.setdefault(table, []).append(f"finalizeAggregation({name})" if kind.startswith("AggregateFunction")
+                                             else name)
     found = {}
-    for (name,) in names:
-        rows, checksum = client.query(f"SELECT count(), {ROW_HASH} FROM `{database}`.`{name}`").result_rows[0]
+    for name, engine in tables:
+        final = " FINAL" if engine != "MergeTree" and engine.endswith("MergeTree") else ""
+        # A NULL in any column makes cityHash64 of the tuple NULL, so each row is hashed as its text.
+        rows, checksum = client.query(f"SELECT count(), sum(cityHash64(toString(tuple({', '.join(columns[name])}))))"
+                                      f" FROM `{database}`.`{name}`{final}").result_rows[0]
         found[name] = TableFingerprint(int(rows), int(checksum or 0))
     return found
 
 
 def backup(client: Client, address: StoreAddress, path: Path) -> BackupSummary:
-    """Back the embedded store's database up to the new directory `path` (it must not exist yet)."""
+    """Back the embedded store's database up to the new directory `path` (it must not exist yet). A table's
+    fingerprint is recorded when it was the same before and after the BACKUP, hence what was saved."""
     target = _new_target(path)
     started = time.monotonic()
     staged = _staging(address, "backup")
     try:
+        before = fingerprints(client, address.database)
         _run(client, f"BACKUP DATABASE `{address.database}` TO File({_quoted(staged)})")
-        tables = fingerprints(client, address.database)
+        after = fingerprints(client, address.database)
+        tables = {name: found for name, found in after.items() if before.get(name) == found}
+        unchecked = sorted(after.keys() - tables.keys())
         (staged / "nexus-backup.json").write_bytes(msgspec.json.encode(
-            {"database": address.database, "tables": tables}))
+            {"database": address.database, "tables": tables, "unchecked": unchecked}))
         shutil.move(staged, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    return BackupSummary(str(target), tables, time.monotonic() - started)
+    return BackupSummary(str(target), tables, time.monotonic() - started, unchecked)
+
+
+class _Manifest(msgspec.Struct, frozen=True):
+    """nexus-backup.json: the backed-up database's name, and what a restore checks."""
+
+    database: str
+    tables: dict[str, TableFingerprint]
+    unchecked: list[str] = []
 
 
 def restore(client: Client, address: StoreAddress, path: Path) -> dict[str, TableFingerprint]:
-    """Replace the embedded store's database with the backup at `path`, and check every table's rows and
-    checksum against what the backup recorded. The old database is renamed aside first, dropped once the
-    restore succeeded and put back if it failed. (Restoring under a temporary name and renaming after
-    would not do: a materialized view keeps naming its target in the database it was restored into.)"""
+    """Replace the embedded store's database with the backup at `path`, and check every recorded table's rows
+    and checksum. The old database is renamed aside first, dropped once the restored one checked and put back
+    if anything failed or was interrupted. (Restoring under a temporary name and renaming after would not
+    do: a materialized view keeps naming its target in the database it was restored into.)"""
     recorded = _recorded(path)
     staged = _staging(address, "restore")
     shutil.copytree(path, staged, copy_function=_link_or_copy)
@@ -93,8 +120,15 @@ def restore(client: Client, address: StoreAddress, path: Path) -> dict[str, Tabl
     if exists:
         client.command(f"RENAME DATABASE `{database}` TO `{aside}`")
     try:
-        _run(client, f"RESTORE DATABASE `{recorded['database']}` AS `{database}` FROM File({_quoted(staged)})")
-    except BackupFailed:
+        _run(client, f"RESTORE DATABASE `{recorded.database}` AS `{database}` FROM File({_quoted(staged)})")
+        restored = {name: found for name, found in fingerprints(client, database).items()
+                    if name not in recorded.unchecked}
+        if restored != recorded.tables:
+            differing = sorted(n for n in recorded.tables.keys() | restored.keys()
+                               if recorded.tables.get(n) != restored.get(n))
+            raise BackupFailed(f"the restored tables differ from the backup's record: {', '.join(differing)}; "
+                               f"the store was left as it was")
+    except BaseException:  # Ctrl-C included: the store goes back to what it was, never left empty
         client.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
         if exists:
             client.command(f"RENAME DATABASE `{aside}` TO `{database}`")
@@ -103,19 +137,21 @@ def restore(client: Client, address: StoreAddress, path: Path) -> dict[str, Tabl
         shutil.rmtree(staged, ignore_errors=True)
     if exists:
         client.command(f"DROP DATABASE `{aside}` SYNC")
-    restored = fingerprints(client, database)
-    expected = {name: msgspec.convert(value, TableFingerprint) for name, value in recorded["tables"].items()}
-    if restored != expected:
-        differing = sorted(n for n in expected.keys() | restored.keys() if expected.get(n) != restored.get(n))
-        raise BackupFailed(f"the restored tables differ from the backup's record: {', '.join(differing)}")
     return restored
 
 
-def _recorded(path: Path) -> dict:
+def _recorded(path: Path) -> _Manifest:
     manifest = path / "nexus-backup.json"
     if not manifest.is_file():
         raise InvalidRequest(f"{path} is not a Nexus backup (it has no nexus-backup.json)", "path")
-    return msgspec.json.decode(manifest.read_bytes())
+    try:
+        recorded = msgspec.json.decode(manifest.read_bytes(), type=_Manifest)
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"{manifest} is not a Nexus backup's record: {e}", "path") from None
+    # It names a database in RESTORE, which takes no bound parameters: a name as Nexus makes them, or nothing.
+    if not _DATABASE_NAME.fullmatch(recorded.database):
+        raise InvalidRequest(f"{manifest} names an impossible database {recorded.database!r}", "path")
+    return recorded
 
 
 def _new_target(path: Path) -> Path:

@@ -3,11 +3,13 @@ views feed the rollups again), and a changed store goes back to the backup's sta
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from nexus.demo.generator import generate
 from nexus.demo.load import load
 from nexus.errors import InvalidRequest
 from nexus.meta import dashboards, projects
@@ -54,3 +56,43 @@ def test_a_backup_never_overwrites_and_a_restore_needs_a_backup(client, database
         backup.backup(client, address, tmp_path / "taken")
     with pytest.raises(InvalidRequest, match="not a Nexus backup"):
         backup.restore(client, address, tmp_path / "taken")
+
+
+def test_a_merge_changes_no_fingerprint(client, database_url):
+    # Given rollup rows of the same keys in two parts (two inserts of a project's events) and a person's
+    # link replaced by a later version in another part
+    address = parse_url(database_url)
+    merged = projects.create(client, "merged").project_id
+    for seed in (6, 7):
+        for chunk in generate(merged, 400, end=END, seed=seed):
+            client.insert_arrow("events", chunk.events)
+    for version in (1, 2):
+        client.command(f"INSERT INTO identities (project_id, distinct_id, person_id, version) VALUES "
+                       f"({merged}, 'anon-1', generateUUIDv4(), {version})")
+    before = backup.fingerprints(client, address.database)
+    # When background merges collapse them (aggregate states merged, replaced versions dropped)
+    for table in ("events_daily", "events_hourly", "sessions", "identities", "persons"):
+        client.command(f"OPTIMIZE TABLE {table} FINAL")
+    # Then every table reads the same, so a backup's record still holds
+    assert backup.fingerprints(client, address.database) == before
+
+
+def test_a_restore_that_does_not_check_puts_the_store_back(client, database_url, tmp_path: Path):
+    address = parse_url(database_url)
+    projects.create(client, "kept")
+    backup.backup(client, address, tmp_path / "b")
+    manifest = tmp_path / "b" / "nexus-backup.json"
+    record = json.loads(manifest.read_text())
+    now = backup.fingerprints(client, address.database)
+    # A record the restored tables cannot match: the store stays as it was
+    record["tables"]["projects"]["checksum"] += 1
+    manifest.write_text(json.dumps(record))
+    with pytest.raises(backup.BackupFailed, match="projects; the store was left as it was"):
+        backup.restore(client, address, tmp_path / "b")
+    assert backup.fingerprints(client, address.database) == now
+    # A record naming a database that is not a plain name is refused before anything runs
+    record["database"] = "x` AS y FROM File('/etc') --"
+    manifest.write_text(json.dumps(record))
+    with pytest.raises(InvalidRequest, match="impossible database"):
+        backup.restore(client, address, tmp_path / "b")
+    assert backup.fingerprints(client, address.database) == now
