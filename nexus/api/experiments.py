@@ -6,11 +6,14 @@ may not change experiments learns nothing from its body's errors. The results ar
 analysis (POST /v1/analyses/experiment).
 
 Assignment takes a write key, the key a client ships, so an app may ask which variant to show:
-- `GET /v1/experiments/{key}/assign?distinct_id=…[&record=true]` one id;
-- `POST /v1/experiments/{key}/assign` `{"distinct_ids": [...], "record": false}` up to MAX_ASSIGN ids.
+- `GET /v1/experiments/{key}/assign?distinct_id=…[&record=true][&id_type=user]` one id;
+- `POST /v1/experiments/{key}/assign` `{"distinct_ids": [...], "record": false, "id_type": "anonymous"}` up
+  to MAX_ASSIGN ids.
 With `record`, each answer is also stored as an exposure event (the experiment's exposure event with its
 `experiment` and `variant` properties) through the ordinary ingest path; its messageId is derived from the
-experiment, id and variant, so asking again for the same id does not store a second exposure.
+experiment, id and variant, so asking again for the same id does not store a second exposure. The id is
+the event's `anonymousId` unless the caller says it is a user id (`id_type=user`: `userId`), as a Segment
+client would send it; either way it is the event's distinct id.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
+from typing import Literal, cast
 
 import anyio.to_thread
 import msgspec
@@ -39,6 +43,8 @@ from nexus.meta.experiments import Experiment, ExperimentInput
 
 MAX_ASSIGN = 10_000
 MAX_ID_LENGTH = 200
+IdType = Literal["anonymous", "user"]
+SEGMENT_ID_FIELD: dict[IdType, str] = {"anonymous": "anonymousId", "user": "userId"}
 
 
 class Experiments(msgspec.Struct, frozen=True):
@@ -48,6 +54,7 @@ class Experiments(msgspec.Struct, frozen=True):
 class AssignBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     distinct_ids: list[str]
     record: bool = False
+    id_type: IdType = "anonymous"  # what the ids are, for the recorded exposures
 
 
 class Assignment(msgspec.Struct, frozen=True):
@@ -125,19 +132,21 @@ async def delete_experiment(request: Request, state: State, key: FromPath[str]) 
     await anyio.to_thread.run_sync(remove)
 
 
-# What an assign call asks: the ids, whether to record exposures, and the field that holds the ids.
-Asked = tuple[list[str], bool, str]
+# What an assign call asks: the ids, whether to record exposures, the field that holds the ids, what they are.
+Asked = tuple[list[str], bool, str, IdType]
 
 
 @get("/v1/experiments/{key:str}/assign")
 async def assign_one(request: Request, state: State, key: FromPath[str], distinct_id: FromQuery[str | None] = None,
-                     record: FromQuery[bool] = False) -> Assignments:
+                     record: FromQuery[bool] = False, id_type: FromQuery[str] = "anonymous") -> Assignments:
     api: ApiContext = state.api
 
     def asked() -> Asked:
         if distinct_id is None:  # optional to Litestar, so that the refusal names the parameter
             raise InvalidRequest("distinct_id is required: ?distinct_id=…", field="distinct_id")
-        return [distinct_id], record, "distinct_id"
+        if id_type not in SEGMENT_ID_FIELD:
+            raise InvalidRequest(f"id_type is one of {', '.join(SEGMENT_ID_FIELD)}", field="id_type")
+        return [distinct_id], record, "distinct_id", cast(IdType, id_type)
 
     return await _assign(api, request, key, asked)
 
@@ -153,7 +162,7 @@ async def assign_many(request: Request, state: State, key: FromPath[str]) -> Ass
         if not 1 <= len(data.distinct_ids) <= MAX_ASSIGN:
             raise InvalidRequest(f"ask about 1 to {MAX_ASSIGN} ids at once, not {len(data.distinct_ids)}",
                                  field="distinct_ids")
-        return data.distinct_ids, data.record, "distinct_ids"
+        return data.distinct_ids, data.record, "distinct_ids", data.id_type
 
     return await _assign(api, request, key, asked)
 
@@ -170,7 +179,7 @@ async def _assign(api: ApiContext, request: Request, key: str, asked: Callable[[
 def _assignments(api: ApiContext, request: Request, key: str,
                  asked: Callable[[], Asked]) -> tuple[Assignments, Submitted | None]:
     caller = api.authorize(request, "write")  # before the body is decoded: a wrong key learns nothing from it
-    distinct_ids, record, field = asked()
+    distinct_ids, record, field, id_type = asked()
     for i, distinct_id in enumerate(distinct_ids):
         if not 1 <= len(distinct_id) <= MAX_ID_LENGTH:
             raise InvalidRequest(f"a distinct id has 1 to {MAX_ID_LENGTH} characters",
@@ -184,7 +193,7 @@ def _assignments(api: ApiContext, request: Request, key: str,
     if not record:
         return answer, None
     messages = [decode_message(msgspec.json.encode({
-        "type": "track", "event": definition.exposure_event, "userId": distinct_id,
+        "type": "track", "event": definition.exposure_event, SEGMENT_ID_FIELD[id_type]: distinct_id,
         "messageId": _exposure_id(experiment.key, distinct_id, variant),
         "properties": {"experiment": experiment.key, "variant": variant}}), i)
         for i, (distinct_id, variant) in enumerate(zip(distinct_ids, variants))]

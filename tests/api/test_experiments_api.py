@@ -167,6 +167,10 @@ def test_bad_assign_requests_name_the_field(http, keys) -> None:
              (http.post("/v1/experiments/checkout/assign", json={"distinct_ids": ["a", "x" * 201]}, headers=write),
               "distinct_ids[1]"),
              (http.post("/v1/experiments/checkout/assign", json={"distinct_ids": "a"}, headers=write), "distinct_ids"),
+             (http.get("/v1/experiments/checkout/assign", params={"distinct_id": "a", "id_type": "x"}, headers=write),
+              "id_type"),
+             (http.post("/v1/experiments/checkout/assign", json={"distinct_ids": ["a"], "id_type": "x"},
+                        headers=write), "id_type"),
              (http.post("/v1/analyses/experiment", json={"experiment": {"key": "x"}},
                         headers=bearer(keys["alpha"]["read"])), "experiment.variants")]
     # An inline definition's own checks name the exact field inside it
@@ -198,3 +202,16 @@ def test_a_started_experiment_keeps_its_variants_and_weights(http, keys) -> None
         assert "create a new experiment" in refused.json()["error"]
     assert http.get("/v1/experiments/checkout", headers=admin).json()["definition"]["variants"] == [
         {"key": "control", "weight": 1.0}, {"key": "short", "weight": 1.0}]
+
+
+def test_recorded_exposures_keep_an_anonymous_id_anonymous(server, http, keys) -> None:
+    # An id is stored as the anonymous id it may be, unless the caller says it is a user id
+    write = bearer(keys["alpha"]["write"])
+    assign = "/v1/experiments/checkout/assign"
+    assert http.get(assign, params={"distinct_id": "anon-7", "record": "true"}, headers=write).json()["recorded"] == 1
+    assert http.post(assign, json={"distinct_ids": ["user-7"], "record": True, "id_type": "user"},
+                     headers=write).json()["recorded"] == 1
+    stored = server.runtime.clickhouse.query(
+        "SELECT distinct_id, user_id, anonymous_id FROM events WHERE event = '$experiment_exposure'"
+        " AND distinct_id IN ('anon-7', 'user-7') ORDER BY distinct_id").result_rows
+    assert stored == [("anon-7", "", "anon-7"), ("user-7", "user-7", "")]
