@@ -38,8 +38,8 @@ from nexus.analyses import cohort_store, dates, persons, time_sql
 from nexus.analyses.cohort_store import Cohorts
 from nexus.analyses.dates import Span
 from nexus.analyses.experiment_stats import (
-    Comparison,
     DEFAULT_PLANNED_N,
+    Comparison,
     CorrectionMethod,
     Sample,
     SrmCheck,

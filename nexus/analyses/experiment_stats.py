@@ -36,6 +36,7 @@ Definitions (docs/metrics.md, "Experiments", says the same):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import msgspec
@@ -83,7 +84,7 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     relative_lift: float | None  # None when the control's mean is 0
     relative_interval: Interval | None
     test: Literal["z", "welch_t"]
-    statistic: float
+    statistic: float | None  # None when the variants differ without any spread (p-values 0)
     degrees_of_freedom: float | None  # Welch's; None for the z-test
     p_value: float
     probability_to_beat: float
@@ -250,11 +251,18 @@ def sequential_half_width(variance: ArrayLike, mixing: ArrayLike, alpha: float) 
     return np.sqrt(np.nan_to_num(squared, nan=0.0))
 
 
-def _standardised(difference: float, standard_error: float) -> float:
-    """difference / standard_error; a difference without any spread is infinitely far from 0."""
+def _standardised(difference: float, standard_error: float) -> float | None:
+    """difference / standard_error; 0 for no difference without any spread, None (no finite statistic) for a
+    difference without any spread."""
     if standard_error > 0:
         return difference / standard_error
-    return math.copysign(math.inf, difference) if difference else 0.0
+    return None if difference else 0.0
+
+
+def _two_sided_p(statistic: float | None, tail: Callable[[float], float]) -> float:
+    """2 tail(|statistic|); 0 without a statistic: a difference without any spread is certain, as
+    `sequential_p_value` takes it."""
+    return 0.0 if statistic is None else float(2 * tail(abs(statistic)))
 
 
 def running_minimum(p_values: ArrayLike) -> np.ndarray:
@@ -269,7 +277,7 @@ def _around(centre: float, half_width: float) -> Interval:
 
 class _Test(msgspec.Struct, frozen=True):
     name: Literal["z", "welch_t"]
-    statistic: float
+    statistic: float | None
     degrees_of_freedom: float | None
     p_value: float
     interval: Interval
@@ -280,13 +288,13 @@ def _two_proportion_z(control: Sample, treatment: Sample, difference: float, err
     pooled = (control.sum + treatment.sum) / (control.n + treatment.n)
     pooled_error = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
     statistic = _standardised(difference, pooled_error)
-    p_value = float(2 * stats.norm.sf(abs(statistic)))
+    p_value = _two_sided_p(statistic, stats.norm.sf)
     return _Test("z", statistic, None, p_value, _around(difference, float(stats.norm.isf(alpha / 2)) * error))
 
 
 def _wald_z(difference: float, error: float, alpha: float) -> _Test:
     statistic = _standardised(difference, error)
-    p_value = float(2 * stats.norm.sf(abs(statistic)))
+    p_value = _two_sided_p(statistic, stats.norm.sf)
     return _Test("z", statistic, None, p_value, _around(difference, float(stats.norm.isf(alpha / 2)) * error))
 
 
@@ -298,7 +306,7 @@ def _welch_t(control: _Moments, treatment: _Moments, difference: float, alpha: f
         degrees = float(control.n + treatment.n - 2)
     error = math.sqrt(v_c + v_t)
     statistic = _standardised(difference, error)
-    p_value = float(2 * stats.t.sf(abs(statistic), degrees))
+    p_value = _two_sided_p(statistic, lambda t: stats.t.sf(t, degrees))
     half_width = float(stats.t.isf(alpha / 2, degrees)) * error
     return _Test("welch_t", statistic, degrees, p_value, _around(difference, half_width))
 

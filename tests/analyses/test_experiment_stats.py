@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -449,7 +450,10 @@ def test_verdict_sentences() -> None:
 def test_without_any_spread_a_difference_is_certain_and_none_is_none() -> None:
     # Given every person of a variant with the same value
     differ = compare(Sample(10, 50, 250), Sample(10, 60, 360), kind="mean")
-    assert (differ.statistic, differ.p_value, differ.sequential_p_value) == (math.inf, 0.0, 0.0)
+    assert (differ.statistic, differ.p_value, differ.sequential_p_value) == (None, 0.0, 0.0)  # no infinite t
+    assert b'"statistic":null' in msgspec.json.encode(differ)
+    assert es.verdict(differ, control="A", treatment="B", metric="m", srm=es.srm_check([10, 10], [1, 1]),
+                      required_n=10).startswith("B beats A on m: +20.0%")
     same = compare(conversions(100, 0), conversions(100, 0), kind="conversion")
     assert (same.statistic, same.p_value, same.sequential_p_value, same.relative_lift) == (0.0, 1.0, 1.0, None)
     assert same.probability_to_beat == pytest.approx(0.5, abs=TOLERANCE)
