@@ -118,8 +118,8 @@ def summary_html(result: ExperimentResult) -> str:
                     f"{smallest:,} of {result.required_sample_size:,} persons in the smallest variant "
                     f"({share * 100:.0f}% of the sample size)</div>")
     else:
-        progress = ("<div class='nx-muted' data-role='progress-text'>No sample size yet: the design has no "
-                    "baseline and the control has too few persons to take one.</div>")
+        progress = ("<div class='nx-muted' data-role='progress-text'>No sample size: the design has no baseline, "
+                    "so the always-valid test alone decides.</div>")
     sentences = "".join(f"<li data-metric='{m.metric}'><b>{escape(m.name)}</b>: {escape(c.verdict)}</li>"
                         for m in result.metrics for c in m.comparisons)
     excluded = result.excluded.multiple_variants + sum(result.excluded.unknown_variants.values())
