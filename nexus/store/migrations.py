@@ -96,7 +96,10 @@ def use_database(client: Client, database: str, *, cluster: str = "") -> None:
 
 
 def applied(client: Client) -> list[AppliedMigration]:
-    client.command(MIGRATIONS_TABLE)
+    """The migrations recorded in the store (none before its first migration: nothing is created here, so a
+    reader that only checks, /health/ready or a read-only service, writes nothing)."""
+    if not _has_migrations_table(client):
+        return []
     rows = client.query(
         "SELECT version, any(name), any(checksum), min(applied_at) FROM schema_migrations "
         "GROUP BY version ORDER BY version"
@@ -129,6 +132,7 @@ def migrate(client: Client, *, cluster: str = "") -> list[Migration]:
     """Apply every pending migration in order; return those applied (none when up to date)."""
     if cluster:
         return _migrate_cluster(client, cluster)
+    client.command(MIGRATIONS_TABLE)
     todo = pending(client)
     for migration in todo:
         for number, statement in enumerate(migration.statements(), start=1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -20,6 +21,7 @@ def _trained(kind: str, weight: float) -> Trained:
 
 def test_activate_and_roll_back(tmp_path) -> None:
     first = versions.save(tmp_path, 1, _trained("churn", 0.7))
+    time.sleep(0.002)  # versions list newest first by their creation time, kept to the millisecond
     second = versions.save(tmp_path, 1, _trained("churn", 0.8))
     assert versions.active(tmp_path, 1, "churn") is None
     assert versions.projects_with_active(tmp_path) == []

@@ -15,6 +15,7 @@ import pytest
 from nexus import changes
 from nexus.analyses import registry
 from nexus.demo.load import load
+from nexus.errors import MigrationError
 from nexus.meta import projects
 from nexus.runtime import open_runtime
 from nexus.settings import load as load_settings
@@ -50,14 +51,15 @@ def test_a_read_only_runtime_has_no_writer_and_answers_analyses(reader, client):
     assert runtime.analyses.answer(project_id, "stickiness", BODY).cached is False
 
 
-def test_a_read_only_runtime_does_not_migrate(redis, engine_dir, tmp_path_factory):
+def test_a_read_only_runtime_does_not_migrate_and_says_so(redis, engine_dir, tmp_path_factory, client):
     url = f"chdb://{engine_dir}?database=t_unmigrated_reader"
     settings = load_settings({"NEXUS_DATA_DIR": str(tmp_path_factory.mktemp("data")), "NEXUS_CLICKHOUSE_URL": url,
                               "NEXUS_REDIS_URL": redis.url})
-    with open_runtime(settings, ingest=False) as runtime:
-        tables = runtime.clickhouse.query("SELECT count() FROM system.tables WHERE database = "
-                                          "'t_unmigrated_reader'").result_rows[0][0]
-    assert tables == 0
+    with pytest.raises(MigrationError, match=r"not migrated \(\d+ migrations pending, from 001_events.sql\): run "):
+        with open_runtime(settings, ingest=False):
+            pass
+    tables = client.query("SELECT count() FROM system.tables WHERE database = 't_unmigrated_reader'").result_rows[0][0]
+    assert tables == 0  # not even the migrations' own table
 
 
 def test_a_result_s_table_in_every_file_format(reader):
