@@ -27,7 +27,6 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-
 from typing import Any
 
 import clickhouse_connect
@@ -53,7 +52,9 @@ def plain_replicas(statement: str) -> str:
     return re.sub(r"ENGINE = Replicated(\w+)\('[^']*', '[^']*'(?:, )?", r"ENGINE = \1(", statement)
 
 
-def main() -> None:
+def cluster_store() -> tuple[Client, Path]:
+    """A chDB in a new directory whose config declares CLUSTER, with the cluster layout's tables (replicas
+    plain): its Distributed tables are real, their shards unreachable. The client and the directory."""
     directory = Path(tempfile.mkdtemp())
     (directory / "config.xml").write_text(CONFIG)
     client = clickhouse_connect.get_client(dsn=f"chdb://{directory / 'data'}",
@@ -61,6 +62,11 @@ def main() -> None:
     migrations.use_database(client, "nexus")
     for statement in cluster.layout(CLUSTER).statements:
         client.command(plain_replicas(statement))
+    return client, directory
+
+
+def main() -> None:
+    client, _ = cluster_store()
     project = projects.create(client, "plans", ZONE).project_id
     save_example_cohort(client, project)
     plans = {}

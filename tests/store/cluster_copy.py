@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 
-import clickhouse_connect
 import msgspec
 
-from nexus.store import cluster, migrations, placement, transfer
-from tests.analyses.cluster_plan import CLUSTER, CONFIG, plain_replicas
+from nexus.store import placement, transfer
+from tests.analyses.cluster_plan import cluster_store
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp())
-    (directory / "config.xml").write_text(CONFIG)
-    client = clickhouse_connect.get_client(dsn=f"chdb://{directory / 'data'}",
-                                           chdb_options={"config-file": str(directory / "config.xml")})
-    migrations.use_database(client, "nexus")
-    for statement in cluster.layout(CLUSTER).statements:
-        client.command(plain_replicas(statement))
+    client, directory = cluster_store()
     found = placement.of(client)
     tables = transfer.copied_tables(client)
     staging = directory / "staging"
