@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import signal
 import statistics
 import subprocess
@@ -243,8 +244,14 @@ def export(journal: Journal, server: Server, stop: threading.Event, http: httpx.
         journal.exports[state] += 1
 
 
-def sample_rss(server: Server, stop: threading.Event, every: float, lifetimes: list[list[tuple[float, float]]]) -> None:
-    """(time, MB) of the server's VmRSS while it is ready, one list per server process."""
+# What each memory sample holds besides its time, in MB: the process's RSS, then the engine's own figures
+# (nexus_engine_memory_bytes on the server's metrics port): all it tracks, its mark cache.
+MEMORY = ("RSS", "engine tracked", "engine mark cache")
+
+
+def sample_rss(server: Server, stop: threading.Event, every: float,
+               lifetimes: list[list[tuple[float, ...]]], metrics_url: str) -> None:
+    """(time, *MEMORY) of the server while it is ready, one list per server process."""
     pid = 0
     while not stop.wait(every):
         if not server.serving:
@@ -256,13 +263,27 @@ def sample_rss(server: Server, stop: threading.Event, every: float, lifetimes: l
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:  # ended meanwhile
             continue
-        lifetimes[-1].append((time.monotonic(), int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024))
+        try:
+            text = httpx.get(metrics_url, timeout=5).text
+        except httpx.TransportError:
+            continue
+        engine = [float(m[1]) / 2**20 if (m := re.search(rf'^nexus_engine_memory_bytes{{kind="{kind}"}} (\S+)$', text,
+                                                         re.MULTILINE)) else float("nan")
+                  for kind in ("tracked", "mark_cache")]
+        lifetimes[-1].append((time.monotonic(), int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024, *engine))
 
 
-def slope_mb_per_minute(samples: list[tuple[float, float]]) -> float:
-    """Least squares over the samples after the lifetime's first minute (all of them in a short lifetime)."""
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def slope_mb_per_minute(samples: list[tuple[float, ...]], column: int = 1) -> float:
+    """Least squares of one column over the samples after the lifetime's first minute (all of them in a short
+    lifetime)."""
     first = samples[0][0]
-    settled = [(t, mb) for t, mb in samples if t - first >= 60] if samples[-1][0] - first >= 120 else samples
+    settled = [(s[0], s[column]) for s in samples if s[0] - first >= 60 or samples[-1][0] - first < 120]
     if len(settled) < 2:
         return float("nan")
     return statistics.linear_regression([t / 60 for t, _ in settled], [mb for _, mb in settled]).slope
@@ -296,7 +317,7 @@ def outcome(call: Call, inside: bool) -> str:
 
 
 def report(journal: Journal, windows: list[Window], last_exit: int, errors: Counter[str], counts: dict[str, int],
-           lifetimes: list[list[tuple[float, float]]], args: argparse.Namespace) -> bool:
+           lifetimes: list[list[tuple[float, ...]]], args: argparse.Namespace) -> bool:
     """Prints the tables; True when the run passed."""
     def inside(call: Call) -> bool:
         return any(call.started <= w.ended and call.ended >= w.started for w in windows)
@@ -331,9 +352,10 @@ def report(journal: Journal, windows: list[Window], last_exit: int, errors: Coun
           + f"; the last stop, SIGTERM: exit status {last_exit}")
     print("Server error lines: " + (", ".join(f"{n} × {message!r}" for message, n in errors.most_common(5)) or "none"))
     print("Exports: " + (", ".join(f"{n} {state}" for state, n in sorted(journal.exports.items())) or "none"))
-    print("Server RSS per lifetime (start → end MB, slope MB/min): " + "; ".join(
-        f"{samples[0][1]:,.0f} → {samples[-1][1]:,.0f}, {slope_mb_per_minute(samples):+.1f}"
-        for samples in lifetimes if samples))
+    for column, name in enumerate(MEMORY, start=1):
+        print(f"Server {name} per lifetime (start → end MB, slope MB/min): " + "; ".join(
+            f"{samples[0][column]:,.0f} → {samples[-1][column]:,.0f}, {slope_mb_per_minute(samples, column):+.1f}"
+            for samples in lifetimes if samples))
     for sample in (missing, twice):
         if sample:
             print("e.g. " + ", ".join(sample[:5]))
@@ -357,7 +379,7 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="nexus-soak-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
     env.update(NEXUS_DATA_DIR=str(directory / "data"), NEXUS_LOG_LEVEL="warning", NEXUS_RATE_LIMIT="0",
-               NEXUS_ACK=args.ack, PYTHONUNBUFFERED="1")
+               NEXUS_ACK=args.ack, PYTHONUNBUFFERED="1", NEXUS_METRICS_PORT=str(free_port()))
     subprocess.run([*NEXUS, "project", "create", "soak"], env=env, check=True, capture_output=True)
     write, read_key = (subprocess.run([*NEXUS, "key", "create", "--project", "soak", "--scope", scope], env=env,
                                       check=True, capture_output=True, text=True).stdout.strip()
@@ -365,9 +387,10 @@ def main() -> None:
     server = Server(env, directory / "server.log")
     server.start()
     journal, stop, sampling = Journal(), threading.Event(), threading.Event()
-    lifetimes: list[list[tuple[float, float]]] = []
+    lifetimes: list[list[tuple[float, ...]]] = []
     clients = args.segment_clients + args.posthog_clients
-    threads = [threading.Thread(target=sample_rss, args=(server, sampling, args.sample_seconds, lifetimes))]
+    metrics_url = f"http://127.0.0.1:{env['NEXUS_METRICS_PORT']}/metrics"
+    threads = [threading.Thread(target=sample_rss, args=(server, sampling, args.sample_seconds, lifetimes, metrics_url))]
     for n in range(args.segment_clients):
         threads.append(threading.Thread(target=ingest, args=(
             journal, server, stop, f"segment-{n}", "POST /v1/batch", segment_body,

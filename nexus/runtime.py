@@ -26,7 +26,7 @@ from nexus.jobs.worker import JobSystem
 from nexus.observe.metrics import metrics
 from nexus.permissions import private_files, warn_if_open
 from nexus.services.analyses import AnalysisService
-from nexus.errors import MigrationError
+from nexus.errors import MigrationError, NexusError
 from nexus.settings import Settings
 from nexus.store import backup, migrations
 from nexus.store.backup import BackupSummary
@@ -83,16 +83,31 @@ class Runtime(msgspec.Struct):
             return 0
 
     def record_dependencies(self) -> None:
-        """Set the nexus_dependency_up gauges from a check now (at every scrape)."""
+        """Set the nexus_dependency_up gauges from a check now (at every scrape), and the engine's memory."""
         checks = self.readiness()
         for name in ("clickhouse", "redis"):
             metrics().up.labels(name).set(1 if checks.get(name) == "ok" else 0)
+        if checks.get("clickhouse") == "ok":
+            try:
+                found = self.clickhouse.query("SELECT metric, value FROM system.metrics WHERE metric IN "
+                                              "{names:Array(String)}", parameters={"names": list(ENGINE_MEMORY)})
+            except NexusError:  # gone since the check: the gauges keep their last values
+                return
+            for metric, value in found.result_rows:
+                metrics().engine_memory.labels(ENGINE_MEMORY[metric]).set(value)
 
     def backup(self, path: Path) -> BackupSummary:
         """A backup of the store while this process serves: the event writer holds its next insert until
         every table is backed up, so events, rollups and identities are cut at the same insert."""
         with self.ingestor.writer.paused() if self.ingestor is not None else nullcontext():
             return backup.backup(self.clickhouse, parse_url(self.settings.clickhouse_url), path)
+
+
+# The engine's own memory figures (system.metrics) → nexus_engine_memory_bytes's `kind`: a process whose RSS
+# grows shows here whether the engine's caches hold the growth.
+ENGINE_MEMORY = {"MemoryTracking": "tracked", "MarkCacheBytes": "mark_cache",
+                 "UncompressedCacheBytes": "uncompressed_cache", "PrimaryIndexCacheBytes": "primary_index_cache",
+                 "QueryCacheBytes": "query_cache"}
 
 
 @contextmanager
