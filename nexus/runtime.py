@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from nexus import redis_server
 from nexus.adhoc import limits
 from nexus.adhoc.sandbox import QueryService
+from nexus.errors import MigrationError, NexusError
 from nexus.ingest.ack_log import WriteAheadLog
 from nexus.ingest.dedup import Dedup
 from nexus.ingest.identity import IdentityResolver
@@ -26,7 +27,6 @@ from nexus.jobs.worker import JobSystem
 from nexus.observe.metrics import metrics
 from nexus.permissions import private_files, warn_if_open
 from nexus.services.analyses import AnalysisService
-from nexus.errors import MigrationError, NexusError
 from nexus.settings import Settings
 from nexus.store import backup, migrations
 from nexus.store.backup import BackupSummary
