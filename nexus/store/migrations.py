@@ -149,7 +149,7 @@ def migrate(client: Client, *, cluster: str = "") -> list[Migration]:
 
 def _migrate_cluster(client: Client, cluster_name: str) -> list[Migration]:
     plan = cluster.layout(cluster_name)
-    fresh = not _has_migrations_table(client) or not applied(client)  # then the layout is the whole history
+    fresh = not applied(client)  # then the layout is the whole history
     todo = discover() if fresh else pending(client)
     # Decided before anything runs: a migration the cluster cannot take stops the run with nothing changed.
     changes = {m.version: [] if fresh else cluster_statements(m, plan) for m in todo}
