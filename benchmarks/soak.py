@@ -246,7 +246,9 @@ def export(journal: Journal, server: Server, stop: threading.Event, http: httpx.
 
 # What each memory sample holds besides its time, in MB: the process's RSS, then the engine's own figures
 # (nexus_engine_memory_bytes on the server's metrics port): all it tracks, its mark cache.
-MEMORY = ("RSS", "engine tracked", "engine mark cache")
+# RSS split as the kernel counts it: anonymous (heaps: Python's, glibc's, the engine's allocator) and file-backed
+# (mapped files, the engine's ~500 MB library among them, paged in as its code is first run).
+MEMORY = ("RSS", "RSS anonymous", "RSS file-backed", "engine tracked", "engine mark cache")
 
 
 def sample_rss(server: Server, stop: threading.Event, every: float,
@@ -270,7 +272,8 @@ def sample_rss(server: Server, stop: threading.Event, every: float,
         engine = [float(m[1]) / 2**20 if (m := re.search(rf'^nexus_engine_memory_bytes{{kind="{kind}"}} (\S+)$', text,
                                                          re.MULTILINE)) else float("nan")
                   for kind in ("tracked", "mark_cache")]
-        lifetimes[-1].append((time.monotonic(), int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024, *engine))
+        rss = [int(re.search(rf"{field}:\s+(\d+)", status)[1]) / 1024 for field in ("VmRSS", "RssAnon", "RssFile")]
+        lifetimes[-1].append((time.monotonic(), *rss, *engine))
 
 
 def free_port() -> int:
