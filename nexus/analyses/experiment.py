@@ -60,9 +60,6 @@ from nexus.meta.goals import GoalDefinition
 from nexus.timezones import zone
 
 SUMS = ("sum", "sum_squares", "pre_sum", "pre_sum_squares", "cross_sum")
-# A person's ids merged: the first exposure of any, the variants and metric events of all.
-_PER_ID_TO_PERSON = ("minIf(x.first, x.exposures > 0) AS first, sum(x.exposures) AS exposures,"
-                     " groupUniqArrayArray(x.variants) AS variants, groupArrayArray(x.evs) AS evs")
 
 
 class InlineExperiment(ExperimentDefinition, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -201,13 +198,14 @@ def _query(scope: AnalysisScope, resolved: _Resolved) -> Query:
     Σy, Σy², Σx, Σx², Σxy. Arrays, not a self-join: the window starts at each person's own exposure, and
     one pass over the events with one GROUP BY is cheaper than joining exposures back onto events.
 
-    The events are first grouped by distinct id and the ids then resolved to persons (`persons.by_person`'s
-    order: one identities lookup per id, not per event), unless a filter reads the person of each event
-    (a trait or a cohort), which needs the join per event."""
+    Each event's person is resolved as it is read (not its id's events grouped first, then regrouped by
+    person): the scan keeps only exposures and metric events, few enough that one identities lookup each
+    costs less than grouping every id's arrays twice. The scan first keeps the events whose name (or page
+    type) could match at all: plain columns the engine filters on before it reads any property."""
     definition = resolved.definition
     params = Params(scope.project_id, scope.cohorts)
     metrics = definition.metrics
-    joins = persons.joins(False, definition.targeting, *(goal for goal, _ in resolved.targets))
+    joins = persons.joins(True, definition.targeting, *(goal for goal, _ in resolved.targets))
     window = int(definition.window.total_seconds() * 1000)
     start, stop = scope.span.start, scope.span.end
     scan_from = start - definition.window
@@ -224,21 +222,20 @@ def _query(scope: AnalysisScope, resolved: _Resolved) -> Query:
     values = [f"ifNull({Property(amount).number()}, 0)" for (_, amount), metric in zip(resolved.targets, metrics)
               if metric.measure == "sum" and amount]
     event = ", ".join(["toUnixTimestamp64Milli(e.ts)", f"toUInt32({bits})", *values])
-    per_event = joins.identities
+    names = sorted({definition.exposure_event} | {goal.event for goal, _ in resolved.targets if goal.event})
+    candidates = f"e.event IN {params.add(names, 'Array(String)')}"
+    if any(goal.path is not None for goal, _ in resolved.targets):
+        candidates = f"({candidates} OR e.type = {params.add(goals.PAGE_TYPE, 'String')})"
     rows = (
-        f"SELECT {persons.PERSON_KEY if per_event else persons.ID_KEY} AS {'person' if per_event else 'id_key'},"
-        f" {exposure} AS exposed, if(exposed, {Property('variant').text()}, '') AS variant, ({event}) AS ev\n"
+        f"SELECT {persons.PERSON_KEY} AS person, {exposure} AS exposed,"
+        f" if(exposed, {Property('variant').text()}, '') AS variant, ({event}) AS ev\n"
         f"FROM events AS e\n{joins.sql}\n"
         f"WHERE e.project_id = {PROJECT} AND e.ts >= {params.add(scan_from, UTC_TIME)}"
-        f" AND e.ts < {params.add(scan_to, UTC_TIME)} AND (exposed OR {' OR '.join(conditions)})"
+        f" AND e.ts < {params.add(scan_to, UTC_TIME)} AND {candidates} AND (exposed OR {' OR '.join(conditions)})"
     )
-    grouped = (f"SELECT {'person' if per_event else 'id_key'}, minIf(ev.1, exposed) AS first,"
-               f" countIf(exposed) AS exposures, groupUniqArrayIf(variant, exposed) AS variants,"
-               f" groupArrayIf(ev, ev.2 != 0) AS evs\nFROM ({rows})\nGROUP BY {'person' if per_event else 'id_key'}")
-    if per_event:
-        per_person = f"{grouped}\nHAVING exposures > 0"
-    else:
-        per_person = f"SELECT * FROM ({persons.by_person(grouped, _PER_ID_TO_PERSON)})\nWHERE exposures > 0"
+    per_person = (f"SELECT person, minIf(ev.1, exposed) AS first, countIf(exposed) AS exposures,"
+                  f" groupUniqArrayIf(variant, exposed) AS variants, groupArrayIf(ev, ev.2 != 0) AS evs\n"
+                  f"FROM ({rows})\nGROUP BY person\nHAVING exposures > 0")
     w = params.add(window, "Int64")
     after = f"x.1 >= first AND x.1 < first + {w}"
     before = f"x.1 >= first - {w} AND x.1 < first"

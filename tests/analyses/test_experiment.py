@@ -136,6 +136,21 @@ def test_a_saved_experiment_with_a_saved_goal(client, journeys):
     assert registry.saved_definitions(client, journeys, "experiment", request) != before
 
 
+def test_a_page_path_metric(client):
+    """A metric of page views by path pattern: pages are read whatever their event name, other events not."""
+    project_id = new_project(client)
+    page = {"type": "page", "path": "/pricing/pro"}
+    insert_events(client, project_id, {
+        "u1": [exposure("control", "2026-10-02T10:00"), ("Pricing", "2026-10-02T11:00", {}, page),
+               ("page_view", "2026-10-01T11:00", {}, {"path": "/pricing/team"})],  # x: before the exposure
+        "u2": [exposure("new", "2026-10-02T10:00"), ("page_view", "2026-10-02T11:00", {}, {"path": "/blog/pricing"}),
+               ("pricing_viewed", "2026-10-02T12:00", {}, {"path": "/pricing/pro"})],  # a track, not a page
+    })
+    result = run(client, project_id, {**DEFINITION, "primary_metric": {"path": "/pricing/*"},
+                                      "secondary_metrics": []})
+    assert numbers(result, 0) == {"control": (1, 1, 1, 1, 1, 1), "new": (1, 0, 0, 0, 0, 0)}
+
+
 def test_another_projects_experiment_is_not_found(client, journeys):
     other = new_project(client)
     saved.create(client, other, msgspec.convert({**DEFINITION, "key": "theirs"}, saved.ExperimentInput), "test")
