@@ -244,11 +244,14 @@ def export(journal: Journal, server: Server, stop: threading.Event, http: httpx.
         journal.exports[state] += 1
 
 
-# What each memory sample holds besides its time, in MB: the process's RSS, then the engine's own figures
-# (nexus_engine_memory_bytes on the server's metrics port): all it tracks, its mark cache.
-# RSS split as the kernel counts it: anonymous (heaps: Python's, glibc's, the engine's allocator) and file-backed
-# (mapped files, the engine's ~500 MB library among them, paged in as its code is first run).
-MEMORY = ("RSS", "RSS anonymous", "RSS file-backed", "engine tracked", "engine mark cache")
+# What each memory sample holds besides its time, in MB: the process's RSS, whole and split as the kernel counts
+# it — anonymous (heaps: Python's, glibc's, the engine's jemalloc) and file-backed (mapped files, the engine's
+# ~500 MB library among them, paged in as its code is first run) — then the engine's own figures
+# (nexus_engine_memory_bytes on the server's metrics port): all it tracks, its mark cache, and what its
+# allocator holds resident (tracked memory, freed pages not yet returned, the allocator's own bookkeeping).
+ENGINE_KINDS = {"engine tracked": "tracked", "engine mark cache": "mark_cache",
+                "engine allocator resident": "allocator_resident"}
+MEMORY = ("RSS", "RSS anonymous", "RSS file-backed", *ENGINE_KINDS)
 
 
 def sample_rss(server: Server, stop: threading.Event, every: float,
@@ -271,7 +274,7 @@ def sample_rss(server: Server, stop: threading.Event, every: float,
             continue
         engine = [float(m[1]) / 2**20 if (m := re.search(rf'^nexus_engine_memory_bytes{{kind="{kind}"}} (\S+)$', text,
                                                          re.MULTILINE)) else float("nan")
-                  for kind in ("tracked", "mark_cache")]
+                  for kind in ENGINE_KINDS.values()]
         rss = [int(re.search(rf"{field}:\s+(\d+)", status)[1]) / 1024 for field in ("VmRSS", "RssAnon", "RssFile")]
         lifetimes[-1].append((time.monotonic(), *rss, *engine))
 

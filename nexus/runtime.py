@@ -5,6 +5,7 @@ connection)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -95,6 +96,19 @@ class Runtime(msgspec.Struct):
                 return
             for metric, value in found.result_rows:
                 metrics().engine_memory.labels(ENGINE_MEMORY[metric]).set(value)
+            for kind, value in self._engine_allocator().items():
+                metrics().engine_memory.labels(f"allocator_{kind}").set(value)
+
+    def _engine_allocator(self) -> dict[str, int]:
+        """The engine's jemalloc summary (allocated, active, metadata, resident, mapped, retained bytes):
+        what it holds beyond the memory it tracks (freed pages not yet returned, its own bookkeeping).
+        Empty for an engine built without jemalloc."""
+        try:
+            rows = self.clickhouse.query("SELECT * FROM system.jemalloc_stats").result_rows
+        except NexusError:
+            return {}
+        summary = re.search(r"^Allocated: .*$", rows[0][0], re.MULTILINE) if rows else None
+        return {k.lower(): int(v) for k, v in re.findall(r"(\w+): (\d+)", summary[0])} if summary else {}
 
     def backup(self, path: Path) -> BackupSummary:
         """A backup of the store while this process serves: the event writer holds its next insert until

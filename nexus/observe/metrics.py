@@ -57,7 +57,8 @@ class Metrics:
         self.up = made(Gauge, "nexus_dependency_up", "1 when the dependency answered its last check (at scrape)",
                        ("dependency",), multiprocess_mode="livemax")
         self.engine_memory = made(Gauge, "nexus_engine_memory_bytes", "Memory ClickHouse reports at the last check: "
-                                  "all it tracks, and each cache's share", ("kind",), multiprocess_mode="livemax")
+                                  "all it tracks, each cache's share, and its allocator's summary (allocator_*)",
+                                  ("kind",), multiprocess_mode="livemax")
 
 
 def use_directory(directory: Path) -> None:
