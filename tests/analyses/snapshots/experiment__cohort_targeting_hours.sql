@@ -13,15 +13,17 @@
 --   p9 = "page"
 --   p10 = "^/docs/[^/]*/setup$"
 --   p11 = ["pro"]
---   p12 = "2026-10-18T18:00:00Z"
---   p13 = "2026-10-31T12:00:00Z"
---   p14 = 129600000
---   p15 = "America/New_York"
+--   p12 = ["pricing_seen"]
+--   p13 = "page"
+--   p14 = "2026-10-18T18:00:00Z"
+--   p15 = "2026-10-31T12:00:00Z"
+--   p16 = 129600000
+--   p17 = "America/New_York"
 
 SELECT
     length(variants) > 1 AS mixed,
     if(mixed, '', variants[1]) AS variant,
-    toUnixTimestamp(toStartOfDay(fromUnixTimestamp64Milli(first, 'UTC'), {p15:String})) AS day,
+    toUnixTimestamp(toStartOfDay(fromUnixTimestamp64Milli(first, 'UTC'), {p17:String})) AS day,
     count() AS n,
     sum(y0),
     sum(y0 * y0),
@@ -33,8 +35,8 @@ FROM
     SELECT
         first,
         variants,
-        toFloat64(arrayCount(x -> (bitTest(x.2, 0) AND ((x.1) >= first) AND ((x.1) < (first + {p14:Int64}))), evs)) AS y0,
-        toFloat64(arrayCount(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p14:Int64})) AND ((x.1) < first)), evs)) AS x0
+        toFloat64(arrayCount(x -> (bitTest(x.2, 0) AND ((x.1) >= first) AND ((x.1) < (first + {p16:Int64}))), evs)) AS y0,
+        toFloat64(arrayCount(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p16:Int64})) AND ((x.1) < first)), evs)) AS x0
     FROM
     (
         SELECT
@@ -100,7 +102,7 @@ FROM
                 FINAL
                 WHERE project_id = {project_id:UInt32}
             ) AS pp ON pp.person_key = if(ids.person_id = '', e.distinct_id, ids.person_id)
-            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p12:DateTime64(3, 'UTC')}) AND (e.ts < {p13:DateTime64(3, 'UTC')}) AND (exposed OR ((e.type = {p9:String}) AND match(e.path, {p10:String}) AND (has({p11:Array(String)}, toString(pp.person_properties.plan)))))
+            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p14:DateTime64(3, 'UTC')}) AND (e.ts < {p15:DateTime64(3, 'UTC')}) AND ((e.event IN ({p12:Array(String)})) OR (e.type = {p13:String})) AND (exposed OR ((e.type = {p9:String}) AND match(e.path, {p10:String}) AND (has({p11:Array(String)}, toString(pp.person_properties.plan)))))
         )
         GROUP BY person
         HAVING exposures > 0

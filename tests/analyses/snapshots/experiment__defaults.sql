@@ -7,15 +7,16 @@
 --   p3 = "2026-10-01T00:00:00Z"
 --   p4 = "2026-10-31T12:30:00Z"
 --   p5 = "purchase"
---   p6 = "2026-09-17T00:00:00Z"
---   p7 = "2026-10-31T12:30:00Z"
---   p8 = 1209600000
---   p9 = "Europe/Berlin"
+--   p6 = ["$experiment_exposure", "purchase"]
+--   p7 = "2026-09-17T00:00:00Z"
+--   p8 = "2026-10-31T12:30:00Z"
+--   p9 = 1209600000
+--   p10 = "Europe/Berlin"
 
 SELECT
     length(variants) > 1 AS mixed,
     if(mixed, '', variants[1]) AS variant,
-    toUnixTimestamp(toStartOfDay(fromUnixTimestamp64Milli(first, 'UTC'), {p9:String})) AS day,
+    toUnixTimestamp(toStartOfDay(fromUnixTimestamp64Milli(first, 'UTC'), {p10:String})) AS day,
     count() AS n,
     sum(y0),
     sum(y0 * y0),
@@ -27,39 +28,24 @@ FROM
     SELECT
         first,
         variants,
-        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= first) AND ((x.1) < (first + {p8:Int64}))), evs)) AS y0,
-        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p8:Int64})) AND ((x.1) < first)), evs)) AS x0
+        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= first) AND ((x.1) < (first + {p9:Int64}))), evs)) AS y0,
+        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p9:Int64})) AND ((x.1) < first)), evs)) AS x0
     FROM
     (
-        SELECT *
+        SELECT
+            person,
+            minIf(ev.1, exposed) AS first,
+            countIf(exposed) AS exposures,
+            groupUniqArrayIf(variant, exposed) AS variants,
+            groupArrayIf(ev, (ev.2) != 0) AS evs
         FROM
         (
             SELECT
-                if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
-                minIf(x.first, x.exposures > 0) AS first,
-                sum(x.exposures) AS exposures,
-                groupUniqArrayArray(x.variants) AS variants,
-                groupArrayArray(x.evs) AS evs
-            FROM
-            (
-                SELECT
-                    id_key,
-                    minIf(ev.1, exposed) AS first,
-                    countIf(exposed) AS exposures,
-                    groupUniqArrayIf(variant, exposed) AS variants,
-                    groupArrayIf(ev, (ev.2) != 0) AS evs
-                FROM
-                (
-                    SELECT
-                        e.id_key AS id_key,
-                        (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AS exposed,
-                        if(exposed, toString(e.properties.variant), '') AS variant,
-                        (toUnixTimestamp64Milli(e.ts), toUInt32((e.event = {p5:String}) * 1)) AS ev
-                    FROM events AS e
-                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p6:DateTime64(3, 'UTC')}) AND (e.ts < {p7:DateTime64(3, 'UTC')}) AND (exposed OR (e.event = {p5:String}))
-                )
-                GROUP BY id_key
-            ) AS x
+                if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
+                (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AS exposed,
+                if(exposed, toString(e.properties.variant), '') AS variant,
+                (toUnixTimestamp64Milli(e.ts), toUInt32((e.event = {p5:String}) * 1)) AS ev
+            FROM events AS e
             ANY LEFT JOIN
             (
                 SELECT
@@ -69,10 +55,11 @@ FROM
                 FROM identities
                 FINAL
                 WHERE project_id = {project_id:UInt32}
-            ) AS ids ON ids.id_key = x.id_key
-            GROUP BY person
+            ) AS ids ON ids.id_key = e.id_key
+            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p7:DateTime64(3, 'UTC')}) AND (e.ts < {p8:DateTime64(3, 'UTC')}) AND (e.event IN ({p6:Array(String)})) AND (exposed OR (e.event = {p5:String}))
         )
-        WHERE exposures > 0
+        GROUP BY person
+        HAVING exposures > 0
     )
 )
 GROUP BY

@@ -9,15 +9,16 @@
 --   p5 = ["bot"]
 --   p6 = "purchase"
 --   p7 = "purchase"
---   p8 = "2026-09-27T00:00:00Z"
---   p9 = "2026-10-31T12:30:00Z"
---   p10 = 1209600000
---   p11 = "Europe/Berlin"
+--   p8 = ["$experiment_exposure", "purchase"]
+--   p9 = "2026-09-27T00:00:00Z"
+--   p10 = "2026-10-31T12:30:00Z"
+--   p11 = 1209600000
+--   p12 = "Europe/Berlin"
 
 SELECT
     length(variants) > 1 AS mixed,
     if(mixed, '', variants[1]) AS variant,
-    toUnixTimestamp(toStartOfDay(fromUnixTimestamp64Milli(first, 'UTC'), {p11:String})) AS day,
+    toUnixTimestamp(toStartOfDay(fromUnixTimestamp64Milli(first, 'UTC'), {p12:String})) AS day,
     count() AS n,
     sum(y0),
     sum(y0 * y0),
@@ -34,41 +35,26 @@ FROM
     SELECT
         first,
         variants,
-        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= first) AND ((x.1) < (first + {p10:Int64}))), evs)) AS y0,
-        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p10:Int64})) AND ((x.1) < first)), evs)) AS x0,
-        arraySum(x -> if(bitTest(x.2, 1) AND ((x.1) >= first) AND ((x.1) < (first + {p10:Int64})), x.3, 0), evs) AS y1,
-        arraySum(x -> if(bitTest(x.2, 1) AND ((x.1) >= (first - {p10:Int64})) AND ((x.1) < first), x.3, 0), evs) AS x1
+        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= first) AND ((x.1) < (first + {p11:Int64}))), evs)) AS y0,
+        toFloat64(arrayExists(x -> (bitTest(x.2, 0) AND ((x.1) >= (first - {p11:Int64})) AND ((x.1) < first)), evs)) AS x0,
+        arraySum(x -> if(bitTest(x.2, 1) AND ((x.1) >= first) AND ((x.1) < (first + {p11:Int64})), x.3, 0), evs) AS y1,
+        arraySum(x -> if(bitTest(x.2, 1) AND ((x.1) >= (first - {p11:Int64})) AND ((x.1) < first), x.3, 0), evs) AS x1
     FROM
     (
-        SELECT *
+        SELECT
+            person,
+            minIf(ev.1, exposed) AS first,
+            countIf(exposed) AS exposures,
+            groupUniqArrayIf(variant, exposed) AS variants,
+            groupArrayIf(ev, (ev.2) != 0) AS evs
         FROM
         (
             SELECT
-                if(ids.person_key = 0, x.id_key, ids.person_key) AS person,
-                minIf(x.first, x.exposures > 0) AS first,
-                sum(x.exposures) AS exposures,
-                groupUniqArrayArray(x.variants) AS variants,
-                groupArrayArray(x.evs) AS evs
-            FROM
-            (
-                SELECT
-                    id_key,
-                    minIf(ev.1, exposed) AS first,
-                    countIf(exposed) AS exposures,
-                    groupUniqArrayIf(variant, exposed) AS variants,
-                    groupArrayIf(ev, (ev.2) != 0) AS evs
-                FROM
-                (
-                    SELECT
-                        e.id_key AS id_key,
-                        (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AND (NOT has({p5:Array(String)}, e.device_type)) AS exposed,
-                        if(exposed, toString(e.properties.variant), '') AS variant,
-                        (toUnixTimestamp64Milli(e.ts), toUInt32(((e.event = {p6:String}) * 1) + ((e.event = {p7:String}) * 2)), ifNull(toFloat64OrNull(toString(e.properties.revenue)), 0)) AS ev
-                    FROM events AS e
-                    WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p8:DateTime64(3, 'UTC')}) AND (e.ts < {p9:DateTime64(3, 'UTC')}) AND (exposed OR (e.event = {p6:String}) OR (e.event = {p7:String}))
-                )
-                GROUP BY id_key
-            ) AS x
+                if(ids.person_key = 0, e.id_key, ids.person_key) AS person,
+                (e.event = {p1:String}) AND (toString(e.properties.experiment) = {p2:String}) AND (e.ts >= {p3:DateTime64(3, 'UTC')}) AND (e.ts < {p4:DateTime64(3, 'UTC')}) AND (NOT has({p5:Array(String)}, e.device_type)) AS exposed,
+                if(exposed, toString(e.properties.variant), '') AS variant,
+                (toUnixTimestamp64Milli(e.ts), toUInt32(((e.event = {p6:String}) * 1) + ((e.event = {p7:String}) * 2)), ifNull(toFloat64OrNull(toString(e.properties.revenue)), 0)) AS ev
+            FROM events AS e
             ANY LEFT JOIN
             (
                 SELECT
@@ -78,10 +64,11 @@ FROM
                 FROM identities
                 FINAL
                 WHERE project_id = {project_id:UInt32}
-            ) AS ids ON ids.id_key = x.id_key
-            GROUP BY person
+            ) AS ids ON ids.id_key = e.id_key
+            WHERE (e.project_id = {project_id:UInt32}) AND (e.ts >= {p9:DateTime64(3, 'UTC')}) AND (e.ts < {p10:DateTime64(3, 'UTC')}) AND (e.event IN ({p8:Array(String)})) AND (exposed OR (e.event = {p6:String}) OR (e.event = {p7:String}))
         )
-        WHERE exposures > 0
+        GROUP BY person
+        HAVING exposures > 0
     )
 )
 GROUP BY
