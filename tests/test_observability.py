@@ -116,7 +116,7 @@ def test_ingestion_requests_analyses_and_jobs_are_counted(observed):
     assert found[("nexus_dependency_up", (("dependency", "redis"),))] == 1
     assert found[("nexus_dependency_up", (("dependency", "clickhouse"),))] == 1
     # The engine's memory: all it tracks, at least its mark cache (the analyses above read marks), and its
-    # allocator's resident memory, which holds what it tracks
+    # allocator's summary, whose resident memory holds at least what it has allocated
     assert found[("nexus_engine_memory_bytes", (("kind", "tracked"),))] > 0
     assert 0 < found[("nexus_engine_memory_bytes", (("kind", "mark_cache"),))]
     assert found[("nexus_engine_memory_bytes", (("kind", "allocator_resident"),))] >= \
